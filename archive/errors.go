@@ -2,6 +2,7 @@ package archive
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 )
@@ -38,3 +39,77 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// Sentinel errors. They are for branching with errors.Is; the error returned usually wraps one of them
+// in an *Error (which says where) or with more detail. Their text has no package prefix: the command
+// line adds the program name.
+var (
+	// ErrIncomplete is returned by Open (and so by every command) for a directory that holds an
+	// interrupted export: a journal and no finished manifest. Resume continues it.
+	ErrIncomplete = errors.New("incomplete archive (run export with --resume)")
+
+	// ErrNotArchive is returned by Open and Resume for a directory that holds neither a manifest nor a
+	// journal, or whose manifest does not name the axarchive format.
+	ErrNotArchive = errors.New("not an axarchive archive")
+
+	// ErrVersion is returned by Open for a manifest (and by Resume for a journal) whose format version is
+	// outside MinVersion..MaxVersion.
+	ErrVersion = errors.New("unsupported archive format version")
+
+	// ErrManifest is returned by Open, wrapped in an *Error for data/manifest.json, for a manifest that is
+	// not valid JSON, not valid against schema/manifest.v1.json, or inconsistent in itself (paths, counts,
+	// ranges, digests). Open reports every such problem, joined.
+	ErrManifest = errors.New("invalid manifest")
+
+	// ErrCorrupt is returned by readers and reported by Verify, wrapped in an *Error, when the files do
+	// not match the manifest: missing, extra or unsafe files, sizes, SHA-256 digests, zstd frames, record
+	// counts, first and last tokens.
+	ErrCorrupt = errors.New("archive data does not match its manifest")
+
+	// ErrBag is reported by Verify, wrapped in an *Error, for BagIt tag files that are missing or wrong.
+	ErrBag = errors.New("invalid BagIt bag")
+
+	// ErrSequence is returned by readers and reported by Verify, wrapped in an *Error, for records out of
+	// order, duplicated, outside the archive's range, or missing where no gap is declared.
+	ErrSequence = errors.New("records out of sequence")
+
+	// ErrTooLarge is returned when a record line exceeds MaxRecordBytes, by the writer and the readers.
+	ErrTooLarge = errors.New("record exceeds the maximum record size")
+
+	// ErrVerify is returned by Archive.Verify when it found problems; the problems themselves went to
+	// VerifyOptions.Problem and are in the VerifyReport.
+	ErrVerify = errors.New("verification failed")
+
+	// ErrChain is returned by VerifyChain for archives that do not form an incremental chain.
+	ErrChain = errors.New("archives do not form a chain")
+
+	// ErrNotEmpty is returned by Create for a directory that exists and is not empty.
+	ErrNotEmpty = errors.New("directory is not empty")
+
+	// ErrComplete is returned by Resume for a directory that holds a finished archive.
+	ErrComplete = errors.New("archive is already complete")
+
+	// ErrMismatch is returned by Resume when the options differ from those of the interrupted export in
+	// a way that would make a different archive; the message names the field.
+	ErrMismatch = errors.New("options differ from the interrupted export")
+
+	// ErrGap is returned by Writer.WriteEvent, WriteEventLine and FinishEvents for tokens missing from the
+	// range when the export has no filter and no gap was declared with AddGap.
+	ErrGap = errors.New("tokens missing from the range")
+
+	// ErrOrder is returned by the Writer for a token or position that is not greater than the previous
+	// one, or outside the archive's range.
+	ErrOrder = errors.New("record out of order")
+
+	// ErrState is returned by the Writer for a call that its state does not allow, such as a snapshot
+	// before FinishEvents or with snapshot mode "none".
+	ErrState = errors.New("not allowed in the writer's state")
+
+	// ErrClosed is returned by the Writer after Close, Suspend or Abort.
+	ErrClosed = errors.New("writer is closed")
+)
+
+// errorf returns an *Error at path (line and token as given) wrapping a sentinel with detail.
+func errorf(path string, line, token int64, sentinel error, format string, args ...any) *Error {
+	return &Error{Path: path, Line: line, Token: token, Err: fmt.Errorf("%w: "+format, append([]any{sentinel}, args...)...)}
+}
