@@ -1,0 +1,703 @@
+package archive
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/klauspost/compress/zstd"
+	sjson "github.com/segmentio/encoding/json"
+)
+
+// A chunk is one zstd frame (content checksum on, window at most MaxWindowBytes) holding JSON Lines.
+// This file holds the codec: chunkWriter compresses and hashes while writing, chunkReader decompresses,
+// hashes, checks the frame's structure and splits lines, never trusting the file.
+
+// flushBytes is how much the writer gathers before hashing and compressing a run of lines: large enough
+// that per-call costs vanish, small enough to stay in cache.
+const flushBytes = 256 << 10
+
+// newEncoder returns the zstd encoder a Writer uses for all its chunks. The options are fixed so that
+// the same klauspost/compress version always writes the same bytes: concurrency is pinned (GOMAXPROCS
+// would otherwise choose between two code paths), and with 2 the encoder compresses one block in the
+// background while the caller hashes and fills the next, which is what keeps a 2-core export busy.
+func newEncoder(level int) (*zstd.Encoder, error) {
+	return zstd.NewWriter(nil,
+		zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)),
+		zstd.WithEncoderConcurrency(2),
+		zstd.WithWindowSize(MaxWindowBytes),
+		zstd.WithEncoderCRC(true),
+		zstd.WithZeroFrames(true),
+	)
+}
+
+// newDecoder returns a decoder with bounded memory: one block at a time (no read-ahead), a window of at
+// most MaxWindowBytes. The caller must Close it.
+func newDecoder() (*zstd.Decoder, error) {
+	return zstd.NewReader(nil,
+		zstd.WithDecoderConcurrency(1),
+		zstd.WithDecoderMaxWindow(MaxWindowBytes),
+		zstd.WithDecoderMaxMemory(MaxWindowBytes*2),
+		zstd.WithDecoderLowmem(true),
+	)
+}
+
+// hashWriter counts and hashes what passes through it.
+type hashWriter struct {
+	w io.Writer
+	h hash.Hash
+	n int64
+}
+
+func (w *hashWriter) Write(p []byte) (int, error) {
+	n, err := w.w.Write(p)
+	w.h.Write(p[:n])
+	w.n += int64(n)
+	return n, err
+}
+
+// chunkWriter writes one chunk file at a time to a temporary name; commit makes it durable and gives it
+// its final name.
+type chunkWriter struct {
+	enc    *zstd.Encoder
+	stream hash.Hash // the writer's running stream digest, fed the same bytes
+	sync   bool
+
+	dir     string // directory of the chunk files
+	info    ChunkInfo
+	f       *os.File
+	out     hashWriter
+	raw     hash.Hash
+	buf     []byte
+	tmpPath string
+}
+
+func (c *chunkWriter) open(root string, stream string, first int64, streamHash hash.Hash) error {
+	c.info = ChunkInfo{Path: chunkName(stream, first), Stream: stream, First: first, Last: first}
+	c.dir = filepath.Join(root, dataDir, stream)
+	final := filepath.Join(root, dataDir, filepath.FromSlash(c.info.Path))
+	c.tmpPath = final + tmpSuffix
+	f, err := os.OpenFile(c.tmpPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("create chunk: %w", err)
+	}
+	c.f = f
+	if c.raw == nil {
+		c.raw = sha256.New()
+	}
+	c.raw.Reset()
+	c.out = hashWriter{w: f, h: sha256.New()}
+	c.stream = streamHash
+	c.enc.Reset(&c.out)
+	if c.buf == nil {
+		c.buf = make([]byte, 0, flushBytes+64<<10)
+	}
+	c.buf = c.buf[:0]
+	return nil
+}
+
+// add appends one record line (with its LF) of the given token.
+func (c *chunkWriter) add(token int64, line []byte) error {
+	if c.info.Records == 0 {
+		c.info.First = token
+	}
+	c.info.Last = token
+	c.info.Records++
+	c.info.RawSize += int64(len(line))
+	if len(c.buf)+len(line) > cap(c.buf) {
+		if err := c.flush(); err != nil {
+			return err
+		}
+		if len(line) > cap(c.buf) {
+			return c.write(line)
+		}
+	}
+	c.buf = append(c.buf, line...)
+	if len(c.buf) >= flushBytes {
+		return c.flush()
+	}
+	return nil
+}
+
+func (c *chunkWriter) flush() error {
+	if len(c.buf) == 0 {
+		return nil
+	}
+	err := c.write(c.buf)
+	c.buf = c.buf[:0]
+	return err
+}
+
+func (c *chunkWriter) write(p []byte) error {
+	c.raw.Write(p)
+	c.stream.Write(p)
+	if _, err := c.enc.Write(p); err != nil {
+		return fmt.Errorf("compress chunk: %w", err)
+	}
+	return nil
+}
+
+// commit finishes the frame, makes the file durable, renames it to its final name and returns its
+// description. On error the temporary file is left for abort (or a later Resume) to remove.
+func (c *chunkWriter) commit() (ChunkInfo, error) {
+	if err := c.flush(); err != nil {
+		return ChunkInfo{}, err
+	}
+	if err := c.enc.Close(); err != nil {
+		return ChunkInfo{}, fmt.Errorf("compress chunk: %w", err)
+	}
+	if c.sync {
+		if err := c.f.Sync(); err != nil {
+			return ChunkInfo{}, fmt.Errorf("sync chunk: %w", err)
+		}
+	}
+	if err := c.f.Close(); err != nil {
+		c.f = nil
+		return ChunkInfo{}, fmt.Errorf("close chunk: %w", err)
+	}
+	c.f = nil
+	final := c.tmpPath[:len(c.tmpPath)-len(tmpSuffix)]
+	if err := os.Rename(c.tmpPath, final); err != nil {
+		return ChunkInfo{}, fmt.Errorf("commit chunk: %w", err)
+	}
+	if c.sync {
+		if err := syncDir(c.dir); err != nil {
+			return ChunkInfo{}, err
+		}
+	}
+	c.info.Size = c.out.n
+	c.info.SHA256 = hexSum(c.out.h)
+	c.info.RawSHA256 = hexSum(c.raw)
+	return c.info, nil
+}
+
+// abort discards the open chunk.
+func (c *chunkWriter) abort() {
+	c.enc.Reset(io.Discard)
+	if c.f != nil {
+		c.f.Close()
+		c.f = nil
+	}
+	if c.tmpPath != "" {
+		os.Remove(c.tmpPath)
+	}
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync directory: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// frameChecker reads a chunk file, hashing and counting every byte, and follows the structure of the
+// zstd frame (RFC 8878, section 3.1.1) as the bytes go by: exactly one frame, with the content checksum,
+// no dictionary, a window of at most MaxWindowBytes, well-formed block headers, and nothing after it.
+// It refuses to read beyond the size the manifest gives, so a grown file cannot make a reader loop.
+type frameChecker struct {
+	r     io.Reader
+	h     hash.Hash
+	n     int64
+	limit int64
+	err   error
+
+	state   int
+	hdr     [18]byte
+	hdrLen  int
+	hdrNeed int
+	blk     [3]byte
+	blkLen  int
+	skip    int64 // bytes left in the current block body or checksum
+	last    bool
+}
+
+const (
+	fcHeader = iota
+	fcBlockHeader
+	fcBlockBody
+	fcChecksum
+	fcDone
+)
+
+const maxBlockSize = 128 << 10
+
+func (c *frameChecker) reset(r io.Reader, limit int64) {
+	*c = frameChecker{r: r, h: c.h, limit: limit, hdrNeed: 5}
+	if c.h == nil {
+		c.h = sha256.New()
+	}
+	c.h.Reset()
+}
+
+func (c *frameChecker) Read(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	if room := c.limit - c.n + 1; int64(len(p)) > room {
+		p = p[:room] // read at most one byte past the expected size: enough to tell it is larger
+	}
+	n, err := c.r.Read(p)
+	c.h.Write(p[:n])
+	c.n += int64(n)
+	if c.n > c.limit {
+		c.err = fmt.Errorf("%w: the file is larger than the %d bytes of the manifest", ErrCorrupt, c.limit)
+		return 0, c.err
+	}
+	c.scan(p[:n])
+	if c.err != nil {
+		return 0, c.err
+	}
+	return n, err
+}
+
+func (c *frameChecker) fail(format string, args ...any) {
+	if c.err == nil {
+		c.err = fmt.Errorf("%w: zstd frame: "+format, append([]any{ErrCorrupt}, args...)...)
+	}
+}
+
+func (c *frameChecker) scan(p []byte) {
+	for len(p) > 0 && c.err == nil {
+		switch c.state {
+		case fcHeader:
+			k := copy(c.hdr[c.hdrLen:c.hdrNeed], p)
+			c.hdrLen += k
+			p = p[k:]
+			if c.hdrLen < c.hdrNeed {
+				return
+			}
+			if c.hdrNeed == 5 {
+				c.header5()
+			} else {
+				c.headerDone()
+			}
+		case fcBlockHeader:
+			k := copy(c.blk[c.blkLen:], p)
+			c.blkLen += k
+			p = p[k:]
+			if c.blkLen < 3 {
+				return
+			}
+			c.blkLen = 0
+			v := uint32(c.blk[0]) | uint32(c.blk[1])<<8 | uint32(c.blk[2])<<16
+			c.last = v&1 == 1
+			size := int64(v >> 3)
+			switch (v >> 1) & 3 {
+			case 1: // RLE: one byte, repeated size times
+				if size > maxBlockSize {
+					c.fail("block of %d bytes exceeds %d", size, maxBlockSize)
+				}
+				size = 1
+			case 3:
+				c.fail("reserved block type")
+			default:
+				if size > maxBlockSize {
+					c.fail("block of %d bytes exceeds %d", size, maxBlockSize)
+				}
+			}
+			c.skip = size
+			c.state = fcBlockBody
+			c.afterBody()
+		case fcBlockBody, fcChecksum:
+			k := int64(len(p))
+			if k > c.skip {
+				k = c.skip
+			}
+			c.skip -= k
+			p = p[k:]
+			if c.skip > 0 {
+				return
+			}
+			if c.state == fcBlockBody {
+				c.afterBody()
+			} else {
+				c.state = fcDone
+			}
+		case fcDone:
+			c.fail("data after the end of the frame")
+			return
+		}
+	}
+}
+
+// afterBody moves on once a block body has been skipped (or immediately for an empty one).
+func (c *frameChecker) afterBody() {
+	if c.skip > 0 {
+		return
+	}
+	if c.last {
+		c.state, c.skip = fcChecksum, 4
+	} else {
+		c.state = fcBlockHeader
+	}
+}
+
+func (c *frameChecker) header5() {
+	magic := binary.LittleEndian.Uint32(c.hdr[:4])
+	if magic != 0xFD2FB528 {
+		if magic&0xFFFFFFF0 == 0x184D2A50 {
+			c.fail("skippable frames are not allowed")
+		} else {
+			c.fail("not a zstd frame (magic %08x)", magic)
+		}
+		return
+	}
+	fhd := c.hdr[4]
+	fcsFlag, single := fhd>>6, fhd>>5&1 == 1
+	switch {
+	case fhd&0x08 != 0:
+		c.fail("reserved header bit set")
+	case fhd&0x04 == 0:
+		c.fail("no content checksum")
+	case fhd&0x03 != 0:
+		c.fail("dictionaries are not allowed")
+	}
+	need := 5
+	if !single {
+		need++
+	}
+	switch fcsFlag {
+	case 0:
+		if single {
+			need++
+		}
+	case 1:
+		need += 2
+	case 2:
+		need += 4
+	case 3:
+		need += 8
+	}
+	c.hdrNeed = need
+	if c.hdrLen >= need {
+		c.headerDone()
+	}
+}
+
+func (c *frameChecker) headerDone() {
+	fhd := c.hdr[4]
+	single := fhd>>5&1 == 1
+	if !single {
+		wd := c.hdr[5]
+		log := 10 + uint(wd>>3)
+		base := uint64(1) << log
+		window := base + base/8*uint64(wd&7)
+		if window > MaxWindowBytes {
+			c.fail("window of %d bytes exceeds %d", window, MaxWindowBytes)
+		}
+	} else {
+		fcs := c.hdr[5:c.hdrNeed]
+		var size uint64
+		switch len(fcs) {
+		case 1:
+			size = uint64(fcs[0])
+		case 2:
+			size = uint64(binary.LittleEndian.Uint16(fcs)) + 256
+		case 4:
+			size = uint64(binary.LittleEndian.Uint32(fcs))
+		case 8:
+			size = binary.LittleEndian.Uint64(fcs)
+		}
+		if size > MaxWindowBytes {
+			c.fail("single-segment frame of %d bytes exceeds %d", size, MaxWindowBytes)
+		}
+	}
+	c.state = fcBlockHeader
+}
+
+// complete reports whether a whole frame was seen.
+func (c *frameChecker) complete() error {
+	if c.err != nil {
+		return c.err
+	}
+	if c.state != fcDone {
+		return fmt.Errorf("%w: zstd frame is truncated", ErrCorrupt)
+	}
+	return nil
+}
+
+// rawReader counts and hashes the decompressed bytes and stops a decompression bomb: reading more than
+// limit bytes is an error, found after at most one byte too many.
+type rawReader struct {
+	r      io.Reader
+	h      hash.Hash
+	stream hash.Hash // optional: the reader's running stream digest
+	n      int64
+	limit  int64
+}
+
+func (r *rawReader) Read(p []byte) (int, error) {
+	if room := r.limit - r.n + 1; int64(len(p)) > room {
+		p = p[:room]
+	}
+	n, err := r.r.Read(p)
+	if r.n+int64(n) > r.limit {
+		// Deliver nothing beyond the limit: the lines up to it are read, then this error.
+		n = int(r.limit - r.n)
+		r.h.Write(p[:n])
+		if r.stream != nil {
+			r.stream.Write(p[:n])
+		}
+		r.n = r.limit + 1
+		return n, fmt.Errorf("%w: decompresses to more than the %d bytes of the manifest", ErrCorrupt, r.limit)
+	}
+	r.h.Write(p[:n])
+	if r.stream != nil {
+		r.stream.Write(p[:n])
+	}
+	r.n += int64(n)
+	return n, err
+}
+
+// chunkReader reads the lines of one chunk file, checking everything against its ChunkInfo. It owns
+// the file it opens; the decoder and buffers are lent by its user and reused from chunk to chunk.
+type chunkReader struct {
+	info  *ChunkInfo
+	path  string // relative to the archive root, for errors
+	f     *os.File
+	src   frameChecker
+	dec   *zstd.Decoder
+	raw   rawReader
+	br    *bufio.Reader
+	long  []byte
+	lines int64
+	eof   bool
+}
+
+const readBufferBytes = 256 << 10
+
+// open opens the chunk file under root. streamHash, if not nil, is fed the decompressed bytes.
+func (c *chunkReader) open(root string, info *ChunkInfo, dec *zstd.Decoder, streamHash hash.Hash) error {
+	c.info, c.path = info, info.archivePath()
+	c.lines, c.eof = 0, false
+	f, fi, err := openRegular(root, c.path)
+	if err != nil {
+		return c.fileError(err)
+	}
+	if fi.Size() != info.Size {
+		f.Close()
+		return errorf(c.path, 0, -1, ErrCorrupt, "size is %d bytes, the manifest says %d", fi.Size(), info.Size)
+	}
+	c.f = f
+	c.src.reset(f, info.Size)
+	c.dec = dec
+	if err := dec.Reset(&c.src); err != nil {
+		c.close()
+		return c.wrap(err)
+	}
+	if c.raw.h == nil {
+		c.raw.h = sha256.New()
+	}
+	c.raw.h.Reset()
+	c.raw = rawReader{r: dec, h: c.raw.h, stream: streamHash, limit: info.RawSize}
+	if c.br == nil {
+		c.br = bufio.NewReaderSize(&c.raw, readBufferBytes)
+	} else {
+		c.br.Reset(&c.raw)
+	}
+	return nil
+}
+
+func (c *chunkReader) fileError(err error) error {
+	if errors.Is(err, os.ErrNotExist) {
+		return errorf(c.path, 0, -1, ErrCorrupt, "missing")
+	}
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return errorf(c.path, 0, -1, ErrCorrupt, "%v", err)
+}
+
+// wrap turns an error met while reading into an *Error at the current line. A structural problem of
+// the frame is reported in preference to the decoder's view of it.
+func (c *chunkReader) wrap(err error) error {
+	var ae *Error
+	if errors.As(err, &ae) {
+		return err
+	}
+	if c.src.err != nil {
+		err = c.src.err
+	} else if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = fmt.Errorf("%w: truncated: %v", ErrCorrupt, err)
+	} else if !errors.Is(err, ErrCorrupt) {
+		err = fmt.Errorf("%w: decompress: %v", ErrCorrupt, err)
+	}
+	if c.lines > 0 {
+		err = fmt.Errorf("after line %d: %w", c.lines, err)
+	}
+	return &Error{Path: c.path, Token: -1, Err: err}
+}
+
+// readLine returns the next line with its LF, valid until the next call, or io.EOF after the last one.
+// It enforces MaxRecordBytes, and rejects empty lines and a last line without LF.
+func (c *chunkReader) readLine() ([]byte, error) {
+	if c.eof {
+		return nil, io.EOF
+	}
+	line, err := c.br.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		c.long = append(c.long[:0], line...)
+		for err == bufio.ErrBufferFull {
+			if len(c.long) > MaxRecordBytes {
+				return nil, &Error{Path: c.path, Line: c.lines + 1, Token: -1, Err: fmt.Errorf("%w: line longer than %d bytes", ErrTooLarge, MaxRecordBytes)}
+			}
+			line, err = c.br.ReadSlice('\n')
+			c.long = append(c.long, line...)
+		}
+		line = c.long
+	}
+	if err == io.EOF {
+		c.eof = true
+		if len(line) == 0 {
+			return nil, io.EOF
+		}
+		return nil, &Error{Path: c.path, Line: c.lines + 1, Token: -1, Err: fmt.Errorf("%w: the last line has no LF", ErrRecord)}
+	}
+	if err != nil {
+		c.eof = true
+		return nil, c.wrap(err)
+	}
+	c.lines++
+	if len(line) > MaxRecordBytes {
+		return nil, &Error{Path: c.path, Line: c.lines, Token: -1, Err: fmt.Errorf("%w: line of %d bytes is longer than %d", ErrTooLarge, len(line), MaxRecordBytes)}
+	}
+	if len(line) == 1 {
+		return nil, &Error{Path: c.path, Line: c.lines, Token: -1, Err: fmt.Errorf("%w: empty line", ErrRecord)}
+	}
+	if cap(c.long) > 4*readBufferBytes && len(line) <= readBufferBytes {
+		c.long = nil // do not keep a huge buffer for one long line
+	}
+	return line, nil
+}
+
+// finish checks, after readLine returned io.EOF, everything the manifest says about the chunk except
+// the tokens (which its user follows). Every mismatch found is returned, joined.
+func (c *chunkReader) finish() error {
+	var errs []error
+	fail := func(format string, args ...any) {
+		errs = append(errs, errorf(c.path, 0, -1, ErrCorrupt, format, args...))
+	}
+	// Read what the decoder left (nothing, for a valid chunk) so that size and digest cover the file.
+	if _, err := io.Copy(io.Discard, &c.src); err != nil {
+		errs = append(errs, c.wrap(err))
+	} else if err := c.src.complete(); err != nil {
+		errs = append(errs, &Error{Path: c.path, Token: -1, Err: err})
+	}
+	if c.src.n != c.info.Size {
+		fail("size is %d bytes, the manifest says %d", c.src.n, c.info.Size)
+	}
+	if sum := hexSum(c.src.h); sum != c.info.SHA256 {
+		fail("sha256 is %s, the manifest says %s", sum, c.info.SHA256)
+	}
+	if c.raw.n != c.info.RawSize {
+		fail("decompresses to %d bytes, the manifest says rawSize %d", c.raw.n, c.info.RawSize)
+	}
+	if sum := hexSum(c.raw.h); sum != c.info.RawSHA256 {
+		fail("decompressed sha256 is %s, the manifest says rawSha256 %s", sum, c.info.RawSHA256)
+	}
+	if c.lines != c.info.Records {
+		fail("holds %d records, the manifest says %d", c.lines, c.info.Records)
+	}
+	return joinErrors(errs)
+}
+
+// drain reads the rest of the file after an error, so that the file's size and digest can still be
+// compared with the manifest.
+func (c *chunkReader) drain() (size int64, sum string) {
+	if c.f == nil {
+		return 0, ""
+	}
+	c.src.err = nil
+	c.src.state = fcDone
+	buf := make([]byte, 32<<10)
+	for c.src.n <= c.info.Size {
+		n, err := c.f.Read(buf)
+		c.src.h.Write(buf[:n])
+		c.src.n += int64(n)
+		if err != nil {
+			break
+		}
+	}
+	return c.src.n, hexSum(c.src.h)
+}
+
+func (c *chunkReader) close() {
+	if c.f != nil {
+		c.f.Close()
+		c.f = nil
+	}
+}
+
+// leadingInt parses the integer that a canonical line starts with after prefix ({"token": or
+// {"position":) and the comma after it.
+func leadingInt(line []byte, prefix string) (int64, bool) {
+	if !bytes.HasPrefix(line, []byte(prefix)) {
+		return 0, false
+	}
+	rest := line[len(prefix):]
+	end := bytes.IndexByte(rest, ',')
+	if end <= 0 || end > 20 {
+		return 0, false
+	}
+	digits := rest[:end]
+	n, err := strconv.ParseInt(string(digits), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	// canonical: no sign, no leading zero
+	if digits[0] == '+' || (digits[0] == '0' && len(digits) > 1) || (digits[0] == '-' && (len(digits) == 1 || digits[1] == '0')) {
+		return 0, false
+	}
+	return n, true
+}
+
+const (
+	eventPrefix    = `{"token":`
+	snapshotPrefix = `{"position":`
+)
+
+// payloadTypeOf finds the payload type in a canonical line without decoding it: the first occurrence of
+// `,"payload":{"type":"` is the payload member (inside a JSON string every quote is escaped, so the
+// pattern cannot occur within one). A line without payload gives "". The result aliases line unless
+// the type has escapes.
+var payloadKey = []byte(`,"payload":{"type":`)
+
+func payloadTypeOf(line []byte) []byte {
+	i := bytes.Index(line, payloadKey)
+	if i < 0 {
+		return nil
+	}
+	s := line[i+len(payloadKey):] // starts at the opening quote
+	escaped := false
+	for j := 1; j < len(s); j++ {
+		switch s[j] {
+		case '\\':
+			escaped = true
+			j++
+		case '"':
+			if !escaped {
+				return s[1:j]
+			}
+			var t string
+			if err := sjson.Unmarshal(s[:j+1], &t); err != nil {
+				return nil
+			}
+			return []byte(t)
+		}
+	}
+	return nil
+}

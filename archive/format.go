@@ -1,0 +1,173 @@
+package archive
+
+import (
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+)
+
+// Format identification. A manifest carries FormatName and a version; Open accepts the versions from
+// MinVersion to MaxVersion and rejects the others with ErrVersion. Writers write Version.
+const (
+	FormatName = "axarchive"
+	Version    = 1
+	MinVersion = 1
+	MaxVersion = 1
+)
+
+// Limits of format version 1 (SPEC.md, "Chunks"). Writers never exceed them and readers reject data
+// that does.
+const (
+	// MaxRecordBytes bounds one JSON line, its final LF included.
+	MaxRecordBytes = 64 << 20
+	// MaxWindowBytes bounds the zstd window of a chunk (and the content size of a single-segment frame):
+	// what a decoder must hold in memory.
+	MaxWindowBytes = 8 << 20
+)
+
+// Defaults of Options.
+const (
+	DefaultChunkBytes   = 64 << 20
+	DefaultChunkRecords = 1_000_000
+)
+
+// The two record streams of an archive.
+const (
+	StreamEvents    = "events"
+	StreamSnapshots = "snapshots"
+)
+
+// Snapshot modes recorded in the manifest: which snapshots the export selected.
+const (
+	SnapshotsAll    = "all"
+	SnapshotsLatest = "latest"
+	SnapshotsNone   = "none"
+)
+
+// Source kinds.
+const (
+	SourceServer   = "server"
+	SourceSegments = "segments"
+)
+
+// Paths inside an archive, slash-separated, relative to its root.
+const (
+	dataDir          = "data"
+	manifestPath     = "data/manifest.json"
+	journalPath      = "journal.json"
+	bagitPath        = "bagit.txt"
+	bagInfoPath      = "bag-info.txt"
+	bagManifestPath  = "manifest-sha256.txt"
+	tagManifestPath  = "tagmanifest-sha256.txt"
+	tmpSuffix        = ".tmp"
+	chunkSuffix      = ".jsonl.zst"
+	chunkNameDigits  = 20
+	maxManifestBytes = 64 << 20 // a manifest is O(chunks + payload types); anything larger is refused
+	maxJournalBytes  = 64 << 20
+	maxTagFileBytes  = 64 << 20
+)
+
+// chunkName returns the path, relative to data/, of the chunk of stream starting at first.
+func chunkName(stream string, first int64) string {
+	return fmt.Sprintf("%s/%020d%s", stream, first, chunkSuffix)
+}
+
+// parseChunkName checks that rel (relative to data/) is exactly a chunk name that a writer can produce
+// and returns its stream and number. Anything else (other directories, "..", absolute paths, other
+// digits, other suffixes) is refused, so a path taken from a manifest can never leave data/.
+func parseChunkName(rel string) (stream string, first int64, ok bool) {
+	dir, name := path.Split(rel)
+	switch dir {
+	case StreamEvents + "/":
+		stream = StreamEvents
+	case StreamSnapshots + "/":
+		stream = StreamSnapshots
+	default:
+		return "", 0, false
+	}
+	if len(name) != chunkNameDigits+len(chunkSuffix) || name[chunkNameDigits:] != chunkSuffix {
+		return "", 0, false
+	}
+	digits := name[:chunkNameDigits]
+	for i := 0; i < len(digits); i++ {
+		if digits[i] < '0' || digits[i] > '9' {
+			return "", 0, false
+		}
+	}
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil {
+		return "", 0, false
+	}
+	return stream, n, true
+}
+
+// lstatRegular checks that root/rel and every directory on the way (below root) exist and are not
+// symbolic links, and that rel is a regular file. It returns the file's info.
+func lstatRegular(root, rel string) (os.FileInfo, error) {
+	dir := path.Dir(rel)
+	if dir != "." {
+		acc := ""
+		for _, part := range splitPath(dir) {
+			acc = path.Join(acc, part)
+			fi, err := os.Lstat(filepath.Join(root, filepath.FromSlash(acc)))
+			if err != nil {
+				return nil, err
+			}
+			if fi.Mode()&os.ModeSymlink != 0 {
+				return nil, fmt.Errorf("%s is a symbolic link", acc)
+			}
+			if !fi.IsDir() {
+				return nil, fmt.Errorf("%s is not a directory", acc)
+			}
+		}
+	}
+	fi, err := os.Lstat(filepath.Join(root, filepath.FromSlash(rel)))
+	if err != nil {
+		return nil, err
+	}
+	if fi.Mode()&os.ModeSymlink != 0 {
+		return nil, fmt.Errorf("is a symbolic link")
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("is not a regular file")
+	}
+	return fi, nil
+}
+
+func splitPath(p string) []string {
+	var parts []string
+	for p != "" && p != "." {
+		d, f := path.Split(p)
+		parts = append([]string{f}, parts...)
+		p = path.Clean(d)
+		if p == "/" {
+			break
+		}
+	}
+	return parts
+}
+
+// openRegular opens root/rel for reading after lstatRegular, and makes sure that the file opened is the
+// one checked (no symbolic link swapped in between).
+func openRegular(root, rel string) (*os.File, os.FileInfo, error) {
+	fi, err := lstatRegular(root, rel)
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err := os.Open(filepath.Join(root, filepath.FromSlash(rel)))
+	if err != nil {
+		return nil, nil, err
+	}
+	fi2, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if !os.SameFile(fi, fi2) {
+		f.Close()
+		return nil, nil, fmt.Errorf("changed while being opened")
+	}
+	return f, fi2, nil
+}

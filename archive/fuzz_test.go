@@ -1,0 +1,255 @@
+package archive
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	sjson "github.com/segmentio/encoding/json"
+)
+
+// The seed corpora live in testdata/fuzz/<FuzzName>/ (written by TestGolden -update from the golden
+// archive); f.Add adds a few more here.
+
+// FuzzManifest feeds arbitrary bytes to the manifest parser: it must never panic, and a manifest it
+// accepts must survive a marshal and parse round trip unchanged.
+func FuzzManifest(f *testing.F) {
+	b, err := os.ReadFile(filepath.Join(vectorsDir, "golden", "data", "manifest.json"))
+	if err == nil {
+		f.Add(b)
+	}
+	f.Add([]byte(`{"format":"axarchive","version":1}`))
+	f.Add([]byte(`{"format":"axarchive","version":99999999999999999999}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := parseManifest(data)
+		if err != nil {
+			return
+		}
+		out, err := marshalManifest(m)
+		if err != nil {
+			t.Fatalf("marshal an accepted manifest: %v", err)
+		}
+		m2, err := parseManifest(out)
+		if err != nil {
+			t.Fatalf("re-parse an accepted manifest: %v\n%s", err, out)
+		}
+		out2, _ := marshalManifest(m2)
+		if !bytes.Equal(out, out2) {
+			t.Fatalf("manifest round trip differs:\n%s\n%s", out, out2)
+		}
+		for _, c := range m.Chunks {
+			if _, _, ok := parseChunkName(c.Path); !ok {
+				t.Fatalf("accepted chunk path %q", c.Path)
+			}
+		}
+	})
+}
+
+// FuzzChunk feeds an arbitrary chunk file (described by a manifest entry that believes its size and
+// digest, and claims rawSize) to the chunk reader: it must never panic, never read more than rawSize,
+// and only end cleanly on content that matches the entry.
+func FuzzChunk(f *testing.F) {
+	raw := lines(0, 1, 2)
+	f.Add(zstdCompress(raw), uint32(len(raw)), uint8(3))
+	f.Add([]byte{0x28, 0xb5, 0x2f, 0xfd, 0x24, 0x00, 0x01, 0x00, 0x00, 0x99, 0xe9, 0xd8, 0x51}, uint32(0), uint8(0))
+	f.Add([]byte("not zstd"), uint32(10), uint8(1))
+	dir := f.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "data", "events"), 0o755); err != nil {
+		f.Fatal(err)
+	}
+	dec, err := newDecoder()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(dec.Close)
+	f.Fuzz(func(t *testing.T, zb []byte, rawSize uint32, records uint8) {
+		rawSize %= 1 << 20 // a claimed size is a bound on work; keep the fuzzer's small
+		info := ChunkInfo{Path: chunkName(StreamEvents, 0), Stream: StreamEvents, Records: int64(records), Last: 1 << 40,
+			Size: int64(len(zb)), SHA256: sha256hex(zb), RawSize: int64(rawSize)}
+		if err := os.WriteFile(filepath.Join(dir, filepath.FromSlash(info.archivePath())), zb, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var cr chunkReader
+		if err := cr.open(dir, &info, dec, nil); err != nil {
+			return
+		}
+		defer cr.close()
+		var content []byte
+		for {
+			line, err := cr.readLine()
+			if err != nil {
+				break
+			}
+			content = append(content, line...)
+		}
+		if int64(len(content)) > int64(rawSize) {
+			t.Fatalf("read %d bytes, more than rawSize %d", len(content), rawSize)
+		}
+		info.RawSHA256 = sha256hex(content)
+		if err := cr.finish(); err == nil {
+			if int64(len(content)) != int64(rawSize) || int64(bytes.Count(content, []byte("\n"))) != int64(records) {
+				t.Fatalf("clean end on content that does not match the entry")
+			}
+		}
+	})
+}
+
+// FuzzEventJSON checks the record codec and the schema validation on arbitrary lines: a line that
+// ParseEventJSON (or ParseSnapshotJSON) accepts is reproduced byte for byte by AppendEventJSON, is valid
+// against the schema, and its projection computed from the record equals the projection of the decoded
+// line. Nothing panics.
+func FuzzEventJSON(f *testing.F) {
+	for _, r := range edgeEvents(0) {
+		f.Add(AppendEventJSON(nil, &r))
+	}
+	for _, r := range edgeSnapshots() {
+		f.Add(AppendSnapshotJSON(nil, &r))
+	}
+	f.Add([]byte(`{"token":1,"messageId":"","timestamp":0}`))
+	evSchema, snSchema := newRecordSchema(StreamEvents), newRecordSchema(StreamSnapshots)
+	f.Fuzz(func(t *testing.T, line []byte) {
+		for _, snapshot := range []bool{false, true} {
+			var r Record
+			parse, appendJSON, rs := ParseEventJSON, AppendEventJSON, evSchema
+			if snapshot {
+				parse, appendJSON, rs = ParseSnapshotJSON, AppendSnapshotJSON, snSchema
+			}
+			if err := parse(line, &r); err != nil {
+				// Still never panics.
+				_ = rs.v.ValidateLine(line)
+				continue
+			}
+			want := line
+			if len(want) == 0 || want[len(want)-1] != '\n' {
+				want = append(append([]byte(nil), line...), '\n')
+			}
+			if got := appendJSON(nil, &r); !bytes.Equal(got, want) {
+				t.Fatalf("accepted %q but re-encodes as %q", want, got)
+			}
+			if err := rs.v.ValidateLine(line); err != nil {
+				t.Fatalf("accepted %q but the schema rejects it: %v", line, err)
+			}
+			if err := projectionsAgree(rs, line, &r); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
+
+// projectionsAgree compares the projection computed from a record with the one computed from its
+// decoded line, as JSON values.
+func projectionsAgree(rs *recordSchema, line []byte, r *Record) error {
+	var doc any
+	if _, err := sjson.Parse(bytes.TrimSuffix(line, []byte("\n")), &doc, sjson.UseNumber); err != nil {
+		return err
+	}
+	fromDoc := normalizeJSON(rs.v.Project(doc))
+	var fromRec any
+	p := rs.appendProjection(nil, r)
+	if _, err := sjson.Parse(p, &fromRec, sjson.UseNumber); err != nil {
+		return fmt.Errorf("projection %s is not JSON: %v", p, err)
+	}
+	a, _ := sjson.Marshal(fromDoc)
+	b, _ := sjson.Marshal(normalizeJSON(fromRec))
+	if !bytes.Equal(a, b) {
+		return fmt.Errorf("projections differ for %s:\nfrom the line:   %s\nfrom the record: %s", line, a, b)
+	}
+	return nil
+}
+
+// normalizeJSON sorts the metadata array of a projection by its members' JSON, so that two projections
+// of the same set compare equal.
+func normalizeJSON(v any) any {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return v
+	}
+	if list, ok := m["metadata"].([]any); ok {
+		keyed := make([]string, len(list))
+		for i, e := range list {
+			b, _ := sjson.Marshal(e)
+			keyed[i] = string(b)
+		}
+		sortTogether(keyed, list)
+	}
+	return m
+}
+
+func sortTogether(keys []string, vals []any) {
+	for i := 1; i < len(keys); i++ {
+		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
+			keys[j], keys[j-1] = keys[j-1], keys[j]
+			vals[j], vals[j-1] = vals[j-1], vals[j]
+		}
+	}
+}
+
+// TestProjectionFromRecord runs the projection property on every record the tests know, and on
+// records with values outside the schema's patterns.
+func TestProjectionFromRecord(t *testing.T) {
+	rs := newRecordSchema(StreamEvents)
+	recs := append(edgeEvents(0), plainEvents(100, 50)...)
+	recs = append(recs, Record{Token: -5, MessageID: "neg"})
+	for i := range recs {
+		line := AppendEventJSON(nil, &recs[i])
+		if err := projectionsAgree(rs, line, &recs[i]); err != nil {
+			t.Error(err)
+		}
+	}
+	// A negative token is canonical but not schema-valid: both paths must say so.
+	bad := Record{Token: -5, MessageID: "neg"}
+	if _, err := rs.check(AppendEventJSON(nil, &bad), &bad, true, nil); err == nil {
+		t.Error("negative token accepted by the schema")
+	}
+}
+
+// writeFuzzSeeds writes the committed seed corpora from the golden archive (called by TestGolden
+// -update).
+func writeFuzzSeeds(t *testing.T) {
+	golden := filepath.Join(vectorsDir, "golden")
+	write := func(fuzz, name string, args ...any) {
+		dir := filepath.Join("testdata", "fuzz", fuzz)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		b.WriteString("go test fuzz v1\n")
+		for _, a := range args {
+			switch v := a.(type) {
+			case []byte:
+				fmt.Fprintf(&b, "[]byte(%q)\n", v)
+			case uint32:
+				fmt.Fprintf(&b, "uint32(%d)\n", v)
+			case uint8:
+				fmt.Fprintf(&b, "byte(%q)\n", v)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := os.ReadFile(filepath.Join(golden, "data", "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("FuzzManifest", "golden", m)
+	write("FuzzManifest", "truncated", m[:len(m)/2])
+	write("FuzzManifest", "version2", bytes.Replace(m, []byte(`"version": 1`), []byte(`"version": 2`), 1))
+	a := mustOpen(t, golden)
+	for i, c := range a.Manifest().Chunks[:2] {
+		zb, err := os.ReadFile(filepath.Join(golden, filepath.FromSlash(c.archivePath())))
+		if err != nil {
+			t.Fatal(err)
+		}
+		write("FuzzChunk", fmt.Sprintf("golden-%d", i), zb, uint32(c.RawSize), uint8(c.Records))
+		write("FuzzChunk", fmt.Sprintf("golden-%d-truncated", i), zb[:len(zb)*2/3], uint32(c.RawSize), uint8(c.Records))
+	}
+	for i, line := range readAll(t, a, StreamEvents)[:16] {
+		write("FuzzEventJSON", fmt.Sprintf("golden-%02d", i), []byte(line))
+	}
+	for i, line := range readAll(t, a, StreamSnapshots) {
+		write("FuzzEventJSON", fmt.Sprintf("golden-snapshot-%d", i), []byte(line))
+	}
+}

@@ -1,0 +1,996 @@
+package archive
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/klauspost/compress/zstd"
+	sjson "github.com/segmentio/encoding/json"
+)
+
+// VerifyOptions configure Archive.Verify. The zero value runs a full verification on all cores.
+type VerifyOptions struct {
+	// Quick checks the BagIt files, the file list, and every file's size and SHA-256 (and the
+	// structure of each zstd frame), without decompressing.
+	Quick bool
+	// Problem, if set, is called with every problem as it is found, in a deterministic order (tag files,
+	// file list, chunks in manifest order, line by line, then stream totals), from the goroutine that
+	// called Verify.
+	Problem func(*Error)
+	// Workers bounds the goroutines that hash and validate; zero means GOMAXPROCS.
+	Workers int
+}
+
+// VerifyReport is the outcome of Archive.Verify.
+type VerifyReport struct {
+	Quick     bool  `json:"quick"`
+	Chunks    int   `json:"chunks"`    // chunk files checked
+	Bytes     int64 `json:"bytes"`     // compressed bytes read
+	RawBytes  int64 `json:"rawBytes"`  // decompressed bytes checked (full verification)
+	Events    int64 `json:"events"`    // event records checked (full verification)
+	Snapshots int64 `json:"snapshots"` // snapshot records checked (full verification)
+	// Fingerprint is computed from the records read (full verification), not taken from the manifest.
+	Fingerprint  string   `json:"fingerprint,omitempty"`
+	ProblemCount int64    `json:"problemCount"`
+	Problems     []*Error `json:"-"` // the first MaxReportedProblems
+}
+
+// MaxReportedProblems bounds VerifyReport.Problems; VerifyOptions.Problem sees all of them, except that
+// a chunk reports at most maxChunkLineProblems line-level problems.
+const MaxReportedProblems = 1000
+
+const maxChunkLineProblems = 100
+
+// OK reports whether no problem was found.
+func (r *VerifyReport) OK() bool { return r.ProblemCount == 0 }
+
+// Err returns nil when no problem was found, else an error wrapping ErrVerify and the problems kept in
+// the report (one per line in its message; errors.Is and errors.As see each of them).
+func (r *VerifyReport) Err() error {
+	if r.OK() {
+		return nil
+	}
+	errs := []error{fmt.Errorf("%w: %d problems", ErrVerify, r.ProblemCount)}
+	for _, p := range r.Problems {
+		errs = append(errs, p)
+	}
+	return joinErrors(errs)
+}
+
+type verifier struct {
+	ctx    context.Context
+	a      *Archive
+	opts   VerifyOptions
+	report *VerifyReport
+	// payload files found on disk (relative to the archive root) with their sizes
+	found   map[string]int64
+	sums    map[string]string // SHA-256 of chunk files as read
+	workers int
+
+	events, snapshots *recordSchema
+}
+
+func (v *verifier) problem(e *Error) {
+	v.report.ProblemCount++
+	if len(v.report.Problems) < MaxReportedProblems {
+		v.report.Problems = append(v.report.Problems, e)
+	}
+	if v.opts.Problem != nil {
+		v.opts.Problem(e)
+	}
+}
+
+func (v *verifier) problems(err error) {
+	if err == nil {
+		return
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			v.problems(e)
+		}
+		return
+	}
+	var ae *Error
+	if errors.As(err, &ae) {
+		v.problem(ae)
+	} else {
+		v.problem(&Error{Token: -1, Err: err})
+	}
+}
+
+// Verify checks the archive against its manifest and the format (SPEC.md, "Verification"): the BagIt
+// files and every digest in them, that the files present are exactly those listed (no symbolic links),
+// every chunk's size, SHA-256 and zstd frame; and, unless opts.Quick, every chunk decompressed (sizes,
+// digests, record counts), every record against the JSON Schema and the canonical encoding, token order
+// and continuity (or the declared gaps), first and last tokens, per-type counts, the stream digests and
+// the fingerprint. It reports every problem, not just the first. It returns an error wrapping ErrVerify
+// when it found any, the context's error when cancelled, and nil otherwise; the report is returned in
+// every case.
+func (a *Archive) Verify(ctx context.Context, opts VerifyOptions) (*VerifyReport, error) {
+	v := &verifier{ctx: ctx, a: a, opts: opts, report: &VerifyReport{Quick: opts.Quick},
+		found: map[string]int64{}, sums: map[string]string{}}
+	v.events, v.snapshots = newRecordSchema(StreamEvents), newRecordSchema(StreamSnapshots)
+	v.workers = opts.Workers
+	if v.workers <= 0 {
+		v.workers = runtime.GOMAXPROCS(0)
+	}
+	tags := v.readTags()
+	v.walk()
+	v.checkBag(tags)
+	var err error
+	if opts.Quick {
+		err = v.quickChunks()
+	} else {
+		err = v.fullChunks()
+	}
+	if err == nil {
+		v.checkPayloadManifest(tags)
+	}
+	if err != nil {
+		return v.report, err
+	}
+	if v.report.ProblemCount > 0 {
+		return v.report, fmt.Errorf("%w: %d problems", ErrVerify, v.report.ProblemCount)
+	}
+	return v.report, nil
+}
+
+// tags holds the tag files as read.
+type tags struct {
+	data map[string][]byte
+}
+
+func (v *verifier) readTags() *tags {
+	t := &tags{data: map[string][]byte{}}
+	for _, rel := range []string{bagitPath, bagInfoPath, bagManifestPath, tagManifestPath} {
+		b, err := readSmallFile(v.a.dir, rel, maxTagFileBytes)
+		if err != nil {
+			var ae *Error
+			if errors.As(err, &ae) {
+				ae.Err = fmt.Errorf("%w: %v", ErrBag, ae.Err)
+				v.problem(ae)
+			} else if errors.Is(err, os.ErrNotExist) {
+				v.problem(errorf(rel, 0, -1, ErrBag, "missing"))
+			} else {
+				v.problem(errorf(rel, 0, -1, ErrBag, "%v", unwrapPath(err)))
+			}
+			continue
+		}
+		t.data[rel] = b
+	}
+	return t
+}
+
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// walk lists what is in the archive directory and reports what does not belong there.
+func (v *verifier) walk() {
+	listed := map[string]bool{}
+	for _, c := range v.a.m.Chunks {
+		listed[c.archivePath()] = true
+	}
+	root := v.a.dir
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		v.problem(errorf(".", 0, -1, ErrCorrupt, "%v", unwrapPath(err)))
+		return
+	}
+	for _, e := range entries {
+		name := e.Name()
+		switch {
+		case name == dataDir && e.IsDir():
+		case (name == bagitPath || name == bagInfoPath || name == bagManifestPath || name == tagManifestPath) && e.Type().IsRegular():
+		case e.Type()&os.ModeSymlink != 0:
+			v.problem(errorf(name, 0, -1, ErrCorrupt, "symbolic link"))
+		default:
+			v.problem(errorf(name, 0, -1, ErrCorrupt, "unexpected file (not part of the archive)"))
+		}
+	}
+	v.walkData(dataDir, listed)
+}
+
+func (v *verifier) walkData(rel string, listed map[string]bool) {
+	fi, err := os.Lstat(filepath.Join(v.a.dir, filepath.FromSlash(rel)))
+	if err != nil {
+		v.problem(errorf(rel, 0, -1, ErrCorrupt, "%v", unwrapPath(err)))
+		return
+	}
+	if fi.Mode()&os.ModeSymlink != 0 || !fi.IsDir() {
+		v.problem(errorf(rel, 0, -1, ErrCorrupt, "not a directory"))
+		return
+	}
+	entries, err := os.ReadDir(filepath.Join(v.a.dir, filepath.FromSlash(rel)))
+	if err != nil {
+		v.problem(errorf(rel, 0, -1, ErrCorrupt, "%v", unwrapPath(err)))
+		return
+	}
+	for _, e := range entries {
+		p := rel + "/" + e.Name()
+		switch {
+		case e.Type()&os.ModeSymlink != 0:
+			if !listed[p] { // a listed chunk's own check reports it
+				v.problem(errorf(p, 0, -1, ErrCorrupt, "symbolic link"))
+			}
+		case e.IsDir() && rel == dataDir && (e.Name() == StreamEvents || e.Name() == StreamSnapshots):
+			v.walkData(p, listed)
+		case e.IsDir():
+			v.problem(errorf(p, 0, -1, ErrCorrupt, "unexpected directory (not listed in %s)", manifestPath))
+		case !e.Type().IsRegular():
+			v.problem(errorf(p, 0, -1, ErrCorrupt, "not a regular file"))
+		case p == manifestPath || listed[p]:
+			if info, err := e.Info(); err == nil {
+				v.found[p] = info.Size()
+			}
+		default:
+			if info, err := e.Info(); err == nil {
+				v.found[p] = info.Size()
+			}
+			v.problem(errorf(p, 0, -1, ErrCorrupt, "file not listed in %s", manifestPath))
+		}
+	}
+}
+
+// checkBag checks bagit.txt, bag-info.txt and tagmanifest-sha256.txt.
+func (v *verifier) checkBag(t *tags) {
+	if b, ok := t.data[bagitPath]; ok {
+		lines := strings.Split(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n")
+		if len(lines) != 3 || lines[0] != "BagIt-Version: 1.0" || lines[1] != "Tag-File-Character-Encoding: UTF-8" || lines[2] != "" {
+			v.problem(errorf(bagitPath, 0, -1, ErrBag, "want exactly %q", bagitContent))
+		}
+	}
+	if b, ok := t.data[bagInfoPath]; ok {
+		fields, problems := parseBagInfo(b)
+		for _, p := range problems {
+			v.problem(p)
+		}
+		get := func(label string) (bagInfoField, bool) {
+			for _, f := range fields {
+				if strings.EqualFold(f.label, label) {
+					return f, true
+				}
+			}
+			v.problem(errorf(bagInfoPath, 0, -1, ErrBag, "no %s", label))
+			return bagInfoField{}, false
+		}
+		m := v.a.m
+		if f, ok := get(bagFormat); ok && f.value != bagFormatValue(m.Version) {
+			v.problem(errorf(bagInfoPath, f.line, -1, ErrBag, "%s is %q, the manifest has %q", bagFormat, f.value, bagFormatValue(m.Version)))
+		}
+		if f, ok := get(bagFingerprint); ok && f.value != m.Fingerprint {
+			v.problem(errorf(bagInfoPath, f.line, -1, ErrBag, "%s is %s, the manifest has %s", bagFingerprint, f.value, m.Fingerprint))
+		}
+		if f, ok := get(bagDate); ok && !validDate(f.value) {
+			v.problem(errorf(bagInfoPath, f.line, -1, ErrBag, "%s %q is not YYYY-MM-DD", bagDate, f.value))
+		}
+		if f, ok := get(bagOxum); ok {
+			var n int64
+			for _, size := range v.found {
+				n += size
+			}
+			if want := fmt.Sprintf("%d.%d", n, len(v.found)); f.value != want {
+				v.problem(errorf(bagInfoPath, f.line, -1, ErrBag, "%s is %s, the payload has %s (octets.files)", bagOxum, f.value, want))
+			}
+		}
+	}
+	b, ok := t.data[tagManifestPath]
+	if !ok {
+		return
+	}
+	entries, problems := parseBagManifest(tagManifestPath, b)
+	for _, p := range problems {
+		v.problem(p)
+	}
+	seen := map[string]bool{}
+	for _, e := range entries {
+		switch {
+		case e.path != bagitPath && e.path != bagInfoPath && e.path != bagManifestPath:
+			v.problem(errorf(tagManifestPath, e.line, -1, ErrBag, "lists %q, which is not a tag file of the archive", e.path))
+			continue
+		case seen[e.path]:
+			v.problem(errorf(tagManifestPath, e.line, -1, ErrBag, "lists %s twice", e.path))
+			continue
+		}
+		seen[e.path] = true
+		if data, ok := t.data[e.path]; ok {
+			if sum := fmt.Sprintf("%x", sha256.Sum256(data)); sum != e.sum {
+				v.problem(errorf(e.path, 0, -1, ErrBag, "sha256 is %s, %s says %s", sum, tagManifestPath, e.sum))
+			}
+		}
+	}
+	for _, p := range []string{bagitPath, bagInfoPath, bagManifestPath} {
+		if !seen[p] {
+			v.problem(errorf(tagManifestPath, 0, -1, ErrBag, "does not list %s", p))
+		}
+	}
+}
+
+func validDate(s string) bool {
+	if len(s) != 10 || s[4] != '-' || s[7] != '-' {
+		return false
+	}
+	for i, c := range s {
+		if i != 4 && i != 7 && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkPayloadManifest checks manifest-sha256.txt against the manifest and the files as read.
+func (v *verifier) checkPayloadManifest(t *tags) {
+	b, ok := t.data[bagManifestPath]
+	if !ok {
+		return
+	}
+	entries, problems := parseBagManifest(bagManifestPath, b)
+	for _, p := range problems {
+		v.problem(p)
+	}
+	want := map[string]string{manifestPath: v.a.manifestSum}
+	for _, c := range v.a.m.Chunks {
+		want[c.archivePath()] = c.SHA256
+	}
+	seen := map[string]bool{}
+	for _, e := range entries {
+		expected, known := want[e.path]
+		switch {
+		case !known:
+			v.problem(errorf(bagManifestPath, e.line, -1, ErrBag, "lists %q, which is not a payload file of the archive", e.path))
+			continue
+		case seen[e.path]:
+			v.problem(errorf(bagManifestPath, e.line, -1, ErrBag, "lists %s twice", e.path))
+			continue
+		}
+		seen[e.path] = true
+		if e.sum != expected {
+			v.problem(errorf(bagManifestPath, e.line, -1, ErrBag, "sha256 of %s is %s, %s says %s", e.path, e.sum, manifestPath, expected))
+		} else if actual, ok := v.sums[e.path]; ok && actual != e.sum {
+			v.problem(errorf(e.path, 0, -1, ErrBag, "sha256 is %s, %s says %s", actual, bagManifestPath, e.sum))
+		}
+	}
+	paths := make([]string, 0, len(want))
+	for p := range want {
+		paths = append(paths, p)
+	}
+	slices.Sort(paths)
+	for _, p := range paths {
+		if !seen[p] {
+			v.problem(errorf(bagManifestPath, 0, -1, ErrBag, "does not list %s", p))
+		}
+	}
+}
+
+// quickChunks hashes every chunk file (and follows its zstd frame structure) on the workers, reporting
+// in manifest order.
+func (v *verifier) quickChunks() error {
+	chunks := v.a.m.Chunks
+	type result struct {
+		sum  string
+		n    int64
+		errs error
+	}
+	results := make([]chan result, len(chunks))
+	for i := range results {
+		results[i] = make(chan result, 1)
+	}
+	next := make(chan int)
+	ctx, cancel := context.WithCancel(v.ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for range min(v.workers, max(len(chunks), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 256<<10)
+			for i := range next {
+				c := &chunks[i]
+				var r chunkReader
+				r.info, r.path = c, c.archivePath()
+				f, fi, err := openRegular(v.a.dir, r.path)
+				if err != nil {
+					results[i] <- result{errs: r.fileError(err)}
+					continue
+				}
+				var errs []error
+				if fi.Size() != c.Size {
+					errs = append(errs, errorf(r.path, 0, -1, ErrCorrupt, "size is %d bytes, the manifest says %d", fi.Size(), c.Size))
+				}
+				r.src.reset(f, max(c.Size, fi.Size()))
+				var rerr error
+				for rerr == nil && ctx.Err() == nil {
+					_, rerr = r.src.Read(buf)
+				}
+				f.Close()
+				if rerr != io.EOF && ctx.Err() == nil {
+					if errors.Is(rerr, ErrCorrupt) {
+						// Keep hashing past a structural problem so the digest is still compared.
+						errs = append(errs, &Error{Path: r.path, Token: -1, Err: rerr})
+						r.f = nil
+					} else {
+						errs = append(errs, errorf(r.path, 0, -1, ErrCorrupt, "%v", unwrapPath(rerr)))
+					}
+				} else if err := r.src.complete(); err != nil {
+					errs = append(errs, &Error{Path: r.path, Token: -1, Err: err})
+				}
+				sum := hexSum(r.src.h)
+				if rerr == io.EOF && sum != c.SHA256 {
+					errs = append(errs, errorf(r.path, 0, -1, ErrCorrupt, "sha256 is %s, the manifest says %s", sum, c.SHA256))
+				}
+				results[i] <- result{sum: sum, n: r.src.n, errs: joinErrors(errs)}
+			}
+		}()
+	}
+	go func() {
+		defer close(next)
+		for i := range chunks {
+			select {
+			case next <- i:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	defer wg.Wait()
+	for i := range chunks {
+		var r result
+		select {
+		case r = <-results[i]:
+		case <-v.ctx.Done():
+			return v.ctx.Err()
+		}
+		v.report.Chunks++
+		v.report.Bytes += r.n
+		if r.sum != "" {
+			v.sums[chunks[i].archivePath()] = r.sum
+		}
+		v.problems(r.errs)
+	}
+	return v.ctx.Err()
+}
+
+// Full verification runs as a pipeline. One goroutine (reader) opens the chunks in order, hashes and
+// decompresses them, feeds the stream digests and cuts the lines into batches; workers parse and
+// validate the lines of a batch (the costly part); the calling goroutine takes the batches back in
+// order and follows tokens, counts and types.
+
+const (
+	batchLines = 2048
+	batchBytes = 1 << 20
+)
+
+type vbatch struct {
+	chunk     int    // index in the manifest's chunks
+	firstLine int64  // line number of the first line
+	buf       []byte // the lines
+	ends      []int
+	// filled by the worker
+	tokens   []int64 // -1 when the line has no readable token
+	types    []string
+	problems []linedError
+	// set by the reader on the last batch of a chunk
+	end       bool
+	chunkErrs error
+	partial   bool // the chunk could not be read to its end
+	rawBytes  int64
+	fileBytes int64
+	fileSum   string
+	done      chan struct{}
+}
+
+type linedError struct {
+	idx int
+	err *Error
+}
+
+func (b *vbatch) reset() {
+	b.buf, b.ends, b.tokens, b.types, b.problems = b.buf[:0], b.ends[:0], b.tokens[:0], b.types[:0], b.problems[:0]
+	b.end, b.chunkErrs, b.partial, b.rawBytes, b.fileBytes, b.fileSum = false, nil, false, 0, 0, ""
+}
+
+func (v *verifier) fullChunks() error {
+	ctx, cancel := context.WithCancel(v.ctx)
+	defer cancel()
+	chunks := v.a.m.Chunks
+	inflight := 2*v.workers + 2
+	free := make(chan *vbatch, inflight)
+	work := make(chan *vbatch, inflight)
+	ordered := make(chan *vbatch, inflight)
+	for range inflight {
+		free <- &vbatch{done: make(chan struct{}, 1)}
+	}
+	evDigest, snDigest := sha256.New(), sha256.New()
+
+	var wg sync.WaitGroup
+	for range v.workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var rec Record
+			for b := range work {
+				v.validate(b, chunks[b.chunk].Stream, &rec)
+				b.done <- struct{}{}
+			}
+		}()
+	}
+	dec, err := newDecoder()
+	if err != nil {
+		return fmt.Errorf("zstd decoder: %w", err)
+	}
+	go func() {
+		defer close(ordered)
+		defer dec.Close()
+		for i := range chunks {
+			digest := evDigest
+			if chunks[i].Stream == StreamSnapshots {
+				digest = snDigest
+			}
+			if !v.readChunk(ctx, i, dec, digest, free, ordered, work) {
+				return
+			}
+		}
+	}()
+
+	c := newCollector(v)
+	for b := range ordered {
+		<-b.done
+		c.batch(b)
+		free <- b
+	}
+	close(work)
+	wg.Wait()
+	if err = v.ctx.Err(); err != nil {
+		return err
+	}
+	c.finish(hexSum(evDigest), hexSum(snDigest))
+	return nil
+}
+
+// readChunk is the reader's work for one chunk; it returns false when cancelled.
+func (v *verifier) readChunk(ctx context.Context, i int, dec *zstd.Decoder, digest hash.Hash, free <-chan *vbatch, ordered, work chan<- *vbatch) bool {
+	info := &v.a.m.Chunks[i]
+	get := func() (*vbatch, bool) {
+		select {
+		case b := <-free:
+			b.reset()
+			b.chunk = i
+			return b, true
+		case <-ctx.Done():
+			return nil, false
+		}
+	}
+	send := func(b *vbatch) bool {
+		select {
+		case ordered <- b:
+		case <-ctx.Done():
+			return false
+		}
+		work <- b
+		return true
+	}
+	b, ok := get()
+	if !ok {
+		return false
+	}
+	b.firstLine = 1
+	var cr chunkReader
+	err := cr.open(v.a.dir, info, dec, digest)
+	if err != nil {
+		b.end, b.chunkErrs, b.partial = true, err, true
+		return send(b)
+	}
+	var errs []error
+	for {
+		line, err := cr.readLine()
+		if err == io.EOF {
+			errs = append(errs, cr.finish())
+			break
+		}
+		if err != nil {
+			errs = append(errs, err)
+			b.partial = true
+			// The rest of the chunk cannot be read; still compare the file's size and digest.
+			if size, sum := cr.drain(); size != info.Size {
+				errs = append(errs, errorf(cr.path, 0, -1, ErrCorrupt, "size is %d bytes, the manifest says %d", size, info.Size))
+			} else if sum != info.SHA256 {
+				errs = append(errs, errorf(cr.path, 0, -1, ErrCorrupt, "sha256 is %s, the manifest says %s", sum, info.SHA256))
+			}
+			break
+		}
+		if len(b.ends) >= batchLines || (len(b.buf)+len(line) > batchBytes && len(b.ends) > 0) {
+			next := cr.lines
+			if !send(b) {
+				cr.close()
+				return false
+			}
+			if b, ok = get(); !ok {
+				cr.close()
+				return false
+			}
+			b.firstLine = next
+		}
+		b.buf = append(b.buf, line...)
+		b.ends = append(b.ends, len(b.buf))
+	}
+	cr.close()
+	b.end = true
+	b.chunkErrs = joinErrors(nonNil(errs))
+	b.rawBytes = cr.raw.n
+	b.fileBytes = cr.src.n
+	b.fileSum = hexSum(cr.src.h)
+	return send(b)
+}
+
+func nonNil(errs []error) []error {
+	out := errs[:0]
+	for _, e := range errs {
+		if e != nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// validate parses every line of a batch as a canonical record and validates it against the schema.
+func (v *verifier) validate(b *vbatch, stream string, rec *Record) {
+	info := &v.a.m.Chunks[b.chunk]
+	path := info.archivePath()
+	val := v.events
+	var scratch []byte
+	parse, prefix := ParseEventJSON, eventPrefix
+	if stream == StreamSnapshots {
+		val, parse, prefix = v.snapshots, ParseSnapshotJSON, snapshotPrefix
+	}
+	start := 0
+	for i, end := range b.ends {
+		line := b.buf[start:end]
+		start = end
+		lineNo := b.firstLine + int64(i)
+		tok, ok := leadingInt(line, prefix)
+		if !ok {
+			tok = tokenOf(line, stream)
+		}
+		typ := ""
+		if !utf8.Valid(line) {
+			b.problems = append(b.problems, linedError{i, &Error{Path: path, Line: lineNo, Token: tok, Err: fmt.Errorf("%w: not valid UTF-8 (at byte %d)", ErrRecord, invalidUTF8At(line))}})
+			b.tokens = append(b.tokens, tok)
+			b.types = append(b.types, string(payloadTypeOf(line)))
+			continue
+		}
+		perr := parse(line, rec)
+		if perr != nil {
+			b.problems = append(b.problems, linedError{i, &Error{Path: path, Line: lineNo, Token: tok, Err: perr}})
+			typ = string(payloadTypeOf(line)) // best effort, so that counts do not repeat the problem
+		} else {
+			if rec.Payload != nil {
+				typ = rec.Payload.Type
+			}
+			tok = rec.Token
+		}
+		var err error
+		if scratch, err = val.check(line, rec, perr == nil, scratch); err != nil {
+			b.problems = append(b.problems, linedError{i, &Error{Path: path, Line: lineNo, Token: tok, Err: fmt.Errorf("%w: %v", ErrRecord, err)}})
+		}
+		b.tokens = append(b.tokens, tok)
+		b.types = append(b.types, typ)
+	}
+}
+
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
+}
+
+// tokenOf finds the token (or position) of a line that does not start with it, so that a problem in a
+// non-canonical line is reported with its token and does not look like a gap; -1 if there is none.
+func tokenOf(line []byte, stream string) int64 {
+	var v struct {
+		Token    *int64 `json:"token"`
+		Position *int64 `json:"position"`
+	}
+	if err := sjson.Unmarshal(line, &v); err != nil {
+		return -1
+	}
+	p := v.Token
+	if stream == StreamSnapshots {
+		p = v.Position
+	}
+	if p == nil {
+		return -1
+	}
+	return *p
+}
+
+// collector follows the batches in order: tokens, continuity, chunk bounds and counts, types.
+type collector struct {
+	v *verifier
+	m *Manifest
+
+	stream   string
+	prev     int64 // last token seen in the stream
+	expected int64 // next token expected (events without filter)
+	gapIdx   int
+	ordinal  int64 // snapshots seen
+
+	// the current chunk
+	chunk     int
+	first     int64
+	last      int64
+	lines     int64
+	lineProbs int
+	types     [2]*typeCounter
+	counts    [2]int64
+	partial   [2]bool // a chunk of the stream could not be read to its end
+}
+
+func newCollector(v *verifier) *collector {
+	c := &collector{v: v, m: v.a.m, chunk: -1}
+	c.types[0], c.types[1] = newTypeCounter(), newTypeCounter()
+	c.startStream(StreamEvents)
+	return c
+}
+
+func (c *collector) startStream(stream string) {
+	c.stream = stream
+	c.prev = math.MinInt64
+	c.ordinal = 0
+	if stream == StreamEvents {
+		c.expected = c.m.Events.FirstToken
+		c.skipGaps()
+	}
+}
+
+// skipGaps moves expected past declared gaps that start at it.
+func (c *collector) skipGaps() {
+	for c.gapIdx < len(c.m.Gaps) && c.m.Gaps[c.gapIdx].From <= c.expected {
+		if g := c.m.Gaps[c.gapIdx]; g.To >= c.expected {
+			c.expected = g.To + 1
+		}
+		c.gapIdx++
+	}
+}
+
+func (c *collector) inGap(tok int64) (Gap, bool) {
+	i, found := slices.BinarySearchFunc(c.m.Gaps, tok, func(g Gap, t int64) int {
+		switch {
+		case g.To < t:
+			return -1
+		case g.From > t:
+			return 1
+		}
+		return 0
+	})
+	if found {
+		return c.m.Gaps[i], true
+	}
+	return Gap{}, false
+}
+
+func (c *collector) lineProblem(e *Error) {
+	c.lineProbs++
+	if c.lineProbs <= maxChunkLineProblems {
+		c.v.problem(e)
+	}
+}
+
+func (c *collector) batch(b *vbatch) {
+	info := &c.m.Chunks[b.chunk]
+	path := info.archivePath()
+	if b.chunk != c.chunk {
+		c.chunk = b.chunk
+		c.first, c.last, c.lines, c.lineProbs = -1, -1, 0, 0
+		if info.Stream != c.stream {
+			c.endStream()
+			c.startStream(info.Stream)
+		}
+	}
+	s := 0
+	if c.stream == StreamSnapshots {
+		s = 1
+	}
+	p := 0
+	for i, tok := range b.tokens {
+		for p < len(b.problems) && b.problems[p].idx == i {
+			c.lineProblem(b.problems[p].err)
+			p++
+		}
+		lineNo := b.firstLine + int64(i)
+		c.lines++
+		c.counts[s]++
+		c.types[s].addString(b.types[i])
+		if tok < 0 {
+			continue
+		}
+		if c.lines == 1 {
+			c.first = tok
+		}
+		c.last = tok
+		c.follow(path, lineNo, tok, info)
+	}
+	if !b.end {
+		return
+	}
+	c.v.report.Chunks++
+	c.v.report.Bytes += b.fileBytes
+	c.v.report.RawBytes += b.rawBytes
+	if b.fileSum != "" {
+		c.v.sums[path] = b.fileSum
+	}
+	if c.lineProbs > maxChunkLineProblems {
+		c.v.problem(errorf(path, 0, -1, ErrCorrupt, "%d more problems in this chunk not shown", c.lineProbs-maxChunkLineProblems))
+	}
+	if b.partial {
+		// What the chunk should have held is unknown: do not report its tokens as missing, nor the
+		// stream's totals, which cannot match.
+		c.partial[s] = true
+		if c.stream == StreamEvents && info.Last >= c.expected {
+			c.expected = info.Last + 1
+			c.skipGaps()
+		}
+		c.prev = max(c.prev, info.Last)
+	}
+	if b.chunkErrs != nil {
+		c.v.problems(b.chunkErrs)
+		return
+	}
+	if c.lines > 0 && (c.first != info.First || c.last != info.Last) {
+		c.v.problem(errorf(path, 0, -1, ErrCorrupt, "holds tokens %d to %d, the manifest says %d to %d", c.first, c.last, info.First, info.Last))
+	}
+}
+
+// follow checks one token against the order and continuity rules of its stream.
+func (c *collector) follow(path string, lineNo, tok int64, info *ChunkInfo) {
+	fail := func(sentinel error, format string, args ...any) {
+		c.lineProblem(errorf(path, lineNo, tok, sentinel, format, args...))
+	}
+	if tok < info.First || tok > info.Last {
+		fail(ErrCorrupt, "outside the chunk's range %d to %d", info.First, info.Last)
+	}
+	if c.stream == StreamSnapshots {
+		if c.m.Source.Kind == SourceServer && tok != c.ordinal {
+			fail(ErrSequence, "position %d of a server export must be its ordinal %d", tok, c.ordinal)
+		}
+		if tok <= c.prev {
+			fail(ErrSequence, "not after position %d (duplicate or out of order)", c.prev)
+		}
+		c.ordinal++
+		c.prev = max(c.prev, tok)
+		return
+	}
+	switch {
+	case tok <= c.prev:
+		fail(ErrSequence, "not after token %d (duplicate or out of order)", c.prev)
+		return
+	case tok < c.m.Events.FirstToken || tok > c.m.Events.LastToken:
+		fail(ErrSequence, "outside the archive's range %d to %d", c.m.Events.FirstToken, c.m.Events.LastToken)
+	}
+	if g, ok := c.inGap(tok); ok {
+		fail(ErrSequence, "inside the declared gap %d to %d (%s)", g.From, g.To, g.Cause)
+	} else if c.m.Filter == nil && tok != c.expected && tok > c.expected {
+		fail(ErrSequence, "tokens %d to %d are missing and no gap is declared", c.expected, tok-1)
+	}
+	c.prev = tok
+	if tok >= c.expected {
+		c.expected = tok + 1
+		c.skipGaps()
+	}
+}
+
+func (c *collector) endStream() {
+	if c.stream != StreamEvents {
+		return
+	}
+	if c.m.Filter == nil && c.expected <= c.m.Events.LastToken {
+		c.v.problem(errorf(manifestPath, 0, -1, ErrSequence, "tokens %d to %d are missing at the end of the range and no gap is declared", c.expected, c.m.Events.LastToken))
+	}
+	c.stream = "" // checked once
+}
+
+func (c *collector) finish(evDigest, snDigest string) {
+	if c.stream == StreamEvents {
+		c.endStream()
+	}
+	r := c.v.report
+	r.Events, r.Snapshots = c.counts[0], c.counts[1]
+	m := c.m
+	if c.partial[0] || c.partial[1] {
+		// The chunk problems already say why; totals over missing data would only repeat them.
+		return
+	}
+	c.compareTypes("events", c.types[0], m.Events.Types, m.Events.OtherTypes)
+	c.compareTypes("snapshots", c.types[1], m.Snapshots.Types, m.Snapshots.OtherTypes)
+	if evDigest != m.Events.SHA256 {
+		c.v.problem(errorf(manifestPath, 0, -1, ErrCorrupt, "events digest is %s, the manifest says %s", evDigest, m.Events.SHA256))
+	}
+	if snDigest != m.Snapshots.SHA256 {
+		c.v.problem(errorf(manifestPath, 0, -1, ErrCorrupt, "snapshots digest is %s, the manifest says %s", snDigest, m.Snapshots.SHA256))
+	}
+	fp, _ := combineDigests(evDigest, snDigest)
+	r.Fingerprint = fp
+	if fp != m.Fingerprint {
+		c.v.problem(errorf(manifestPath, 0, -1, ErrCorrupt, "fingerprint of the records is %s, the manifest says %s", fp, m.Fingerprint))
+	}
+}
+
+func (c *collector) compareTypes(stream string, got *typeCounter, want []TypeCount, wantOther int64) {
+	have := got.list()
+	if slices.Equal(have, want) && got.other == wantOther {
+		return
+	}
+	wantMap := map[string]int64{}
+	for _, t := range want {
+		wantMap[t.Type] = t.Count
+	}
+	shown := 0
+	for _, t := range have {
+		if wantMap[t.Type] != t.Count && shown < 10 {
+			c.v.problem(errorf(manifestPath, 0, -1, ErrCorrupt, "%s: %d records of type %q, the manifest says %d", stream, t.Count, t.Type, wantMap[t.Type]))
+			shown++
+		}
+		delete(wantMap, t.Type)
+	}
+	for _, t := range want {
+		if _, ok := wantMap[t.Type]; ok && shown < 10 {
+			c.v.problem(errorf(manifestPath, 0, -1, ErrCorrupt, "%s: no records of type %q, the manifest says %d", stream, t.Type, t.Count))
+			shown++
+		}
+	}
+	if got.other != wantOther {
+		c.v.problem(errorf(manifestPath, 0, -1, ErrCorrupt, "%s: %d records of other types, the manifest says %d", stream, got.other, wantOther))
+	}
+}
+
+// VerifyChain checks that archives, in the order given, form an incremental chain: each one after the
+// first links to the one before it (its previous fingerprint and last token) and continues its token
+// range, from the same context. It does not verify the archives themselves (see Archive.Verify). Every
+// problem is returned, joined, each wrapping ErrChain.
+func VerifyChain(archives []*Archive) error {
+	var errs []error
+	for i := 1; i < len(archives); i++ {
+		prev, cur := archives[i-1], archives[i]
+		pm, cm := prev.Manifest(), cur.Manifest()
+		fail := func(format string, args ...any) {
+			errs = append(errs, fmt.Errorf("%w: %s after %s: "+format, append([]any{ErrChain, cur.Dir(), prev.Dir()}, args...)...))
+		}
+		if cm.Previous == nil {
+			fail("not an incremental archive (no previous link)")
+			continue
+		}
+		if cm.Previous.Fingerprint != pm.Fingerprint {
+			fail("links to fingerprint %s, but %s has %s", cm.Previous.Fingerprint, prev.Dir(), pm.Fingerprint)
+		}
+		if cm.Previous.LastToken != pm.Events.LastToken {
+			fail("links to last token %d, but %s ends at %d", cm.Previous.LastToken, prev.Dir(), pm.Events.LastToken)
+		}
+		if cm.Events.FirstToken != pm.Events.LastToken+1 {
+			fail("starts at token %d, not right after %d", cm.Events.FirstToken, pm.Events.LastToken)
+		}
+		if cm.Source.Context != pm.Source.Context {
+			fail("context %q, but %s has %q", cm.Source.Context, prev.Dir(), pm.Source.Context)
+		}
+	}
+	return errors.Join(errs...)
+}

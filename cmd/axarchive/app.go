@@ -1,0 +1,99 @@
+package main
+
+import (
+	"io"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// version is the program's version, set at build time:
+//
+//	go build -ldflags "-X main.version=v0.1.0" ./cmd/axarchive
+var version = "v0.1.0-dev"
+
+// commands is the command list, in the order of the help text.
+func commands() []*cli.Command {
+	return []*cli.Command{
+		exportCommand(),
+		importCommand(),
+		verifyCommand(),
+		inspectCommand(),
+		catCommand(),
+		diffCommand(),
+		segmentsCommand(),
+	}
+}
+
+const exitStatusHelp = `Exit status:
+   0    success
+   1    error (I/O, server, bad input)
+   2    usage error (flags or arguments)
+   3    the archive (or backup) is invalid, corrupt or incomplete
+   4    a target or live context differs from the archive (import, diff)
+   130  interrupted; an export is resumable, an import says how far it got
+Treat any other status as failure.`
+
+// newApp builds the command line. Output goes to stdout and stderr only; the caller maps the returned
+// error to an exit status (exitCode) and prints it (printError): urfave/cli never exits by itself.
+func newApp(stdout, stderr io.Writer) *cli.App {
+	app := &cli.App{
+		Name:            "axarchive",
+		Usage:           "export an Axon Server event store to a verifiable archive, and back",
+		Version:         version,
+		Description:     "Archives are described in SPEC.md (format axarchive, version 1).\n\n" + exitStatusHelp,
+		Writer:          stdout,
+		ErrWriter:       stderr,
+		HideHelpCommand: true,
+		// urfave's default handler calls os.Exit from inside Run for errors with an exit code.
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return &usageError{msg: err.Error()}
+		},
+		Commands: commands(),
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return &usageError{msg: "unknown command " + quote(c.Args().First()), hint: "run axarchive --help for the commands"}
+			}
+			cli.ShowAppHelp(c)
+			return &usageError{msg: "no command given"}
+		},
+	}
+	for _, cmd := range app.Commands {
+		if cmd.OnUsageError == nil {
+			cmd.OnUsageError = func(c *cli.Context, err error, _ bool) error {
+				return &usageError{msg: err.Error(), hint: "run axarchive " + c.Command.Name + " --help for its flags"}
+			}
+		}
+		cmd.HideHelpCommand = true
+	}
+	return app
+}
+
+func quote(s string) string { return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"` }
+
+// archiveArgs returns the positional arguments of a command that takes between min and max of them
+// (max < 0: no limit). urfave/cli v2 stops parsing flags at the first positional argument, so a flag
+// after it would silently be taken as an argument: refuse anything that looks like one.
+func archiveArgs(c *cli.Context, min, max int) ([]string, error) {
+	args := c.Args().Slice()
+	for _, a := range args {
+		if strings.HasPrefix(a, "-") && a != "-" {
+			return nil, &usageError{msg: "unexpected " + quote(a) + " after the arguments", hint: "flags must come before the archive path"}
+		}
+	}
+	usage := "usage: axarchive " + c.Command.Name + " [flags] " + c.Command.ArgsUsage
+	switch {
+	case len(args) < min:
+		return nil, &usageError{msg: "missing archive path", hint: usage}
+	case max >= 0 && len(args) > max:
+		return nil, &usageError{msg: "too many arguments: " + strings.Join(args[max:], " "), hint: usage}
+	}
+	return args, nil
+}
+
+// noArgs refuses positional arguments.
+func noArgs(c *cli.Context) error {
+	_, err := archiveArgs(c, 0, 0)
+	return err
+}

@@ -1,0 +1,110 @@
+package main
+
+// What the user sees, and the exit status, are decided here and nowhere else:
+//
+//   - Messages go to stderr as "axarchive: error: …", "axarchive: warning: …" or "axarchive: hint: …":
+//     lower case, no final period, one problem per line (an error whose message has several lines,
+//     such as a list of problems, prints each line with the prefix).
+//   - Hints come from hint(err), keyed on errors.Is and errors.As, never on message text.
+//   - The exit status comes from exitCode(err); main is the only caller of os.Exit.
+//   - No stack traces, no %+v.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/axarchive/axarchive/archive"
+)
+
+// Exit statuses (documented in exitStatusHelp, README.md and each command's description).
+const (
+	exitOK          = 0
+	exitError       = 1
+	exitUsage       = 2
+	exitInvalid     = 3
+	exitDiffers     = 4
+	exitInterrupted = 130
+)
+
+// usageError is a problem with the command line: exit status 2.
+type usageError struct {
+	msg  string
+	hint string
+}
+
+func (e *usageError) Error() string { return e.msg }
+
+// usageErrorf returns a usage error.
+func usageErrorf(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// invalidErrors make the exit status 3: the archive (or backup) itself is not right.
+var invalidErrors = []error{
+	archive.ErrVerify, archive.ErrIncomplete, archive.ErrNotArchive, archive.ErrVersion, archive.ErrManifest,
+	archive.ErrCorrupt, archive.ErrBag, archive.ErrRecord, archive.ErrSequence, archive.ErrTooLarge,
+	archive.ErrChain, errBackupDamaged,
+}
+
+func exitCode(err error) int {
+	var ue *usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.Is(err, context.Canceled):
+		return exitInterrupted
+	case errors.Is(err, errTargetDiffers):
+		return exitDiffers
+	}
+	for _, target := range invalidErrors {
+		if errors.Is(err, target) {
+			return exitInvalid
+		}
+	}
+	return exitError
+}
+
+// printError prints err, one line per line of its message, and its hint.
+func printError(w io.Writer, err error) {
+	msg := err.Error()
+	if errors.Is(err, context.Canceled) && !strings.Contains(msg, "\n") {
+		msg = "interrupted"
+	}
+	for _, line := range strings.Split(msg, "\n") {
+		fmt.Fprintf(w, "axarchive: error: %s\n", line)
+	}
+	if h := hint(err); h != "" {
+		fmt.Fprintf(w, "axarchive: hint: %s\n", h)
+	}
+}
+
+// hint says what to do about err, or "".
+func hint(err error) string {
+	var ue *usageError
+	var ce *continueError
+	switch {
+	case errors.As(err, &ue):
+		if ue.hint != "" {
+			return ue.hint
+		}
+		return "run axarchive --help for usage"
+	case errors.As(err, &ce):
+		return ce.hint
+	case errors.Is(err, archive.ErrIncomplete):
+		return "the directory holds an interrupted export: run the same export command with --resume to complete it"
+	case errors.Is(err, archive.ErrVersion):
+		return fmt.Sprintf("upgrade axarchive: this one reads archive format versions %d to %d", archive.MinVersion, archive.MaxVersion)
+	case errors.Is(err, archive.ErrNotEmpty):
+		return "choose a new directory, or add --resume to continue an export interrupted in it"
+	case errors.Is(err, archive.ErrMismatch):
+		return "resume with the same source, filters, --snapshots and --since as the interrupted export"
+	case errors.Is(err, archive.ErrVerify), errors.Is(err, archive.ErrCorrupt), errors.Is(err, archive.ErrBag):
+		return "the archive's files are not what was written; restore it from another copy (sha256sum -c manifest-sha256.txt in the archive lists the damaged files)"
+	}
+	return ""
+}

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/axarchive/axarchive/archive"
+	"github.com/axarchive/axarchive/internal/export"
+	"github.com/axarchive/axarchive/internal/reader"
+)
+
+func exportCommand() *cli.Command {
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "archive `DIR` to write (must not exist or be empty, unless --resume)"},
+		&cli.StringFlag{Name: "segments", Usage: "export offline from the segment files in context `DIR` (data/<context>/ or a copy)"},
+		&cli.StringFlag{Name: "events-dir", Usage: "offline: `DIR` of the *.events files, when apart from the snapshots"},
+		&cli.StringFlag{Name: "snapshots-dir", Usage: "offline: `DIR` of the *.snapshots files"},
+		&cli.BoolFlag{Name: "resume", Usage: "continue an interrupted export in the output directory"},
+		&cli.Int64Flag{Name: "from-token", Value: -1, Usage: "first `TOKEN` to export"},
+		&cli.Int64Flag{Name: "to-token", Value: -1, Usage: "last `TOKEN` to export"},
+		&cli.StringFlag{Name: "from-time", Usage: "live: export events from `TIME` (RFC 3339) on, as found by the server's token index"},
+		&cli.StringFlag{Name: "to-time", Usage: "live: export events before `TIME` (RFC 3339)"},
+		&cli.StringSliceFlag{Name: "include-type", Usage: "export only events of payload `TYPE` (repeatable)"},
+		&cli.StringSliceFlag{Name: "exclude-type", Usage: "leave out events of payload `TYPE` (repeatable)"},
+		&cli.StringSliceFlag{Name: "aggregate-type", Usage: "export only events of aggregate `TYPE` (repeatable)"},
+		&cli.StringFlag{Name: "snapshots", Value: "all", Usage: "snapshots to export: all, latest or none"},
+		&cli.StringFlag{Name: "since", Usage: "incremental: continue after the last token of the archive in `DIR` and link to it"},
+		&cli.Int64Flag{Name: "chunk-size", Value: 64 << 20, Usage: "start a new chunk after `BYTES` of JSON Lines"},
+		&cli.Int64Flag{Name: "chunk-records", Value: 1 << 20, Usage: "start a new chunk after `N` records"},
+		&cli.IntFlag{Name: "retries", Value: 5, Usage: "re-open a lost event stream up to `N` times in a row"},
+		&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress on stderr: auto, json or none"},
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors and warnings"},
+	}
+	return &cli.Command{
+		Name:      "export",
+		Usage:     "export a context (live or from segment files) into an archive",
+		ArgsUsage: " ",
+		Description: `Live:    axarchive export --server HOST:PORT --context CTX -o DIR
+Offline: axarchive export --segments DATA/CTX -o DIR
+
+Exports every event in token order, up to the head captured at the start, and the snapshots.
+An interrupted export (Ctrl-C, kill, crash, lost network) is continued by running the same
+command with --resume; the result equals an uninterrupted run.
+
+Exit status: 0 done, 1 error (the directory stays resumable), 2 usage, 130 interrupted.`,
+		Flags: append(flags, connFlags()...),
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			opts, err := readExportFlags(c)
+			if err != nil {
+				return err
+			}
+			return runExport(c.Context, opts, c.App.Writer, c.App.ErrWriter)
+		},
+	}
+}
+
+type exportOptions struct {
+	export   export.Options
+	conn     *connOptions
+	segments *reader.SegmentsOptions
+	progress progressMode
+}
+
+func readExportFlags(c *cli.Context) (exportOptions, error) {
+	var o exportOptions
+	o.export = export.Options{
+		Dir:          c.String("output"),
+		Resume:       c.Bool("resume"),
+		Snapshots:    c.String("snapshots"),
+		Since:        c.String("since"),
+		ChunkBytes:   c.Int64("chunk-size"),
+		ChunkRecords: c.Int64("chunk-records"),
+		MaxRetries:   c.Int("retries"),
+		Tool:         "axarchive " + version,
+	}
+	if o.export.Dir == "" {
+		return o, usageErrorf("-o DIR is required")
+	}
+	switch o.export.Snapshots {
+	case export.SnapshotsAll, export.SnapshotsLatest, export.SnapshotsNone:
+	default:
+		return o, usageErrorf("--snapshots must be all, latest or none")
+	}
+	if c.IsSet("from-token") {
+		v := c.Int64("from-token")
+		o.export.FromToken = &v
+	}
+	if c.IsSet("to-token") {
+		v := c.Int64("to-token")
+		o.export.ToToken = &v
+	}
+	for _, f := range []struct {
+		name string
+		dst  **time.Time
+	}{{"from-time", &o.export.FromTime}, {"to-time", &o.export.ToTime}} {
+		if s := c.String(f.name); s != "" {
+			t, err := time.Parse(time.RFC3339Nano, s)
+			if err != nil {
+				return o, usageErrorf("--%s: %v", f.name, err)
+			}
+			*f.dst = &t
+		}
+	}
+	if inc, exc, agg := c.StringSlice("include-type"), c.StringSlice("exclude-type"), c.StringSlice("aggregate-type"); len(inc)+len(exc)+len(agg) > 0 {
+		o.export.Filter = &archive.Filter{IncludeTypes: inc, ExcludeTypes: exc, AggregateTypes: agg}
+	}
+	mode, err := parseProgressMode(c.String("progress"), c.Bool("quiet"))
+	if err != nil {
+		return o, err
+	}
+	o.progress = mode
+
+	offline := c.String("segments") != "" || c.String("events-dir") != "" || c.String("snapshots-dir") != ""
+	switch {
+	case offline && c.String("server") != "":
+		return o, usageErrorf("give either --server (live export) or --segments (offline export), not both")
+	case offline:
+		if o.export.FromTime != nil || o.export.ToTime != nil {
+			return o, usageErrorf("--from-time and --to-time need a live server (segment files have no time index); use --from-token/--to-token")
+		}
+		o.segments = &reader.SegmentsOptions{Dir: c.String("segments"), EventsDir: c.String("events-dir"), SnapshotsDir: c.String("snapshots-dir")}
+	default:
+		conn, err := readConnFlags(c)
+		if err != nil {
+			return o, err
+		}
+		o.conn = &conn
+	}
+	return o, nil
+}
+
+func runExport(ctx context.Context, o exportOptions, stdout, stderr io.Writer) error {
+	progress := new(export.Progress)
+	o.export.Progress = progress
+	rep := startProgress(stderr, o.progress, func() progressSample {
+		s := progressSample{Phase: "export", Records: progress.Events.Load(), Bytes: progress.Bytes.Load(), Token: progress.Token.Load()}
+		if ph, _ := progress.Phase.Load().(string); ph != "" {
+			s.Phase = ph
+		}
+		first, last := progress.First.Load(), progress.Last.Load()
+		if s.Phase == "events" && last >= first {
+			s.Percent = percent(s.Token-first+1, last-first+1)
+		}
+		if s.Phase == "snapshots" {
+			s.Records = progress.Snapshots.Load()
+			s.Percent = percent(progress.AggsDone.Load(), progress.Aggregates.Load())
+		}
+		return s
+	})
+	o.export.Warn = rep.warn
+
+	start := time.Now()
+	var res *export.Result
+	var err error
+	if o.segments != nil {
+		res, err = export.Segments(ctx, *o.segments, o.export)
+	} else {
+		conn, derr := o.conn.dial(ctx, stderr)
+		if derr != nil {
+			rep.finish()
+			return derr
+		}
+		defer conn.Close()
+		res, err = export.Live(ctx, conn, o.export)
+	}
+	rep.finish()
+	if err != nil {
+		return err
+	}
+	if !rep.quiet() {
+		el := time.Since(start)
+		rate := float64(progress.Events.Load()) / max(el.Seconds(), 1e-9)
+		fmt.Fprintf(stdout, "exported %d events (tokens %d-%d) and %d snapshots to %s in %s (%.0f events/s)\nfingerprint %s\n",
+			res.Events, res.Range.First, res.Range.Last, res.Snapshots, res.Dir, el.Round(time.Millisecond), rate, res.Fingerprint)
+	}
+	return nil
+}

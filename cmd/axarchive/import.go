@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/axarchive/axarchive/internal/axonclient"
+	"github.com/axarchive/axarchive/internal/writer"
+)
+
+func importCommand() *cli.Command {
+	flags := []cli.Flag{
+		&cli.BoolFlag{Name: "resume", Usage: "continue an interrupted import: the target's head must be an event of the archive"},
+		&cli.BoolFlag{Name: "renumber", Usage: "let events take the target's next tokens (filtered or merged archives, non-empty targets)"},
+		&cli.StringFlag{Name: "token-map", Usage: "with --renumber: write the archive-token to target-token map to `FILE` (default: next to the archive)"},
+		&cli.BoolFlag{Name: "dry-run", Usage: "print the plan and send nothing"},
+		&cli.BoolFlag{Name: "no-verify", Usage: "skip the full verification of the archive before sending"},
+		&cli.BoolFlag{Name: "no-check", Usage: "skip the comparison of the target with the archive afterwards"},
+		&cli.IntFlag{Name: "max-transaction-events", Value: writer.MaxTransactionEvents, Usage: "at most `N` events per AppendEvent transaction"},
+		&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress on stderr: auto, json or none"},
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors and warnings"},
+	}
+	return &cli.Command{
+		Name:      "import",
+		Usage:     "replay archives into an empty context, then prove the target equals them",
+		ArgsUsage: "DIR [DIR...]",
+		Description: `axarchive import --server HOST:PORT --context CTX DIR [DIR...]
+
+Appends the events in token order, one transaction at a time, so that each keeps its token,
+then the snapshots; then compares the target with the archive (--no-check skips it).
+Several DIRs form an incremental chain and are imported in order.
+
+Exit status: 0 imported and equal, 1 error (the message says how far it got and how to
+continue), 2 usage, 3 archive invalid, 4 target differs from the archive, 130 interrupted.`,
+		Flags: append(flags, connFlags()...),
+		Action: func(c *cli.Context) error {
+			dirs, err := archiveArgs(c, 1, -1)
+			if err != nil {
+				return err
+			}
+			conn, err := readConnFlags(c)
+			if err != nil {
+				return err
+			}
+			mode, err := parseProgressMode(c.String("progress"), c.Bool("quiet"))
+			if err != nil {
+				return err
+			}
+			o := importOptions{dirs: dirs, conn: conn, progress: mode, noCheck: c.Bool("no-check"), args: c.Args().Slice(), flagsLine: importFlagsLine(c)}
+			o.opts = writer.Options{
+				Resume:               c.Bool("resume"),
+				Renumber:             c.Bool("renumber"),
+				TokenMap:             c.String("token-map"),
+				DryRun:               c.Bool("dry-run"),
+				NoVerify:             c.Bool("no-verify"),
+				MaxMessageSize:       c.Int("max-message-size"),
+				MaxTransactionEvents: c.Int("max-transaction-events"),
+			}
+			if o.opts.Renumber && o.opts.TokenMap == "" {
+				o.opts.TokenMap = strings.TrimRight(dirs[len(dirs)-1], "/") + ".tokenmap"
+			}
+			return runImport(c.Context, o, c.App.Writer, c.App.ErrWriter)
+		},
+	}
+}
+
+type importOptions struct {
+	dirs      []string
+	conn      connOptions
+	opts      writer.Options
+	progress  progressMode
+	noCheck   bool
+	args      []string
+	flagsLine string
+}
+
+// importFlagsLine rebuilds the connection part of the command line for the "to continue, run" hint,
+// leaving out the token itself.
+func importFlagsLine(c *cli.Context) string {
+	var parts []string
+	for _, name := range []string{"server", "context", "access-token-file", "ca-cert", "client-cert", "client-key", "max-message-size"} {
+		if c.IsSet(name) {
+			parts = append(parts, fmt.Sprintf("--%s %s", name, c.String(name)))
+		}
+	}
+	for _, name := range []string{"tls", "tls-skip-verify", "no-verify"} {
+		if c.Bool(name) {
+			parts = append(parts, "--"+name)
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// errTargetDiffers makes the exit status 4: the import ran, but the target is not the archive.
+var errTargetDiffers = errors.New("the target context differs from the archive")
+
+func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) error {
+	conn, err := o.conn.dial(ctx, stderr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	progress := new(writer.Progress)
+	o.opts.Progress = progress
+	rep := startProgress(stderr, o.progress, func() progressSample {
+		s := progressSample{Phase: "import", Records: progress.Events.Load(), Bytes: progress.Bytes.Load(), Token: progress.Token.Load()}
+		if ph, _ := progress.Phase.Load().(string); ph != "" {
+			s.Phase = ph
+		}
+		if s.Phase == "snapshots" {
+			s.Records = progress.Snapshots.Load()
+		} else {
+			s.Percent = percent(s.Records, progress.Total.Load())
+		}
+		return s
+	})
+	o.opts.Warn = rep.warn
+	start := time.Now()
+	plan, err := writer.Import(ctx, conn, o.dirs, o.opts)
+	rep.finish()
+	if err != nil {
+		var pe *writer.ProgressError
+		if errors.As(err, &pe) {
+			return &continueError{err: err, hint: fmt.Sprintf("to continue, run: axarchive import --resume %s %s", o.flagsLine, strings.Join(o.dirs, " "))}
+		}
+		return err
+	}
+	if o.opts.DryRun {
+		printPlan(stdout, plan, conn)
+		return nil
+	}
+	if !rep.quiet() {
+		el := time.Since(start)
+		fmt.Fprintf(stdout, "imported %d events in %d transactions and %d snapshots into %s/%s in %s (%.0f events/s)\n",
+			progress.Events.Load(), progress.Transactions.Load(), progress.Snapshots.Load(), conn.Address(), conn.Context(),
+			el.Round(time.Millisecond), float64(progress.Events.Load())/max(el.Seconds(), 1e-9))
+	}
+	if o.noCheck {
+		return nil
+	}
+	var copts writer.CompareOptions
+	if o.opts.Renumber {
+		first := plan.TargetHead + 1
+		copts.TargetFirst = &first
+	}
+	d, err := writer.Compare(ctx, conn, o.dirs, copts)
+	if err != nil {
+		return fmt.Errorf("check the target against the archive: %w", err)
+	}
+	return printDiff(stdout, d, o.progress == progressQuiet)
+}
+
+func printPlan(w io.Writer, p *writer.Plan, conn *axonclient.Conn) {
+	fmt.Fprintf(w, "plan (dry run, nothing sent):\n")
+	fmt.Fprintf(w, "  archives:      %s\n", strings.Join(p.Archives, " "))
+	fmt.Fprintf(w, "  target:        %s context %s, ", conn.Address(), conn.Context())
+	if p.TargetHead < 0 {
+		fmt.Fprintf(w, "empty\n")
+	} else {
+		fmt.Fprintf(w, "ends at token %d\n", p.TargetHead)
+	}
+	fmt.Fprintf(w, "  token range:   %d-%d (sending from %d)\n", p.FirstToken, p.LastToken, p.StartAt)
+	fmt.Fprintf(w, "  events:        %d in %d transactions, %d bytes\n", p.Events, p.Transactions, p.Bytes)
+	fmt.Fprintf(w, "  snapshots:     %d\n", p.Snapshots)
+	if p.Renumber {
+		fmt.Fprintf(w, "  renumbered:    events take target tokens from %d\n", p.TargetHead+1)
+	}
+}
+
+func printDiff(w io.Writer, d *writer.Diff, quiet bool) error {
+	if d.Equal() {
+		if !quiet {
+			fmt.Fprintf(w, "target equals archive: %d events and %d snapshots compared\n", d.Events, d.Snapshots)
+			fmt.Fprintf(w, "archive fingerprint %s\ntarget  fingerprint %s\n", d.ArchiveFingerprint, d.TargetFingerprint)
+			if d.SnapshotFlagOnly {
+				fmt.Fprintln(w, "note: the target serves snapshots with the snapshot flag set, which the archive's records (from segment files) do not carry; the fingerprints differ by that flag only")
+			}
+		}
+		return nil
+	}
+	fmt.Fprintf(w, "target DIFFERS from archive (%d events and %d snapshots compared):\n", d.Events, d.Snapshots)
+	for _, s := range d.Differences {
+		fmt.Fprintf(w, "  %s\n", s)
+	}
+	if d.More > 0 {
+		fmt.Fprintf(w, "  ... and %d more differences\n", d.More)
+	}
+	fmt.Fprintf(w, "archive fingerprint %s\ntarget  fingerprint %s\n", d.ArchiveFingerprint, d.TargetFingerprint)
+	return errTargetDiffers
+}
+
+func diffCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "diff",
+		Usage:     "compare a live context with archives, event by event and snapshot by snapshot",
+		ArgsUsage: "DIR [DIR...]",
+		Description: `axarchive diff --server HOST:PORT --context CTX DIR [DIR...]
+
+Streams the context and compares it with the archive (or a chain of incremental archives):
+token, identity and bytes of every event, and every snapshot. Prints the first differences
+and a verdict with both fingerprints.
+
+Exit status: 0 equal, 1 error, 2 usage, 3 archive invalid, 4 the target differs.`,
+		Flags: connFlags(),
+		Action: func(c *cli.Context) error {
+			dirs, err := archiveArgs(c, 1, -1)
+			if err != nil {
+				return err
+			}
+			co, err := readConnFlags(c)
+			if err != nil {
+				return err
+			}
+			conn, err := co.dial(c.Context, c.App.ErrWriter)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			d, err := writer.Compare(c.Context, conn, dirs, writer.CompareOptions{})
+			if err != nil {
+				return err
+			}
+			return printDiff(c.App.Writer, d, false)
+		},
+	}
+}
+
+// continueError carries the exact command that continues a failed import.
+type continueError struct {
+	err  error
+	hint string
+}
+
+func (e *continueError) Error() string { return e.err.Error() }
+func (e *continueError) Unwrap() error { return e.err }

@@ -1,0 +1,20 @@
+// Command axarchive exports an Axon Server event store to a vendor-neutral archive, verifies and reads
+// archives, and imports them back. See README.md and SPEC.md.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newApp(os.Stdout, os.Stderr).RunContext(ctx, os.Args)
+	stop()
+	if err != nil {
+		printError(os.Stderr, err)
+	}
+	os.Exit(exitCode(err)) // the only os.Exit of the program
+}

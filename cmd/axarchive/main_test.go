@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+var update = flag.Bool("update", false, "update the expected output in the testscript files")
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){"axarchive": main})
+}
+
+// TestScript runs the CLI scripts in testdata/script: each runs the real program in a subprocess.
+//
+// Environment of the scripts: $ARCHIVES is testdata/archives/v1 (read-only: copy an archive with
+// cpdir before damaging it), $FIXTURES is testdata/segments.
+//
+// Commands added to testscript's:
+//
+//	cpdir SRC DST                copy a directory tree
+//	flipbit FILE OFFSET          flip the lowest bit of the byte at OFFSET (negative: from the end)
+//	truncate FILE SIZE           cut FILE to SIZE bytes
+//	exitcode N PROGRAM ARGS...   run PROGRAM and require exit status N (testscript's ! cannot say which);
+//	                             its stdout and stderr are checked like exec's
+func TestScript(t *testing.T) {
+	archives, err := filepath.Abs("../../testdata/archives/v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixtures, err := filepath.Abs("../../testdata/segments")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testscript.Run(t, testscript.Params{
+		Dir:                 "../../testdata/script",
+		RequireExplicitExec: true,
+		RequireUniqueNames:  true,
+		UpdateScripts:       *update,
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("ARCHIVES", archives)
+			env.Setenv("FIXTURES", fixtures)
+			env.Setenv("SOURCE_DATE_EPOCH", "1714564800")
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"cpdir":    cmdCpdir,
+			"flipbit":  cmdFlipbit,
+			"truncate": cmdTruncate,
+			"exitcode": cmdExitcode,
+		},
+	})
+}
+
+func cmdCpdir(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: cpdir SRC DST")
+	}
+	src, dst := ts.MkAbs(args[0]), ts.MkAbs(args[1])
+	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		if fi.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, 0o644)
+	})
+	ts.Check(err)
+}
+
+func cmdFlipbit(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: flipbit FILE OFFSET")
+	}
+	path := ts.MkAbs(args[0])
+	off, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	b, err := os.ReadFile(path)
+	ts.Check(err)
+	if off < 0 {
+		off += len(b)
+	}
+	b[off] ^= 1
+	ts.Check(os.WriteFile(path, b, 0o644))
+}
+
+func cmdTruncate(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: truncate FILE SIZE")
+	}
+	size, err := strconv.ParseInt(args[1], 10, 64)
+	ts.Check(err)
+	ts.Check(os.Truncate(ts.MkAbs(args[0]), size))
+}
+
+func cmdExitcode(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exitcode N PROGRAM ARGS...")
+	}
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	prog, err := lookPath(ts.Getenv("PATH"), args[1])
+	ts.Check(err)
+	cmd := exec.Command(prog, args[2:]...)
+	cmd.Dir = ts.Getenv("WORK")
+	for _, k := range []string{"PATH", "HOME", "TMPDIR", "WORK", "ARCHIVES", "FIXTURES", "SOURCE_DATE_EPOCH"} {
+		cmd.Env = append(cmd.Env, k+"="+ts.Getenv(k))
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	got := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		got = ee.ExitCode()
+	} else {
+		ts.Check(err)
+	}
+	io.Copy(ts.Stdout(), &stdout)
+	io.Copy(ts.Stderr(), &stderr)
+	if got != want {
+		ts.Fatalf("%s exited with status %d, want %d\nstderr:\n%s", args[1], got, want, stderr.String())
+	}
+}
+
+func lookPath(path, name string) (string, error) {
+	for _, dir := range filepath.SplitList(path) {
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found in PATH", name)
+}
+
+// TestHelpMentionsExitStatus keeps the exit statuses documented where users look.
+func TestHelpMentionsExitStatus(t *testing.T) {
+	for _, cmd := range newApp(io.Discard, io.Discard).Commands {
+		if !strings.Contains(cmd.Description, "Exit status") {
+			t.Errorf("%s: the description does not document the exit status", cmd.Name)
+		}
+	}
+}

@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/axarchive/axarchive/archive"
+)
+
+func verifyCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "verify",
+		Usage:     "prove archives whole and valid",
+		ArgsUsage: "DIR [DIR...]",
+		Description: `axarchive verify [--quick] [--json] DIR [DIR...]
+
+Checks the BagIt files, that the files present are exactly those listed, every file's size and
+SHA-256 and zstd frame, and (unless --quick) every chunk decompressed, every record against the
+JSON Schema and the canonical encoding, token order and continuity (or the declared gaps),
+record counts, payload type counts and the fingerprint. Every problem is reported on stderr,
+naming the file, line and token. Several DIRs must form an incremental chain, oldest first.
+
+Exit status: 0 valid, 1 error, 2 usage, 3 invalid, corrupt or incomplete, 130 interrupted.`,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "quick", Usage: "check sizes and digests only, without decompressing"},
+			&cli.BoolFlag{Name: "json", Usage: "print the result as one JSON object on stdout"},
+		},
+		Action: func(c *cli.Context) error {
+			dirs, err := archiveArgs(c, 1, -1)
+			if err != nil {
+				return err
+			}
+			return runVerify(c.Context, verifyOptions{dirs: dirs, quick: c.Bool("quick"), json: c.Bool("json")}, c.App.Writer, c.App.ErrWriter)
+		},
+	}
+}
+
+type verifyOptions struct {
+	dirs  []string
+	quick bool
+	json  bool
+}
+
+// verifyResult is one archive's entry in the JSON output.
+type verifyResult struct {
+	Dir         string          `json:"dir"`
+	OK          bool            `json:"ok"`
+	Level       string          `json:"level"`
+	Events      int64           `json:"events"`
+	Snapshots   int64           `json:"snapshots"`
+	Chunks      int             `json:"chunks"`
+	Bytes       int64           `json:"bytes"`
+	RawBytes    int64           `json:"rawBytes"`
+	Fingerprint string          `json:"fingerprint,omitempty"`
+	Seconds     float64         `json:"seconds"`
+	Error       string          `json:"error,omitempty"`
+	Problems    []problemOutput `json:"problems"`
+}
+
+type problemOutput struct {
+	Path    string `json:"path,omitempty"`
+	Line    int64  `json:"line,omitempty"`
+	Token   *int64 `json:"token,omitempty"`
+	Message string `json:"message"`
+}
+
+func problemOf(err error) problemOutput {
+	var ae *archive.Error
+	if errors.As(err, &ae) {
+		p := problemOutput{Path: ae.Path, Line: ae.Line, Message: ae.Err.Error()}
+		if ae.Token >= 0 {
+			t := ae.Token
+			p.Token = &t
+		}
+		return p
+	}
+	return problemOutput{Message: err.Error()}
+}
+
+func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) error {
+	level := "full"
+	if o.quick {
+		level = "quick"
+	}
+	several := len(o.dirs) > 1
+	report := func(dir string, err error) {
+		if o.json {
+			return
+		}
+		prefix := ""
+		if several {
+			prefix = dir + ": "
+		}
+		for _, line := range splitLines(err.Error()) {
+			fmt.Fprintf(stderr, "axarchive: error: %s%s\n", prefix, line)
+		}
+	}
+
+	var results []*verifyResult
+	var archives []*archive.Archive
+	invalid, failed := 0, 0
+	var openErr error
+	for _, dir := range o.dirs {
+		res := &verifyResult{Dir: dir, Level: level, Problems: []problemOutput{}}
+		results = append(results, res)
+		start := time.Now()
+		a, err := archive.Open(dir)
+		if err != nil {
+			if !several {
+				openErr = err // printed once, with its hint, by main
+			} else {
+				report(dir, err)
+			}
+			res.Error = err.Error()
+			for _, e := range flatten(err) {
+				res.Problems = append(res.Problems, problemOf(e))
+			}
+			if exitCode(err) == exitInvalid {
+				invalid++
+			} else {
+				failed++
+			}
+			continue
+		}
+		archives = append(archives, a)
+		rep, err := a.Verify(ctx, archive.VerifyOptions{
+			Quick: o.quick,
+			Problem: func(p *archive.Error) {
+				report(dir, p)
+				if len(res.Problems) < archive.MaxReportedProblems {
+					res.Problems = append(res.Problems, problemOf(p))
+				}
+			},
+		})
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		res.Seconds = time.Since(start).Seconds()
+		res.Events, res.Snapshots, res.Chunks, res.Bytes, res.RawBytes = rep.Events, rep.Snapshots, rep.Chunks, rep.Bytes, rep.RawBytes
+		res.Fingerprint = a.Manifest().Fingerprint
+		if err != nil {
+			res.Error = err.Error()
+			if errors.Is(err, archive.ErrVerify) {
+				invalid++
+			} else {
+				report(dir, err)
+				failed++
+			}
+			continue
+		}
+		res.OK = true
+		if !o.json {
+			m := a.Manifest()
+			fmt.Fprintf(stdout, "ok %s: %d events (tokens %d to %d), %d snapshots, %d chunks, %s read in %s (%s verification); fingerprint %s\n",
+				dir, m.Events.Count, m.Events.FirstToken, m.Events.LastToken, m.Snapshots.Count, rep.Chunks,
+				formatBytes(rep.Bytes), time.Since(start).Round(time.Millisecond), level, m.Fingerprint)
+		}
+	}
+
+	chainOK := true
+	var chainProblems []problemOutput
+	if several && len(archives) == len(o.dirs) {
+		if err := archive.VerifyChain(archives); err != nil {
+			chainOK = false
+			invalid++
+			for _, e := range flatten(err) {
+				chainProblems = append(chainProblems, problemOf(e))
+				report("chain", e)
+			}
+		} else if !o.json {
+			fmt.Fprintf(stdout, "ok chain of %d archives: tokens %d to %d\n", len(archives),
+				archives[0].Manifest().Events.FirstToken, archives[len(archives)-1].Manifest().Events.LastToken)
+		}
+	}
+
+	if o.json {
+		out := struct {
+			OK       bool            `json:"ok"`
+			Archives []*verifyResult `json:"archives"`
+			Chain    *struct {
+				OK       bool            `json:"ok"`
+				Problems []problemOutput `json:"problems"`
+			} `json:"chain,omitempty"`
+		}{OK: invalid == 0 && failed == 0, Archives: results}
+		if several {
+			out.Chain = &struct {
+				OK       bool            `json:"ok"`
+				Problems []problemOutput `json:"problems"`
+			}{chainOK && len(archives) == len(o.dirs), append([]problemOutput{}, chainProblems...)}
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(out); err != nil {
+			return err
+		}
+	}
+	switch {
+	case openErr != nil:
+		return openErr
+	case invalid > 0:
+		return fmt.Errorf("%w: %d of %d archives", archive.ErrVerify, invalid, len(o.dirs))
+	case failed > 0:
+		return fmt.Errorf("verify: %d of %d archives could not be read", failed, len(o.dirs))
+	}
+	return nil
+}
+
+// flatten lists the errors joined in err (one level of errors.Join-like nesting at a time).
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+func splitLines(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\n' {
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, s[start:])
+}
+
+func formatBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}

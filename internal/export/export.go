@@ -1,0 +1,375 @@
+// Package export runs the export job: it reads every event and snapshot of a context from a source (a
+// live Axon Server or a copy of its segment files) and writes them into an archive, resumably.
+//
+// Events flow through a pipeline that uses every core: the source fills batches of raw protobuf events,
+// workers convert them to canonical JSON lines concurrently, and the archive writer (which compresses and
+// hashes) takes them in token order. Nothing in the pipeline depends on the size of the store; memory is
+// a few batches plus the set of aggregate ids the snapshot phase needs.
+package export
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/axarchive/axarchive/archive"
+)
+
+// Snapshot selections.
+const (
+	SnapshotsAll    = "all"
+	SnapshotsLatest = "latest"
+	SnapshotsNone   = "none"
+)
+
+// Options of one export run. The zero value exports everything into a new archive.
+type Options struct {
+	// Dir is the archive directory. Without Resume it must not exist or be empty.
+	Dir string
+	// Resume continues an interrupted export in Dir; the source and selection must be the same.
+	Resume bool
+
+	Filter    *archive.Filter
+	Snapshots string // SnapshotsAll (default), SnapshotsLatest or SnapshotsNone
+
+	// FromToken and ToToken bound the exported range (inclusive); nil means the source's first token and
+	// the head captured at the start.
+	FromToken, ToToken *int64
+	// FromTime and ToTime select by event time through the server's token index (live export only):
+	// events from FromTime on, and before ToTime.
+	FromTime, ToTime *time.Time
+	// Since is the directory of a previous archive: the export continues after its last token and links
+	// to it, making an incremental archive.
+	Since string
+
+	ChunkBytes, ChunkRecords int64
+	Tool                     string
+
+	// MaxRetries bounds how many times in a row a lost stream is re-opened without progress.
+	MaxRetries int
+	// Warn receives messages a person must see: retries, a cut tail, unreachable snapshots.
+	Warn func(msg string)
+	// Progress, if set, is updated as the export runs; the caller may read it from another goroutine.
+	Progress *Progress
+}
+
+// Progress is read by the CLI while an export runs.
+type Progress struct {
+	Phase      atomic.Value // string: "events", "snapshots", "committing"
+	First      atomic.Int64 // range being exported
+	Last       atomic.Int64
+	Token      atomic.Int64 // last token read
+	Events     atomic.Int64 // events read this run
+	Written    atomic.Int64 // events written (after selection) this run
+	Bytes      atomic.Int64 // protobuf bytes read this run
+	Snapshots  atomic.Int64 // snapshots written this run
+	Aggregates atomic.Int64 // aggregates whose snapshots are to be read
+	AggsDone   atomic.Int64
+	Resumed    atomic.Int64 // token the run resumed at, or -1
+}
+
+func (o *Options) warn(format string, args ...any) {
+	if o.Warn != nil {
+		o.Warn(fmt.Sprintf(format, args...))
+	}
+}
+
+// Result summarises a finished export.
+type Result struct {
+	Events, Snapshots int64
+	Range             archive.Range
+	Fingerprint       string
+	Dir               string
+}
+
+// InterruptedError is returned when an export stops before it is complete (cancelled, or failed): the
+// archive directory is left resumable.
+type InterruptedError struct {
+	Dir       string
+	NextToken int64 // first token not committed
+	Events    int64 // events committed
+	Err       error
+}
+
+func (e *InterruptedError) Error() string {
+	return fmt.Sprintf("export stopped before token %d (%d events committed in %s): %v", e.NextToken, e.Events, e.Dir, e.Err)
+}
+
+func (e *InterruptedError) Unwrap() error { return e.Err }
+
+// ErrRange is returned for a requested range that the source cannot serve.
+var ErrRange = errors.New("requested range not available")
+
+// source is where records come from.
+type source interface {
+	describe() archive.Source
+	// bounds returns the first token and the last token available now (last = first-1 when empty).
+	bounds(ctx context.Context) (first, last int64, err error)
+	tokenAt(ctx context.Context, t time.Time) (int64, error)
+	// events emits every event from token from through to, in token order.
+	events(ctx context.Context, from, to int64, emit func(token int64, raw []byte) error) error
+	// snapshots writes the snapshot records, skipping the first skip of them (committed by an earlier run).
+	snapshots(ctx context.Context, j *job, skip int64) error
+	// notes are recorded in the manifest of every archive made from this source.
+	notes() []archive.Note
+	// wantsAggregates says whether the snapshot phase needs the aggregate ids of the exported events.
+	wantsAggregates() bool
+}
+
+type job struct {
+	opts     Options
+	w        *archive.Writer
+	src      source
+	progress *Progress
+	sel      *selection
+
+	// aggregate ids of exported domain events, in order of first appearance: the snapshot phase of a
+	// live export asks for each one's snapshots.
+	aggSeen  map[string]struct{}
+	aggOrder []string
+}
+
+func (j *job) noteAggregate(id string) {
+	if _, ok := j.aggSeen[id]; ok {
+		return
+	}
+	j.aggSeen[id] = struct{}{}
+	j.aggOrder = append(j.aggOrder, id)
+}
+
+func run(ctx context.Context, src source, opts Options) (*Result, error) {
+	if opts.Snapshots == "" {
+		opts.Snapshots = SnapshotsAll
+	}
+	switch opts.Snapshots {
+	case SnapshotsAll, SnapshotsLatest, SnapshotsNone:
+	default:
+		return nil, fmt.Errorf("unknown snapshot selection %q (want all, latest or none)", opts.Snapshots)
+	}
+	opts.Filter = normalizeFilter(opts.Filter)
+	progress := opts.Progress
+	if progress == nil {
+		progress = new(Progress)
+	}
+	progress.Resumed.Store(-1)
+	progress.Phase.Store("events")
+
+	wopts := archive.Options{
+		Source:       src.describe(),
+		Filter:       opts.Filter,
+		Snapshots:    opts.Snapshots,
+		ChunkBytes:   opts.ChunkBytes,
+		ChunkRecords: opts.ChunkRecords,
+		Tool:         opts.Tool,
+	}
+	if opts.Since != "" {
+		prev, err := archive.Open(opts.Since)
+		if err != nil {
+			return nil, fmt.Errorf("previous archive: %w", err)
+		}
+		m := prev.Manifest()
+		wopts.Previous = &archive.Link{Fingerprint: m.Fingerprint, LastToken: m.Events.LastToken}
+	}
+
+	var w *archive.Writer
+	var err error
+	if opts.Resume {
+		w, err = archive.Resume(opts.Dir, wopts)
+		if err != nil {
+			return nil, err
+		}
+		progress.Resumed.Store(w.NextToken())
+	} else {
+		r, err := planRange(ctx, src, opts, wopts.Previous)
+		if err != nil {
+			return nil, err
+		}
+		wopts.Range = r
+		w, err = archive.Create(opts.Dir, wopts)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range src.notes() {
+			if err := w.AddNote(n); err != nil {
+				_ = w.Suspend()
+				return nil, err
+			}
+		}
+	}
+	j := &job{opts: opts, w: w, src: src, progress: progress, sel: newSelection(opts.Filter), aggSeen: map[string]struct{}{}}
+	res, err := j.run(ctx)
+	if err != nil {
+		next, committed := w.NextToken(), w.EventsCommitted()
+		if serr := w.Suspend(); serr != nil {
+			err = errors.Join(err, fmt.Errorf("leave archive resumable: %w", serr))
+		}
+		return nil, &InterruptedError{Dir: opts.Dir, NextToken: next, Events: committed, Err: err}
+	}
+	return res, nil
+}
+
+// planRange fixes the token range of a new export: what was asked for, within what the source holds now.
+// Events appended later are not included, so that the archive describes one moment of the store.
+func planRange(ctx context.Context, src source, opts Options, prev *archive.Link) (archive.Range, error) {
+	first, last, err := src.bounds(ctx)
+	if err != nil {
+		return archive.Range{}, err
+	}
+	from, to := first, last
+	if prev != nil {
+		from = prev.LastToken + 1
+	}
+	if opts.FromTime != nil {
+		t, err := src.tokenAt(ctx, *opts.FromTime)
+		if err != nil {
+			return archive.Range{}, err
+		}
+		from = max(from, t)
+	}
+	if opts.ToTime != nil {
+		t, err := src.tokenAt(ctx, *opts.ToTime)
+		if err != nil {
+			return archive.Range{}, err
+		}
+		if t >= 0 {
+			to = min(to, t-1)
+		}
+	}
+	if opts.FromToken != nil {
+		if *opts.FromToken < first {
+			return archive.Range{}, fmt.Errorf("%w: --from-token %d is before the first token %d", ErrRange, *opts.FromToken, first)
+		}
+		from = max(from, *opts.FromToken)
+	}
+	if opts.ToToken != nil {
+		to = min(to, *opts.ToToken)
+	}
+	if prev != nil && prev.LastToken+1 < first {
+		return archive.Range{}, fmt.Errorf("%w: the previous archive ends at token %d but the source starts at %d", ErrRange, prev.LastToken, first)
+	}
+	if to < from {
+		to = from - 1 // empty range: a valid, empty archive
+	}
+	return archive.Range{First: from, Last: to}, nil
+}
+
+func (j *job) run(ctx context.Context) (*Result, error) {
+	r := j.w.Options().Range
+	j.progress.First.Store(r.First)
+	j.progress.Last.Store(r.Last)
+	wantAggs := j.opts.Snapshots != SnapshotsNone && j.src.wantsAggregates()
+	if j.opts.Resume && wantAggs {
+		if err := j.reloadAggregates(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if !j.w.EventsDone() {
+		if err := j.exportEvents(ctx, r, wantAggs); err != nil {
+			return nil, err
+		}
+		if err := j.w.FinishEvents(); err != nil {
+			return nil, err
+		}
+	}
+	if j.opts.Snapshots != SnapshotsNone {
+		j.progress.Phase.Store("snapshots")
+		if err := j.src.snapshots(ctx, j, j.w.SnapshotsCommitted()); err != nil {
+			return nil, err
+		}
+	}
+	j.progress.Phase.Store("committing")
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := j.w.Close(); err != nil {
+		return nil, err
+	}
+	a, err := archive.Open(j.opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("reopen finished archive: %w", err)
+	}
+	m := a.Manifest()
+	return &Result{Events: m.Events.Count, Snapshots: m.Snapshots.Count, Range: r, Fingerprint: m.Fingerprint, Dir: j.opts.Dir}, nil
+}
+
+func (j *job) exportEvents(ctx context.Context, r archive.Range, wantAggs bool) error {
+	from := j.w.NextToken()
+	if from > r.Last {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	p := newPipeline(converter{sel: j.sel, wantAggregate: wantAggs})
+
+	srcErr := make(chan error, 1)
+	go func() {
+		defer p.finish()
+		b, err := p.get(ctx)
+		if err != nil {
+			srcErr <- err
+			return
+		}
+		err = j.src.events(ctx, from, r.Last, func(token int64, raw []byte) error {
+			b.add(token, raw)
+			j.progress.Token.Store(token)
+			if !b.full() {
+				return nil
+			}
+			if err := p.submit(ctx, b); err != nil {
+				return err
+			}
+			b, err = p.get(ctx)
+			return err
+		})
+		if err == nil && len(b.tokens) > 0 {
+			err = p.submit(ctx, b)
+		} else if b != nil && len(b.tokens) == 0 {
+			p.free <- b
+		}
+		srcErr <- err
+	}()
+
+	sinkErr := p.drain(func(b *batch) error {
+		start := 0
+		for i, end := range b.lineEnds {
+			if err := j.w.WriteEventLine(b.lineToken[i], b.lines[start:end]); err != nil {
+				return err
+			}
+			start = end
+		}
+		for _, id := range b.aggs {
+			j.noteAggregate(id)
+		}
+		j.progress.Events.Add(int64(len(b.tokens)))
+		j.progress.Written.Add(int64(len(b.lineEnds)))
+		j.progress.Bytes.Add(b.rawBytes)
+		return nil
+	})
+	if sinkErr != nil {
+		cancel()
+	}
+	err := <-srcErr
+	if sinkErr != nil {
+		return sinkErr
+	}
+	return err
+}
+
+// reloadAggregates rebuilds the aggregate order from the committed events of the interrupted run, so a
+// resumed snapshot phase asks for the same aggregates in the same order as an uninterrupted run would.
+func (j *job) reloadAggregates(ctx context.Context) error {
+	it := j.w.CommittedEvents(ctx)
+	defer it.Close()
+	for it.Next() {
+		r, err := it.Record()
+		if err != nil {
+			return err
+		}
+		if r.AggregateType != "" {
+			j.noteAggregate(r.AggregateID)
+		}
+	}
+	return it.Err()
+}

@@ -1,0 +1,351 @@
+package export_test
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/axarchive/axarchive/archive"
+	"github.com/axarchive/axarchive/internal/axonclient"
+	"github.com/axarchive/axarchive/internal/axontest"
+	"github.com/axarchive/axarchive/internal/codec"
+	"github.com/axarchive/axarchive/internal/eventgen"
+	"github.com/axarchive/axarchive/internal/export"
+	"github.com/axarchive/axarchive/internal/reader"
+)
+
+const ctxName = "default"
+
+// loaded starts a test double holding n generated events and their snapshots.
+func loaded(t *testing.T, n int, opts ...axontest.Option) (*axontest.Server, *eventgen.Generator) {
+	t.Helper()
+	srv := axontest.NewServer(t, opts...)
+	gen := eventgen.New(42, eventgen.Options{Aggregates: 60})
+	require.NoError(t, srv.Load(ctxName, gen.Generate(n)))
+	require.NoError(t, srv.LoadSnapshots(ctxName, gen.Snapshots()))
+	return srv, gen
+}
+
+func dial(t *testing.T, srv *axontest.Server, ctx string) *axonclient.Conn {
+	t.Helper()
+	conn, err := axonclient.Dial(context.Background(), axonclient.Config{Address: srv.Addr(), Context: ctx})
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+type logger struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (l *logger) warn(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.msgs = append(l.msgs, s)
+}
+
+// lines returns every line of a stream of an archive, concatenated: what must be byte-identical
+// between two exports of the same data.
+func lines(t *testing.T, dir string, snapshots bool) []byte {
+	t.Helper()
+	a, err := archive.Open(dir)
+	require.NoError(t, err)
+	it := a.Events(context.Background(), 0)
+	if snapshots {
+		it = a.Snapshots(context.Background())
+	}
+	defer it.Close()
+	var out []byte
+	for it.Next() {
+		out = append(out, it.Line()...)
+	}
+	require.NoError(t, it.Err())
+	return out
+}
+
+// records rebuild, from the archive, exactly the bytes the server holds.
+func assertArchiveEqualsServer(t *testing.T, dir string, srv *axontest.Server, ctx string) {
+	t.Helper()
+	a, err := archive.Open(dir)
+	require.NoError(t, err)
+	stored := srv.Events(ctx)
+	it := a.Events(context.Background(), 0)
+	defer it.Close()
+	i := 0
+	for it.Next() {
+		r, err := it.Record()
+		require.NoError(t, err)
+		require.Less(t, i, len(stored), "archive has more events than the server")
+		require.Equal(t, stored[i].Token, r.Token)
+		require.Equal(t, stored[i].Raw, codec.Encode(nil, r), "token %d", r.Token)
+		i++
+	}
+	require.NoError(t, it.Err())
+	require.Equal(t, len(stored), i)
+	rep, err := a.Verify(context.Background(), archive.VerifyOptions{})
+	require.NoError(t, err)
+	require.True(t, rep.OK(), "%v", rep.Err())
+}
+
+func TestLiveExportEqualsServer(t *testing.T) {
+	srv, _ := loaded(t, 5000)
+	dir := filepath.Join(t.TempDir(), "a")
+	res, err := export.Live(context.Background(), dial(t, srv, ctxName), export.Options{Dir: dir, ChunkRecords: 700})
+	require.NoError(t, err)
+	assert.Equal(t, int64(5000), res.Events)
+	assert.Equal(t, archive.Range{First: 0, Last: 4999}, res.Range)
+	assertArchiveEqualsServer(t, dir, srv, ctxName)
+
+	a, err := archive.Open(dir)
+	require.NoError(t, err)
+	assert.Equal(t, int64(srv.SnapshotCount(ctxName)), a.Manifest().Snapshots.Count, "every snapshot of the exported aggregates")
+	assert.Greater(t, len(a.Manifest().Chunks), 7, "chunks rotate at the record count")
+}
+
+func TestLiveExportEmptyContext(t *testing.T) {
+	srv := axontest.NewServer(t)
+	dir := filepath.Join(t.TempDir(), "a")
+	res, err := export.Live(context.Background(), dial(t, srv, "empty"), export.Options{Dir: dir})
+	require.NoError(t, err)
+	assert.Equal(t, int64(0), res.Events)
+	assert.Equal(t, archive.Range{First: 0, Last: -1}, res.Range)
+	a, err := archive.Open(dir)
+	require.NoError(t, err)
+	rep, err := a.Verify(context.Background(), archive.VerifyOptions{})
+	require.NoError(t, err)
+	require.True(t, rep.OK())
+}
+
+// Events appended after the export started are not in it: the head is captured at the start.
+func TestLiveExportCapturesHead(t *testing.T) {
+	srv, gen := loaded(t, 2000)
+	srv.SetDelay(time.Millisecond)
+	conn := dial(t, srv, ctxName)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		time.Sleep(20 * time.Millisecond)
+		_ = conn.AppendEvents(context.Background(), gen.Generate(10))
+	}()
+	dir := filepath.Join(t.TempDir(), "a")
+	res, err := export.Live(context.Background(), conn, export.Options{Dir: dir, Snapshots: export.SnapshotsNone})
+	<-done
+	require.NoError(t, err)
+	assert.Equal(t, int64(1999), res.Range.Last)
+}
+
+func TestLiveExportRanges(t *testing.T) {
+	srv, _ := loaded(t, 3000)
+	conn := dial(t, srv, ctxName)
+	from, to := int64(1000), int64(1999)
+	dir := filepath.Join(t.TempDir(), "a")
+	res, err := export.Live(context.Background(), conn, export.Options{Dir: dir, FromToken: &from, ToToken: &to})
+	require.NoError(t, err)
+	assert.Equal(t, int64(1000), res.Events)
+	a, err := archive.Open(dir)
+	require.NoError(t, err)
+	stored := srv.Events(ctxName)
+	it := a.Events(context.Background(), 0)
+	defer it.Close()
+	for it.Next() {
+		r, err := it.Record()
+		require.NoError(t, err)
+		require.Equal(t, stored[r.Token].Raw, codec.Encode(nil, r))
+	}
+	require.NoError(t, it.Err())
+
+	// --from-token before the first token is refused.
+	before := int64(-5)
+	_, err = export.Live(context.Background(), conn, export.Options{Dir: filepath.Join(t.TempDir(), "b"), FromToken: &before})
+	require.ErrorIs(t, err, export.ErrRange)
+}
+
+func TestLiveExportFilter(t *testing.T) {
+	srv, _ := loaded(t, 3000)
+	conn := dial(t, srv, ctxName)
+	dir := filepath.Join(t.TempDir(), "a")
+	res, err := export.Live(context.Background(), conn, export.Options{Dir: dir, Filter: &archive.Filter{ExcludeTypes: []string{"com.example.notification.EmailSentEvent"}}})
+	require.NoError(t, err)
+	a, err := archive.Open(dir)
+	require.NoError(t, err)
+	m := a.Manifest()
+	require.NotNil(t, m.Filter)
+	assert.Positive(t, m.Events.Filtered)
+	assert.Equal(t, int64(3000), res.Events+m.Events.Filtered)
+	it := a.Events(context.Background(), 0)
+	defer it.Close()
+	for it.Next() {
+		r, err := it.Record()
+		require.NoError(t, err)
+		require.NotEqual(t, "com.example.notification.EmailSentEvent", r.Payload.Type)
+	}
+	require.NoError(t, it.Err())
+}
+
+// A dropped stream is re-opened after the last token received; the archive is the same as without.
+func TestLiveExportRetriesDroppedStream(t *testing.T) {
+	srv, _ := loaded(t, 4000)
+	conn := dial(t, srv, ctxName)
+	clean := filepath.Join(t.TempDir(), "clean")
+	_, err := export.Live(context.Background(), conn, export.Options{Dir: clean})
+	require.NoError(t, err)
+
+	srv.DropListEventsAfter(1234)
+	var log logger
+	dir := filepath.Join(t.TempDir(), "a")
+	_, err = export.Live(context.Background(), conn, export.Options{Dir: dir, Warn: log.warn})
+	require.NoError(t, err)
+	require.NotEmpty(t, log.msgs, "each retry is reported")
+	assert.Contains(t, log.msgs[0], "retrying")
+	assert.Equal(t, lines(t, clean, false), lines(t, dir, false))
+	assertArchiveEqualsServer(t, dir, srv, ctxName)
+}
+
+// An export cancelled part way is continued by Resume; the result equals an uninterrupted export.
+func TestLiveExportResume(t *testing.T) {
+	srv, _ := loaded(t, 6000)
+	conn := dial(t, srv, ctxName)
+	clean := filepath.Join(t.TempDir(), "clean")
+	cres, err := export.Live(context.Background(), conn, export.Options{Dir: clean, ChunkRecords: 500})
+	require.NoError(t, err)
+
+	interrupted := 0
+	for _, stopAfter := range []int64{1, 1700, 5999} {
+		dir := filepath.Join(t.TempDir(), "a")
+		ctx, cancel := context.WithCancel(context.Background())
+		progress := new(export.Progress)
+		go func() {
+			for progress.Events.Load() < stopAfter && ctx.Err() == nil {
+				time.Sleep(100 * time.Microsecond)
+			}
+			cancel()
+		}()
+		srv.SetDelay(50 * time.Microsecond)
+		_, err := export.Live(ctx, conn, export.Options{Dir: dir, ChunkRecords: 500, Progress: progress})
+		cancel()
+		srv.SetDelay(0)
+		if err == nil {
+			continue // finished before the cancel landed: nothing to resume
+		}
+		var ie *export.InterruptedError
+		require.ErrorAs(t, err, &ie)
+		interrupted++
+		_, err = archive.Open(dir)
+		require.ErrorIs(t, err, archive.ErrIncomplete)
+
+		res, err := export.Live(context.Background(), conn, export.Options{Dir: dir, ChunkRecords: 500, Resume: true})
+		require.NoError(t, err)
+		assert.Equal(t, cres.Fingerprint, res.Fingerprint)
+		assert.Equal(t, lines(t, clean, false), lines(t, dir, false))
+		assert.Equal(t, lines(t, clean, true), lines(t, dir, true))
+	}
+	require.Positive(t, interrupted, "no run was interrupted")
+}
+
+// Resume refuses a directory exported from another source or with another selection.
+func TestResumeRefusesOtherSelection(t *testing.T) {
+	srv, _ := loaded(t, 3000)
+	conn := dial(t, srv, ctxName)
+	dir := filepath.Join(t.TempDir(), "a")
+	ctx, cancel := context.WithCancel(context.Background())
+	progress := new(export.Progress)
+	go func() {
+		for progress.Events.Load() < 10 && ctx.Err() == nil {
+			time.Sleep(100 * time.Microsecond)
+		}
+		cancel()
+	}()
+	srv.SetDelay(100 * time.Microsecond)
+	_, err := export.Live(ctx, conn, export.Options{Dir: dir, Progress: progress})
+	srv.SetDelay(0)
+	require.Error(t, err)
+	_, err = export.Live(context.Background(), conn, export.Options{Dir: dir, Resume: true, Filter: &archive.Filter{IncludeTypes: []string{"x"}}})
+	require.ErrorIs(t, err, archive.ErrMismatch)
+	_, err = export.Live(context.Background(), dial(t, srv, "other"), export.Options{Dir: dir, Resume: true})
+	require.ErrorIs(t, err, archive.ErrMismatch)
+	// And a plain export never overwrites it.
+	_, err = export.Live(context.Background(), conn, export.Options{Dir: dir})
+	require.ErrorIs(t, err, archive.ErrNotEmpty)
+}
+
+// Incremental: a second archive continues after the first and links to it.
+func TestIncremental(t *testing.T) {
+	srv, gen := loaded(t, 2000)
+	conn := dial(t, srv, ctxName)
+	first := filepath.Join(t.TempDir(), "a")
+	r1, err := export.Live(context.Background(), conn, export.Options{Dir: first})
+	require.NoError(t, err)
+	require.NoError(t, conn.AppendEvents(context.Background(), gen.Generate(500)))
+	second := filepath.Join(t.TempDir(), "b")
+	r2, err := export.Live(context.Background(), conn, export.Options{Dir: second, Since: first})
+	require.NoError(t, err)
+	assert.Equal(t, archive.Range{First: 2000, Last: 2499}, r2.Range)
+	a1, err := archive.Open(first)
+	require.NoError(t, err)
+	a2, err := archive.Open(second)
+	require.NoError(t, err)
+	require.NotNil(t, a2.Manifest().Previous)
+	assert.Equal(t, r1.Fingerprint, a2.Manifest().Previous.Fingerprint)
+	require.NoError(t, archive.VerifyChain([]*archive.Archive{a1, a2}))
+	require.Error(t, archive.VerifyChain([]*archive.Archive{a2, a1}))
+}
+
+func TestSegmentsExportFixtures(t *testing.T) {
+	for _, tc := range []struct {
+		dir               string
+		events, snapshots int64
+	}{
+		{"legacy-v0", 28, 0},
+		{"three-segments", 1386, 0},
+		{"snapshots", 0, 924},
+	} {
+		t.Run(tc.dir, func(t *testing.T) {
+			src := filepath.Join("..", "..", "testdata", "segments", tc.dir, "default")
+			dir := filepath.Join(t.TempDir(), "a")
+			res, err := export.Segments(context.Background(), reader.SegmentsOptions{Dir: src}, export.Options{Dir: dir})
+			require.NoError(t, err)
+			assert.Equal(t, tc.events, res.Events)
+			assert.Equal(t, tc.snapshots, res.Snapshots)
+
+			// Every record converts back to the bytes in the segment files.
+			s, err := reader.OpenSegments(reader.SegmentsOptions{Dir: src})
+			require.NoError(t, err)
+			a, err := archive.Open(dir)
+			require.NoError(t, err)
+			it := a.Events(context.Background(), 0)
+			seg := s.Events(context.Background(), 0)
+			for seg.Next() {
+				require.True(t, it.Next())
+				r, err := it.Record()
+				require.NoError(t, err)
+				require.Equal(t, seg.Token(), r.Token)
+				require.Equal(t, seg.Event(), codec.Encode(nil, r))
+			}
+			require.False(t, it.Next())
+			require.NoError(t, it.Err())
+			it.Close()
+			seg.Close()
+			sit := a.Snapshots(context.Background())
+			ss := s.Snapshots(context.Background())
+			for ss.Next() {
+				require.True(t, sit.Next())
+				r, err := sit.Record()
+				require.NoError(t, err)
+				require.Equal(t, ss.Position(), r.Token)
+				require.Equal(t, ss.Event(), codec.Encode(nil, r))
+			}
+			require.False(t, sit.Next())
+			sit.Close()
+			ss.Close()
+			rep, err := a.Verify(context.Background(), archive.VerifyOptions{})
+			require.NoError(t, err)
+			require.True(t, rep.OK(), "%v", rep.Err())
+		})
+	}
+}

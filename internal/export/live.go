@@ -1,0 +1,219 @@
+package export
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/axarchive/axarchive/archive"
+	"github.com/axarchive/axarchive/internal/axonclient"
+	"github.com/axarchive/axarchive/internal/codec"
+)
+
+// permitWindow is how many events may be outstanding on a ListEvents stream. It is topped up every half
+// window, so the server never waits for permits (AXON.md 2.2: it gives up after 120 s at zero) and the
+// count stays far below the 2^31-1 the server can hold.
+const permitWindow = 20000
+
+// snapshotReaders bounds the ListAggregateSnapshots calls in flight.
+const snapshotReaders = 8
+
+// Live exports a context from a running Axon Server.
+func Live(ctx context.Context, conn *axonclient.Conn, opts Options) (*Result, error) {
+	if opts.MaxRetries == 0 {
+		opts.MaxRetries = 5
+	}
+	return run(ctx, &liveSource{conn: conn, opts: &opts}, opts)
+}
+
+type liveSource struct {
+	conn *axonclient.Conn
+	opts *Options
+}
+
+func (s *liveSource) describe() archive.Source {
+	return archive.Source{Kind: "server", Address: s.conn.Address(), Context: s.conn.Context()}
+}
+
+func (s *liveSource) wantsAggregates() bool { return true }
+
+func (s *liveSource) notes() []archive.Note {
+	return []archive.Note{{Kind: "snapshot-scope", Token: -1, Detail: "snapshots were read over gRPC for the aggregates " +
+		"of the exported domain events only; snapshots of other aggregates cannot be reached that way (an offline " +
+		"export from segment files includes every snapshot)"}}
+}
+
+func (s *liveSource) bounds(ctx context.Context) (int64, int64, error) {
+	last, err := s.conn.LastToken(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	first, err := s.conn.FirstToken(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	if last < first {
+		last = first - 1
+	}
+	return first, last, nil
+}
+
+func (s *liveSource) tokenAt(ctx context.Context, t time.Time) (int64, error) {
+	return s.conn.TokenAt(ctx, t.UnixMilli())
+}
+
+// events streams [from, to] and re-opens the stream after the last token received when the connection
+// drops, a bounded number of times in a row without progress.
+func (s *liveSource) events(ctx context.Context, from, to int64, emit func(int64, []byte) error) error {
+	next := from
+	failures := 0
+	backoff := 200 * time.Millisecond
+	for next <= to {
+		before := next
+		err := s.stream(ctx, &next, to, emit)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !transient(err) {
+			return err
+		}
+		if next > before {
+			failures, backoff = 0, 200*time.Millisecond
+		}
+		failures++
+		if failures > s.opts.MaxRetries {
+			return fmt.Errorf("event stream lost %d times at token %d: %w", failures, next, err)
+		}
+		wait := backoff + rand.N(backoff/2)
+		s.opts.warn("event stream lost at token %d (%v); retrying in %s (attempt %d of %d)", next, err, wait.Round(time.Millisecond), failures, s.opts.MaxRetries)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+	return nil
+}
+
+// errStreamEnded is a stream the server completed before the range was read: it never does that on its
+// own (AXON.md 2.2), so the connection or the server went away.
+var errStreamEnded = errors.New("server ended the event stream early")
+
+func transient(err error) bool {
+	return errors.Is(err, axonclient.ErrUnavailable) || errors.Is(err, errStreamEnded)
+}
+
+func (s *liveSource) stream(ctx context.Context, next *int64, to int64, emit func(int64, []byte) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	window := int64(permitWindow)
+	if remaining := to - *next + 1; remaining < window {
+		window = remaining
+	}
+	st, err := s.conn.ListEvents(ctx, *next, window)
+	if err != nil {
+		return err
+	}
+	var sinceTopUp int64
+	for {
+		token, raw, err := st.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return errStreamEnded
+			}
+			return err
+		}
+		if token < *next {
+			return &TokenError{Token: token, Err: fmt.Errorf("server sent token %d again or out of order (expected %d)", token, *next)}
+		}
+		if err := emit(token, raw); err != nil {
+			return err
+		}
+		*next = token + 1
+		if token >= to {
+			_ = st.CloseSend()
+			return nil
+		}
+		if sinceTopUp++; sinceTopUp >= permitWindow/2 {
+			if err := st.AddPermits(sinceTopUp); err != nil {
+				return err
+			}
+			sinceTopUp = 0
+		}
+	}
+}
+
+// snapshots reads each exported aggregate's snapshots (newest first over gRPC) and writes them oldest
+// first, aggregates in the order of their first exported event: an order that does not depend on timing
+// and that a re-export of an imported archive reproduces.
+func (s *liveSource) snapshots(ctx context.Context, j *job, skip int64) error {
+	aggs := j.aggOrder
+	j.progress.Aggregates.Store(int64(len(aggs)))
+	type fetch struct {
+		raws [][]byte
+		err  error
+		done chan struct{}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	fetches := make(chan *fetch, snapshotReaders)
+	go func() {
+		defer close(fetches)
+		sem := make(chan struct{}, snapshotReaders)
+		for _, id := range aggs {
+			f := &fetch{done: make(chan struct{})}
+			select {
+			case fetches <- f:
+			case <-ctx.Done():
+				return
+			}
+			sem <- struct{}{}
+			go func(id string) {
+				defer func() { <-sem; close(f.done) }()
+				f.raws, f.err = s.conn.ListAggregateSnapshots(ctx, id, 0, math.MaxInt64, 0)
+			}(id)
+		}
+	}()
+	var pos int64
+	var rec archive.Record
+	i := 0
+	for f := range fetches {
+		<-f.done
+		if f.err != nil {
+			return fmt.Errorf("snapshots of aggregate %q: %w", aggs[i], f.err)
+		}
+		raws := f.raws
+		if j.opts.Snapshots == SnapshotsLatest && len(raws) > 1 {
+			raws = raws[:1]
+		}
+		for k := len(raws) - 1; k >= 0; k-- {
+			if pos < skip {
+				pos++
+				continue
+			}
+			rec.Token = pos
+			if err := codec.Decode(raws[k], &rec); err != nil {
+				return fmt.Errorf("snapshot %d of aggregate %q: %w", pos, aggs[i], err)
+			}
+			if rec.AggregateID != aggs[i] {
+				return fmt.Errorf("snapshot %d: server answered for aggregate %q when asked for %q", pos, rec.AggregateID, aggs[i])
+			}
+			if err := j.w.WriteSnapshot(&rec); err != nil {
+				return err
+			}
+			j.progress.Snapshots.Add(1)
+			pos++
+		}
+		j.progress.AggsDone.Add(1)
+		i++
+	}
+	return ctx.Err()
+}

@@ -1,0 +1,155 @@
+package export
+
+import (
+	"context"
+	"runtime"
+	"sync"
+
+	"github.com/axarchive/axarchive/archive"
+	"github.com/axarchive/axarchive/internal/codec"
+)
+
+// batchSize is the number of events converted as one unit of work: large enough that channel hand-offs
+// cost nothing per event, small enough that a few batches in flight stay a few MiB.
+const batchSize = 1024
+
+// batch carries raw events from a source to the converters and canonical lines on to the writer. Its
+// buffers are reused, so the steady state allocates nothing per batch.
+type batch struct {
+	tokens []int64
+	raw    []byte
+	ends   []int // raw[ends[i-1]:ends[i]] is event i
+
+	lines     []byte
+	lineEnds  []int
+	lineToken []int64
+	aggs      []string // aggregate ids of the domain events kept, in token order, repeats included
+	rawBytes  int64
+	err       error
+	done      chan struct{}
+}
+
+func (b *batch) reset() {
+	b.tokens, b.raw, b.ends = b.tokens[:0], b.raw[:0], b.ends[:0]
+	b.lines, b.lineEnds, b.lineToken, b.aggs = b.lines[:0], b.lineEnds[:0], b.lineToken[:0], b.aggs[:0]
+	b.rawBytes, b.err = 0, nil
+}
+
+func (b *batch) add(token int64, raw []byte) {
+	b.tokens = append(b.tokens, token)
+	b.raw = append(b.raw, raw...)
+	b.ends = append(b.ends, len(b.raw))
+}
+
+func (b *batch) full() bool { return len(b.tokens) >= batchSize }
+
+// converter turns raw events into canonical lines, applying the selection.
+type converter struct {
+	sel           *selection
+	wantAggregate bool
+}
+
+func (c *converter) convert(b *batch) {
+	var rec archive.Record
+	start := 0
+	for i, end := range b.ends {
+		raw := b.raw[start:end]
+		start = end
+		rec.Token = b.tokens[i]
+		b.rawBytes += int64(len(raw))
+		if err := codec.Decode(raw, &rec); err != nil {
+			b.err = &TokenError{Token: rec.Token, Err: err}
+			return
+		}
+		if !c.sel.keep(&rec) {
+			continue
+		}
+		b.lines = archive.AppendEventJSON(b.lines, &rec)
+		b.lineEnds = append(b.lineEnds, len(b.lines))
+		b.lineToken = append(b.lineToken, rec.Token)
+		if c.wantAggregate && rec.AggregateType != "" {
+			b.aggs = append(b.aggs, rec.AggregateID)
+		}
+	}
+}
+
+// pipeline converts batches on all cores while keeping their order: a source fills batches, workers
+// convert them concurrently, and the sink receives them in the order they were filled.
+type pipeline struct {
+	conv    converter
+	free    chan *batch
+	work    chan *batch
+	ordered chan *batch
+	wg      sync.WaitGroup
+}
+
+func newPipeline(conv converter) *pipeline {
+	workers := runtime.GOMAXPROCS(0)
+	inflight := 2*workers + 2
+	p := &pipeline{
+		conv:    conv,
+		free:    make(chan *batch, inflight),
+		work:    make(chan *batch, inflight),
+		ordered: make(chan *batch, inflight),
+	}
+	for range inflight {
+		p.free <- &batch{done: make(chan struct{}, 1)}
+	}
+	for range workers {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			for b := range p.work {
+				p.conv.convert(b)
+				b.done <- struct{}{}
+			}
+		}()
+	}
+	return p
+}
+
+// get returns an empty batch, waiting while all are in flight (this is what bounds memory).
+func (p *pipeline) get(ctx context.Context) (*batch, error) {
+	select {
+	case b := <-p.free:
+		b.reset()
+		return b, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// submit hands a filled batch to the workers; the sink sees it in submission order.
+func (p *pipeline) submit(ctx context.Context, b *batch) error {
+	select {
+	case p.ordered <- b:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	p.work <- b // never blocks for long: work has room for every batch that exists
+	return nil
+}
+
+// finish tells the sink that no more batches come.
+func (p *pipeline) finish() {
+	close(p.ordered)
+}
+
+// drain is run by the sink: it calls fn for every batch in order and recycles it.
+func (p *pipeline) drain(fn func(*batch) error) error {
+	var firstErr error
+	for b := range p.ordered {
+		<-b.done
+		if firstErr == nil {
+			if b.err != nil {
+				firstErr = b.err
+			} else {
+				firstErr = fn(b)
+			}
+		}
+		p.free <- b
+	}
+	close(p.work)
+	p.wg.Wait()
+	return firstErr
+}

@@ -1,0 +1,282 @@
+package writer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/axarchive/axarchive/archive"
+	"github.com/axarchive/axarchive/internal/axonclient"
+	"github.com/axarchive/axarchive/internal/codec"
+)
+
+// Diff is the verdict of Compare.
+type Diff struct {
+	Events, Snapshots int64 // records compared
+	// Differences lists the first differences found, each naming the token or position.
+	Differences []string
+	// More counts differences found beyond those listed.
+	More int64
+	// ArchiveFingerprint is the archive's (chain's last) manifest fingerprint; TargetFingerprint is the
+	// fingerprint of the same records as the target serves them, computed the way SPEC.md defines it.
+	ArchiveFingerprint, TargetFingerprint string
+	// SnapshotFlagOnly is set when snapshot records differ only in the flag the server sets when it
+	// serves a snapshot (archives made from segment files do not have it).
+	SnapshotFlagOnly bool
+	TargetHead       int64
+}
+
+// Equal reports whether no difference was found.
+func (d *Diff) Equal() bool { return len(d.Differences) == 0 && d.More == 0 }
+
+func (d *Diff) add(maxDiffs int, format string, args ...any) {
+	if len(d.Differences) < maxDiffs {
+		d.Differences = append(d.Differences, fmt.Sprintf(format, args...))
+		return
+	}
+	d.More++
+}
+
+// CompareOptions tune Compare.
+type CompareOptions struct {
+	// MaxDifferences bounds the differences listed (default 20).
+	MaxDifferences int
+	// TargetFirst is the target token of the archive's first event; -1 (or unset through Compare's
+	// defaults) means the archive's own first token. Renumbered imports pass the token map's first target.
+	TargetFirst *int64
+	// Progress, if set, counts events compared.
+	Progress *Progress
+}
+
+// Compare streams the target context and compares it with the archives (one archive or a chain), event
+// by event (token, identity and bytes) and snapshot by snapshot.
+func Compare(ctx context.Context, conn *axonclient.Conn, dirs []string, opts CompareOptions) (*Diff, error) {
+	if opts.MaxDifferences <= 0 {
+		opts.MaxDifferences = 20
+	}
+	im, err := newImporter(conn, dirs, Options{})
+	if err != nil {
+		return nil, err
+	}
+	first := im.archives[0].Manifest().Events.Range.First
+	last := im.archives[len(im.archives)-1].Manifest().Events.Range.Last
+	d := &Diff{ArchiveFingerprint: im.archives[len(im.archives)-1].Manifest().Fingerprint}
+	head, err := conn.LastToken(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the target's head: %w", err)
+	}
+	d.TargetHead = head
+	// Without renumbering every event must sit at its own token. A renumbered import put the archive's
+	// events, gaps closed, at consecutive target tokens from TargetFirst.
+	renumbered := opts.TargetFirst != nil
+	targetFirst, targetLast := first, last
+	if renumbered {
+		var count int64
+		for _, a := range im.archives {
+			count += a.Manifest().Events.Count
+		}
+		targetFirst = *opts.TargetFirst
+		targetLast = targetFirst + count - 1
+	}
+	fp := archive.NewFingerprint()
+
+	// Events: the archive's in order against the target's from targetFirst on.
+	archiveEvents := make(chan *archive.Record, 256)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(archiveEvents)
+		readErr <- im.eachEvent(ctx, first, func(r *archive.Record) error {
+			c := *r
+			c.Metadata = append([]archive.Meta(nil), r.Metadata...)
+			select {
+			case archiveEvents <- &c:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	}()
+	var line []byte
+	var rec archive.Record
+	if targetLast >= targetFirst {
+		if head < targetLast {
+			d.add(opts.MaxDifferences, "the target ends at token %d, the archive at token %d: %d events missing", head, targetLast, targetLast-head)
+		}
+		err = streamTarget(ctx, conn, targetFirst, min(head, targetLast), func(token int64, raw []byte) error {
+			want, ok := <-archiveEvents
+			if !ok {
+				d.add(opts.MaxDifferences, "token %d: in the target, not in the archive", token)
+				return nil
+			}
+			d.Events++
+			rec.Token = token
+			if err := codec.Decode(raw, &rec); err != nil {
+				d.add(opts.MaxDifferences, "token %d: the target's event cannot be read exactly: %v", token, err)
+				return nil
+			}
+			line = archive.AppendEventJSON(line[:0], &rec)
+			fp.WriteEventLine(line)
+			if !renumbered && want.Token != token {
+				d.add(opts.MaxDifferences, "token %d: the target holds it where the archive has token %d", token, want.Token)
+				return nil
+			}
+			if got, exp := codec.Encode(nil, &rec), codec.Encode(nil, want); string(got) != string(exp) {
+				d.add(opts.MaxDifferences, "token %d: %s", token, describeDifference(exp, got))
+			}
+			if opts.Progress != nil {
+				opts.Progress.Events.Add(1)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read the target's events: %w", err)
+		}
+	}
+	cancel()
+	for range archiveEvents {
+	}
+	if err := <-readErr; err != nil && !errors.Is(err, context.Canceled) {
+		return nil, err
+	}
+	if head > targetLast && targetLast >= targetFirst {
+		d.add(opts.MaxDifferences, "the target has %d events after the archive's last token %d", head-targetLast, targetLast)
+	}
+
+	// Snapshots: every archive snapshot must be in the target, in the aggregate's order.
+	if err := compareSnapshots(context.WithoutCancel(ctx), conn, im, d, fp, opts.MaxDifferences); err != nil {
+		return nil, err
+	}
+	d.TargetFingerprint = fp.Sum()
+	return d, nil
+}
+
+func compareSnapshots(ctx context.Context, conn *axonclient.Conn, im *importer, d *Diff, fp *archive.Fingerprint, maxDiffs int) error {
+	target := map[string][]archive.Record{} // per aggregate, oldest first, not yet matched
+	var line []byte
+	for i, a := range im.archives {
+		it := a.Snapshots(ctx)
+		for it.Next() {
+			want, err := it.Record()
+			if err != nil {
+				it.Close()
+				return fmt.Errorf("%s: %w", im.dirs[i], err)
+			}
+			d.Snapshots++
+			list, ok := target[want.AggregateID]
+			if !ok {
+				raws, err := conn.ListAggregateSnapshots(ctx, want.AggregateID, 0, math.MaxInt64, 0)
+				if err != nil {
+					it.Close()
+					return fmt.Errorf("read the target's snapshots of %q: %w", want.AggregateID, err)
+				}
+				for k := len(raws) - 1; k >= 0; k-- {
+					var r archive.Record
+					if err := codec.Decode(raws[k], &r); err != nil {
+						d.add(maxDiffs, "aggregate %q: a target snapshot cannot be read exactly: %v", want.AggregateID, err)
+						continue
+					}
+					list = append(list, r)
+				}
+			}
+			if len(list) == 0 {
+				d.add(maxDiffs, "snapshot position %d (aggregate %q, sequence %d): not in the target", want.Token, want.AggregateID, want.Sequence)
+				target[want.AggregateID] = list
+				continue
+			}
+			got := list[0]
+			target[want.AggregateID] = list[1:]
+			got.Token = want.Token
+			line = archive.AppendSnapshotJSON(line[:0], &got)
+			fp.WriteSnapshotLine(line)
+			if got.Snapshot != want.Snapshot {
+				d.SnapshotFlagOnly = true
+				got.Snapshot = want.Snapshot
+			}
+			if g, w := codec.Encode(nil, &got), codec.Encode(nil, want); string(g) != string(w) {
+				d.add(maxDiffs, "snapshot position %d (aggregate %q): %s", want.Token, want.AggregateID, describeDifference(w, g))
+			}
+		}
+		err := it.Err()
+		it.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// streamTarget reads the target's events from..to (inclusive) and stops.
+func streamTarget(ctx context.Context, conn *axonclient.Conn, from, to int64, fn func(int64, []byte) error) error {
+	if to < from {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	const window = 10000
+	st, err := conn.ListEvents(ctx, from, min(window, to-from+1))
+	if err != nil {
+		return err
+	}
+	var sinceTopUp int64
+	for {
+		token, raw, err := st.Recv()
+		if err != nil {
+			return err
+		}
+		if err := fn(token, raw); err != nil {
+			return err
+		}
+		if token >= to {
+			_ = st.CloseSend()
+			return nil
+		}
+		if sinceTopUp++; sinceTopUp >= window/2 {
+			if err := st.AddPermits(sinceTopUp); err != nil {
+				return err
+			}
+			sinceTopUp = 0
+		}
+	}
+}
+
+// readTargetEvent returns the raw bytes of the target's event at token.
+func readTargetEvent(ctx context.Context, conn *axonclient.Conn, token int64) ([]byte, error) {
+	var got []byte
+	err := streamTarget(ctx, conn, token, token, func(t int64, raw []byte) error {
+		if t != token {
+			return fmt.Errorf("asked for token %d, the server sent %d", token, t)
+		}
+		got = append([]byte(nil), raw...)
+		return nil
+	})
+	return got, err
+}
+
+// describeDifference says which fields of two events differ, for a person.
+func describeDifference(want, got []byte) string {
+	var w, g archive.Record
+	if codec.Decode(want, &w) != nil || codec.Decode(got, &g) != nil {
+		return "the bytes differ"
+	}
+	var diffs []string
+	check := func(name string, equal bool) {
+		if !equal {
+			diffs = append(diffs, name)
+		}
+	}
+	check("message id", w.MessageID == g.MessageID)
+	check("aggregate id", w.AggregateID == g.AggregateID)
+	check("aggregate type", w.AggregateType == g.AggregateType)
+	check("sequence", w.Sequence == g.Sequence)
+	check("timestamp", w.Timestamp == g.Timestamp)
+	check("payload", string(archive.AppendEventJSON(nil, &archive.Record{Payload: w.Payload})) == string(archive.AppendEventJSON(nil, &archive.Record{Payload: g.Payload})))
+	check("metadata", string(archive.AppendEventJSON(nil, &archive.Record{Metadata: w.Metadata})) == string(archive.AppendEventJSON(nil, &archive.Record{Metadata: g.Metadata})))
+	check("snapshot flag", w.Snapshot == g.Snapshot)
+	if len(diffs) == 0 {
+		return "the bytes differ"
+	}
+	return fmt.Sprintf("%v differ%s", diffs, map[bool]string{true: "s", false: ""}[len(diffs) == 1])
+}

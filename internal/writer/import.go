@@ -1,0 +1,369 @@
+package writer
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/axarchive/axarchive/archive"
+	"github.com/axarchive/axarchive/internal/axonclient"
+	"github.com/axarchive/axarchive/internal/codec"
+)
+
+// Import replays the archives in dirs (one archive, or an incremental chain in order) into the context
+// conn talks to. It returns the plan it followed; with opts.DryRun it only makes the plan. A failure
+// after the first transaction was sent is a *ProgressError.
+func Import(ctx context.Context, conn *axonclient.Conn, dirs []string, opts Options) (*Plan, error) {
+	im, err := newImporter(conn, dirs, opts)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := im.preflight(ctx)
+	if err != nil || opts.DryRun {
+		return plan, err
+	}
+	if err := im.importEvents(ctx, plan); err != nil {
+		return plan, err
+	}
+	if err := im.importSnapshots(ctx, plan); err != nil {
+		return plan, err
+	}
+	return plan, nil
+}
+
+func (im *importer) preflight(ctx context.Context) (*Plan, error) {
+	im.progress.Phase.Store("preflight")
+	plan := &Plan{Archives: im.dirs, Renumber: im.opts.Renumber, FirstToken: 0, LastToken: -1}
+	if !im.opts.NoVerify {
+		for i, a := range im.archives {
+			rep, err := a.Verify(ctx, archive.VerifyOptions{})
+			if err != nil {
+				return plan, fmt.Errorf("verify %s: %w", im.dirs[i], err)
+			}
+			if !rep.OK() {
+				return plan, fmt.Errorf("verify %s: %w", im.dirs[i], rep.Err())
+			}
+		}
+	}
+	if len(im.archives) > 1 {
+		if err := archive.VerifyChain(im.archives); err != nil {
+			return plan, fmt.Errorf("%w: %v", ErrChain, err)
+		}
+	}
+	for i, a := range im.archives {
+		m := a.Manifest()
+		if i == 0 {
+			plan.FirstToken = m.Events.Range.First
+		}
+		plan.LastToken = m.Events.Range.Last
+		plan.Events += m.Events.Count
+		plan.Snapshots += m.Snapshots.Count
+		plan.Gaps = append(plan.Gaps, m.Gaps...)
+	}
+	if !im.opts.Renumber {
+		if plan.FirstToken != 0 {
+			return plan, fmt.Errorf("%w: the archive starts at token %d, so its events cannot keep their tokens (use --renumber to give them the target's next tokens)", ErrNotContiguous, plan.FirstToken)
+		}
+		if filtered := im.filtered(); filtered > 0 {
+			return plan, fmt.Errorf("%w: %d tokens were left out by the export's filter; use --renumber to give the events the target's next tokens", ErrNotContiguous, filtered)
+		}
+		if len(plan.Gaps) > 0 {
+			g := plan.Gaps[0]
+			return plan, fmt.Errorf("%w: tokens %d-%d are missing (%s); use --renumber to give the events the target's next tokens", ErrNotContiguous, g.From, g.To, g.Cause)
+		}
+	}
+	head, err := im.conn.LastToken(ctx)
+	if err != nil {
+		return plan, fmt.Errorf("read the target's head: %w", err)
+	}
+	plan.TargetHead = head
+	plan.StartAt = plan.FirstToken
+	switch {
+	case im.opts.Resume && im.opts.Renumber:
+		return plan, errors.New("--resume with --renumber is not supported: import the remaining archives of a chain with --renumber instead")
+	case im.opts.Resume:
+		if head >= 0 {
+			if head > plan.LastToken {
+				return plan, fmt.Errorf("%w: the target ends at token %d, after the archive's last token %d", ErrMismatch, head, plan.LastToken)
+			}
+			if err := im.checkEventAt(ctx, head); err != nil {
+				return plan, err
+			}
+			plan.StartAt = head + 1
+		}
+	case !im.opts.Renumber && head >= 0:
+		return plan, fmt.Errorf("%w: it ends at token %d; import needs an empty context (or --resume to continue an import, --renumber to append)", ErrTargetNotEmpty, head)
+	}
+	if err := im.sizeScan(ctx, plan); err != nil {
+		return plan, err
+	}
+	return plan, nil
+}
+
+func (im *importer) filtered() int64 {
+	var n int64
+	for _, a := range im.archives {
+		n += a.Manifest().Events.Filtered
+	}
+	return n
+}
+
+// checkEventAt makes sure the target's event at token is the archive's: a resumed import continues only
+// after an event it can prove it wrote.
+func (im *importer) checkEventAt(ctx context.Context, token int64) error {
+	var want []byte
+	if err := im.eachEvent(ctx, token, func(r *archive.Record) error {
+		if r.Token == token {
+			want = codec.Encode(nil, r)
+		}
+		return errStop
+	}); err != nil && !errors.Is(err, errStop) {
+		return err
+	}
+	if want == nil {
+		return fmt.Errorf("%w: the target ends at token %d, which is not in the archive", ErrMismatch, token)
+	}
+	got, err := readTargetEvent(ctx, im.conn, token)
+	if err != nil {
+		return fmt.Errorf("read the target's event at token %d: %w", token, err)
+	}
+	if string(got) != string(want) {
+		return fmt.Errorf("%w: the target's event at token %d differs from the archive's (%s)", ErrMismatch, token, describeDifference(want, got))
+	}
+	return nil
+}
+
+var errStop = errors.New("stop")
+
+// eachEvent calls fn for the archive events from token from on, across the chain.
+func (im *importer) eachEvent(ctx context.Context, from int64, fn func(*archive.Record) error) error {
+	for _, a := range im.archives {
+		if a.Manifest().Events.Range.Last < from {
+			continue
+		}
+		it := a.Events(ctx, from)
+		for it.Next() {
+			r, err := it.Record()
+			if err != nil {
+				it.Close()
+				return err
+			}
+			if err := fn(r); err != nil {
+				it.Close()
+				return err
+			}
+		}
+		if err := it.Err(); err != nil {
+			it.Close()
+			return err
+		}
+		it.Close()
+	}
+	return nil
+}
+
+// sizeScan checks every event against the message size before anything is sent, and counts the
+// transactions the import will make.
+func (im *importer) sizeScan(ctx context.Context, plan *Plan) error {
+	var txEvents int
+	var txBytes int64
+	plan.Events = 0
+	err := im.eachEvent(ctx, plan.StartAt, func(r *archive.Record) error {
+		n := encodedSize(r)
+		if n > int64(im.opts.MaxMessageSize) {
+			return fmt.Errorf("%w: the event at token %d is %d bytes, the server accepts %d (raise axoniq.axonserver.max-message-size on the server and pass --max-message-size)",
+				ErrEventTooLarge, r.Token, n, im.opts.MaxMessageSize)
+		}
+		if txEvents == 0 || txEvents >= im.maxTx || txBytes+n > im.maxBytes {
+			plan.Transactions++
+			txEvents, txBytes = 0, 0
+		}
+		txEvents++
+		txBytes += n
+		plan.Events++
+		plan.Bytes += n
+		return nil
+	})
+	return err
+}
+
+type transaction struct {
+	first  int64 // archive token of the first event
+	tokens []int64
+	events [][]byte
+	bytes  int64
+	err    error
+}
+
+// importEvents sends the events one transaction at a time (AXON.md 5.2: concurrent appends would lose
+// token order) while the next transaction is read, decoded and encoded on another core.
+func (im *importer) importEvents(ctx context.Context, plan *Plan) error {
+	im.progress.Phase.Store("events")
+	im.progress.Total.Store(plan.Events)
+	head := plan.TargetHead
+	im.progress.Token.Store(head)
+	if plan.Events == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	txs := make(chan *transaction, 2)
+	go func() {
+		defer close(txs)
+		tx := &transaction{}
+		err := im.eachEvent(ctx, plan.StartAt, func(r *archive.Record) error {
+			n := encodedSize(r)
+			if len(tx.events) > 0 && (len(tx.events) >= im.maxTx || tx.bytes+n > im.maxBytes) {
+				select {
+				case txs <- tx:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				tx = &transaction{}
+			}
+			if len(tx.events) == 0 {
+				tx.first = r.Token
+			}
+			tx.tokens = append(tx.tokens, r.Token)
+			tx.events = append(tx.events, codec.Encode(make([]byte, 0, n), r))
+			tx.bytes += n
+			return nil
+		})
+		if err != nil {
+			tx = &transaction{err: err}
+		}
+		if len(tx.events) > 0 || tx.err != nil {
+			select {
+			case txs <- tx:
+			case <-ctx.Done():
+			}
+		}
+	}()
+
+	var tokenMap *tokenMapFile
+	if im.opts.Renumber {
+		var err error
+		if tokenMap, err = createTokenMap(im.opts.TokenMap); err != nil {
+			return err
+		}
+		defer tokenMap.close()
+	}
+	var confirmed int64
+	next := plan.StartAt
+	fail := func(err error) error {
+		unknown := false
+		hctx, hcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer hcancel()
+		if h, herr := im.conn.LastToken(hctx); herr == nil {
+			head = h
+		} else {
+			unknown = true
+		}
+		return &ProgressError{Imported: confirmed, TargetHead: head, HeadUnknown: unknown, NextToken: next, Phase: "events", Err: err}
+	}
+	for tx := range txs {
+		if tx.err != nil {
+			return fail(tx.err)
+		}
+		if err := im.conn.AppendEvents(ctx, tx.events); err != nil {
+			if errors.Is(err, axonclient.ErrSequence) {
+				err = im.locateSequenceError(context.WithoutCancel(ctx), tx, err)
+			}
+			return fail(err)
+		}
+		want := head + int64(len(tx.events))
+		got, err := im.conn.LastToken(ctx)
+		if err != nil {
+			return fail(fmt.Errorf("read the target's head after a transaction: %w", err))
+		}
+		if got != want {
+			head = got
+			return fail(fmt.Errorf("%w: after the transaction of tokens %d-%d the target ends at token %d, expected %d (another writer is appending to this context?)",
+				ErrMismatch, tx.first, tx.tokens[len(tx.tokens)-1], got, want))
+		}
+		if tokenMap != nil {
+			if err := tokenMap.add(tx.tokens, head+1); err != nil {
+				return fail(err)
+			}
+		}
+		head = got
+		confirmed += int64(len(tx.events))
+		next = tx.tokens[len(tx.tokens)-1] + 1
+		im.progress.Events.Add(int64(len(tx.events)))
+		im.progress.Bytes.Add(tx.bytes)
+		im.progress.Transactions.Add(1)
+		im.progress.Token.Store(head)
+	}
+	return ctx.Err()
+}
+
+// locateSequenceError finds the event the server refused: the first one whose sequence does not follow
+// the aggregate's highest stored sequence (events before it in the transaction count).
+func (im *importer) locateSequenceError(ctx context.Context, tx *transaction, cause error) error {
+	expected := map[string]int64{}
+	for i, raw := range tx.events {
+		var r archive.Record
+		if codec.Decode(raw, &r) != nil || r.AggregateType == "" {
+			continue
+		}
+		want, ok := expected[r.AggregateID]
+		if !ok {
+			h, err := im.conn.HighestSequence(ctx, r.AggregateID)
+			if err != nil {
+				return cause
+			}
+			want = h + 1
+		}
+		if r.Sequence != want {
+			return &SequenceError{Token: tx.tokens[i], AggregateID: r.AggregateID, Sequence: r.Sequence, Expected: want, Err: cause}
+		}
+		expected[r.AggregateID] = want + 1
+	}
+	return cause
+}
+
+// tokenMapFile records where renumbered events went, one "archive-token target-token" line per event,
+// flushed after every confirmed transaction.
+type tokenMapFile struct {
+	f *os.File
+	w *bufio.Writer
+}
+
+func createTokenMap(path string) (*tokenMapFile, error) {
+	if path == "" {
+		return nil, errors.New("--renumber needs a token map file")
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("create token map: %w", err)
+	}
+	w := bufio.NewWriter(f)
+	if _, err := w.WriteString("# axarchive token map: archive-token target-token\n"); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &tokenMapFile{f: f, w: w}, nil
+}
+
+func (t *tokenMapFile) add(tokens []int64, firstTarget int64) error {
+	var buf []byte
+	for i, tok := range tokens {
+		buf = strconv.AppendInt(buf[:0], tok, 10)
+		buf = append(buf, ' ')
+		buf = strconv.AppendInt(buf, firstTarget+int64(i), 10)
+		buf = append(buf, '\n')
+		if _, err := t.w.Write(buf); err != nil {
+			return fmt.Errorf("write token map: %w", err)
+		}
+	}
+	if err := t.w.Flush(); err != nil {
+		return fmt.Errorf("write token map: %w", err)
+	}
+	return t.f.Sync()
+}
+
+func (t *tokenMapFile) close() { _ = t.f.Close() }

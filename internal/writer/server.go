@@ -1,0 +1,172 @@
+// Package writer replays archives into Axon Server: events in token order, one transaction at a time,
+// then snapshots, so that every event lands at the token it had in the source. It also proves the result
+// (Compare), because "import finished" has to mean "the target equals the archive".
+package writer
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/axarchive/axarchive/archive"
+	"github.com/axarchive/axarchive/internal/axonclient"
+	"github.com/axarchive/axarchive/internal/codec"
+)
+
+// Limits of one AppendEvent transaction (AXON.md 2.3 and 5.10).
+const (
+	// MaxTransactionEvents is the most events Axon Server writes as one block.
+	MaxTransactionEvents = 32767
+	// DefaultMaxMessageSize is Axon Server's default axoniq.axonserver.max-message-size.
+	DefaultMaxMessageSize = 4 << 20
+	// transactionHeadroom keeps a transaction this far under the message size, as EE replicates a
+	// transaction as one message.
+	transactionHeadroom = 10000
+)
+
+// Options of an import. The zero value imports into an empty context and checks the result.
+type Options struct {
+	// Resume continues an interrupted import: the target's head must be an event of the archive.
+	Resume bool
+	// Renumber lets events take the target's next tokens (for filtered or merged archives and non-empty
+	// targets); TokenMap then names the file that maps archive tokens to target tokens.
+	Renumber bool
+	TokenMap string
+	// DryRun makes the plan and sends nothing.
+	DryRun bool
+	// NoVerify skips the full verification of the archives before anything is sent.
+	NoVerify bool
+	// MaxMessageSize is the target's axoniq.axonserver.max-message-size.
+	MaxMessageSize int
+	// MaxTransactionEvents bounds events per transaction (at most 32,767).
+	MaxTransactionEvents int
+	// Warn receives messages a person must see.
+	Warn func(string)
+	// Progress, if set, is updated while the import runs.
+	Progress *Progress
+}
+
+// Progress is read by the CLI while an import runs.
+type Progress struct {
+	Phase        atomic.Value // "preflight", "events", "snapshots", "checking"
+	Events       atomic.Int64 // events confirmed this run
+	Total        atomic.Int64 // events to import this run
+	Bytes        atomic.Int64
+	Snapshots    atomic.Int64
+	Transactions atomic.Int64
+	Token        atomic.Int64 // target head
+}
+
+// Plan is what an import will do, computed by the preflight.
+type Plan struct {
+	Archives       []string
+	Events         int64
+	Snapshots      int64
+	Transactions   int64
+	Bytes          int64 // protobuf bytes to send
+	FirstToken     int64 // archive tokens
+	LastToken      int64
+	TargetHead     int64 // the target's last token before the import (-1: empty)
+	StartAt        int64 // first archive token to send (resume skips what is there)
+	SnapshotsFirst int64 // snapshots already in the target (resume)
+	Renumber       bool
+	Gaps           []archive.Gap
+}
+
+// ProgressError is a failed import: how far it got, so that it can be continued.
+type ProgressError struct {
+	// Imported is the number of events confirmed by the server in this run.
+	Imported int64
+	// TargetHead is the target's last token (-1: empty); when HeadUnknown is set the server could not be
+	// asked after the failure and it is the last one confirmed: the target may hold one transaction more.
+	TargetHead  int64
+	HeadUnknown bool
+	// NextToken is the archive token that was not yet imported.
+	NextToken int64
+	// Phase is "events" or "snapshots".
+	Phase string
+	Err   error
+}
+
+func (e *ProgressError) Error() string {
+	head := fmt.Sprintf("the target now ends at token %d", e.TargetHead)
+	if e.HeadUnknown {
+		head = fmt.Sprintf("confirmed up to target token %d; the server could not be asked for its head since", e.TargetHead)
+	}
+	at := fmt.Sprintf("archive token %d", e.NextToken)
+	if e.Phase == "snapshots" {
+		at = fmt.Sprintf("snapshot position %d", e.NextToken)
+	}
+	return fmt.Sprintf("import stopped in the %s phase at %s (%d events confirmed this run; %s): %v", e.Phase, at, e.Imported, head, e.Err)
+}
+
+func (e *ProgressError) Unwrap() error { return e.Err }
+
+// Preflight errors: nothing was sent.
+var (
+	ErrTargetNotEmpty = errors.New("target context is not empty")
+	ErrNotContiguous  = errors.New("archive tokens do not start at 0 or have gaps")
+	ErrChain          = errors.New("archives do not form a chain")
+	ErrEventTooLarge  = errors.New("event larger than the server's max message size")
+	ErrMismatch       = errors.New("target does not match the archive")
+)
+
+// SequenceError is a transaction the server rejected for an aggregate sequence number (AXONIQ-2000),
+// located by asking the server for the aggregate's highest sequence.
+type SequenceError struct {
+	Token       int64
+	AggregateID string
+	Sequence    int64
+	Expected    int64
+	Err         error
+}
+
+func (e *SequenceError) Error() string {
+	return fmt.Sprintf("event at token %d: aggregate %q sequence %d, the target expected %d: %v", e.Token, e.AggregateID, e.Sequence, e.Expected, e.Err)
+}
+
+func (e *SequenceError) Unwrap() error { return e.Err }
+
+type importer struct {
+	conn     *axonclient.Conn
+	archives []*archive.Archive
+	dirs     []string
+	opts     Options
+	progress *Progress
+	maxTx    int   // events per transaction
+	maxBytes int64 // bytes per transaction
+}
+
+func newImporter(conn *axonclient.Conn, dirs []string, opts Options) (*importer, error) {
+	if opts.MaxMessageSize <= 0 {
+		opts.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if opts.MaxTransactionEvents <= 0 || opts.MaxTransactionEvents > MaxTransactionEvents {
+		opts.MaxTransactionEvents = MaxTransactionEvents
+	}
+	im := &importer{conn: conn, dirs: dirs, opts: opts, progress: opts.Progress, maxTx: opts.MaxTransactionEvents}
+	if im.progress == nil {
+		im.progress = new(Progress)
+	}
+	im.maxBytes = int64(opts.MaxMessageSize - transactionHeadroom)
+	if im.maxBytes < int64(opts.MaxMessageSize)/2 {
+		im.maxBytes = int64(opts.MaxMessageSize) / 2
+	}
+	for _, d := range dirs {
+		a, err := archive.Open(d)
+		if err != nil {
+			return nil, err
+		}
+		im.archives = append(im.archives, a)
+	}
+	return im, nil
+}
+
+func (im *importer) warn(format string, args ...any) {
+	if im.opts.Warn != nil {
+		im.opts.Warn(fmt.Sprintf(format, args...))
+	}
+}
+
+// encodedSize is the size of one event inside an AppendEvent message stream.
+func encodedSize(r *archive.Record) int64 { return int64(codec.Size(r)) }

@@ -1,0 +1,146 @@
+// Package schema holds the JSON Schemas (draft 2020-12) of the axarchive format, version 1: the event
+// and snapshot records of the chunks and the archive manifest. They are the normative description of
+// the JSON shapes in SPEC.md; the canonical encoding rules that a schema cannot express (key order, no
+// whitespace, string escaping) are in SPEC.md only.
+//
+// The schema files are embedded and compiled once, on first use, with santhosh-tekuri/jsonschema/v5.
+// The compiled schemas are safe for concurrent use.
+package schema
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"io"
+	"io/fs"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/santhosh-tekuri/jsonschema/v5"
+	"github.com/segmentio/encoding/json"
+)
+
+// The file names of the schemas, as embedded in FS and as published in the repository's schema/
+// directory.
+const (
+	EventFile    = "event.v1.json"
+	SnapshotFile = "snapshot.v1.json"
+	ManifestFile = "manifest.v1.json"
+)
+
+// base is the URL the schemas' $id values start with; the compiler resolves references between them
+// (snapshot.v1.json refers to event.v1.json) against it, never over the network.
+const base = "https://github.com/axarchive/axarchive/schema/"
+
+//go:embed *.v1.json
+var files embed.FS
+
+// FS returns the embedded schema files.
+func FS() fs.FS { return files }
+
+type compiled struct {
+	event, snapshot, manifest *jsonschema.Schema
+}
+
+var compile = sync.OnceValues(func() (*compiled, error) {
+	c := jsonschema.NewCompiler()
+	c.Draft = jsonschema.Draft2020
+	c.LoadURL = func(url string) (io.ReadCloser, error) {
+		return nil, fmt.Errorf("schema %s: not embedded (no network access)", url)
+	}
+	for _, name := range []string{EventFile, SnapshotFile, ManifestFile} {
+		b, err := files.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.AddResource(base+name, bytes.NewReader(b)); err != nil {
+			return nil, fmt.Errorf("schema %s: %w", name, err)
+		}
+	}
+	var out compiled
+	var err error
+	if out.event, err = c.Compile(base + EventFile); err != nil {
+		return nil, err
+	}
+	if out.snapshot, err = c.Compile(base + SnapshotFile); err != nil {
+		return nil, err
+	}
+	if out.manifest, err = c.Compile(base + ManifestFile); err != nil {
+		return nil, err
+	}
+	return &out, nil
+})
+
+func must() *compiled {
+	c, err := compile()
+	if err != nil {
+		// The schemas are embedded and covered by tests: failing to compile them is a build defect.
+		panic("internal error: compile embedded schemas: " + err.Error())
+	}
+	return c
+}
+
+// Event returns the compiled schema of an event record line.
+func Event() *jsonschema.Schema { return must().event }
+
+// Snapshot returns the compiled schema of a snapshot record line.
+func Snapshot() *jsonschema.Schema { return must().snapshot }
+
+// Manifest returns the compiled schema of data/manifest.json.
+func Manifest() *jsonschema.Schema { return must().manifest }
+
+// Validate decodes one JSON document (numbers kept exact) and validates it against s. The error, if
+// any, is one line naming the JSON pointer of each offending value.
+func Validate(s *jsonschema.Schema, doc []byte) error {
+	var v any
+	if _, err := json.Parse(doc, &v, json.UseNumber); err != nil {
+		return fmt.Errorf("invalid JSON: %v", err)
+	}
+	return ValidateValue(s, v)
+}
+
+// ValidateValue validates an already decoded JSON value (as decoded by encoding/json or
+// segmentio/encoding/json with UseNumber) against s. See Validate for the error.
+func ValidateValue(s *jsonschema.Schema, v any) error {
+	err := s.Validate(v)
+	if err == nil {
+		return nil
+	}
+	ve, ok := err.(*jsonschema.ValidationError)
+	if !ok {
+		return err
+	}
+	return fmt.Errorf("not valid against %s: %s", strings.TrimSuffix(strings.TrimPrefix(s.Location, base), "#"), describe(ve))
+}
+
+// describe flattens a validation error tree into its leaves: "at /a/b: message; at /c: message".
+func describe(ve *jsonschema.ValidationError) string {
+	seen := map[string]bool{}
+	var leaves []string
+	var walk func(*jsonschema.ValidationError)
+	walk = func(e *jsonschema.ValidationError) {
+		if len(e.Causes) == 0 {
+			loc := e.InstanceLocation
+			if loc == "" {
+				loc = "/"
+			}
+			s := "at " + loc + ": " + e.Message
+			if !seen[s] {
+				seen[s] = true
+				leaves = append(leaves, s)
+			}
+			return
+		}
+		for _, c := range e.Causes {
+			walk(c)
+		}
+	}
+	walk(ve)
+	sort.Strings(leaves)
+	const max = 5
+	if len(leaves) > max {
+		leaves = append(leaves[:max], fmt.Sprintf("and %d more", len(leaves)-max))
+	}
+	return strings.Join(leaves, "; ")
+}
