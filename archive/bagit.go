@@ -71,8 +71,10 @@ func bagFiles(m *Manifest, manifestJSON []byte) []tagFile {
 		{bagInfoPath, info.Bytes()},
 		{bagManifestPath, payload.Bytes()},
 	}
+	sorted := slices.Clone(files)
+	slices.SortFunc(sorted, func(a, b tagFile) int { return strings.Compare(a.path, b.path) })
 	var tags bytes.Buffer
-	for _, f := range files { // already in byte order of their paths
+	for _, f := range sorted {
 		s := sha256.Sum256(f.data)
 		fmt.Fprintf(&tags, "%x  %s\n", s, f.path)
 	}

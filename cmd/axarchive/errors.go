@@ -17,6 +17,9 @@ import (
 	"strings"
 
 	"github.com/axarchive/axarchive/archive"
+	"github.com/axarchive/axarchive/internal/axonclient"
+	"github.com/axarchive/axarchive/internal/export"
+	"github.com/axarchive/axarchive/internal/writer"
 )
 
 // Exit statuses (documented in exitStatusHelp, README.md and each command's description).
@@ -72,7 +75,7 @@ func exitCode(err error) int {
 // printError prints err, one line per line of its message, and its hint.
 func printError(w io.Writer, err error) {
 	msg := err.Error()
-	if errors.Is(err, context.Canceled) && !strings.Contains(msg, "\n") {
+	if errors.Is(err, context.Canceled) && !strings.Contains(msg, "\n") && !errors.As(err, new(*export.InterruptedError)) {
 		msg = "interrupted"
 	}
 	for _, line := range strings.Split(msg, "\n") {
@@ -103,6 +106,22 @@ func hint(err error) string {
 		return "choose a new directory, or add --resume to continue an export interrupted in it"
 	case errors.Is(err, archive.ErrMismatch):
 		return "resume with the same source, filters, --snapshots and --since as the interrupted export"
+	case errors.Is(err, archive.ErrChain):
+		return "give the archives oldest first: each must have been exported with --since the one before it"
+	case errors.As(err, new(*export.InterruptedError)):
+		return "run the same command with --resume to continue; what is committed is kept"
+	case errors.Is(err, axonclient.ErrUnauthorized):
+		return "check the access token (--access-token-file or $" + tokenEnv + ") and that it may use this context"
+	case errors.Is(err, axonclient.ErrTLS):
+		return "check --tls, --ca-cert and the client certificate against the server's TLS settings"
+	case errors.Is(err, axonclient.ErrUnavailable):
+		return "check --server (Axon Server's gRPC port, 8124 by default) and the network"
+	case errors.Is(err, axonclient.ErrContextNotFound):
+		return "check --context: the server does not know it"
+	case errors.Is(err, writer.ErrTargetNotEmpty):
+		return "import into a new, empty context; or --resume to continue an interrupted import; or --renumber to append"
+	case errors.Is(err, writer.ErrNotContiguous):
+		return "import with --renumber: events then take the target's next tokens, and a token map records where each went"
 	case errors.Is(err, archive.ErrVerify), errors.Is(err, archive.ErrCorrupt), errors.Is(err, archive.ErrBag):
 		return "the archive's files are not what was written; restore it from another copy (sha256sum -c manifest-sha256.txt in the archive lists the damaged files)"
 	}

@@ -52,13 +52,15 @@ func TestScript(t *testing.T) {
 			env.Setenv("ARCHIVES", archives)
 			env.Setenv("FIXTURES", fixtures)
 			env.Setenv("SOURCE_DATE_EPOCH", "1714564800")
-			return nil
+			return setupServer(env)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"cpdir":    cmdCpdir,
 			"flipbit":  cmdFlipbit,
 			"truncate": cmdTruncate,
 			"exitcode": cmdExitcode,
+			"axon":     cmdAxon,
+			"sleep":    cmdSleep,
 		},
 	})
 }
@@ -121,7 +123,7 @@ func cmdExitcode(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	cmd := exec.Command(prog, args[2:]...)
 	cmd.Dir = ts.Getenv("WORK")
-	for _, k := range []string{"PATH", "HOME", "TMPDIR", "WORK", "ARCHIVES", "FIXTURES", "SOURCE_DATE_EPOCH"} {
+	for _, k := range []string{"PATH", "HOME", "TMPDIR", "WORK", "ARCHIVES", "FIXTURES", "SOURCE_DATE_EPOCH", "AXON_ADDR", "AXON_TOKEN", tokenEnv} {
 		cmd.Env = append(cmd.Env, k+"="+ts.Getenv(k))
 	}
 	var stdout, stderr bytes.Buffer

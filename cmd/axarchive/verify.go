@@ -168,7 +168,6 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 	if several && len(archives) == len(o.dirs) {
 		if err := archive.VerifyChain(archives); err != nil {
 			chainOK = false
-			invalid++
 			for _, e := range flatten(err) {
 				chainProblems = append(chainProblems, problemOf(e))
 				report("chain", e)
@@ -187,7 +186,7 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 				OK       bool            `json:"ok"`
 				Problems []problemOutput `json:"problems"`
 			} `json:"chain,omitempty"`
-		}{OK: invalid == 0 && failed == 0, Archives: results}
+		}{OK: invalid == 0 && failed == 0 && chainOK, Archives: results}
 		if several {
 			out.Chain = &struct {
 				OK       bool            `json:"ok"`
@@ -208,6 +207,8 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 		return fmt.Errorf("%w: %d of %d archives", archive.ErrVerify, invalid, len(o.dirs))
 	case failed > 0:
 		return fmt.Errorf("verify: %d of %d archives could not be read", failed, len(o.dirs))
+	case !chainOK:
+		return fmt.Errorf("verify: the archives are valid, but %w", archive.ErrChain)
 	}
 	return nil
 }

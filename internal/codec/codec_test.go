@@ -141,7 +141,9 @@ func TestUnknownFieldsKept(t *testing.T) {
 }
 
 func TestNotCanonicalRefused(t *testing.T) {
-	tag := func(b []byte, num protowire.Number, typ protowire.Type) []byte { return protowire.AppendTag(b, num, typ) }
+	tag := func(b []byte, num protowire.Number, typ protowire.Type) []byte {
+		return protowire.AppendTag(b, num, typ)
+	}
 	str := func(num protowire.Number, s string) []byte {
 		return protowire.AppendString(tag(nil, num, protowire.BytesType), s)
 	}

@@ -94,6 +94,9 @@ type InterruptedError struct {
 }
 
 func (e *InterruptedError) Error() string {
+	if errors.Is(e.Err, context.Canceled) {
+		return fmt.Sprintf("export interrupted before token %d (%d events committed in %s)", e.NextToken, e.Events, e.Dir)
+	}
 	return fmt.Sprintf("export stopped before token %d (%d events committed in %s): %v", e.NextToken, e.Events, e.Dir, e.Err)
 }
 
@@ -311,16 +314,20 @@ func (j *job) exportEvents(ctx context.Context, r archive.Range, wantAggs bool) 
 			srcErr <- err
 			return
 		}
+		// A batch also goes on when it is getting old, so that a slow server still sees its events
+		// committed (and an interrupted export keeps them) instead of waiting for a full batch.
+		started := time.Now()
 		err = j.src.events(ctx, from, r.Last, func(token int64, raw []byte) error {
 			b.add(token, raw)
 			j.progress.Token.Store(token)
-			if !b.full() {
+			if !b.full() && (len(b.tokens)%64 != 0 || time.Since(started) < maxBatchAge) {
 				return nil
 			}
 			if err := p.submit(ctx, b); err != nil {
 				return err
 			}
 			b, err = p.get(ctx)
+			started = time.Now()
 			return err
 		})
 		if err == nil && len(b.tokens) > 0 {

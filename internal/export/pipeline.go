@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/codec"
@@ -12,6 +13,9 @@ import (
 // batchSize is the number of events converted as one unit of work: large enough that channel hand-offs
 // cost nothing per event, small enough that a few batches in flight stay a few MiB.
 const batchSize = 1024
+
+// maxBatchAge bounds how long received events wait for their batch to fill.
+const maxBatchAge = 200 * time.Millisecond
 
 // batch carries raw events from a source to the converters and canonical lines on to the writer. Its
 // buffers are reused, so the steady state allocates nothing per batch.
