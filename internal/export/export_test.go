@@ -349,3 +349,65 @@ func TestSegmentsExportFixtures(t *testing.T) {
 		})
 	}
 }
+
+// Interrupted in the snapshot phase: the resumed export asks for the same aggregates in the same order
+// and skips the snapshots already committed.
+func TestLiveExportResumeInSnapshotPhase(t *testing.T) {
+	srv, _ := loaded(t, 3000)
+	conn := dial(t, srv, ctxName)
+	clean := filepath.Join(t.TempDir(), "clean")
+	_, err := export.Live(context.Background(), conn, export.Options{Dir: clean, ChunkRecords: 10})
+	require.NoError(t, err)
+	require.Greater(t, len(lines(t, clean, true)), 0)
+
+	dir := filepath.Join(t.TempDir(), "a")
+	ctx, cancel := context.WithCancel(context.Background())
+	progress := new(export.Progress)
+	go func() {
+		for ph, _ := progress.Phase.Load().(string); ph != "snapshots" && ctx.Err() == nil; ph, _ = progress.Phase.Load().(string) {
+			time.Sleep(50 * time.Microsecond)
+		}
+		srv.SetDelay(2 * time.Millisecond) // each snapshot list call is slow: the cancel lands mid-phase
+		for progress.Snapshots.Load() < 25 && ctx.Err() == nil {
+			time.Sleep(50 * time.Microsecond)
+		}
+		cancel()
+	}()
+	_, err = export.Live(ctx, conn, export.Options{Dir: dir, ChunkRecords: 10, Progress: progress})
+	cancel()
+	srv.SetDelay(0)
+	require.Error(t, err)
+	require.GreaterOrEqual(t, progress.Snapshots.Load(), int64(25))
+
+	_, err = export.Live(context.Background(), conn, export.Options{Dir: dir, ChunkRecords: 10, Resume: true})
+	require.NoError(t, err)
+	assert.Equal(t, lines(t, clean, false), lines(t, dir, false))
+	assert.Equal(t, lines(t, clean, true), lines(t, dir, true))
+}
+
+// The server restarts in the middle of an export: the stream is re-opened once it is back.
+func TestLiveExportSurvivesServerRestart(t *testing.T) {
+	srv, _ := loaded(t, 4000)
+	conn := dial(t, srv, ctxName)
+	clean := filepath.Join(t.TempDir(), "clean")
+	_, err := export.Live(context.Background(), conn, export.Options{Dir: clean})
+	require.NoError(t, err)
+
+	progress := new(export.Progress)
+	srv.SetDelay(200 * time.Microsecond)
+	go func() {
+		for progress.Events.Load() < 1000 {
+			time.Sleep(100 * time.Microsecond)
+		}
+		srv.Stop()
+		time.Sleep(300 * time.Millisecond)
+		srv.SetDelay(0)
+		_ = srv.Restart()
+	}()
+	var log logger
+	dir := filepath.Join(t.TempDir(), "a")
+	_, err = export.Live(context.Background(), conn, export.Options{Dir: dir, Progress: progress, Warn: log.warn, MaxRetries: 10})
+	require.NoError(t, err)
+	require.NotEmpty(t, log.msgs)
+	assert.Equal(t, lines(t, clean, false), lines(t, dir, false))
+}
