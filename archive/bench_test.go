@@ -74,14 +74,23 @@ func BenchmarkWrite(b *testing.B) {
 			base := b.TempDir()
 			b.ReportAllocs()
 			b.ResetTimer()
+			var compressed int64
 			for i := 0; i < b.N; i++ {
 				dir := filepath.Join(base, "a")
 				writeBenchArchive(b, dir, opts)
 				b.StopTimer()
+				if a, err := Open(dir); err == nil {
+					compressed = 0
+					for _, c := range a.Manifest().Chunks {
+						compressed += c.Size
+					}
+				}
 				os.RemoveAll(dir)
 				b.StartTimer()
 			}
 			report(b, benchEvents, size)
+			b.ReportMetric(float64(size)/float64(max(compressed, 1)), "ratio")
+			b.ReportMetric(float64(size)/benchEvents, "B/record")
 		})
 	}
 }

@@ -109,6 +109,7 @@ func FuzzEventJSON(f *testing.F) {
 	}
 	f.Add([]byte(`{"token":1,"messageId":"","timestamp":0}`))
 	evSchema, snSchema := newRecordSchema(StreamEvents), newRecordSchema(StreamSnapshots)
+	var parser recordParser
 	f.Fuzz(func(t *testing.T, line []byte) {
 		for _, snapshot := range []bool{false, true} {
 			var r Record
@@ -116,7 +117,15 @@ func FuzzEventJSON(f *testing.F) {
 			if snapshot {
 				parse, appendJSON, rs = ParseSnapshotJSON, AppendSnapshotJSON, snSchema
 			}
-			if err := parse(line, &r); err != nil {
+			err := parse(line, &r)
+			// The fast parser accepts exactly what the reference accepts, giving the same record.
+			var fast Record
+			if ok := parser.fast(line, &fast, snapshot); ok != (err == nil) {
+				t.Fatalf("fast parser accepts=%v, ParseEventJSON error %v, for %q", ok, err, line)
+			} else if ok && (!bytes.Equal(appendJSON(nil, &fast), appendJSON(nil, &r)) || (fast.Payload == nil) != (r.Payload == nil)) {
+				t.Fatalf("fast parser gives %+v, ParseEventJSON %+v, for %q", fast, r, line)
+			}
+			if err != nil {
 				// Still never panics.
 				_ = rs.v.ValidateLine(line)
 				continue
@@ -251,5 +260,64 @@ func writeFuzzSeeds(t *testing.T) {
 	}
 	for i, line := range readAll(t, a, StreamSnapshots) {
 		write("FuzzEventJSON", fmt.Sprintf("golden-snapshot-%d", i), []byte(line))
+	}
+}
+
+// TestFastParser checks the fast parser against ParseEventJSON on every test record and on lines that
+// are almost canonical.
+func TestFastParser(t *testing.T) {
+	var p recordParser
+	check := func(line []byte, snapshot bool) {
+		t.Helper()
+		var ref, fast Record
+		parse, appendJSON := ParseEventJSON, AppendEventJSON
+		if snapshot {
+			parse, appendJSON = ParseSnapshotJSON, AppendSnapshotJSON
+		}
+		err := parse(line, &ref)
+		ok := p.fast(line, &fast, snapshot)
+		if ok != (err == nil) {
+			t.Fatalf("fast accepts=%v, reference error %v, for %q", ok, err, line)
+		}
+		if ok && !bytes.Equal(appendJSON(nil, &fast), appendJSON(nil, &ref)) {
+			t.Fatalf("records differ for %q", line)
+		}
+	}
+	var lines [][]byte
+	for _, r := range append(edgeEvents(0), plainEvents(100, 20)...) {
+		line := AppendEventJSON(nil, &r)
+		check(line, false)
+		check(line[:len(line)-1], false) // without LF
+		lines = append(lines, line)
+	}
+	for _, r := range edgeSnapshots() {
+		check(AppendSnapshotJSON(nil, &r), true)
+	}
+	for _, tc := range []struct{ old, new string }{
+		{`"messageId":"m2"`, `"messageId":"m\/2"`},
+		{`"messageId":"m2"`, `"messageId":"m\u0032"`},
+		{`\u0000`, `\u0000`},
+		{`\u0000`, `\u000A`},
+		{`\t`, `\u0009`},
+		{`"number":"0"`, `"number":"-0"`},
+		{`"number":"0"`, `"number":"00"`},
+		{`"timestamp":0`, `"timestamp":-0`},
+		{`"token":1,`, `"token":01,`},
+		{`"double":"NaN"`, `"double":"NaN(0x7ff8000000000000)"`},
+		{`"double":"-0"`, `"double":"-0.0"`},
+		{`"boolean":true`, `"boolean":1`},
+		{`"none":true`, `"none":false`},
+		{`"encoding":"base64","data":"AP/+gGHD"`, `"encoding":"base64","data":"AP/+gGHE"`},
+		{`"encoding":"text","data":"plain"`, `"encoding":"base64","data":"cGxhaW4="`},
+		{`,"snapshot":true`, `,"snapshot":false`},
+		{`"extra":"eAGCAQJoaQ=="`, `"extra":""`},
+		{`}`, `} `},
+		{`{"token":0`, `{"token":0,"token":0`},
+	} {
+		for _, line := range lines {
+			if bytes.Contains(line, []byte(tc.old)) {
+				check(bytes.Replace(line, []byte(tc.old), []byte(tc.new), 1), false)
+			}
+		}
 	}
 }

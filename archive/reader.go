@@ -122,6 +122,7 @@ type Iterator struct {
 
 	line    []byte
 	token   int64
+	parser  recordParser
 	rec     Record
 	parsed  bool
 	recErr  error
@@ -253,21 +254,16 @@ func (it *Iterator) Token() int64 { return it.token }
 // Path returns the chunk file (relative to the archive root) and line number of the current record.
 func (it *Iterator) Path() (string, int64) { return it.cr.path, it.cr.lines }
 
-// Record parses the current line, checking that it is a canonical record, and returns it. The Record
-// is reused by the next call; an invalid line gives an *Error wrapping ErrRecord.
+// Record parses the current line, checking that it is a canonical record (as ParseEventJSON or
+// ParseSnapshotJSON would), and returns it. The *Record is overwritten by the next call, but the memory
+// its fields point to is its own. An invalid line gives an *Error wrapping ErrRecord.
 func (it *Iterator) Record() (*Record, error) {
 	if it.line == nil {
 		return nil, errors.New("archive: Record called without a current record")
 	}
 	if !it.parsed {
 		it.parsed = true
-		var err error
-		if it.stream == StreamSnapshots {
-			err = ParseSnapshotJSON(it.line, &it.rec)
-		} else {
-			err = ParseEventJSON(it.line, &it.rec)
-		}
-		if err != nil {
+		if err := it.parser.parse(it.line, &it.rec, it.stream == StreamSnapshots); err != nil {
 			it.recErr = &Error{Path: it.cr.path, Line: it.cr.lines, Token: it.token, Err: err}
 		}
 	}

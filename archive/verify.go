@@ -413,28 +413,36 @@ func (v *verifier) quickChunks() error {
 				if fi.Size() != c.Size {
 					errs = append(errs, errorf(r.path, 0, -1, ErrCorrupt, "size is %d bytes, the manifest says %d", fi.Size(), c.Size))
 				}
-				r.src.reset(f, max(c.Size, fi.Size()))
+				// Hash the whole file and follow the frame's structure beside it, so that a structural
+				// problem does not keep the digest from being compared.
+				limit := max(c.Size, fi.Size())
+				var fc frameChecker
+				fc.reset(nil, limit)
+				var n int64
 				var rerr error
-				for rerr == nil && ctx.Err() == nil {
-					_, rerr = r.src.Read(buf)
+				for n <= limit && ctx.Err() == nil {
+					k, err := f.Read(buf[:min(int64(len(buf)), limit-n+1)])
+					fc.h.Write(buf[:k])
+					fc.scan(buf[:k])
+					n += int64(k)
+					if err != nil {
+						if err != io.EOF {
+							rerr = err
+						}
+						break
+					}
 				}
 				f.Close()
-				if rerr != io.EOF && ctx.Err() == nil {
-					if errors.Is(rerr, ErrCorrupt) {
-						// Keep hashing past a structural problem so the digest is still compared.
-						errs = append(errs, &Error{Path: r.path, Token: -1, Err: rerr})
-						r.f = nil
-					} else {
-						errs = append(errs, errorf(r.path, 0, -1, ErrCorrupt, "%v", unwrapPath(rerr)))
-					}
-				} else if err := r.src.complete(); err != nil {
+				if rerr != nil {
+					errs = append(errs, errorf(r.path, 0, -1, ErrCorrupt, "%v", unwrapPath(rerr)))
+				} else if err := fc.complete(); err != nil {
 					errs = append(errs, &Error{Path: r.path, Token: -1, Err: err})
 				}
-				sum := hexSum(r.src.h)
-				if rerr == io.EOF && sum != c.SHA256 {
+				sum := hexSum(fc.h)
+				if rerr == nil && sum != c.SHA256 {
 					errs = append(errs, errorf(r.path, 0, -1, ErrCorrupt, "sha256 is %s, the manifest says %s", sum, c.SHA256))
 				}
-				results[i] <- result{sum: sum, n: r.src.n, errs: joinErrors(errs)}
+				results[i] <- result{sum: sum, n: n, errs: joinErrors(errs)}
 			}
 		}()
 	}
@@ -524,8 +532,9 @@ func (v *verifier) fullChunks() error {
 		go func() {
 			defer wg.Done()
 			var rec Record
+			var parser recordParser
 			for b := range work {
-				v.validate(b, chunks[b.chunk].Stream, &rec)
+				v.validate(b, chunks[b.chunk].Stream, &rec, &parser)
 				b.done <- struct{}{}
 			}
 		}()
@@ -649,14 +658,14 @@ func nonNil(errs []error) []error {
 }
 
 // validate parses every line of a batch as a canonical record and validates it against the schema.
-func (v *verifier) validate(b *vbatch, stream string, rec *Record) {
+func (v *verifier) validate(b *vbatch, stream string, rec *Record, parser *recordParser) {
 	info := &v.a.m.Chunks[b.chunk]
 	path := info.archivePath()
 	val := v.events
 	var scratch []byte
-	parse, prefix := ParseEventJSON, eventPrefix
+	prefix, snapshot := eventPrefix, false
 	if stream == StreamSnapshots {
-		val, parse, prefix = v.snapshots, ParseSnapshotJSON, snapshotPrefix
+		val, prefix, snapshot = v.snapshots, snapshotPrefix, true
 	}
 	start := 0
 	for i, end := range b.ends {
@@ -674,7 +683,7 @@ func (v *verifier) validate(b *vbatch, stream string, rec *Record) {
 			b.types = append(b.types, string(payloadTypeOf(line)))
 			continue
 		}
-		perr := parse(line, rec)
+		perr := parser.parse(line, rec, snapshot)
 		if perr != nil {
 			b.problems = append(b.problems, linedError{i, &Error{Path: path, Line: lineNo, Token: tok, Err: perr}})
 			typ = string(payloadTypeOf(line)) // best effort, so that counts do not repeat the problem

@@ -113,7 +113,7 @@ func TestVerifyBadInput(t *testing.T) {
 			flipBit(t, filepath.Join(dir, chunk1), 100)
 		}, want: []wantProblem{{err: ErrCorrupt, path: chunk1, contains: "sha256 is"}, {err: ErrBag, path: chunk1, contains: "sha256 is"}}},
 		{name: "flipped bit in the frame header", quick: true, damage: func(t *testing.T, dir string) {
-			flipBit(t, filepath.Join(dir, chunk1), 4) // the content checksum flag
+			flipBit(t, filepath.Join(dir, chunk1), 4) // sets the dictionary flag
 		}, want: []wantProblem{{err: ErrCorrupt, path: chunk1, contains: "zstd frame"}}},
 		{name: "truncated chunk", quick: true, damage: func(t *testing.T, dir string) {
 			truncate(t, filepath.Join(dir, chunk0), 100)

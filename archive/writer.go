@@ -689,8 +689,9 @@ func (w *Writer) FinishEvents() error {
 	return nil
 }
 
-// WriteSnapshot writes the next snapshot, after FinishEvents; r.Token is its position, and positions
-// must increase. With snapshot mode SnapshotsNone it returns ErrState.
+// WriteSnapshot writes the next snapshot, after FinishEvents; r.Token is its position (SPEC.md,
+// "Snapshot positions"): positions must increase, and for a SourceServer archive they are the ordinals
+// 0, 1, 2, …. With snapshot mode SnapshotsNone it returns ErrState.
 func (w *Writer) WriteSnapshot(r *Record) error {
 	if err := w.usable(); err != nil {
 		return err
@@ -703,6 +704,8 @@ func (w *Writer) WriteSnapshot(r *Record) error {
 		return w.fail(fmt.Errorf("write snapshot (position %d): %w: FinishEvents first", pos, ErrState))
 	case pos <= w.lastPos || pos < 0:
 		return w.fail(fmt.Errorf("write snapshot (position %d): %w: expected a position after %d", pos, ErrOrder, w.lastPos))
+	case w.opts.Source.Kind == SourceServer && pos != w.lastPos+1:
+		return w.fail(fmt.Errorf("write snapshot (position %d): %w: the snapshots of a server export are numbered 0, 1, 2, …; expected %d", pos, ErrOrder, w.lastPos+1))
 	}
 	w.scratch = AppendSnapshotJSON(w.scratch[:0], r)
 	if err := checkLine(w.scratch); err != nil {

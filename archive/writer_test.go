@@ -164,6 +164,15 @@ func TestWriterErrors(t *testing.T) {
 			w.WriteSnapshot(&s[1])
 			return w.WriteSnapshot(&s[0])
 		}, ErrOrder},
+		{"server snapshot positions not ordinals", func(o *Options) {
+			o.Range.Last = -1
+			o.Source = Source{Kind: SourceServer, Address: "x:1", Context: "c"}
+		}, func(w *Writer) error {
+			w.FinishEvents()
+			s := edgeSnapshots()
+			w.WriteSnapshot(&s[0])
+			return w.WriteSnapshot(&s[1]) // position 2 after 0
+		}, ErrOrder},
 		{"line of another token", nil, func(w *Writer) error { return w.WriteEventLine(0, AppendEventJSON(nil, &evs[1])) }, ErrRecord},
 		{"line without LF", nil, func(w *Writer) error {
 			l := AppendEventJSON(nil, &evs[0])

@@ -50,7 +50,9 @@ func runInspect(dir string, asJSON bool, stdout io.Writer) error {
 		return enc.Encode(m)
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	row := func(label, format string, args ...any) { fmt.Fprintf(w, "%s\t"+format+"\n", append([]any{label}, args...)...) }
+	row := func(label, format string, args ...any) {
+		fmt.Fprintf(w, "%s\t"+format+"\n", append([]any{label}, args...)...)
+	}
 	row("archive", "%s", dir)
 	row("format", "%s version %d, written by %s on %s", m.Format, m.Version, m.Tool, m.Created.Format(time.RFC3339))
 	src := m.Source

@@ -1,0 +1,416 @@
+package archive
+
+import (
+	"bytes"
+	"encoding/base64"
+	"math"
+	"unicode/utf8"
+)
+
+// recordParser parses canonical record lines fast: readers and verification parse every record, and
+// ParseEventJSON (a general JSON decoder, then a canonical re-encoding) spends most of their time. The
+// parser follows only the canonical grammar (SPEC.md, "Canonical encoding"), gathers all strings of a
+// record in one allocation, and then re-encodes the record and compares it with the line, exactly as
+// ParseEventJSON does, so it accepts a line only if ParseEventJSON accepts it, with the same Record
+// (FuzzParser checks both directions). Anything it does not accept goes to ParseEventJSON, whose error
+// says what is wrong. A recordParser is not safe for concurrent use; the Records it fills own their
+// memory.
+type recordParser struct {
+	line  []byte
+	i     int
+	strs  []byte // string contents of the record, then one string
+	bins  []byte // byte contents (payload data, bytes values, extra)
+	metas []pmeta
+	canon []byte
+}
+
+type span struct{ a, b int }
+
+type pobject struct {
+	typ, rev span
+	data     span // in bins
+}
+
+type pmeta struct {
+	key     span
+	kind    MetaKind
+	text    span
+	number  int64
+	boolean bool
+	double  float64
+	obj     pobject
+}
+
+// parse parses line (with or without its final LF) into r. It reports an error exactly when
+// ParseEventJSON (ParseSnapshotJSON) would, and then returns that function's error.
+func (p *recordParser) parse(line []byte, r *Record, snapshot bool) error {
+	if p.fast(line, r, snapshot) {
+		return nil
+	}
+	if snapshot {
+		return ParseSnapshotJSON(line, r)
+	}
+	return ParseEventJSON(line, r)
+}
+
+func (p *recordParser) fast(line []byte, r *Record, snapshot bool) bool {
+	body := line
+	if n := len(body); n > 0 && body[n-1] == '\n' {
+		body = body[:n-1]
+	}
+	if !utf8.Valid(body) {
+		return false
+	}
+	p.line, p.i = body, 0
+	p.strs, p.bins, p.metas = p.strs[:0], p.bins[:0], p.metas[:0]
+
+	open := `{"token":`
+	if snapshot {
+		open = `{"position":`
+	}
+	var rec Record
+	var ok bool
+	var msgID, aggID, aggType span
+	var payload pobject
+	hasPayload := false
+	var extra span
+	if !p.lit(open) {
+		return false
+	}
+	if rec.Token, ok = p.integer(); !ok || !p.lit(`,"messageId":`) {
+		return false
+	}
+	if msgID, ok = p.str(); !ok {
+		return false
+	}
+	if p.lit(`,"aggregateId":`) {
+		if aggID, ok = p.str(); !ok || !p.lit(`,"aggregateType":`) {
+			return false
+		}
+		if aggType, ok = p.str(); !ok || !p.lit(`,"sequence":`) {
+			return false
+		}
+		if rec.Sequence, ok = p.integer(); !ok {
+			return false
+		}
+	}
+	if !p.lit(`,"timestamp":`) {
+		return false
+	}
+	if rec.Timestamp, ok = p.integer(); !ok {
+		return false
+	}
+	if p.lit(`,"time":`) {
+		mark := len(p.strs)
+		if _, ok = p.str(); !ok { // derived from the timestamp; the re-encoding checks it
+			return false
+		}
+		p.strs = p.strs[:mark]
+	}
+	if p.lit(`,"payload":`) {
+		if payload, ok = p.object(); !ok {
+			return false
+		}
+		hasPayload = true
+	}
+	if p.lit(`,"metadata":[`) {
+		for {
+			m, ok := p.meta()
+			if !ok {
+				return false
+			}
+			p.metas = append(p.metas, m)
+			if p.lit(`]`) {
+				break
+			}
+			if !p.lit(`,`) {
+				return false
+			}
+		}
+	}
+	if p.lit(`,"snapshot":true`) {
+		rec.Snapshot = true
+	}
+	if p.lit(`,"extra":`) {
+		if extra, ok = p.base64(); !ok || extra.a == extra.b {
+			return false
+		}
+	}
+	if !p.lit(`}`) || p.i != len(p.line) {
+		return false
+	}
+
+	// Materialise: one string for all strings, one slice for all bytes.
+	s := string(p.strs)
+	var bins []byte
+	if len(p.bins) > 0 {
+		bins = append([]byte(nil), p.bins...)
+	}
+	str := func(x span) string { return s[x.a:x.b] }
+	bin := func(x span) []byte { return bins[x.a:x.b:x.b] }
+	obj := func(o pobject) Object {
+		data := bin(o.data)
+		if data == nil {
+			data = []byte{}
+		}
+		return Object{Type: str(o.typ), Revision: str(o.rev), Data: data}
+	}
+	rec.MessageID, rec.AggregateID, rec.AggregateType = str(msgID), str(aggID), str(aggType)
+	if hasPayload {
+		o := obj(payload)
+		rec.Payload = &o
+	}
+	if len(p.metas) > 0 {
+		rec.Metadata = make([]Meta, len(p.metas))
+		for i, m := range p.metas {
+			out := &rec.Metadata[i]
+			out.Key, out.Kind = str(m.key), m.kind
+			switch m.kind {
+			case MetaText:
+				out.Text = str(m.text)
+			case MetaNumber:
+				out.Number = m.number
+			case MetaBoolean:
+				out.Boolean = m.boolean
+			case MetaDouble:
+				out.Double = m.double
+			case MetaBytes:
+				out.Bytes = obj(m.obj)
+			}
+		}
+	}
+	if extra.b > extra.a {
+		rec.Extra = bin(extra)
+	}
+
+	// Exactly what ParseEventJSON requires: the line is the record's canonical encoding.
+	if snapshot {
+		p.canon = AppendSnapshotJSON(p.canon[:0], &rec)
+	} else {
+		p.canon = AppendEventJSON(p.canon[:0], &rec)
+	}
+	if !bytes.Equal(p.canon[:len(p.canon)-1], body) {
+		return false
+	}
+	*r = rec
+	return true
+}
+
+func (p *recordParser) lit(s string) bool {
+	if len(p.line)-p.i >= len(s) && string(p.line[p.i:p.i+len(s)]) == s {
+		p.i += len(s)
+		return true
+	}
+	return false
+}
+
+// integer parses a canonical int64: optional '-', digits without leading zero.
+func (p *recordParser) integer() (int64, bool) {
+	b := p.line[p.i:]
+	neg := len(b) > 0 && b[0] == '-'
+	j := 0
+	if neg {
+		j = 1
+	}
+	start := j
+	var u uint64
+	for j < len(b) && b[j] >= '0' && b[j] <= '9' {
+		if u > (math.MaxUint64-9)/10 {
+			return 0, false
+		}
+		u = u*10 + uint64(b[j]-'0')
+		j++
+	}
+	n := j - start
+	if n == 0 || n > 19 || (n > 1 && b[start] == '0') {
+		return 0, false
+	}
+	var v int64
+	switch {
+	case !neg && u <= math.MaxInt64:
+		v = int64(u)
+	case neg && u == 0:
+		return 0, false // "-0" is not canonical
+	case neg && u <= 1<<63:
+		v = -int64(u-1) - 1
+	default:
+		return 0, false
+	}
+	p.i += j
+	return v, true
+}
+
+// str parses a JSON string with only the escapes the canonical encoding uses, appending its content to
+// strs; it returns the content's span there.
+func (p *recordParser) str() (span, bool) {
+	a := len(p.strs)
+	var ok bool
+	p.strs, ok = p.unquote(p.strs)
+	return span{a, len(p.strs)}, ok
+}
+
+func (p *recordParser) unquote(dst []byte) ([]byte, bool) {
+	b := p.line
+	if p.i >= len(b) || b[p.i] != '"' {
+		return dst, false
+	}
+	j := p.i + 1
+	start := j
+	for j < len(b) {
+		c := b[j]
+		switch {
+		case c == '"':
+			dst = append(dst, b[start:j]...)
+			p.i = j + 1
+			return dst, true
+		case c < 0x20:
+			return dst, false
+		case c == '\\':
+			dst = append(dst, b[start:j]...)
+			if j+1 >= len(b) {
+				return dst, false
+			}
+			switch b[j+1] {
+			case '"', '\\':
+				dst = append(dst, b[j+1])
+			case 'b':
+				dst = append(dst, '\b')
+			case 'f':
+				dst = append(dst, '\f')
+			case 'n':
+				dst = append(dst, '\n')
+			case 'r':
+				dst = append(dst, '\r')
+			case 't':
+				dst = append(dst, '\t')
+			case 'u': // only \u00XX for control characters is canonical
+				if j+5 >= len(b) || b[j+2] != '0' || b[j+3] != '0' {
+					return dst, false
+				}
+				hi, lo := unhex(b[j+4]), unhex(b[j+5])
+				if hi < 0 || lo < 0 {
+					return dst, false
+				}
+				dst = append(dst, byte(hi<<4|lo))
+				j += 4
+			default:
+				return dst, false
+			}
+			j += 2
+			start = j
+		default:
+			j++
+		}
+	}
+	return dst, false
+}
+
+func unhex(c byte) int {
+	switch {
+	case c >= '0' && c <= '9':
+		return int(c - '0')
+	case c >= 'a' && c <= 'f':
+		return int(c-'a') + 10
+	}
+	return -1 // upper case is not canonical
+}
+
+// base64 parses a JSON string of standard base64 and appends the decoded bytes to bins.
+func (p *recordParser) base64() (span, bool) {
+	b := p.line
+	if p.i >= len(b) || b[p.i] != '"' {
+		return span{}, false
+	}
+	end := bytes.IndexByte(b[p.i+1:], '"')
+	if end < 0 {
+		return span{}, false
+	}
+	enc := b[p.i+1 : p.i+1+end]
+	a := len(p.bins)
+	p.bins = append(p.bins, make([]byte, base64.StdEncoding.DecodedLen(len(enc)))...)
+	n, err := base64.StdEncoding.Decode(p.bins[a:], enc)
+	if err != nil {
+		return span{}, false
+	}
+	p.bins = p.bins[:a+n]
+	p.i += end + 2
+	return span{a, a + n}, true
+}
+
+func (p *recordParser) object() (pobject, bool) {
+	var o pobject
+	var ok bool
+	if !p.lit(`{"type":`) {
+		return o, false
+	}
+	if o.typ, ok = p.str(); !ok || !p.lit(`,"revision":`) {
+		return o, false
+	}
+	if o.rev, ok = p.str(); !ok {
+		return o, false
+	}
+	switch {
+	case p.lit(`,"encoding":"text","data":`):
+		a := len(p.bins)
+		if p.bins, ok = p.unquote(p.bins); !ok {
+			return o, false
+		}
+		o.data = span{a, len(p.bins)}
+	case p.lit(`,"encoding":"base64","data":`):
+		if o.data, ok = p.base64(); !ok {
+			return o, false
+		}
+	default:
+		return o, false
+	}
+	return o, p.lit(`}`)
+}
+
+func (p *recordParser) meta() (pmeta, bool) {
+	var m pmeta
+	var ok bool
+	if !p.lit(`{"key":`) {
+		return m, false
+	}
+	if m.key, ok = p.str(); !ok {
+		return m, false
+	}
+	switch {
+	case p.lit(`,"text":`):
+		m.kind = MetaText
+		if m.text, ok = p.str(); !ok {
+			return m, false
+		}
+	case p.lit(`,"number":"`):
+		m.kind = MetaNumber
+		if m.number, ok = p.integer(); !ok || !p.lit(`"`) {
+			return m, false
+		}
+	case p.lit(`,"boolean":true`):
+		m.kind, m.boolean = MetaBoolean, true
+	case p.lit(`,"boolean":false`):
+		m.kind = MetaBoolean
+	case p.lit(`,"double":`):
+		m.kind = MetaDouble
+		mark := len(p.strs)
+		if _, ok = p.str(); !ok {
+			return m, false
+		}
+		f, err := parseDouble(string(p.strs[mark:]))
+		p.strs = p.strs[:mark]
+		if err != nil {
+			return m, false
+		}
+		m.double = f
+	case p.lit(`,"bytes":`):
+		m.kind = MetaBytes
+		if m.obj, ok = p.object(); !ok {
+			return m, false
+		}
+	case p.lit(`,"none":true`):
+		m.kind = MetaNone
+	default:
+		return m, false
+	}
+	return m, p.lit(`}`)
+}
