@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/axarchive/axarchive/internal/crashpoint"
 )
 
 // journalFormat identifies journal.json, the file that makes a directory an incomplete archive. It
@@ -66,6 +68,7 @@ func writeFileAtomic(root, rel string, data []byte, sync bool) error {
 		f.Close()
 		return fmt.Errorf("write %s: %w", rel, err)
 	}
+	crashpoint.Hit(rel) // faulttest: the temporary file is written, not yet renamed
 	if sync {
 		if err := f.Sync(); err != nil {
 			f.Close()

@@ -18,6 +18,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/axarchive/axarchive/internal/crashpoint"
 )
 
 // Options configure a new archive. The zero value is not enough: Source and Range must be set. On
@@ -564,6 +566,7 @@ func (w *Writer) addEvent(token int64, line, typ []byte) error {
 	if err := w.chunk.add(token, line); err != nil {
 		return w.fail(fmt.Errorf("write event (token %d): %w", token, err))
 	}
+	crashpoint.Hit("event") // faulttest: mid-chunk, after the Nth event
 	w.evTypes.add(typ)
 	w.evCount++
 	w.next = token + 1
@@ -615,6 +618,7 @@ func (w *Writer) commitChunk() error {
 	if err != nil {
 		return w.fail(err)
 	}
+	crashpoint.Hit("chunk-renamed") // faulttest: the chunk has its final name, the journal does not list it
 	j := &w.j
 	j.Chunks = append(j.Chunks, info)
 	w.snapshotState()
@@ -717,6 +721,7 @@ func (w *Writer) WriteSnapshot(r *Record) error {
 	if err := w.chunk.add(pos, w.scratch); err != nil {
 		return w.fail(fmt.Errorf("write snapshot (position %d): %w", pos, err))
 	}
+	crashpoint.Hit("snapshot") // faulttest: in the snapshot phase, after the Nth snapshot
 	var typ []byte
 	if r.Payload != nil {
 		typ = append(w.tokenBuf[:0], r.Payload.Type...)
@@ -799,6 +804,7 @@ func (w *Writer) commit() error {
 			return err
 		}
 	}
+	crashpoint.Hit("journal-remove") // faulttest: manifest and BagIt files written, journal still there
 	if err := os.Remove(filepath.Join(w.dir, journalPath)); err != nil {
 		return fmt.Errorf("remove journal: %w", err)
 	}

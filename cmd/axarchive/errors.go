@@ -75,7 +75,8 @@ func exitCode(err error) int {
 // printError prints err, one line per line of its message, and its hint.
 func printError(w io.Writer, err error) {
 	msg := err.Error()
-	if errors.Is(err, context.Canceled) && !strings.Contains(msg, "\n") && !errors.As(err, new(*export.InterruptedError)) {
+	if errors.Is(err, context.Canceled) && !strings.Contains(msg, "\n") &&
+		!errors.As(err, new(*export.InterruptedError)) && !errors.As(err, new(*writer.ProgressError)) {
 		msg = "interrupted"
 	}
 	for _, line := range strings.Split(msg, "\n") {

@@ -12,6 +12,7 @@ import (
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/axonclient"
 	"github.com/axarchive/axarchive/internal/codec"
+	"github.com/axarchive/axarchive/internal/crashpoint"
 )
 
 // Import replays the archives in dirs (one archive, or an incremental chain in order) into the context
@@ -35,17 +36,35 @@ func Import(ctx context.Context, conn *axonclient.Conn, dirs []string, opts Opti
 	return plan, nil
 }
 
+// maxImportProblems bounds the problems an import that refuses an archive prints: enough to act on,
+// while `axarchive verify` lists them all.
+const maxImportProblems = 10
+
+// verifyProblems is the error of a failed verification, naming its first problems, so that a refused
+// import says what is wrong and not only that something is.
+func verifyProblems(rep *archive.VerifyReport) error {
+	errs := []error{fmt.Errorf("%w: %d problems", archive.ErrVerify, rep.ProblemCount)}
+	for i, p := range rep.Problems {
+		if i == maxImportProblems {
+			errs = append(errs, fmt.Errorf("… and %d more (axarchive verify lists them all)", rep.ProblemCount-int64(i)))
+			break
+		}
+		errs = append(errs, p)
+	}
+	return errors.Join(errs...)
+}
+
 func (im *importer) preflight(ctx context.Context) (*Plan, error) {
 	im.progress.Phase.Store("preflight")
 	plan := &Plan{Archives: im.dirs, Renumber: im.opts.Renumber, FirstToken: 0, LastToken: -1}
 	if !im.opts.NoVerify {
 		for i, a := range im.archives {
 			rep, err := a.Verify(ctx, archive.VerifyOptions{})
+			if rep != nil && !rep.OK() {
+				return plan, fmt.Errorf("verify %s: %w", im.dirs[i], verifyProblems(rep))
+			}
 			if err != nil {
 				return plan, fmt.Errorf("verify %s: %w", im.dirs[i], err)
-			}
-			if !rep.OK() {
-				return plan, fmt.Errorf("verify %s: %w", im.dirs[i], rep.Err())
 			}
 		}
 	}
@@ -275,6 +294,7 @@ func (im *importer) importEvents(ctx context.Context, plan *Plan) error {
 			}
 			return fail(err)
 		}
+		crashpoint.Hit("import-appended") // faulttest: the server confirmed the transaction, the head is not checked yet
 		want := head + int64(len(tx.events))
 		got, err := im.conn.LastToken(ctx)
 		if err != nil {
@@ -297,6 +317,7 @@ func (im *importer) importEvents(ctx context.Context, plan *Plan) error {
 		im.progress.Bytes.Add(tx.bytes)
 		im.progress.Transactions.Add(1)
 		im.progress.Token.Store(head)
+		crashpoint.Hit("import-transaction") // faulttest: between two transactions
 	}
 	return ctx.Err()
 }

@@ -4,6 +4,7 @@
 package writer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -97,7 +98,11 @@ func (e *ProgressError) Error() string {
 	if e.Phase == "snapshots" {
 		at = fmt.Sprintf("snapshot position %d", e.NextToken)
 	}
-	return fmt.Sprintf("import stopped in the %s phase at %s (%d events confirmed this run; %s): %v", e.Phase, at, e.Imported, head, e.Err)
+	cause := e.Err.Error()
+	if errors.Is(e.Err, context.Canceled) {
+		cause = "interrupted"
+	}
+	return fmt.Sprintf("import stopped in the %s phase at %s (%d events confirmed this run; %s): %s", e.Phase, at, e.Imported, head, cause)
 }
 
 func (e *ProgressError) Unwrap() error { return e.Err }
