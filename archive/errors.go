@@ -86,6 +86,11 @@ var (
 	// ErrNotEmpty is returned by Create for a directory that exists and is not empty.
 	ErrNotEmpty = errors.New("directory is not empty")
 
+	// ErrNotStarted is returned by Resume for a directory that an export left before it recorded anything:
+	// the empty layout that Create makes, and at most a temporary first journal. Nothing in it is worth
+	// keeping, so the caller creates the archive afresh (Create accepts such a directory as empty).
+	ErrNotStarted = errors.New("the interrupted export had not started writing")
+
 	// ErrComplete is returned by Resume for a directory that holds a finished archive.
 	ErrComplete = errors.New("archive is already complete")
 

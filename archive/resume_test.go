@@ -262,3 +262,55 @@ func flipBit(t testing.TB, path string, offset int64) {
 	b[offset] ^= 0x01
 	require.NoError(t, os.WriteFile(path, b, 0o644))
 }
+
+// TestNotStarted: a directory holding only what Create makes before its first journal is in place (an
+// export killed at that moment) is taken up afresh by Create and reported as not started by Resume;
+// anything more in it, a file or a link, makes it a directory that is not ours.
+func TestNotStarted(t *testing.T) {
+	layout := func(t *testing.T) string {
+		dir := filepath.Join(t.TempDir(), "a")
+		for _, d := range []string{"data/events", "data/snapshots"} {
+			require.NoError(t, os.MkdirAll(filepath.Join(dir, filepath.FromSlash(d)), 0o755))
+		}
+		require.NoError(t, os.WriteFile(filepath.Join(dir, journalPath+tmpSuffix), []byte(`{"half`), 0o644))
+		return dir
+	}
+	opts := testOptions(0, 2)
+
+	dir := layout(t)
+	_, err := Resume(dir, opts)
+	require.ErrorIs(t, err, ErrNotStarted)
+	w, err := Create(dir, opts)
+	require.NoError(t, err)
+	require.NoError(t, w.Abort())
+
+	for name, extra := range map[string]func(dir string) error{
+		"file in data/events": func(dir string) error {
+			return os.WriteFile(filepath.Join(dir, "data", "events", "00000000000000000000.jsonl.zst"), nil, 0o644)
+		},
+		"file at the root": func(dir string) error { return os.WriteFile(filepath.Join(dir, "notes.txt"), nil, 0o644) },
+		"link as data/snapshots": func(dir string) error {
+			p := filepath.Join(dir, "data", "snapshots")
+			if err := os.Remove(p); err != nil {
+				return err
+			}
+			return os.Symlink(t.TempDir(), p)
+		},
+		"directory as the temporary journal": func(dir string) error {
+			p := filepath.Join(dir, journalPath+tmpSuffix)
+			if err := os.Remove(p); err != nil {
+				return err
+			}
+			return os.Mkdir(p, 0o755)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := layout(t)
+			require.NoError(t, extra(dir))
+			_, err := Resume(dir, opts)
+			require.ErrorIs(t, err, ErrNotArchive)
+			_, err = Create(dir, opts)
+			require.ErrorIs(t, err, ErrNotEmpty)
+		})
+	}
+}

@@ -181,7 +181,13 @@ func Create(dir string, opts Options) (*Writer, error) {
 	}
 	if entries, err := os.ReadDir(dir); err == nil {
 		if len(entries) > 0 {
-			return nil, fmt.Errorf("create archive %s: %w", dir, ErrNotEmpty)
+			if !unborn(dir) {
+				return nil, fmt.Errorf("create archive %s: %w", dir, ErrNotEmpty)
+			}
+			// Left by an export killed before its first journal existed: only what Create makes.
+			if err := os.Remove(filepath.Join(dir, filepath.FromSlash(journalPath+tmpSuffix))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("create archive: %w", err)
+			}
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("create archive: %w", err)
@@ -225,6 +231,36 @@ func Create(dir string, opts Options) (*Writer, error) {
 	return w, nil
 }
 
+// unborn reports whether dir holds nothing but what Create makes before its first journal is in place:
+// the empty data directories and, at most, the first journal's temporary file. Anything else, a link
+// included, makes it a directory that is not ours to reuse.
+func unborn(dir string) bool {
+	allowed := map[string]bool{
+		dataDir: true, dataDir + "/" + StreamEvents: true, dataDir + "/" + StreamSnapshots: true,
+		journalPath + tmpSuffix: false,
+	}
+	ok := true
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, rerr := filepath.Rel(dir, path)
+		if rerr != nil {
+			return rerr
+		}
+		if rel == "." {
+			return nil
+		}
+		isDir, known := allowed[filepath.ToSlash(rel)]
+		if !known || isDir != d.IsDir() || (!d.IsDir() && !d.Type().IsRegular()) {
+			ok = false
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	return err == nil && ok
+}
+
 // start sets the running state from the journal.
 func (w *Writer) start() error {
 	j := &w.j
@@ -263,6 +299,9 @@ func Resume(dir string, opts Options) (*Writer, error) {
 		if errors.Is(err, fs.ErrNotExist) {
 			if _, merr := os.Lstat(filepath.Join(dir, filepath.FromSlash(manifestPath))); merr == nil {
 				return nil, fmt.Errorf("resume archive %s: %w", dir, ErrComplete)
+			}
+			if unborn(dir) {
+				return nil, fmt.Errorf("resume archive %s: %w", dir, ErrNotStarted)
 			}
 			return nil, fmt.Errorf("resume archive %s: %w: no %s", dir, ErrNotArchive, journalPath)
 		}

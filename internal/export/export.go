@@ -180,9 +180,11 @@ func run(ctx context.Context, src source, opts Options) (*Result, error) {
 	var err error
 	if opts.Resume {
 		w, err = archive.Resume(opts.Dir, wopts)
-		if err != nil {
+		if err != nil && !errors.Is(err, archive.ErrNotStarted) {
 			return nil, err
 		}
+	}
+	if w != nil {
 		progress.Resumed.Store(w.NextToken())
 	} else {
 		r, err := planRange(ctx, src, opts, wopts.Previous)

@@ -1,10 +1,9 @@
 package faulttest
 
 import (
+	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -236,32 +235,26 @@ func TestLongExportCrashPoints(t *testing.T) {
 }
 
 // TestExportCrashBeforeFirstJournal: an export killed after it created the directory layout but before its
-// first journal exists (crash point journal.json:1) must be continued by export --resume, like any other
-// interrupted export.
-//
-// KNOWN BUG (reported in issue 8): archive.Create makes data/events and data/snapshots before it writes
-// journal.json, so the directory is left non-empty without a journal: `export --resume` refuses it ("not
-// an axarchive archive: no journal.json") and `export` refuses it too ("directory is not empty"). The test
-// skips while the bug is there; AXARCHIVE_KNOWN_BUGS=1 makes it fail instead.
+// first journal was in place (crash point journal.json:1) left nothing worth keeping: export --resume and a
+// plain export both start it afresh and give the same archive as an uninterrupted run.
 func TestExportCrashBeforeFirstJournal(t *testing.T) {
 	srv := newServer(t, 1000, 9)
 	for _, j := range []struct {
 		name string
 		job  *exportJob
 	}{{"live", liveJob(t, srv)}, {"offline", offlineJob(t, newSegments(t, 1000, 10))}} {
-		t.Run(j.name, func(t *testing.T) {
-			dir := filepath.Join(t.TempDir(), "a")
-			r := run(t, faulty(t), []string{"AXARCHIVE_CRASH_AT=journal.json:1"}, j.job.cmd(dir, false)...)
-			require.Equal(t, syscall.SIGKILL, r.Signal, r)
-			require.NoFileExists(t, journalPath(dir))
-			r = run(t, plain(t), nil, j.job.cmd(dir, true)...)
-			if r.Code != 0 && regexp.MustCompile(`no journal\.json`).MatchString(r.Stderr) && os.Getenv("AXARCHIVE_KNOWN_BUGS") == "" {
-				plainRun := run(t, plain(t), nil, j.job.cmd(dir, false)...)
-				t.Skipf("KNOWN BUG: a directory killed before its first journal can be neither resumed nor re-exported:\n%s\n%s", r, plainRun)
-			}
-			requireCode(t, r, 0)
-			requireSameArchive(t, dir, j.job.ref)
-		})
+		for _, resume := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/resume=%v", j.name, resume), func(t *testing.T) {
+				dir := filepath.Join(t.TempDir(), "a")
+				r := run(t, faulty(t), []string{"AXARCHIVE_CRASH_AT=journal.json:1"}, j.job.cmd(dir, false)...)
+				require.Equal(t, syscall.SIGKILL, r.Signal, r)
+				require.NoFileExists(t, journalPath(dir))
+				require.DirExists(t, filepath.Join(dir, "data", "events"))
+				r = run(t, plain(t), nil, j.job.cmd(dir, resume)...)
+				requireCode(t, r, 0)
+				requireSameArchive(t, dir, j.job.ref)
+			})
+		}
 	}
 }
 
