@@ -196,8 +196,11 @@ func TestImportNetworkFaults(t *testing.T) {
 	})
 	t.Run("server-restart", func(t *testing.T) {
 		target := j.target()
+		slowDown(t, j.srv) // a fast import must not finish before the fault
 		p := start(t, plain(t), nil, j.cmd(target, false)...)
 		p.waitUntil(func() bool { return j.srv.EventCount(target) >= 1500 })
+		require.Less(t, j.srv.EventCount(target), j.events, "the import finished before the fault")
+		j.srv.SetDelay(0)
 		j.srv.Stop()
 		time.Sleep(200 * time.Millisecond)
 		require.NoError(t, j.srv.Restart())
@@ -212,8 +215,11 @@ func TestImportNetworkFaults(t *testing.T) {
 	})
 	t.Run("server-gone", func(t *testing.T) {
 		target := j.target()
+		slowDown(t, j.srv) // a fast import must not finish before the fault
 		p := start(t, plain(t), nil, j.cmd(target, false)...)
 		p.waitUntil(func() bool { return j.srv.EventCount(target) >= 1500 })
+		require.Less(t, j.srv.EventCount(target), j.events, "the import finished before the fault")
+		j.srv.SetDelay(0)
 		j.srv.Stop()
 		r := p.wait(processDeadline)
 		require.NoError(t, j.srv.Restart())
@@ -221,8 +227,11 @@ func TestImportNetworkFaults(t *testing.T) {
 	})
 	t.Run("slow-confirmations", func(t *testing.T) {
 		target := j.target()
+		slowDown(t, j.srv) // a fast import must not finish before the fault
 		p := start(t, plain(t), nil, j.cmd(target, false)...)
 		p.waitUntil(func() bool { return j.srv.EventCount(target) >= 1500 })
+		require.Less(t, j.srv.EventCount(target), j.events, "the import finished before the fault")
+		j.srv.SetDelay(0)
 		j.srv.SetDelay(20 * time.Millisecond)
 		time.Sleep(500 * time.Millisecond)
 		j.srv.SetDelay(0)
@@ -232,8 +241,11 @@ func TestImportNetworkFaults(t *testing.T) {
 	})
 	t.Run("stalled-server", func(t *testing.T) {
 		target := j.target()
+		slowDown(t, j.srv) // a fast import must not finish before the fault
 		p := start(t, plain(t), nil, j.cmd(target, false)...)
 		p.waitUntil(func() bool { return j.srv.EventCount(target) >= 1500 })
+		require.Less(t, j.srv.EventCount(target), j.events, "the import finished before the fault")
+		j.srv.SetDelay(0)
 		j.srv.Stall()
 		time.Sleep(time.Second)
 		j.srv.Unstall()
@@ -241,4 +253,12 @@ func TestImportNetworkFaults(t *testing.T) {
 		requireCode(t, r, 0)
 		j.requireImported(t, target)
 	})
+}
+
+// slowDown delays each of srv's answers by a millisecond (until the test sets another delay, or ends), so
+// that an import of a few thousand events runs for a while: a fault injected "in the middle" then lands in
+// the middle even when the import would otherwise finish between two polls.
+func slowDown(t *testing.T, srv *axontest.Server) {
+	srv.SetDelay(time.Millisecond)
+	t.Cleanup(func() { srv.SetDelay(0) })
 }
