@@ -209,8 +209,15 @@ func TestResumeErrors(t *testing.T) {
 		require.ErrorIs(t, err, ErrComplete)
 	})
 	t.Run("not an archive", func(t *testing.T) {
-		_, err := Resume(t.TempDir(), f.opts)
+		dir := t.TempDir()
+		write(t, filepath.Join(dir, "notes.txt"), "mine")
+		_, err := Resume(dir, f.opts)
 		require.ErrorIs(t, err, ErrNotArchive)
+	})
+	t.Run("empty directory", func(t *testing.T) {
+		// Nothing was written yet: the caller starts afresh (TestNotStarted).
+		_, err := Resume(t.TempDir(), f.opts)
+		require.ErrorIs(t, err, ErrNotStarted)
 	})
 	t.Run("damaged journal", func(t *testing.T) {
 		dir := interrupted(t)
