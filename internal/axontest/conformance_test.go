@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -120,6 +122,63 @@ func TestMaxMessageSize(t *testing.T) {
 	s2 := axontest.NewServer(t, axontest.WithMaxMessageSize(8<<20))
 	c2, ctx2 := connect(t, s2)
 	mustAppend(t, ctx2, c2, big(6<<20))
+}
+
+// AXON.md 2.1: the server accepts client keepalive pings no more often than every second, also without
+// active calls; a client pinging faster gets GOAWAY "too_many_pings" (ENHANCE_YOUR_CALM). Checked on the
+// raw HTTP/2 connection, because gRPC-Go's client refuses to ping more often than every 10 s.
+func TestKeepalivePolicy(t *testing.T) {
+	t.Parallel()
+	s := axontest.NewServer(t)
+	type goAwayFrame struct {
+		code  http2.ErrCode
+		debug string
+	}
+	pingAll := func(interval time.Duration, pings int) *goAwayFrame {
+		conn, err := net.Dial("tcp", s.Addr())
+		require.NoError(t, err)
+		defer conn.Close()
+		_, err = io.WriteString(conn, http2.ClientPreface)
+		require.NoError(t, err)
+		fr := http2.NewFramer(conn, conn)
+		require.NoError(t, fr.WriteSettings())
+		goAway := make(chan *goAwayFrame, 1)
+		go func() {
+			defer close(goAway)
+			for {
+				f, err := fr.ReadFrame()
+				if err != nil {
+					return
+				}
+				switch f := f.(type) {
+				case *http2.SettingsFrame:
+					if !f.IsAck() {
+						_ = fr.WriteSettingsAck()
+					}
+				case *http2.GoAwayFrame:
+					goAway <- &goAwayFrame{code: f.ErrCode, debug: string(f.DebugData())}
+					return
+				}
+			}
+		}()
+		for i := range pings {
+			if i > 0 {
+				time.Sleep(interval)
+			}
+			require.NoError(t, fr.WritePing(false, [8]byte{byte(i)}))
+		}
+		select {
+		case g := <-goAway:
+			return g
+		case <-time.After(300 * time.Millisecond):
+			return nil
+		}
+	}
+	g := pingAll(10*time.Millisecond, 6)
+	require.NotNil(t, g, "pings every 10 ms must be refused")
+	assert.Equal(t, http2.ErrCodeEnhanceYourCalm, g.code)
+	assert.Equal(t, "too_many_pings", g.debug)
+	assert.Nil(t, pingAll(1100*time.Millisecond, 4), "pings every 1.1 s, without any call, are accepted")
 }
 
 // ---- AXON.md 2.2: ListEvents ----
@@ -351,6 +410,9 @@ func TestAppendSequenceValidation(t *testing.T) {
 		{"non-domain not validated", [][]byte{ev("a", 0)}, [][]byte{nonDomain("a", 7), nonDomain("", 0), nonDomain("", 0)}, ""},
 		{"non-domain does not count", [][]byte{nonDomain("a", 0)}, [][]byte{ev("a", 0)}, ""},
 		{"all or nothing", nil, [][]byte{nonDomain("", 0), ev("b", 0), ev("a", 5)}, "Invalid sequence number 5 for aggregate a, expected 0"},
+		// Checked event by event in send order: the first violation is the one reported.
+		{"first violation in send order", [][]byte{ev("a", 0), ev("a", 1)}, [][]byte{ev("a", 5), ev("b", 0), ev("b", 2)}, "Invalid sequence number 5 for aggregate a, expected 2"},
+		{"in-transaction gap before stored mismatch", [][]byte{ev("a", 0)}, [][]byte{ev("b", 0), ev("b", 2), ev("a", 3)}, "Invalid sequence number 2 for aggregate b, expected 1"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -788,6 +850,38 @@ func TestFaults(t *testing.T) {
 		last, err := c.GetLastToken(ctx, &axonpb.GetLastTokenRequest{})
 		return err == nil && last.Token == 100
 	}, 10*time.Second, 50*time.Millisecond)
+}
+
+// The instrumentation tests rely on: committed transactions with their sizes, calls running at once,
+// permits outstanding, and a hook after each committed append.
+func TestInstrumentation(t *testing.T) {
+	s := axontest.NewServer(t)
+	c, ctx := connect(t, s)
+	mustAppend(t, ctx, c, ev("a", 0), ev("a", 1))
+	mustAppend(t, ctx, c) // stores nothing: no transaction recorded
+	require.NoError(t, s.Load("default", [][]byte{ev("a", 2)}))
+	assert.Equal(t, []axontest.Transaction{
+		{First: 0, Events: 2, Bytes: len(ev("a", 0)) + len(ev("a", 1))},
+		{First: 2, Events: 1, Bytes: len(ev("a", 2))},
+	}, s.Transactions("default"))
+	assert.Equal(t, 1, s.MaxConcurrentCalls(axontest.MethodAppendEvent))
+
+	// Two streams open at once; permits are counted per stream.
+	r1 := startRecv(listStream(t, ctx, c, 0, 7))
+	r2 := startRecv(listStream(t, ctx, c, 0, 5))
+	r1.tokens(t, 3)
+	r2.tokens(t, 3)
+	assert.Equal(t, 2, s.MaxConcurrentCalls(axontest.MethodListEvents))
+	assert.Equal(t, int64(7), s.MaxOutstandingPermits())
+
+	// Another writer slips in between a commit and its confirmation.
+	s.AfterAppend(func(context string) {
+		s.AfterAppend(nil)
+		require.NoError(t, s.Load(context, [][]byte{nonDomain("", 0)}))
+	})
+	mustAppend(t, ctx, c, ev("a", 3))
+	mustAppend(t, ctx, c, ev("a", 4))
+	assert.Equal(t, int64(5), s.LastToken("default"))
 }
 
 // A stall lets a client give up on an append, which then stores nothing.

@@ -28,11 +28,45 @@ type faults struct {
 	delay    time.Duration
 	stalled  bool
 	released chan struct{} // closed when the stall ends
+
+	inflight    map[string]int // method -> calls running now
+	maxInflight map[string]int // method -> most calls ever running at once
+	maxPermits  int64          // most permits ever outstanding on one ListEvents stream
+	afterAppend func(context string)
 }
 
 func (f *faults) init() {
 	f.calls = make(map[string]int)
 	f.failAt = make(map[string][]int)
+	f.inflight = make(map[string]int)
+	f.maxInflight = make(map[string]int)
+}
+
+// enter and leave count the calls of a method running at once.
+func (f *faults) enter(method string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.inflight[method]++
+	f.maxInflight[method] = max(f.maxInflight[method], f.inflight[method])
+}
+
+func (f *faults) leave(method string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.inflight[method]--
+}
+
+// notePermits records the permits a ListEvents stream has outstanding.
+func (f *faults) notePermits(n int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.maxPermits = max(f.maxPermits, n)
+}
+
+func (f *faults) afterAppendHook() func(string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.afterAppend
 }
 
 // call counts a call and reports whether it is one that must fail.
@@ -165,4 +199,29 @@ func (s *Server) Calls(method string) int {
 	s.faults.mu.Lock()
 	defer s.faults.mu.Unlock()
 	return s.faults.calls[method]
+}
+
+// MaxConcurrentCalls returns the most calls of method (one of the Method constants) that were running at
+// the same time since the server started: 1 for a client that never overlaps them.
+func (s *Server) MaxConcurrentCalls(method string) int {
+	s.faults.mu.Lock()
+	defer s.faults.mu.Unlock()
+	return s.faults.maxInflight[method]
+}
+
+// MaxOutstandingPermits returns the most permits any ListEvents stream has had outstanding (granted and not
+// yet used by an event sent) since the server started.
+func (s *Server) MaxOutstandingPermits() int64 {
+	s.faults.mu.Lock()
+	defer s.faults.mu.Unlock()
+	return s.faults.maxPermits
+}
+
+// AfterAppend makes the server call fn, with the context's name, after each AppendEvent transaction that
+// stored something is committed and before it is confirmed: a test can play another writer there (Load
+// into the same context) or stop the server. nil removes the hook. fn must not call AfterAppend.
+func (s *Server) AfterAppend(fn func(context string)) {
+	s.faults.mu.Lock()
+	defer s.faults.mu.Unlock()
+	s.faults.afterAppend = fn
 }

@@ -332,6 +332,24 @@ func (s *Server) Snapshots(context string) [][]byte {
 	return out
 }
 
+// Transaction is one committed AppendEvent transaction (or Load) that stored events.
+type Transaction struct {
+	First  int64 // token of its first event
+	Events int   // number of events
+	Bytes  int   // sum of the sizes of its events, as received
+}
+
+// Transactions returns the transactions committed into a context, in commit order.
+func (s *Server) Transactions(context string) []Transaction {
+	c := s.existing(context)
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.txns)
+}
+
 // SnapshotCount returns the number of snapshots stored in a context.
 func (s *Server) SnapshotCount(context string) int {
 	c := s.existing(context)

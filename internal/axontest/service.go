@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,6 +48,8 @@ func unary(method string, h func(s *Server, ctx context.Context, c *store, dec f
 		if err != nil {
 			return nil, err
 		}
+		s.faults.enter(method)
+		defer s.faults.leave(method)
 		resp, err := h(s, ctx, c, dec)
 		if err != nil {
 			return nil, reportError(ctx, err)
@@ -65,6 +68,10 @@ func streaming(method string, h func(s *Server, stream grpc.ServerStream, c *sto
 		c, err := s.begin(stream.Context(), method)
 		if err != nil {
 			return err
+		}
+		if method != MethodAppendEvent { // appendEvent counts itself, see there
+			s.faults.enter(method)
+			defer s.faults.leave(method)
 		}
 		return reportError(stream.Context(), h(s, stream, c))
 	}
@@ -125,6 +132,11 @@ func invalidEvent(err error) error {
 // appendEvent: one call is one transaction, stored when the client half-closes (AXON.md 2.3).
 func (s *Server) appendEvent(stream grpc.ServerStream, c *store) error {
 	ctx := stream.Context()
+	// The call counts as running until its confirmation is about to be sent: a client that waits for each
+	// confirmation before starting the next transaction is never seen running two.
+	s.faults.enter(MethodAppendEvent)
+	leave := sync.OnceFunc(func() { s.faults.leave(MethodAppendEvent) })
+	defer leave()
 	var txn []stored
 	for {
 		var f axonclient.RawFrame
@@ -150,6 +162,9 @@ func (s *Server) appendEvent(stream grpc.ServerStream, c *store) error {
 	if err != nil {
 		return err
 	}
+	if hook := s.faults.afterAppendHook(); hook != nil && len(txn) > 0 {
+		hook(c.name)
+	}
 	if err := s.faults.sleep(ctx); err != nil {
 		return status.FromContextError(err).Err()
 	}
@@ -157,6 +172,7 @@ func (s *Server) appendEvent(stream grpc.ServerStream, c *store) error {
 	if s.opts.confirmation == ConfirmationWithMarker {
 		reply = confirmationWithMarker(first + int64(len(txn)) - 1)
 	}
+	leave()
 	return stream.SendMsg(&axonclient.RawFrame{Data: reply})
 }
 
@@ -253,6 +269,8 @@ type tracker struct {
 	added      chan struct{} // signalled when permits are added
 	halfClosed chan struct{} // closed when the client half-closes
 	failed     chan error    // receives the client's stream error
+	// notePermits is told the outstanding permits after each grant.
+	notePermits func(int64)
 }
 
 // listEvents serves the global event stream (AXON.md 2.2).
@@ -272,7 +290,8 @@ func (s *Server) listEvents(stream grpc.ServerStream, c *store) error {
 	if next < start {
 		return &axonError{codes.Canceled, codeOther, c.name + ": token " + strconv.FormatInt(next, 10) + " before start of event store"}
 	}
-	t := &tracker{added: make(chan struct{}, 1), halfClosed: make(chan struct{}), failed: make(chan error, 1)}
+	t := &tracker{added: make(chan struct{}, 1), halfClosed: make(chan struct{}), failed: make(chan error, 1),
+		notePermits: s.faults.notePermits}
 	t.addPermits(first.NumberOfPermits)
 	go t.receive(stream)
 
@@ -385,7 +404,7 @@ func (t *tracker) receive(stream grpc.ServerStream) {
 
 // addPermits adds permits as Axon Server does: cast to a 32-bit int first (AXON.md 1.3).
 func (t *tracker) addPermits(n int64) {
-	t.permits.Add(int64(int32(n)))
+	t.notePermits(t.permits.Add(int64(int32(n))))
 	select {
 	case t.added <- struct{}{}:
 	default:

@@ -59,6 +59,7 @@ type store struct {
 	snaps   []stored
 	snapIdx map[string][]int // aggregate id -> indexes into snaps, domain snapshots only
 	changed chan struct{}    // closed and replaced by every commit that stores something
+	txns    []Transaction    // every committed transaction that stored something, in commit order
 }
 
 func newStore(name string) *store {
@@ -96,7 +97,9 @@ func (s *store) commit(txn []stored, maxEvents int) (int64, error) {
 		return first, nil
 	}
 	s.events = slices.Grow(s.events, len(txn))
+	record := Transaction{First: first, Events: len(txn)}
 	for i, ev := range txn {
+		record.Bytes += len(ev.raw)
 		token := first + int64(i)
 		s.events = append(s.events, ev)
 		if ev.info.domain {
@@ -109,42 +112,36 @@ func (s *store) commit(txn []stored, maxEvents int) (int64, error) {
 			a.seqs = append(a.seqs, ev.info.sequence)
 		}
 	}
+	s.txns = append(s.txns, record)
 	close(s.changed)
 	s.changed = make(chan struct{})
 	return first, nil
 }
 
-// validate applies AXON.md 2.3's sequence rule to the domain events of a transaction: per aggregate, the
-// sequences increase by exactly 1 in send order, and the first is the last stored sequence + 1 (0 for a new
-// aggregate). The messages are Axon Server's. Callers hold mu.
+// validate applies AXON.md 2.3's sequence rule to the domain events of a transaction, event by event in
+// send order as Axon Server does: an aggregate's first event in the transaction must be its last stored
+// sequence + 1 (0 for a new aggregate), and each later one the previous + 1. The first violation in send
+// order is reported, with Axon Server's message. Callers hold mu.
 func (s *store) validate(txn []stored) error {
-	type minMax struct{ min, max int64 }
-	var order []string
-	ranges := make(map[string]*minMax)
+	var expected map[string]*int64 // aggregate id -> next sequence, for aggregates seen in txn
 	for _, ev := range txn {
 		if !ev.info.domain {
 			continue
 		}
-		seq := ev.info.sequence
-		r := ranges[string(ev.info.aggregateID)] // no allocation for the lookup
-		if r == nil {
-			id := string(ev.info.aggregateID)
-			r = &minMax{min: seq, max: seq - 1}
-			ranges[id] = r
-			order = append(order, id)
+		next := expected[string(ev.info.aggregateID)] // no allocation for the lookup
+		if next == nil {
+			if expected == nil {
+				expected = make(map[string]*int64)
+			}
+			next = new(int64)
+			*next = s.aggs[string(ev.info.aggregateID)].last() + 1
+			expected[string(ev.info.aggregateID)] = next
 		}
-		if seq != r.max+1 {
+		if seq := ev.info.sequence; seq != *next {
 			return &axonError{codes.OutOfRange, codeInvalidSequence,
-				fmt.Sprintf("Invalid sequence number %d for aggregate %s, expected %d", seq, ev.info.aggregateID, r.max+1)}
+				fmt.Sprintf("Invalid sequence number %d for aggregate %s, expected %d", seq, ev.info.aggregateID, *next)}
 		}
-		r.max = seq
-	}
-	for _, id := range order {
-		r := ranges[id]
-		if last := s.aggs[id].last(); r.min != last+1 {
-			return &axonError{codes.OutOfRange, codeInvalidSequence,
-				fmt.Sprintf("Invalid sequence number %d for aggregate %s, expected %d", r.min, id, last+1)}
-		}
+		*next++
 	}
 	return nil
 }

@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/axarchive/axarchive/internal/axonclient"
 )
 
 // syncBuffer is a bytes.Buffer safe to read while run writes to it.
@@ -40,6 +43,20 @@ func TestRun(t *testing.T) {
 		10*time.Second, 10*time.Millisecond)
 	assert.Contains(t, out.String(), "loaded 1000 events")
 	assert.Contains(t, out.String(), "access token required")
+
+	// It serves over TCP what it loaded, to callers with the token only.
+	addr := regexp.MustCompile(`listening on (127\.0\.0\.1:\d+)`).FindStringSubmatch(out.String())[1]
+	conn, err := axonclient.Dial(ctx, axonclient.Config{Address: addr, Token: "t"})
+	require.NoError(t, err)
+	defer conn.Close()
+	last, err := conn.LastToken(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, int64(999), last)
+	anon, err := axonclient.Dial(ctx, axonclient.Config{Address: addr})
+	require.NoError(t, err)
+	defer anon.Close()
+	_, err = anon.LastToken(ctx)
+	require.ErrorIs(t, err, axonclient.ErrUnauthorized)
 	cancel()
 	require.NoError(t, <-done)
 }
