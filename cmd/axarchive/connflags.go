@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -58,6 +59,14 @@ func readConnFlags(c *cli.Context) (connOptions, error) {
 		cfg.MaxSendMsgSize = n + 64<<10
 	}
 	return connOptions{cfg: cfg}, nil
+}
+
+// reportRetries makes every retry of a read (the client layer retries idempotent reads while the server
+// is unavailable) print a warning through warn, so that a flaky network is visible.
+func (o *connOptions) reportRetries(warn func(string)) {
+	o.cfg.Retry.OnRetry = func(op string, attempt int, wait time.Duration, err error) {
+		warn(fmt.Sprintf("%v; retrying in %s (attempt %d)", err, wait.Round(time.Millisecond), attempt))
+	}
 }
 
 func (o connOptions) dial(ctx context.Context, stderr io.Writer) (*axonclient.Conn, error) {

@@ -162,6 +162,7 @@ func runExport(ctx context.Context, o exportOptions, stdout, stderr io.Writer) e
 	if o.segments != nil {
 		res, err = export.Segments(ctx, *o.segments, o.export)
 	} else {
+		o.conn.reportRetries(rep.warn)
 		conn, derr := o.conn.dial(ctx, stderr)
 		if derr != nil {
 			rep.finish()

@@ -101,11 +101,6 @@ func importFlagsLine(c *cli.Context) string {
 var errTargetDiffers = errors.New("the target context differs from the archive")
 
 func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) error {
-	conn, err := o.conn.dial(ctx, stderr)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
 	progress := new(writer.Progress)
 	o.opts.Progress = progress
 	rep := startProgress(stderr, o.progress, func() progressSample {
@@ -121,6 +116,13 @@ func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) e
 		return s
 	})
 	o.opts.Warn = rep.warn
+	o.conn.reportRetries(rep.warn)
+	conn, err := o.conn.dial(ctx, stderr)
+	if err != nil {
+		rep.finish()
+		return err
+	}
+	defer conn.Close()
 	start := time.Now()
 	plan, err := writer.Import(ctx, conn, o.dirs, o.opts)
 	rep.finish()

@@ -10,12 +10,14 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -447,7 +449,16 @@ func TestMessageTooLarge(t *testing.T) {
 
 func TestRetries(t *testing.T) {
 	s := axontest.NewServer(t)
-	fast := axonclient.RetryPolicy{InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}
+	var retries []string
+	var mu sync.Mutex
+	fast := axonclient.RetryPolicy{InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
+		OnRetry: func(op string, attempt int, wait time.Duration, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			assert.ErrorIs(t, err, axonclient.ErrUnavailable)
+			assert.Positive(t, wait)
+			retries = append(retries, fmt.Sprintf("%s #%d", op, attempt))
+		}}
 	conn := dial(t, s, axonclient.Config{Retry: fast})
 	ctx := testCtx(t)
 	require.NoError(t, s.Load("default", [][]byte{domainEvent("a", 0), domainEvent("a", 1)}))
@@ -459,6 +470,7 @@ func TestRetries(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), last)
 	assert.Equal(t, 3, s.Calls(axontest.MethodGetLastToken))
+	assert.Equal(t, []string{"get last token #2", "get last token #3"}, retries, "each retry is reported")
 
 	s.FailNthCall(axontest.MethodReadHighestSequenceNr, 1)
 	seq, err := conn.HighestSequence(ctx, "a")

@@ -92,6 +92,10 @@ type RetryPolicy struct {
 	InitialBackoff time.Duration
 	// MaxBackoff caps the wait between attempts; 0 means 2 s.
 	MaxBackoff time.Duration
+	// OnRetry, if set, is told of every retry before its wait: the operation, the attempt about to be made
+	// (2 for the first retry), the wait and the error of the failed attempt. Commands use it to report
+	// each retry to the user. It may be called from several goroutines at once.
+	OnRetry func(op string, attempt int, wait time.Duration, err error)
 }
 
 func (p RetryPolicy) withDefaults() RetryPolicy {

@@ -260,6 +260,9 @@ func (c *Conn) withRetry(ctx context.Context, op string, dir direction, call fun
 		}
 		// Full jitter around the nominal wait spreads out clients that failed together.
 		d := wait/2 + time.Duration(rand.Int64N(int64(wait)+1))
+		if p.OnRetry != nil {
+			p.OnRetry(op, attempt+1, d, cerr)
+		}
 		t := time.NewTimer(d)
 		select {
 		case <-ctx.Done():
