@@ -19,6 +19,7 @@ import (
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/axonclient"
 	"github.com/axarchive/axarchive/internal/export"
+	"github.com/axarchive/axarchive/internal/reader"
 	"github.com/axarchive/axarchive/internal/writer"
 )
 
@@ -109,6 +110,9 @@ func hint(err error) string {
 		return "resume with the same source, filters, --snapshots and --since as the interrupted export"
 	case errors.Is(err, archive.ErrChain):
 		return "give the archives oldest first: each must have been exported with --since the one before it"
+	case errors.As(err, new(*reader.SegmentError)):
+		// Before the InterruptedError case: --resume would stop at the same damage.
+		return "the segment files are damaged or incomplete: axarchive segments DIR shows what is missing or damaged; to archive what is readable, export up to the token before the damage with --to-token"
 	case errors.As(err, new(*export.InterruptedError)):
 		return "run the same command with --resume to continue; what is committed is kept"
 	case errors.Is(err, axonclient.ErrUnauthorized):

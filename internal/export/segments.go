@@ -63,6 +63,11 @@ func (src *segmentSource) bounds(ctx context.Context) (int64, int64, error) {
 	for it.Next() {
 	}
 	if err := it.Err(); err != nil {
+		if to := src.opts.ToToken; to != nil && *to < it.NextToken() {
+			// Damage in the newest file after the requested range does not stop an export that
+			// ends before it: what it needs was read intact.
+			return first, it.NextToken() - 1, nil
+		}
 		return 0, 0, err
 	}
 	if c := it.TailCut(); c != nil {
@@ -86,6 +91,9 @@ func (src *segmentSource) events(ctx context.Context, from, to int64, emit func(
 		}
 		if err := emit(token, it.Event()); err != nil {
 			return err
+		}
+		if token == to {
+			return nil // done: reading on could only find damage after the range
 		}
 	}
 	if err := it.Err(); err != nil {

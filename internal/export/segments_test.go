@@ -340,3 +340,47 @@ func TestSegmentsExportTailCut(t *testing.T) {
 		assert.NoFileExists(t, filepath.Join(dir, "data", "manifest.json"))
 	})
 }
+
+// TestSegmentsExportBeforeDamage: what is readable before damage can still be archived with --to-token,
+// wherever the damage is (the hint of the CLI says so); a range reaching the damage fails naming it.
+func TestSegmentsExportBeforeDamage(t *testing.T) {
+	damaged := func(t *testing.T, where string) string {
+		dir := segmenttest.CopyDir(t, segFixture("three-segments"))
+		switch where {
+		case "newest file":
+			require.NoError(t, segmenttest.FlipBit(filepath.Join(dir, segmenttest.Name(924, segmenttest.Events)), 5000, 3))
+		case "missing middle file":
+			require.NoError(t, os.Remove(filepath.Join(dir, segmenttest.Name(462, segmenttest.Events))))
+		}
+		return dir
+	}
+	for _, tc := range []struct {
+		where      string
+		damagedAt  int64 // first token not readable
+		sentinel   error
+		goodBefore int64
+	}{
+		{"newest file", 946, reader.ErrChecksum, 930},
+		{"missing middle file", 462, reader.ErrGap, 461},
+	} {
+		t.Run(tc.where, func(t *testing.T) {
+			src := damaged(t, tc.where)
+			to := tc.goodBefore
+			dir := filepath.Join(t.TempDir(), "a")
+			res, err := export.Segments(context.Background(), reader.SegmentsOptions{Dir: src}, export.Options{Dir: dir, ToToken: &to})
+			require.NoError(t, err)
+			assert.Equal(t, archive.Range{First: 0, Last: to}, res.Range)
+			verified(t, dir)
+
+			for _, to := range []*int64{nil, &tc.damagedAt} {
+				dir := filepath.Join(t.TempDir(), "b")
+				_, err := export.Segments(context.Background(), reader.SegmentsOptions{Dir: src}, export.Options{Dir: dir, ToToken: to})
+				require.ErrorIs(t, err, tc.sentinel)
+				var se *reader.SegmentError
+				require.ErrorAs(t, err, &se)
+				assert.Equal(t, tc.damagedAt, se.Token)
+				assert.NoFileExists(t, filepath.Join(dir, "data", "manifest.json"))
+			}
+		})
+	}
+}

@@ -434,3 +434,33 @@ func TestSegmentsDamagedFixtures(t *testing.T) {
 		assert.Contains(t, se.Error(), "position")
 	})
 }
+
+// TestSegmentsFlagsRefused: a version-2 file with header flags set is refused, and the error says why in
+// words a user can act on (the store may be compressed or encrypted); the legacy version-0 files, whose
+// flags hold junk that Axon Server ignores, are read.
+func TestSegmentsFlagsRefused(t *testing.T) {
+	dir := segmenttest.CopyDir(t, fixture("three-segments"))
+	path := filepath.Join(dir, segmenttest.Name(462, segmenttest.Events))
+	require.NoError(t, segmenttest.WriteAt(path, 1, []byte{0x00, 0x00, 0x01, 0x00}))
+	d := readEvents(t, open(t, SegmentsOptions{Dir: dir}), 0)
+	require.ErrorIs(t, d.err, ErrUnsupported)
+	var se *SegmentError
+	require.ErrorAs(t, d.err, &se)
+	assert.Equal(t, path, se.File)
+	assert.Equal(t, int64(1), se.Offset)
+	assert.Equal(t, int64(462), se.Token)
+	assert.Contains(t, d.err.Error(), "compressed or encrypted")
+	assert.Contains(t, d.err.Error(), "0x00000100")
+	assert.Len(t, d.entries, 462)
+
+	rep, err := CheckSegments(SegmentsOptions{Dir: dir})
+	require.NoError(t, err)
+	assert.Equal(t, VerdictDamaged, rep.Verdict)
+	var text strings.Builder
+	require.NoError(t, rep.WriteText(&text))
+	assert.Contains(t, text.String(), "compressed or encrypted")
+
+	legacy := readEvents(t, open(t, SegmentsOptions{Dir: fixture("legacy-v0")}), 0)
+	require.NoError(t, legacy.err)
+	assert.Len(t, legacy.entries, 28)
+}
