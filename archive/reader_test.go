@@ -146,6 +146,22 @@ func TestIteratorErrors(t *testing.T) {
 				m.Fingerprint, _ = combineDigests(m.Events.SHA256, m.Snapshots.SHA256)
 			})
 		}, ErrCorrupt, manifestPath, 0},
+		{"chunk missing", func(t *testing.T, dir string) { require.NoError(t, os.Remove(filepath.Join(dir, chunk1))) }, ErrCorrupt, chunk1, 0},
+		{"truncated chunk, manifest resealed", func(t *testing.T, dir string) {
+			p := filepath.Join(dir, chunk1)
+			truncate(t, p, 100)
+			zb, _ := os.ReadFile(p)
+			reseal(t, dir, func(m *Manifest) { m.Chunks[1].Size, m.Chunks[1].SHA256 = 100, sha256hex(zb) })
+		}, ErrCorrupt, chunk1, 0},
+		{"rawSha256", func(t *testing.T, dir string) {
+			reseal(t, dir, func(m *Manifest) { m.Chunks[1].RawSHA256 = strings.Repeat("0", 64) })
+		}, ErrCorrupt, chunk1, 0},
+		{"rawSize", func(t *testing.T, dir string) {
+			reseal(t, dir, func(m *Manifest) { m.Chunks[1].RawSize-- })
+		}, ErrCorrupt, chunk1, 0},
+		{"last token of the stream missing", func(t *testing.T, dir string) {
+			rewriteChunk(t, dir, 4, lines(35, 36, 37, 38), nil)
+		}, ErrCorrupt, "data/events/00000000000000000035.jsonl.zst", 0},
 		{"line without token", func(t *testing.T, dir string) {
 			raw := chunkRaw(t, dir, 1)
 			rewriteChunk(t, dir, 1, bytes.Replace(raw, []byte(`{"token":9,`), []byte(`{"tokens":9,`), 1), nil)
