@@ -462,3 +462,27 @@ func percentDecode(s string) (string, error) {
 	}
 	return b.String(), nil
 }
+
+// TestSpecManifestMembers: SPEC.md 4 says which members are always present: every member but
+// source.address, source.path, filter and previous, with the arrays present even when empty.
+func TestSpecManifestMembers(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "empty")
+	writeArchive(t, dir, testOptions(0, -1), nil, nil)
+	b, err := os.ReadFile(filepath.Join(dir, "data", "manifest.json"))
+	require.NoError(t, err)
+	require.NoError(t, schema.Validate(schema.Manifest(), b))
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(b, &m))
+	for _, k := range []string{"format", "version", "tool", "created", "source", "fingerprint", "events", "snapshots", "chunking", "gaps", "notes", "chunks"} {
+		assert.Contains(t, m, k)
+	}
+	assert.NotContains(t, m, "filter")
+	assert.NotContains(t, m, "previous")
+	for _, k := range []string{"gaps", "notes", "chunks"} {
+		assert.Equal(t, []any{}, m[k], k)
+	}
+	assert.Equal(t, []any{}, m["events"].(map[string]any)["types"])
+	assert.Equal(t, []any{}, m["snapshots"].(map[string]any)["types"])
+	assert.True(t, bytes.HasSuffix(b, []byte("}\n")), "followed by LF")
+	assert.Equal(t, "  ", string(b[2:4]), "indented with two spaces")
+}
