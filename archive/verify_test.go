@@ -91,6 +91,15 @@ func TestVerifyBadInput(t *testing.T) {
 			appendFile(t, filepath.Join(dir, bagManifestPath), strings.Repeat("0", 64)+"  ../../etc/passwd\n")
 		}, want: []wantProblem{{err: ErrBag, path: bagManifestPath, contains: `"../../etc/passwd"`}}},
 
+		{name: "tag manifest lists a path outside", quick: true, damage: func(t *testing.T, dir string) {
+			appendFile(t, filepath.Join(dir, tagManifestPath), strings.Repeat("0", 64)+"  /etc/passwd\n")
+		}, want: []wantProblem{{err: ErrBag, path: tagManifestPath, contains: `"/etc/passwd"`}}},
+		{name: "data directory is a symlink", openErr: ErrManifest, damage: func(t *testing.T, dir string) {
+			outside := filepath.Join(filepath.Dir(dir), "data-outside")
+			require.NoError(t, os.Rename(filepath.Join(dir, "data"), outside))
+			require.NoError(t, os.Symlink(outside, filepath.Join(dir, "data")))
+		}},
+
 		// Files missing or not listed.
 		{name: "chunk missing", quick: true, damage: func(t *testing.T, dir string) {
 			require.NoError(t, os.Remove(filepath.Join(dir, chunk1)))
