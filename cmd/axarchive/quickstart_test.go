@@ -30,7 +30,7 @@ func TestQuickstart(t *testing.T) {
 			break
 		}
 	}
-	m := regexp.MustCompile(`^go run \./cmd/axarchive (export .*) && go run \./cmd/axarchive (verify .*)$`).FindStringSubmatch(first)
+	m := regexp.MustCompile(`^(?:rm -rf \S+ && )?go run \./cmd/axarchive (export .*) && go run \./cmd/axarchive (verify .*)$`).FindStringSubmatch(first)
 	require.NotNil(t, m, "README's first command is an export and a verify through go run: %q", first)
 	export, verify := strings.Fields(m[1]), strings.Fields(m[2])
 
