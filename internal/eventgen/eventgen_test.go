@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math"
 	"slices"
+	"strconv"
 	"testing"
 	"unicode/utf8"
 
@@ -188,4 +189,75 @@ func TestEncodeLongFields(t *testing.T) {
 	assert.Len(t, ev.Payload.Data, 70000)
 	assert.Len(t, ev.MetaData["b"].GetBytesValue().GetData(), 300)
 	assert.Nil(t, ev.MetaData["a"].GetData())
+}
+
+// TestEdgeCases checks that EdgeCases holds every edge value it promises, decodes, and forms valid
+// aggregate sequences; and that EdgeSnapshots stay within their aggregates' sequences.
+func TestEdgeCases(t *testing.T) {
+	seen := map[string]bool{}
+	next := map[string]int64{}
+	for i, raw := range eventgen.EdgeCases() {
+		var ev axonpb.Event
+		require.NoError(t, proto.Unmarshal(raw, &ev), "event %d", i)
+		if ev.AggregateType != "" {
+			require.Equal(t, next[ev.AggregateIdentifier], ev.AggregateSequenceNumber, "event %d", i)
+			next[ev.AggregateIdentifier]++
+			if ev.AggregateIdentifier == "" {
+				seen["empty aggregate id"] = true
+			}
+		} else if ev.AggregateIdentifier != "" {
+			seen["non-domain with aggregate id"] = true
+			if ev.AggregateSequenceNumber < 0 {
+				seen["negative sequence"] = true
+			}
+			if ev.AggregateSequenceNumber == math.MaxInt64 {
+				seen["max sequence"] = true
+			}
+		}
+		switch ev.Timestamp {
+		case 0, -1, math.MaxInt64, math.MinInt64:
+			seen["timestamp "+strconv.FormatInt(ev.Timestamp, 10)] = true
+		}
+		switch {
+		case ev.Payload == nil:
+			seen["no payload"] = true
+		case ev.Payload.Type == "" && len(ev.Payload.Data) > 0:
+			seen["empty payload type"] = true
+		case len(ev.Payload.Data) > 100000:
+			seen["large payload"] = true
+		case len(ev.Payload.Data) > 0 && !utf8.Valid(ev.Payload.Data):
+			seen["binary payload"] = true
+		}
+		if ev.MessageIdentifier == "" {
+			seen["empty id"] = true
+		}
+		if ev.Snapshot {
+			seen["snapshot flag"] = true
+		}
+		if len(raw) == 0 {
+			seen["empty event"] = true
+		}
+		if len(ev.ProtoReflect().GetUnknown()) > 0 {
+			seen["unknown field"] = true
+		}
+		keys := metadataKeys(t, raw)
+		if len(keys) > 1 && !slices.IsSorted(keys) {
+			seen["unsorted metadata"] = true
+		}
+		for _, k := range keys {
+			seen["meta "+k] = true
+		}
+	}
+	for _, want := range []string{"empty aggregate id", "non-domain with aggregate id", "negative sequence", "max sequence",
+		"timestamp 0", "timestamp -1", "timestamp 9223372036854775807", "timestamp -9223372036854775808", "no payload",
+		"empty payload type", "large payload", "binary payload", "empty id", "snapshot flag", "empty event", "unsorted metadata",
+		"meta minLong", "meta maxLong", "meta nan", "meta posInf", "meta negInf", "meta negZero", "meta tiny", "meta empty",
+		"meta none", "meta blob", "meta blobEmpty", "meta serialized", "meta active", "meta deleted", "meta ", "meta größe", "meta signalingNaN", "unknown field"} {
+		assert.True(t, seen[want], "EdgeCases has no %s", want)
+	}
+	for _, raw := range eventgen.EdgeSnapshots() {
+		var ev axonpb.Event
+		require.NoError(t, proto.Unmarshal(raw, &ev))
+		assert.Less(t, ev.AggregateSequenceNumber, next[ev.AggregateIdentifier], "snapshot of %q beyond its events", ev.AggregateIdentifier)
+	}
 }
