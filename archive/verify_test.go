@@ -212,6 +212,12 @@ func TestVerifyBadInput(t *testing.T) {
 			rewriteChunk(t, dir, 1, lines(8, 9, 10, 11, 12, 13, 14, 17), nil)
 		}, want: []wantProblem{{err: ErrCorrupt, path: chunk1, line: 8, token: 17, contains: "outside the chunk's range"}}},
 
+		{name: "server snapshot positions with holes", damage: func(t *testing.T, dir string) {
+			// From a server, positions are ordinals 0, 1, 2, …; the golden vector's 0, 2, 5 are store
+			// positions of segment files.
+			reseal(t, dir, func(m *Manifest) { m.Source = Source{Kind: SourceServer, Address: "x:8124", Context: "default"} })
+		}, want: []wantProblem{{err: ErrSequence, path: snap0, line: 2, token: 2, contains: "must be its ordinal 1"}}},
+
 		// Manifests that lie.
 		// (Tokens are contiguous in the events stream, so a count there cannot lie without Open seeing it;
 		// snapshot positions have room.)
