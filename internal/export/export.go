@@ -196,11 +196,13 @@ func run(ctx context.Context, src source, opts Options) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		for _, n := range src.notes() {
-			if err := w.AddNote(n); err != nil {
-				_ = w.Suspend()
-				return nil, err
-			}
+	}
+	// Also on resume: a run killed between Create and these notes left a journal without them. AddNote
+	// keeps a note once, and these come before anything else a run records, so the order is the same.
+	for _, n := range src.notes() {
+		if err := w.AddNote(n); err != nil {
+			_ = w.Suspend()
+			return nil, err
 		}
 	}
 	j := &job{opts: opts, w: w, src: src, progress: progress, sel: newSelection(opts.Filter), aggSeen: map[string]struct{}{}}

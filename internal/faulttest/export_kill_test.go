@@ -134,6 +134,12 @@ func exportCrashes() []crashCase {
 		{"while-writing-journal", "journal.json:4", func(t *testing.T, dir string) {
 			require.FileExists(t, journalPath(dir)+".tmp")
 		}},
+		// A live export's second journal write records the manifest's snapshot-scope note: the resumed run
+		// must record it too.
+		{"while-writing-first-note", "journal.json:2", func(t *testing.T, dir string) {
+			require.FileExists(t, journalPath(dir)+".tmp")
+			require.Zero(t, journalChunks(dir))
+		}},
 		{"snapshot-phase", "snapshot:40", func(t *testing.T, dir string) {
 			require.FileExists(t, chunkPath(dir, "snapshots", 0)+".tmp", "the first snapshot chunk is being written")
 		}},
