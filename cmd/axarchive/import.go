@@ -84,12 +84,12 @@ type importOptions struct {
 // leaving out the token itself.
 func importFlagsLine(c *cli.Context) string {
 	var parts []string
-	for _, name := range []string{"server", "context", "access-token-file", "ca-cert", "client-cert", "client-key", "max-message-size"} {
+	for _, name := range []string{"server", "context", "access-token-file", "ca-cert", "client-cert", "client-key", "max-message-size", "token-map"} {
 		if c.IsSet(name) {
 			parts = append(parts, fmt.Sprintf("--%s %s", name, c.String(name)))
 		}
 	}
-	for _, name := range []string{"tls", "tls-skip-verify", "no-verify"} {
+	for _, name := range []string{"tls", "tls-skip-verify", "no-verify", "renumber", "no-check"} {
 		if c.Bool(name) {
 			parts = append(parts, "--"+name)
 		}
@@ -148,7 +148,7 @@ func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) e
 	}
 	var copts writer.CompareOptions
 	if o.opts.Renumber {
-		first := plan.TargetHead + 1
+		first := plan.TargetFirst
 		copts.TargetFirst = &first
 	}
 	d, err := writer.Compare(ctx, conn, o.dirs, copts)
@@ -171,7 +171,7 @@ func printPlan(w io.Writer, p *writer.Plan, conn *axonclient.Conn) {
 	fmt.Fprintf(w, "  events:        %d in %d transactions, %d bytes\n", p.Events, p.Transactions, p.Bytes)
 	fmt.Fprintf(w, "  snapshots:     %d\n", p.Snapshots)
 	if p.Renumber {
-		fmt.Fprintf(w, "  renumbered:    events take target tokens from %d\n", p.TargetHead+1)
+		fmt.Fprintf(w, "  renumbered:    events take target tokens from %d\n", p.TargetFirst)
 	}
 }
 

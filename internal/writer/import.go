@@ -101,9 +101,15 @@ func (im *importer) preflight(ctx context.Context) (*Plan, error) {
 	}
 	plan.TargetHead = head
 	plan.StartAt = plan.FirstToken
+	plan.TargetFirst = plan.FirstToken
+	if im.opts.Renumber {
+		plan.TargetFirst = head + 1
+	}
 	switch {
 	case im.opts.Resume && im.opts.Renumber:
-		return plan, errors.New("--resume with --renumber is not supported: import the remaining archives of a chain with --renumber instead")
+		if err := im.resumeRenumbered(ctx, plan, head); err != nil {
+			return plan, err
+		}
 	case im.opts.Resume:
 		if head >= 0 {
 			if head > plan.LastToken {
@@ -225,6 +231,14 @@ func (im *importer) importEvents(ctx context.Context, plan *Plan) error {
 	im.progress.Total.Store(plan.Events)
 	head := plan.TargetHead
 	im.progress.Token.Store(head)
+	var tokenMap *tokenMapFile
+	if im.opts.Renumber {
+		var err error
+		if tokenMap, err = openTokenMap(im.opts.TokenMap, im.opts.Resume, plan, im.recovered); err != nil {
+			return err
+		}
+		defer tokenMap.close()
+	}
 	if plan.Events == 0 {
 		return nil
 	}
@@ -263,14 +277,6 @@ func (im *importer) importEvents(ctx context.Context, plan *Plan) error {
 		}
 	}()
 
-	var tokenMap *tokenMapFile
-	if im.opts.Renumber {
-		var err error
-		if tokenMap, err = createTokenMap(im.opts.TokenMap); err != nil {
-			return err
-		}
-		defer tokenMap.close()
-	}
 	var confirmed int64
 	next := plan.StartAt
 	fail := func(err error) error {
@@ -348,26 +354,11 @@ func (im *importer) locateSequenceError(ctx context.Context, tx *transaction, ca
 }
 
 // tokenMapFile records where renumbered events went, one "archive-token target-token" line per event,
-// flushed after every confirmed transaction.
+// flushed after every confirmed transaction. It is also what a resumed renumbered import continues from
+// (renumber.go).
 type tokenMapFile struct {
 	f *os.File
 	w *bufio.Writer
-}
-
-func createTokenMap(path string) (*tokenMapFile, error) {
-	if path == "" {
-		return nil, errors.New("--renumber needs a token map file")
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("create token map: %w", err)
-	}
-	w := bufio.NewWriter(f)
-	if _, err := w.WriteString("# axarchive token map: archive-token target-token\n"); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return &tokenMapFile{f: f, w: w}, nil
 }
 
 func (t *tokenMapFile) add(tokens []int64, firstTarget int64) error {

@@ -179,7 +179,10 @@ func TestImportFilteredNeedsRenumber(t *testing.T) {
 	it := a.Events(context.Background(), 0)
 	defer it.Close()
 	sc := bufio.NewScanner(f)
-	require.True(t, sc.Scan()) // header
+	require.True(t, sc.Scan())
+	assert.Equal(t, "# axarchive token map: archive-token target-token", sc.Text())
+	require.True(t, sc.Scan())
+	assert.Equal(t, "# target head before the import: 9", sc.Text())
 	for it.Next() {
 		r, err := it.Record()
 		require.NoError(t, err)

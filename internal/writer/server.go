@@ -71,7 +71,11 @@ type Plan struct {
 	StartAt        int64 // first archive token to send (resume skips what is there)
 	SnapshotsFirst int64 // snapshots already in the target (resume)
 	Renumber       bool
-	Gaps           []archive.Gap
+	// TargetFirst is the target token of the archive's first event: its own token without Renumber,
+	// TargetHead + 1 for a renumbered import, and for a resumed one where the first run started (from
+	// the token map).
+	TargetFirst int64
+	Gaps        []archive.Gap
 }
 
 // ProgressError is a failed import: how far it got, so that it can be continued.
@@ -140,6 +144,10 @@ type importer struct {
 	progress *Progress
 	maxTx    int   // events per transaction
 	maxBytes int64 // bytes per transaction
+	// recovered are the mappings a resumed renumbered import found in the target but not in the token
+	// map (the first run stopped between a confirmation and writing the map); written before anything
+	// is sent.
+	recovered []mapping
 }
 
 func newImporter(conn *axonclient.Conn, dirs []string, opts Options) (*importer, error) {

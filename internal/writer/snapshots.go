@@ -56,7 +56,7 @@ func (im *importer) importSnapshots(ctx context.Context, plan *Plan) error {
 }
 
 func (im *importer) snapshotFailure(plan *Plan, sent, position int64, err error) error {
-	return &ProgressError{Imported: im.progress.Events.Load(), TargetHead: plan.LastToken, NextToken: position, Phase: "snapshots", Err: fmt.Errorf("%d snapshots sent this run: %w", sent, err)}
+	return &ProgressError{Imported: im.progress.Events.Load(), TargetHead: im.progress.Token.Load(), NextToken: position, Phase: "snapshots", Err: fmt.Errorf("%d snapshots sent this run: %w", sent, err)}
 }
 
 // targetSnapshots is what the target holds, per aggregate, as multisets of snapshot bytes with the
