@@ -125,6 +125,9 @@ func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) e
 	defer conn.Close()
 	start := time.Now()
 	plan, err := writer.Import(ctx, conn, o.dirs, o.opts)
+	if err == nil {
+		progress.Phase.Store("done") // the final progress sample counts events, not snapshots
+	}
 	rep.finish()
 	if err != nil {
 		var pe *writer.ProgressError
