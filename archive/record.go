@@ -231,12 +231,30 @@ func parseDouble(s string) (float64, error) {
 
 const hexDigits = "0123456789abcdef"
 
+// needsEscape8 reports whether any of the 8 bytes packed in x is a control character, a quote or a
+// backslash, with the word tricks of "Bit Twiddling Hacks" (determine if a word has a byte less than n,
+// has a zero byte): a byte of 0x80 or more never counts.
+func needsEscape8(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	quote := x ^ (ones * '"')
+	backslash := x ^ (ones * '\\')
+	return ((x-ones*0x20)&^x|(quote-ones)&^quote|(backslash-ones)&^backslash)&highs != 0
+}
+
 // appendString writes s as a JSON string. Only what JSON requires is escaped (quote, backslash, control
 // characters), so XML and JSON payloads stay readable; the short escapes are used where JSON has them.
 func appendString[S string | []byte](b []byte, s S) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); i++ {
+		// Skip 8 bytes at a time while none of them needs escaping (the usual case).
+		for i+8 <= len(s) && !needsEscape8(uint64(s[i])|uint64(s[i+1])<<8|uint64(s[i+2])<<16|uint64(s[i+3])<<24|
+			uint64(s[i+4])<<32|uint64(s[i+5])<<40|uint64(s[i+6])<<48|uint64(s[i+7])<<56) {
+			i += 8
+		}
+		if i == len(s) {
+			break
+		}
 		c := s[i]
 		if c >= 0x20 && c != '"' && c != '\\' {
 			continue

@@ -10,11 +10,13 @@ import (
 )
 
 func main() {
+	stopProfiles := startProfiles()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newApp(os.Stdout, os.Stderr).RunContext(ctx, os.Args)
 	stop()
 	if err != nil {
 		printError(os.Stderr, err)
 	}
+	stopProfiles()
 	os.Exit(exitCode(err)) // the only os.Exit of the program
 }

@@ -29,7 +29,8 @@ type launchRequest struct {
 
 type launchResult struct {
 	Elapsed int64  `json:"elapsedNanos"`
-	MaxRSS  int64  `json:"maxRSS"` // bytes
+	MaxRSS  int64  `json:"maxRSS"`   // bytes
+	CPU     int64  `json:"cpuNanos"` // user + system
 	Stdout  []byte `json:"stdout"`
 	Stderr  []byte `json:"stderr"`
 	Err     string `json:"err,omitempty"`
@@ -118,6 +119,7 @@ func serveLauncher() {
 			if cmd.ProcessState != nil {
 				if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 					res.MaxRSS = int64(ru.Maxrss)
+					res.CPU = ru.Utime.Nano() + ru.Stime.Nano()
 					if runtime.GOOS != "darwin" {
 						res.MaxRSS <<= 10 // KiB everywhere but macOS
 					}

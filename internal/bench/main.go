@@ -57,6 +57,7 @@ func main() {
 	flag.StringVar(&cfg.binary, "axarchive", "", "use this axarchive binary instead of building cmd/axarchive")
 	flag.Int64Var(&cfg.segmentSize, "segment-size", 256<<20, "size of the generated segment files (Axon Server's default)")
 	flag.IntVar(&cfg.perBlock, "per-block", 1, "events per transaction (block) in the segment files")
+	flag.StringVar(&cfg.profile, "profile", "", "write CPU and heap profiles of every axarchive run into `DIR`")
 	flag.Parse()
 	rep, err := run(cfg, os.Stderr)
 	if err != nil {
@@ -75,6 +76,7 @@ type config struct {
 	binary      string
 	segmentSize int64
 	perBlock    int
+	profile     string
 }
 
 // measurement is one timed run of a subprocess.
@@ -83,6 +85,7 @@ type measurement struct {
 	records  int64
 	elapsed  time.Duration
 	maxRSS   int64 // bytes
+	cpu      time.Duration
 	peakHeap int64 // bytes, largest heap at the start of a GC (gctrace); 0 if unknown
 	liveHeap int64 // bytes, largest heap marked live by a GC
 	note     string
@@ -221,7 +224,7 @@ func run(cfg config, log io.Writer) (*report, error) {
 		plain.name = "plain ListEvents client (generated code, decode + discard)"
 		logf(log, "live: axarchive export")
 		exp, err := best(func(int) error { return os.RemoveAll(archiveDir) }, func(int) (*measurement, error) {
-			return runAxarchive(bin, rep.events, "export", "--server", addr, "--context", "default", "-o", archiveDir, "--progress", "none")
+			return runAxarchive(cfg, bin, "export", rep.events, "export", "--server", addr, "--context", "default", "-o", archiveDir, "--progress", "none")
 		})
 		if err != nil {
 			return nil, err
@@ -244,7 +247,7 @@ func run(cfg config, log io.Writer) (*report, error) {
 		if stages["verify"] {
 			logf(log, "verify: full")
 			full, err := best(nil, func(int) (*measurement, error) {
-				return runAxarchive(bin, rep.events+rep.snapshots, "verify", archiveDir)
+				return runAxarchive(cfg, bin, "verify", rep.events+rep.snapshots, "verify", archiveDir)
 			})
 			if err != nil {
 				return nil, err
@@ -252,7 +255,7 @@ func run(cfg config, log io.Writer) (*report, error) {
 			full.name = "axarchive verify (full)"
 			logf(log, "verify: quick")
 			quick, err := best(nil, func(int) (*measurement, error) {
-				return runAxarchive(bin, rep.events+rep.snapshots, "verify", "--quick", archiveDir)
+				return runAxarchive(cfg, bin, "verify-quick", rep.events+rep.snapshots, "verify", "--quick", archiveDir)
 			})
 			if err != nil {
 				return nil, err
@@ -277,7 +280,7 @@ func run(cfg config, log io.Writer) (*report, error) {
 			plainApp.name = "plain AppendEvent client (generated code)"
 			logf(log, "import: axarchive import")
 			imp, err := best(nil, func(i int) (*measurement, error) {
-				return runAxarchive(bin, rep.events, "import", "--server", addr, "--context", fmt.Sprintf("imported-%d", i), "--progress", "none", archiveDir)
+				return runAxarchive(cfg, bin, "import", rep.events, "import", "--server", addr, "--context", fmt.Sprintf("imported-%d", i), "--progress", "none", archiveDir)
 			})
 			if err != nil {
 				return nil, err
@@ -319,7 +322,7 @@ func run(cfg config, log io.Writer) (*report, error) {
 		offDir := filepath.Join(work, "offline-archive")
 		logf(log, "offline: axarchive export --segments")
 		off, err := best(func(int) error { return os.RemoveAll(offDir) }, func(int) (*measurement, error) {
-			return runAxarchive(bin, rep.events, "export", "--segments", segDir, "-o", offDir, "--progress", "none")
+			return runAxarchive(cfg, bin, "export-segments", rep.events, "export", "--segments", segDir, "-o", offDir, "--progress", "none")
 		})
 		if err != nil {
 			return nil, err
@@ -386,8 +389,14 @@ func runSelf(self, role string, records int64, args ...string) (*measurement, er
 }
 
 // runAxarchive runs the axarchive binary and times it from start to exit.
-func runAxarchive(bin string, records int64, args ...string) (*measurement, error) {
-	m, _, err := runMeasured(exec.Command(bin, args...), records)
+func runAxarchive(cfg config, bin, label string, records int64, args ...string) (*measurement, error) {
+	cmd := exec.Command(bin, args...)
+	if cfg.profile != "" {
+		cmd.Env = append(os.Environ(),
+			"AXARCHIVE_CPUPROFILE="+filepath.Join(cfg.profile, label+".cpu"),
+			"AXARCHIVE_MEMPROFILE="+filepath.Join(cfg.profile, label+".mem"))
+	}
+	m, _, err := runMeasured(cmd, records)
 	if err != nil {
 		return nil, fmt.Errorf("axarchive %s: %w", strings.Join(args, " "), err)
 	}
@@ -408,7 +417,7 @@ func runMeasured(cmd *exec.Cmd, records int64) (*measurement, []byte, error) {
 		return nil, nil, err
 	}
 	var other []string
-	m := &measurement{records: records, elapsed: time.Duration(res.Elapsed), maxRSS: res.MaxRSS}
+	m := &measurement{records: records, elapsed: time.Duration(res.Elapsed), maxRSS: res.MaxRSS, cpu: time.Duration(res.CPU)}
 	sc := bufio.NewScanner(bytes.NewReader(res.Stderr))
 	for sc.Scan() {
 		line := sc.Text()
@@ -447,8 +456,8 @@ func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 func (r *report) write(w io.Writer) {
 	fmt.Fprintf(w, "`go run ./internal/bench -events %d -repeat %d` (stages %s; %d events per segment block)\n\n", r.cfg.events, r.cfg.repeat, r.cfg.stages, max(r.cfg.perBlock, 1))
 	fmt.Fprintf(w, "machine: %s\n\n", r.machine)
-	fmt.Fprintln(w, "| stage | run | records | time | records/s | MB/s | ratio | peak RSS | peak heap (live) |")
-	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |")
+	fmt.Fprintln(w, "| stage | run | records | time | records/s | MB/s | ratio | CPU | peak RSS | peak heap (live) |")
+	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
 	for _, x := range r.rows {
 		m := x.m
 		heap := "-"
@@ -459,10 +468,10 @@ func (r *report) write(w io.Writer) {
 		if mbs == "" {
 			mbs = "-"
 		}
-		fmt.Fprintf(w, "| %s | %s | %d | %.2f s | %.0f | %s | %s | %s | %s |\n", x.stage, m.name, m.records, m.elapsed.Seconds(), m.rate(), mbs, x.ratio, mib(m.maxRSS), heap)
+		fmt.Fprintf(w, "| %s | %s | %d | %.2f s | %.0f | %s | %s | %.2f s | %s | %s |\n", x.stage, m.name, m.records, m.elapsed.Seconds(), m.rate(), mbs, x.ratio, m.cpu.Seconds(), mib(m.maxRSS), heap)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "- peak RSS as the OS reports it (rusage); a process that does nothing reports %s\n", mib(r.floorRSS))
+	fmt.Fprintf(w, "- CPU: user + system time of the process (for the baselines, including set-up off the clock); peak RSS as the OS reports it (rusage); a process that does nothing reports %s\n", mib(r.floorRSS))
 	for _, s := range r.sizes {
 		fmt.Fprintf(w, "- %s\n", s)
 	}

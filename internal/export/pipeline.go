@@ -3,6 +3,7 @@ package export
 import (
 	"context"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -55,13 +56,14 @@ type converter struct {
 
 func (c *converter) convert(b *batch) {
 	var rec archive.Record
+	var dec codec.Shared // rec shares b.raw, which stays put until the batch is recycled
 	start := 0
 	for i, end := range b.ends {
 		raw := b.raw[start:end]
 		start = end
 		rec.Token = b.tokens[i]
 		b.rawBytes += int64(len(raw))
-		if err := codec.Decode(raw, &rec); err != nil {
+		if err := dec.Decode(raw, &rec); err != nil {
 			b.err = &TokenError{Token: rec.Token, Err: err}
 			return
 		}
@@ -72,7 +74,7 @@ func (c *converter) convert(b *batch) {
 		b.lineEnds = append(b.lineEnds, len(b.lines))
 		b.lineToken = append(b.lineToken, rec.Token)
 		if c.wantAggregate && rec.AggregateType != "" {
-			b.aggs = append(b.aggs, rec.AggregateID)
+			b.aggs = append(b.aggs, strings.Clone(rec.AggregateID)) // the sink keeps it; b.raw is reused
 		}
 	}
 }
