@@ -915,6 +915,21 @@ func TestReplaceEvent(t *testing.T) {
 	assert.Equal(t, [][]byte{ev("a", 0), tampered}, got)
 }
 
+// ReplaceSnapshot swaps stored snapshot bytes, which reads then serve (flagged).
+func TestReplaceSnapshot(t *testing.T) {
+	s := axontest.NewServer(t)
+	c, ctx := connect(t, s)
+	require.NoError(t, s.Load("default", [][]byte{ev("a", 0), ev("a", 1)}))
+	require.NoError(t, s.LoadSnapshots("default", [][]byte{snapshot("a", 0), snapshot("a", 1)}))
+	tampered := eventgen.Encode(&eventgen.Event{AggregateID: "a", AggregateSequence: 1, AggregateType: "Order", PayloadType: "evil"})
+	require.NoError(t, s.ReplaceSnapshot("default", 1, tampered))
+	require.Error(t, s.ReplaceSnapshot("default", 2, tampered))
+	require.Error(t, s.ReplaceSnapshot("default", 0, snapshot("b", 0)), "another aggregate")
+	got := listSnapshots(t, ctx, c, &axonpb.GetAggregateSnapshotsRequest{AggregateId: "a", MaxSequence: math.MaxInt64})
+	require.Len(t, got, 2)
+	assert.Equal(t, "evil", mustEvent(t, got[0]).Payload.Type)
+}
+
 // Load validates like AppendEvent.
 func TestLoadValidates(t *testing.T) {
 	s := axontest.NewServer(t)

@@ -404,6 +404,17 @@ func (s *Server) ReplaceEvent(context string, token int64, raw []byte) error {
 	return c.replace(token, raw)
 }
 
+// ReplaceSnapshot swaps the stored bytes of the index-th snapshot of a context (in storing order, as
+// Snapshots lists them), as tampering with a snapshot segment file would. raw must parse as an Event of
+// the same aggregate.
+func (s *Server) ReplaceSnapshot(context string, index int, raw []byte) error {
+	c := s.existing(context)
+	if c == nil {
+		return fmt.Errorf("replace snapshot %d: no context %s", index, context)
+	}
+	return c.replaceSnapshot(index, raw)
+}
+
 // RemoveBefore drops the events of a context below token, as retention removing old segments does, so
 // that GetFirstToken returns token and ListEvents refuses to start below it.
 func (s *Server) RemoveBefore(context string, token int64) error {

@@ -294,6 +294,24 @@ func (s *store) replace(token int64, raw []byte) error {
 	return nil
 }
 
+// replaceSnapshot swaps the bytes of a stored snapshot, keeping the index.
+func (s *store) replaceSnapshot(index int, raw []byte) error {
+	info, err := parseEvent(raw)
+	if err != nil {
+		return fmt.Errorf("replace snapshot %d: %w", index, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if index < 0 || index >= len(s.snaps) {
+		return fmt.Errorf("replace snapshot %d: context %s holds %d snapshots", index, s.name, len(s.snaps))
+	}
+	if string(info.aggregateID) != string(s.snaps[index].info.aggregateID) {
+		return fmt.Errorf("replace snapshot %d: aggregate %q, not %q", index, info.aggregateID, s.snaps[index].info.aggregateID)
+	}
+	s.snaps[index] = stored{raw: raw, info: info}
+	return nil
+}
+
 // removeBefore drops the events below token, as retention removing old segments would.
 func (s *store) removeBefore(token int64) error {
 	s.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/axonclient"
@@ -155,8 +156,12 @@ func Compare(ctx context.Context, conn *axonclient.Conn, dirs []string, opts Com
 
 func compareSnapshots(ctx context.Context, conn *axonclient.Conn, im *importer, d *Diff, fp *archive.Fingerprint, maxDiffs int) error {
 	target := map[string][]archive.Record{} // per aggregate, oldest first, not yet matched
+	// Aggregates whose every target snapshot must be in the archive (mode all): in mode latest the
+	// archive holds only the newest, which is the only one compared.
+	complete := map[string]bool{}
 	var line []byte
 	for i, a := range im.archives {
+		latestOnly := a.Manifest().Snapshots.Mode == archive.SnapshotsLatest
 		it := a.Snapshots(ctx)
 		for it.Next() {
 			want, err := it.Record()
@@ -180,6 +185,10 @@ func compareSnapshots(ctx context.Context, conn *axonclient.Conn, im *importer, 
 					}
 					list = append(list, r)
 				}
+				if latestOnly && len(list) > 1 {
+					list = list[len(list)-1:]
+				}
+				complete[want.AggregateID] = !latestOnly
 			}
 			if len(list) == 0 {
 				d.add(maxDiffs, "snapshot position %d (aggregate %q, sequence %d): not in the target", want.Token, want.AggregateID, want.Sequence)
@@ -203,6 +212,20 @@ func compareSnapshots(ctx context.Context, conn *axonclient.Conn, im *importer, 
 		it.Close()
 		if err != nil {
 			return err
+		}
+	}
+	// Snapshots the target holds beyond the archive's, for the aggregates compared. (The snapshots of
+	// other aggregates cannot be listed over gRPC.)
+	ids := make([]string, 0, len(target))
+	for id, rest := range target {
+		if complete[id] && len(rest) > 0 {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		for _, r := range target[id] {
+			d.add(maxDiffs, "aggregate %q: a snapshot of sequence %d is in the target, not in the archive", id, r.Sequence)
 		}
 	}
 	return nil

@@ -300,3 +300,36 @@ func TestImportRenumberResumeRecoversUnmapped(t *testing.T) {
 	require.ErrorIs(t, err, writer.ErrMismatch)
 	assert.Contains(t, err.Error(), "no token map at")
 }
+
+// The proof compares snapshot by snapshot: an altered snapshot and one the archive does not have are
+// found; an archive of the latest snapshots only equals a server that holds older ones too.
+func TestCompareSnapshots(t *testing.T) {
+	src, srv := generated(t, 2000, export.Options{})
+	conn := dial(t, srv, "target")
+	_, err := writer.Import(context.Background(), conn, []string{src}, writer.Options{})
+	require.NoError(t, err)
+	snaps := srv.Snapshots("target")
+	require.Greater(t, len(snaps), 3)
+
+	var r archive.Record
+	require.NoError(t, codec.Decode(snaps[2], &r))
+	r.Timestamp++
+	require.NoError(t, srv.ReplaceSnapshot("target", 2, codec.Encode(nil, &r)))
+	r.Timestamp--
+	r.MessageID = "extra"
+	require.NoError(t, srv.LoadSnapshots("target", [][]byte{codec.Encode(nil, &r)}))
+	d, err := writer.Compare(context.Background(), conn, []string{src}, writer.CompareOptions{})
+	require.NoError(t, err)
+	require.Len(t, d.Differences, 2, "%v", d.Differences)
+	assert.Contains(t, d.Differences[0], fmt.Sprintf("(aggregate %q): [timestamp] differs", r.AggregateID))
+	assert.Equal(t, fmt.Sprintf("aggregate %q: a snapshot of sequence %d is in the target, not in the archive", r.AggregateID, r.Sequence), d.Differences[1])
+	assert.NotEqual(t, d.ArchiveFingerprint, d.TargetFingerprint)
+
+	latest := filepath.Join(t.TempDir(), "latest")
+	_, err = export.Live(context.Background(), dial(t, srv, "source"), export.Options{Dir: latest, Snapshots: export.SnapshotsLatest})
+	require.NoError(t, err)
+	d, err = writer.Compare(context.Background(), dial(t, srv, "source"), []string{latest}, writer.CompareOptions{})
+	require.NoError(t, err)
+	require.True(t, d.Equal(), "%v", d.Differences)
+	assert.Equal(t, d.ArchiveFingerprint, d.TargetFingerprint)
+}
