@@ -333,3 +333,51 @@ func TestCompareSnapshots(t *testing.T) {
 	require.True(t, d.Equal(), "%v", d.Differences)
 	assert.Equal(t, d.ArchiveFingerprint, d.TargetFingerprint)
 }
+
+// An invalid or incomplete archive, or a chain with a gap or an overlap, is refused before anything is
+// sent.
+func TestImportRefusesBadInput(t *testing.T) {
+	srv := axontest.NewServer(t)
+	conn := dial(t, srv, "target")
+	v1 := filepath.Join("..", "..", "testdata", "archives", "v1")
+	for _, tc := range []struct {
+		dirs []string
+		want error
+	}{
+		{[]string{filepath.Join(v1, "incomplete")}, archive.ErrIncomplete},
+		{[]string{filepath.Join(v1, "bad-flipped-bit")}, archive.ErrVerify},
+		{[]string{filepath.Join(v1, "bad-truncated-chunk")}, archive.ErrVerify},
+		{[]string{filepath.Join(v1, "bad-missing-chunk")}, archive.ErrVerify},
+	} {
+		_, err := writer.Import(context.Background(), conn, tc.dirs, writer.Options{})
+		require.ErrorIs(t, err, tc.want, "%v", tc.dirs)
+		assert.NotErrorAs(t, err, new(*writer.ProgressError))
+	}
+
+	// A chain of three from one source: leaving out the middle one or repeating one is refused.
+	source := axontest.NewServer(t)
+	gen := eventgen.New(8, eventgen.Options{NonDomainPercent: 100})
+	sconn := dial(t, source, "default")
+	var dirs []string
+	for i := range 3 {
+		require.NoError(t, source.Load("default", gen.Generate(100)))
+		dir := filepath.Join(t.TempDir(), fmt.Sprint(i))
+		opts := export.Options{Dir: dir, Snapshots: export.SnapshotsNone}
+		if i > 0 {
+			opts.Since = dirs[i-1]
+		}
+		_, err := export.Live(context.Background(), sconn, opts)
+		require.NoError(t, err)
+		dirs = append(dirs, dir)
+	}
+	for _, chain := range [][]string{{dirs[0], dirs[2]}, {dirs[0], dirs[1], dirs[1], dirs[2]}, {dirs[1], dirs[0], dirs[2]}} {
+		_, err := writer.Import(context.Background(), conn, chain, writer.Options{})
+		require.ErrorIs(t, err, writer.ErrChain)
+	}
+	assert.Zero(t, srv.Calls(axontest.MethodAppendEvent), "nothing was sent")
+	assert.Zero(t, srv.EventCount("target"))
+
+	_, err := writer.Import(context.Background(), conn, dirs, writer.Options{})
+	require.NoError(t, err)
+	assert.Equal(t, 300, srv.EventCount("target"))
+}
