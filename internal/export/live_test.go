@@ -319,3 +319,44 @@ func TestIncrementalChainOfThree(t *testing.T) {
 	}
 	assert.Equal(t, srv.EventCount(ctxName), n)
 }
+
+// After retention removed old segments the export starts at the server's first token.
+func TestLiveExportAfterRetention(t *testing.T) {
+	srv, _ := loaded(t, 1000)
+	require.NoError(t, srv.RemoveBefore(ctxName, 300))
+	dir := filepath.Join(t.TempDir(), "a")
+	res, err := export.Live(context.Background(), dial(t, srv, ctxName), export.Options{Dir: dir, Snapshots: export.SnapshotsNone})
+	require.NoError(t, err)
+	assert.Equal(t, archive.Range{First: 300, Last: 999}, res.Range)
+	assertArchiveEqualsServer(t, dir, srv, ctxName)
+}
+
+// A stream lost again and again without progress is retried a bounded number of times, each reported;
+// then the export stops, resumable, and --resume completes it as if nothing had happened.
+func TestLiveExportRetriesBounded(t *testing.T) {
+	srv, _ := loaded(t, 2000)
+	conn := dial(t, srv, ctxName)
+	clean := filepath.Join(t.TempDir(), "clean")
+	_, err := export.Live(context.Background(), conn, export.Options{Dir: clean, ChunkRecords: 300})
+	require.NoError(t, err)
+
+	srv.DropListEventsAfter(700)
+	srv.DropListEventsAfter(0) // no progress: retry 2
+	srv.DropListEventsAfter(0) // no progress again: over the bound
+	var log logger
+	dir := filepath.Join(t.TempDir(), "a")
+	_, err = export.Live(context.Background(), conn, export.Options{Dir: dir, ChunkRecords: 300, MaxRetries: 2, Warn: log.warn})
+	var ie *export.InterruptedError
+	require.ErrorAs(t, err, &ie)
+	require.ErrorIs(t, err, axonclient.ErrUnavailable)
+	assert.Contains(t, err.Error(), "event stream lost 3 times at token 700")
+	require.Len(t, log.msgs, 2, "%v", log.msgs)
+	assert.Contains(t, log.msgs[0], "event stream lost at token 700")
+	assert.Contains(t, log.msgs[0], "(attempt 1 of 2)")
+	assert.Contains(t, log.msgs[1], "(attempt 2 of 2)")
+
+	_, err = export.Live(context.Background(), conn, export.Options{Dir: dir, ChunkRecords: 300, Resume: true})
+	require.NoError(t, err)
+	assert.Equal(t, lines(t, clean, false), lines(t, dir, false))
+	assert.Equal(t, lines(t, clean, true), lines(t, dir, true))
+}
