@@ -1,6 +1,7 @@
 package writer
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -82,50 +83,74 @@ func Compare(ctx context.Context, conn *axonclient.Conn, dirs []string, opts Com
 	}
 	fp := archive.NewFingerprint()
 
-	// Events: the archive's in order against the target's from targetFirst on.
-	archiveEvents := make(chan *archive.Record, 256)
+	// Events: the archive's in order against the target's from targetFirst on. The archive's lines are
+	// compared with the target's events converted to lines, so that the archive is read without parsing
+	// (a line is parsed only to describe a difference); the canonical line of an event is unique, so
+	// equal lines (tokens aside) are equal events.
+	archiveLines := make(chan *lineBatch, 4)
+	free := make(chan *lineBatch, 6)
+	for range cap(free) {
+		free <- new(lineBatch)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	readErr := make(chan error, 1)
 	go func() {
-		defer close(archiveEvents)
-		readErr <- im.eachEvent(ctx, first, func(r *archive.Record) error {
-			c := *r
-			c.Metadata = append([]archive.Meta(nil), r.Metadata...)
-			select {
-			case archiveEvents <- &c:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		})
+		defer close(archiveLines)
+		readErr <- im.eachLine(ctx, first, archiveLines, free)
 	}()
 	var line []byte
 	var rec archive.Record
+	var dec codec.Shared // rec shares raw, which is not kept
+	var batch *lineBatch
+	var next int // index of the next line in batch
+	nextLine := func() (int64, []byte, bool) {
+		if batch != nil && next == len(batch.tokens) {
+			free <- batch
+			batch = nil
+		}
+		if batch == nil {
+			var ok bool
+			if batch, ok = <-archiveLines; !ok {
+				return 0, nil, false
+			}
+			next = 0
+		}
+		start := 0
+		if next > 0 {
+			start = batch.ends[next-1]
+		}
+		next++
+		return batch.tokens[next-1], batch.lines[start:batch.ends[next-1]], true
+	}
 	if targetLast >= targetFirst {
 		if head < targetLast {
 			d.add(opts.MaxDifferences, "the target ends at token %d, the archive at token %d: %d events missing", head, targetLast, targetLast-head)
 		}
 		err = streamTarget(ctx, conn, targetFirst, min(head, targetLast), func(token int64, raw []byte) error {
-			want, ok := <-archiveEvents
+			wantToken, wantLine, ok := nextLine()
 			if !ok {
 				d.add(opts.MaxDifferences, "token %d: in the target, not in the archive", token)
 				return nil
 			}
 			d.Events++
 			rec.Token = token
-			if err := codec.Decode(raw, &rec); err != nil {
+			if err := dec.Decode(raw, &rec); err != nil {
 				d.add(opts.MaxDifferences, "token %d: the target's event cannot be read exactly: %v", token, err)
 				return nil
 			}
 			line = archive.AppendEventJSON(line[:0], &rec)
 			fp.WriteEventLine(line)
-			if !renumbered && want.Token != token {
-				d.add(opts.MaxDifferences, "token %d: the target holds it where the archive has token %d", token, want.Token)
+			if !renumbered && wantToken != token {
+				d.add(opts.MaxDifferences, "token %d: the target holds it where the archive has token %d", token, wantToken)
 				return nil
 			}
-			if got, exp := codec.Encode(nil, &rec), codec.Encode(nil, want); string(got) != string(exp) {
-				d.add(opts.MaxDifferences, "token %d: %s", token, describeDifference(exp, got))
+			if !bytes.Equal(afterToken(line), afterToken(wantLine)) {
+				var want archive.Record
+				if err := archive.ParseEventJSON(wantLine, &want); err != nil {
+					return fmt.Errorf("the archive's event at token %d: %w", wantToken, err)
+				}
+				d.add(opts.MaxDifferences, "token %d: %s", token, describeDifference(codec.Encode(nil, &want), codec.Encode(nil, &rec)))
 			}
 			if opts.Progress != nil {
 				opts.Progress.Events.Add(1)
@@ -137,7 +162,11 @@ func Compare(ctx context.Context, conn *axonclient.Conn, dirs []string, opts Com
 		}
 	}
 	cancel()
-	for range archiveEvents {
+	if batch != nil {
+		free <- batch
+	}
+	for b := range archiveLines {
+		free <- b
 	}
 	if err := <-readErr; err != nil && !errors.Is(err, context.Canceled) {
 		return nil, err
@@ -152,6 +181,74 @@ func Compare(ctx context.Context, conn *axonclient.Conn, dirs []string, opts Com
 	}
 	d.TargetFingerprint = fp.Sum()
 	return d, nil
+}
+
+// lineBatch carries archive event lines, as they are in the archive, to Compare.
+type lineBatch struct {
+	tokens []int64
+	lines  []byte
+	ends   []int // lines[ends[i-1]:ends[i]] is line i
+}
+
+// lineBatchSize bounds the lines of one lineBatch: channel hand-offs then cost nothing per event.
+const lineBatchSize = 256
+
+// eachLine sends the archive's event lines from token from on, across the chain, in batches taken from
+// free, to out.
+func (im *importer) eachLine(ctx context.Context, from int64, out chan<- *lineBatch, free chan *lineBatch) error {
+	var b *lineBatch
+	send := func() error {
+		select {
+		case out <- b:
+			b = nil
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	for _, a := range im.archives {
+		if a.Manifest().Events.Range.Last < from {
+			continue
+		}
+		it := a.Events(ctx, from)
+		for it.Next() {
+			if b == nil {
+				select {
+				case b = <-free:
+				case <-ctx.Done():
+					it.Close()
+					return ctx.Err()
+				}
+				b.tokens, b.lines, b.ends = b.tokens[:0], b.lines[:0], b.ends[:0]
+			}
+			b.tokens = append(b.tokens, it.Token())
+			b.lines = append(b.lines, it.Line()...)
+			b.ends = append(b.ends, len(b.lines))
+			if len(b.tokens) == lineBatchSize {
+				if err := send(); err != nil {
+					it.Close()
+					return err
+				}
+			}
+		}
+		if err := it.Err(); err != nil {
+			it.Close()
+			return err
+		}
+		it.Close()
+	}
+	if b != nil && len(b.tokens) > 0 {
+		return send()
+	}
+	return nil
+}
+
+// afterToken returns a canonical event line from the comma after its token on.
+func afterToken(line []byte) []byte {
+	if i := bytes.IndexByte(line, ','); i >= 0 {
+		return line[i:]
+	}
+	return line
 }
 
 func compareSnapshots(ctx context.Context, conn *axonclient.Conn, im *importer, d *Diff, fp *archive.Fingerprint, maxDiffs int) error {
