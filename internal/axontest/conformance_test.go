@@ -141,6 +141,7 @@ func TestKeepalivePolicy(t *testing.T) {
 		_, err = io.WriteString(conn, http2.ClientPreface)
 		require.NoError(t, err)
 		fr := http2.NewFramer(conn, conn)
+		var writeMu sync.Mutex // the framer's writes are not safe for concurrent use
 		require.NoError(t, fr.WriteSettings())
 		goAway := make(chan *goAwayFrame, 1)
 		go func() {
@@ -153,7 +154,9 @@ func TestKeepalivePolicy(t *testing.T) {
 				switch f := f.(type) {
 				case *http2.SettingsFrame:
 					if !f.IsAck() {
+						writeMu.Lock()
 						_ = fr.WriteSettingsAck()
+						writeMu.Unlock()
 					}
 				case *http2.GoAwayFrame:
 					goAway <- &goAwayFrame{code: f.ErrCode, debug: string(f.DebugData())}
@@ -165,7 +168,10 @@ func TestKeepalivePolicy(t *testing.T) {
 			if i > 0 {
 				time.Sleep(interval)
 			}
-			require.NoError(t, fr.WritePing(false, [8]byte{byte(i)}))
+			writeMu.Lock()
+			err := fr.WritePing(false, [8]byte{byte(i)})
+			writeMu.Unlock()
+			require.NoError(t, err)
 		}
 		select {
 		case g := <-goAway:
@@ -255,6 +261,33 @@ func TestListEventsManyRounds(t *testing.T) {
 	require.NoError(t, s.Load("default", evs))
 	r := startRecv(listStream(t, ctx, c, 0, 5000))
 	assert.Equal(t, tokens(0, 1233), r.tokens(t, 1234))
+}
+
+// AXON.md 2.2: blacklisted payload types (and revisions) are skipped, also when a later request adds
+// them; after 1000 skipped in a row one is sent anyway.
+func TestListEventsBlacklist(t *testing.T) {
+	s := axontest.NewServer(t)
+	c, ctx := connect(t, s)
+	typed := func(typ, revision string) []byte {
+		return eventgen.Encode(&eventgen.Event{PayloadType: typ, PayloadRevision: revision, PayloadData: []byte("x")})
+	}
+	var evs [][]byte
+	for range 1500 {
+		evs = append(evs, typed("Noise", ""))
+	}
+	evs = append(evs, typed("Noise", "2"), typed("Signal", ""), typed("Later", ""), typed("Signal", ""))
+	require.NoError(t, s.Load("default", evs))
+	stream, err := c.ListEvents(ctx, raw)
+	require.NoError(t, err)
+	require.NoError(t, stream.Send(&axonpb.GetEventsRequest{NumberOfPermits: 3,
+		Blacklist: []*axonpb.PayloadDescription{{Type: "Noise"}}}))
+	r := startRecv(stream)
+	// 0..999 skipped, 1000 forced out, 1001..1499 skipped; another revision is not blacklisted.
+	assert.Equal(t, []int64{1000, 1500, 1501}, r.tokens(t, 3))
+	require.NoError(t, stream.Send(&axonpb.GetEventsRequest{NumberOfPermits: 5,
+		Blacklist: []*axonpb.PayloadDescription{{Type: "Later"}}}))
+	assert.Equal(t, []int64{1503}, r.tokens(t, 1))
+	r.nothingFor(t, 100*time.Millisecond)
 }
 
 // AXON.md 2.2: at the head the stream stays open and delivers events appended later, only once they are

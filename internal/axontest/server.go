@@ -11,8 +11,8 @@
 //   - there are no segment files, so GetTokenAt treats the store as one segment, and the new-aggregate
 //     check that SE limits to the newest 10 segments always covers the whole store;
 //   - a transaction is validated and stored in one step, so in-flight reservations are never observable;
-//   - the ListEvents blacklist is ignored (axarchive never sends one), and the permit timeout is checked
-//     exactly rather than every 2 s;
+//   - the permit timeout is checked exactly rather than every 2 s, and blacklisted events are skipped
+//     without using permits (AXON.md does not say);
 //   - an appended message that does not parse as an Event fails the call with INVALID_ARGUMENT, where
 //     gRPC-Java's parser would end it with INTERNAL ("Invalid protobuf byte sequence") or UNKNOWN;
 //     clients should not branch on either;

@@ -271,6 +271,45 @@ type tracker struct {
 	failed     chan error    // receives the client's stream error
 	// notePermits is told the outstanding permits after each grant.
 	notePermits func(int64)
+
+	blMu      sync.Mutex
+	blacklist map[payloadKey]struct{} // payload type and revision not to send (AXON.md 2.2)
+	hasBL     atomic.Bool             // blacklist is not empty
+}
+
+// payloadKey is a payload type and revision.
+type payloadKey struct{ typ, revision string }
+
+// blacklistSendAfter is blacklisted-send-after: after this many consecutive skipped events the next
+// blacklisted one is sent anyway (AXON.md 2.2).
+const blacklistSendAfter = 1000
+
+// addBlacklist adds a request's blacklist entries.
+func (t *tracker) addBlacklist(entries []*axonpb.PayloadDescription) {
+	if len(entries) == 0 {
+		return
+	}
+	t.blMu.Lock()
+	defer t.blMu.Unlock()
+	if t.blacklist == nil {
+		t.blacklist = make(map[payloadKey]struct{})
+	}
+	for _, e := range entries {
+		t.blacklist[payloadKey{e.GetType(), e.GetRevision()}] = struct{}{}
+	}
+	t.hasBL.Store(true)
+}
+
+// blacklisted reports whether the event's payload type and revision are on the blacklist.
+func (t *tracker) blacklisted(event []byte) bool {
+	if !t.hasBL.Load() {
+		return false
+	}
+	typ, revision := payloadOf(event)
+	t.blMu.Lock()
+	defer t.blMu.Unlock()
+	_, ok := t.blacklist[payloadKey{typ, revision}]
+	return ok
 }
 
 // listEvents serves the global event stream (AXON.md 2.2).
@@ -293,10 +332,12 @@ func (s *Server) listEvents(stream grpc.ServerStream, c *store) error {
 	t := &tracker{added: make(chan struct{}, 1), halfClosed: make(chan struct{}), failed: make(chan error, 1),
 		notePermits: s.faults.notePermits}
 	t.addPermits(first.NumberOfPermits)
+	t.addBlacklist(first.Blacklist)
 	go t.receive(stream)
 
 	drop := s.faults.takeDrop()
 	sent := 0
+	skipped := 0 // consecutive blacklisted events not sent
 	var starvedSince time.Time
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -370,6 +411,13 @@ func (s *Server) listEvents(stream grpc.ServerStream, c *store) error {
 			if drop >= 0 && sent >= drop {
 				return status.Errorf(codes.Unavailable, "injected fault: stream dropped after %d events", sent)
 			}
+			if t.blacklisted(ev) && skipped < blacklistSendAfter {
+				// Skipped without using a permit; after blacklistSendAfter in a row one goes out anyway.
+				skipped++
+				next++
+				continue
+			}
+			skipped = 0
 			if err := s.faults.sleep(ctx); err != nil {
 				return status.FromContextError(err).Err()
 			}
@@ -398,6 +446,7 @@ func (t *tracker) receive(stream grpc.ServerStream) {
 			}
 			return
 		}
+		t.addBlacklist(req.Blacklist)
 		t.addPermits(req.NumberOfPermits)
 	}
 }

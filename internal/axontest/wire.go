@@ -246,3 +246,34 @@ func confirmationWithMarker(token int64) []byte {
 	b = protowire.AppendTag(b, 2, protowire.BytesType)
 	return protowire.AppendBytes(b, marker)
 }
+
+// payloadOf returns the type and revision of an event's payload (field 6, SerializedObject fields 1 and
+// 2); the event was validated when it was stored.
+func payloadOf(event []byte) (typ, revision string) {
+	_ = walk(event, func(num protowire.Number, wt protowire.Type, b []byte) (int, error) {
+		if num != 6 || wt != protowire.BytesType {
+			return -1, nil
+		}
+		v, n := protowire.ConsumeBytes(b)
+		if n < 0 {
+			return 0, protowire.ParseError(n)
+		}
+		_ = walk(v, func(num protowire.Number, wt protowire.Type, b []byte) (int, error) {
+			if (num == 1 || num == 2) && wt == protowire.BytesType {
+				s, n := protowire.ConsumeString(b)
+				if n < 0 {
+					return 0, protowire.ParseError(n)
+				}
+				if num == 1 {
+					typ = s
+				} else {
+					revision = s
+				}
+				return n, nil
+			}
+			return -1, nil
+		})
+		return n, nil
+	})
+	return typ, revision
+}
