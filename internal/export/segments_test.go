@@ -320,6 +320,11 @@ func TestSegmentsExportTailCut(t *testing.T) {
 	assert.Equal(t, archive.Note{Kind: "tail-cut", Token: 1384, Detail: evCut.String()}, m.Notes[0])
 	assert.Equal(t, archive.Note{Kind: "tail-cut", Token: snCut.Token, Detail: snCut.String()}, m.Notes[1])
 	assert.Contains(t, m.Notes[0].Detail, "offset 99535")
+	// SPEC.md 4.5 shows this very note, for a copy in /backup/default.
+	spec, err := os.ReadFile("../../SPEC.md")
+	require.NoError(t, err)
+	assert.Contains(t, strings.Join(strings.Fields(string(spec)), " "),
+		"`"+strings.Replace(m.Notes[0].Detail, events, "/backup/default", 1)+"`", "SPEC.md 4.5's example detail")
 	assert.Equal(t, int64(1383), m.Events.LastToken)
 	assert.Empty(t, m.Gaps)
 
