@@ -389,3 +389,24 @@ func TestSegmentsExportBeforeDamage(t *testing.T) {
 		})
 	}
 }
+
+// TestSegmentsExportSnapshotRetention: a snapshot store whose oldest file is gone keeps the positions of
+// the files that remain (SPEC.md 5.5: file number plus ordinal).
+func TestSegmentsExportSnapshotRetention(t *testing.T) {
+	snaps := segmenttest.CopyDir(t, segFixture("snapshots"))
+	require.NoError(t, os.Remove(filepath.Join(snaps, segmenttest.Name(0, segmenttest.Snapshots))))
+	dir := filepath.Join(t.TempDir(), "a")
+	res, err := export.Segments(context.Background(), reader.SegmentsOptions{Dir: snaps}, export.Options{Dir: dir})
+	require.NoError(t, err)
+	assert.Equal(t, int64(462), res.Snapshots)
+	a := verified(t, dir)
+	it := a.Snapshots(context.Background())
+	defer it.Close()
+	want := int64(462)
+	for it.Next() {
+		require.Equal(t, want, it.Token())
+		want++
+	}
+	require.NoError(t, it.Err())
+	assert.Equal(t, int64(924), want)
+}
