@@ -25,8 +25,8 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.rows) != 8 {
-		t.Fatalf("%d rows, want 8", len(rep.rows))
+	if len(rep.rows) != 9 {
+		t.Fatalf("%d rows, want 9", len(rep.rows))
 	}
 	for _, r := range rep.rows {
 		if r.m.records <= 0 || r.m.elapsed <= 0 || r.m.maxRSS <= 0 {

@@ -1,0 +1,81 @@
+package writer_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/axarchive/axarchive/internal/axonclient"
+	"github.com/axarchive/axarchive/internal/axontest"
+	"github.com/axarchive/axarchive/internal/eventgen"
+	"github.com/axarchive/axarchive/internal/export"
+	"github.com/axarchive/axarchive/internal/writer"
+)
+
+// BenchmarkImport imports an archive of 200,000 generated events (and their snapshots) into a fresh
+// context of the test double, which runs in the same process and shares the cores: "full" as
+// axarchive import runs by default (verify first, then append, then the snapshots), "append" without the
+// verification, and "compare" is the proof that follows an import. MB/s counts the events' protobuf
+// bytes. One op is one whole import (or proof).
+//
+// Run: go test ./internal/writer -run '^$' -bench Import -benchtime 3x
+func BenchmarkImport(b *testing.B) {
+	const n = 200_000
+	srv := axontest.NewServer(b)
+	gen := eventgen.New(1, eventgen.Options{})
+	events := gen.Generate(n)
+	var size int64
+	for _, e := range events {
+		size += int64(len(e))
+	}
+	if err := srv.Load("source", events); err != nil {
+		b.Fatal(err)
+	}
+	if err := srv.LoadSnapshots("source", gen.Snapshots()); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	dial := func(context string) *axonclient.Conn {
+		conn, err := axonclient.Dial(ctx, axonclient.Config{Address: srv.Addr(), Context: context})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	dir := filepath.Join(b.TempDir(), "archive")
+	if _, err := export.Live(ctx, dial("source"), export.Options{Dir: dir}); err != nil {
+		b.Fatal(err)
+	}
+	targets := 0
+	for _, bc := range []struct {
+		name string
+		opts writer.Options
+	}{{"full", writer.Options{}}, {"append", writer.Options{NoVerify: true}}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(size)
+			b.ReportAllocs()
+			for b.Loop() {
+				targets++
+				plan, err := writer.Import(ctx, dial(fmt.Sprintf("target-%d", targets)), []string{dir}, bc.opts)
+				if err != nil || plan.Events != n {
+					b.Fatalf("import: %v (%+v)", err, plan)
+				}
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+	b.Run("compare", func(b *testing.B) {
+		b.SetBytes(size)
+		b.ReportAllocs()
+		conn := dial("source")
+		for b.Loop() {
+			d, err := writer.Compare(ctx, conn, []string{dir}, writer.CompareOptions{})
+			if err != nil || !d.Equal() || d.Events != n {
+				b.Fatalf("compare: %v (%+v)", err, d)
+			}
+		}
+		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	})
+}
