@@ -26,10 +26,15 @@ func TestExportNetworkFaults(t *testing.T) {
 	// chunks, in the test's goroutine), and returns how the run ended.
 	during := func(t *testing.T, dir string, fault func(p *proc)) *result {
 		t.Helper()
+		if fault != nil {
+			slowDown(t, srv) // the fault must land while events stream, however fast the export
+		}
 		p := start(t, plain(t), nil, job.cmd(dir, false)...)
 		if fault != nil {
 			require.True(t, p.waitUntil(func() bool { return journalChunks(dir) >= 2 }), "export ended before two chunks were committed")
+			require.Less(t, journalChunks(dir), 8000/300, "the export finished its events before the fault")
 			fault(p)
+			srv.SetDelay(0)
 		}
 		return p.wait(processDeadline)
 	}
@@ -56,9 +61,8 @@ func TestExportNetworkFaults(t *testing.T) {
 	t.Run("slow-responses", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "a")
 		r := during(t, dir, func(*proc) {
-			srv.SetDelay(time.Millisecond)
+			srv.SetDelay(2 * time.Millisecond)
 			time.Sleep(700 * time.Millisecond)
-			srv.SetDelay(0)
 		})
 		recovered(t, r, dir, 0)
 	})
@@ -86,9 +90,12 @@ func TestExportNetworkFaults(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "a")
 		job := *job
 		job.args = append(job.args, "--retries", "2")
+		slowDown(t, srv)
 		p := start(t, plain(t), nil, job.cmd(dir, false)...)
 		require.True(t, p.waitUntil(func() bool { return journalChunks(dir) >= 2 }))
+		require.Less(t, journalChunks(dir), 8000/300, "the export finished its events before the fault")
 		srv.Stop()
+		srv.SetDelay(0)
 		r := p.wait(processDeadline)
 		require.NoError(t, srv.Restart())
 		requireCode(t, r, 1)
