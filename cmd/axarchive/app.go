@@ -29,7 +29,7 @@ const exitStatusHelp = `Exit status:
    0    success
    1    error (I/O, server, bad input)
    2    usage error (flags or arguments)
-   3    the archive (or backup) is invalid, corrupt or incomplete
+   3    the input (archive or segment files) is invalid, damaged or incomplete
    4    a target or live context differs from the archive (import, diff)
    130  interrupted; an export is resumable, an import says how far it got
 Treat any other status as failure.`

@@ -51,6 +51,9 @@ var invalidErrors = []error{
 	archive.ErrVerify, archive.ErrIncomplete, archive.ErrNotArchive, archive.ErrVersion, archive.ErrManifest,
 	archive.ErrCorrupt, archive.ErrBag, archive.ErrRecord, archive.ErrSequence, archive.ErrTooLarge,
 	archive.ErrChain, errBackupDamaged,
+	// The segment files an export reads: damage there is the input's, as with a damaged archive.
+	reader.ErrCorrupt, reader.ErrChecksum, reader.ErrTruncated, reader.ErrGap, reader.ErrOverlap,
+	reader.ErrUnsupported, reader.ErrTooLarge,
 }
 
 func exitCode(err error) int {

@@ -13,6 +13,8 @@ import (
 	"github.com/stretchr/testify/assert"
 
 	"github.com/axarchive/axarchive/archive"
+	"github.com/axarchive/axarchive/internal/export"
+	"github.com/axarchive/axarchive/internal/reader"
 )
 
 func TestExitCode(t *testing.T) {
@@ -33,6 +35,8 @@ func TestExitCode(t *testing.T) {
 		{errors.Join(errors.New("a"), archive.ErrManifest), exitInvalid},
 		{archive.ErrChain, exitInvalid},
 		{errBackupDamaged, exitInvalid},
+		{&export.InterruptedError{Err: &reader.SegmentError{File: "00000000000000000000.events", Err: reader.ErrChecksum}}, exitInvalid},
+		{&export.InterruptedError{Err: fmt.Errorf("x: %w", reader.ErrGap)}, exitInvalid},
 		{errTargetDiffers, exitDiffers},
 		{archive.ErrNotEmpty, exitError},
 		{archive.ErrMismatch, exitError},
