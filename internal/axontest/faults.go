@@ -128,6 +128,11 @@ func (f *faults) stallChan() <-chan struct{} {
 	return f.released
 }
 
+// stallSettle is how long a call held by a stall still waits after the stall ends: the time the server
+// needs to notice that the client died during the stall (its connection closing cancels ctx), so that a
+// test can end a stall right after killing a client and rely on "a client that gave up stores nothing".
+const stallSettle = 100 * time.Millisecond
+
 // waitUnstalled blocks while the server is stalled, or until ctx ends.
 func (f *faults) waitUnstalled(ctx context.Context) error {
 	ch := f.stallChan()
@@ -136,6 +141,13 @@ func (f *faults) waitUnstalled(ctx context.Context) error {
 	}
 	select {
 	case <-ch:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	t := time.NewTimer(stallSettle)
+	defer t.Stop()
+	select {
+	case <-t.C:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
