@@ -52,7 +52,8 @@ continue), 2 usage, 3 archive invalid, 4 target differs from the archive, 130 in
 			if err != nil {
 				return err
 			}
-			o := importOptions{dirs: dirs, conn: conn, progress: mode, noCheck: c.Bool("no-check"), args: c.Args().Slice(), flagsLine: importFlagsLine(c)}
+			o := importOptions{dirs: dirs, conn: conn, progress: mode, noCheck: c.Bool("no-check"), args: c.Args().Slice(),
+				flagsLine: importFlagsLine(c), diffFlagsLine: connFlagsLine(c)}
 			o.opts = writer.Options{
 				Resume:               c.Bool("resume"),
 				Renumber:             c.Bool("renumber"),
@@ -71,13 +72,30 @@ continue), 2 usage, 3 archive invalid, 4 target differs from the archive, 130 in
 }
 
 type importOptions struct {
-	dirs      []string
-	conn      connOptions
-	opts      writer.Options
-	progress  progressMode
-	noCheck   bool
-	args      []string
-	flagsLine string
+	dirs          []string
+	conn          connOptions
+	opts          writer.Options
+	progress      progressMode
+	noCheck       bool
+	args          []string
+	flagsLine     string
+	diffFlagsLine string
+}
+
+// connFlagsLine rebuilds the connection flags of the command line, leaving out the token itself.
+func connFlagsLine(c *cli.Context) string {
+	var parts []string
+	for _, name := range []string{"server", "context", "access-token-file", "ca-cert", "client-cert", "client-key", "max-message-size"} {
+		if c.IsSet(name) {
+			parts = append(parts, fmt.Sprintf("--%s %s", name, c.String(name)))
+		}
+	}
+	for _, name := range []string{"tls", "tls-skip-verify"} {
+		if c.Bool(name) {
+			parts = append(parts, "--"+name)
+		}
+	}
+	return strings.Join(parts, " ")
 }
 
 // importFlagsLine rebuilds the connection part of the command line for the "to continue, run" hint,
@@ -156,7 +174,12 @@ func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) e
 	}
 	d, err := writer.Compare(ctx, conn, o.dirs, copts)
 	if err != nil {
-		return fmt.Errorf("check the target against the archive: %w", err)
+		diff := "axarchive diff " + o.diffFlagsLine
+		if o.opts.Renumber {
+			diff += " --token-map " + o.opts.TokenMap
+		}
+		return &continueError{err: fmt.Errorf("check the target against the archive: %w", err),
+			hint: fmt.Sprintf("the import itself is complete; to run the check again, run: %s %s", diff, strings.Join(o.dirs, " "))}
 	}
 	return printDiff(stdout, d, o.progress == progressQuiet)
 }
@@ -209,10 +232,13 @@ func diffCommand() *cli.Command {
 
 Streams the context and compares it with the archive (or a chain of incremental archives):
 token, identity and bytes of every event, and every snapshot. Prints the first differences
-and a verdict with both fingerprints.
+and a verdict with both fingerprints. For a target of a renumbered import, give its token
+map (--token-map): the archive's events are then expected from the target token it names.
 
 Exit status: 0 equal, 1 error, 2 usage, 3 archive invalid, 4 the target differs.`,
-		Flags: connFlags(),
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "token-map", Usage: "the target was filled by import --renumber with this token map `FILE`"},
+		}, connFlags()...),
 		Action: func(c *cli.Context) error {
 			dirs, err := archiveArgs(c, 1, -1)
 			if err != nil {
@@ -227,7 +253,15 @@ Exit status: 0 equal, 1 error, 2 usage, 3 archive invalid, 4 the target differs.
 				return err
 			}
 			defer conn.Close()
-			d, err := writer.Compare(c.Context, conn, dirs, writer.CompareOptions{})
+			var copts writer.CompareOptions
+			if path := c.String("token-map"); path != "" {
+				first, err := writer.TokenMapTargetFirst(path)
+				if err != nil {
+					return err
+				}
+				copts.TargetFirst = &first
+			}
+			d, err := writer.Compare(c.Context, conn, dirs, copts)
 			if err != nil {
 				return err
 			}

@@ -103,6 +103,16 @@ func readTokenMap(path string) (*tokenMapState, error) {
 	return st, nil
 }
 
+// TokenMapTargetFirst returns the target token of the first event of the renumbered import whose token
+// map is at path (the target's head before that import + 1), for Compare's TargetFirst.
+func TokenMapTargetFirst(path string) (int64, error) {
+	st, err := readTokenMap(path)
+	if err != nil {
+		return 0, err
+	}
+	return st.headBefore + 1, nil
+}
+
 // resumeRenumbered finds where an interrupted renumbered import stopped: the token map says which archive
 // events were confirmed and where they went; the target's event at the last mapped token must be the
 // archive's (identity and bytes). Events the target holds after it that the map does not list (the
