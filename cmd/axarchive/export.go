@@ -31,7 +31,7 @@ func exportCommand() *cli.Command {
 		&cli.StringFlag{Name: "since", Usage: "incremental: continue after the last token of the archive in `DIR` and link to it"},
 		&cli.Int64Flag{Name: "chunk-size", Value: 64 << 20, Usage: "start a new chunk after `BYTES` of JSON Lines"},
 		&cli.Int64Flag{Name: "chunk-records", Value: 1 << 20, Usage: "start a new chunk after `N` records"},
-		&cli.IntFlag{Name: "retries", Value: 5, Usage: "re-open a lost event stream up to `N` times in a row"},
+		&cli.IntFlag{Name: "retries", Value: export.DefaultMaxRetries, Usage: "re-open a lost event stream up to `N` times in a row, with backoff (10: about a minute)"},
 		&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress on stderr: auto, json or none"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors and warnings"},
 	}

@@ -47,7 +47,8 @@ type Options struct {
 	ChunkBytes, ChunkRecords int64
 	Tool                     string
 
-	// MaxRetries bounds how many times in a row a lost stream is re-opened without progress.
+	// MaxRetries bounds how many times in a row a lost stream is re-opened without progress; 0 means
+	// DefaultMaxRetries.
 	MaxRetries int
 	// Warn receives messages a person must see: retries, a cut tail, unreachable snapshots.
 	Warn func(msg string)

@@ -19,13 +19,18 @@ import (
 // count stays far below the 2^31-1 the server can hold. A variable only so that tests can shrink it.
 var permitWindow int64 = 20000
 
+// DefaultMaxRetries is Options.MaxRetries when it is 0: with the backoff (200 ms doubling up to 10 s, plus
+// up to half again of jitter) the export waits about a minute for a server that restarts, which Axon Server
+// takes tens of seconds to do.
+const DefaultMaxRetries = 10
+
 // snapshotReaders bounds the ListAggregateSnapshots calls in flight.
 const snapshotReaders = 8
 
 // Live exports a context from a running Axon Server.
 func Live(ctx context.Context, conn *axonclient.Conn, opts Options) (*Result, error) {
 	if opts.MaxRetries == 0 {
-		opts.MaxRetries = 5
+		opts.MaxRetries = DefaultMaxRetries
 	}
 	return run(ctx, &liveSource{conn: conn, opts: &opts}, opts)
 }
