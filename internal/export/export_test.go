@@ -241,6 +241,7 @@ func TestLiveExportResume(t *testing.T) {
 
 		res, err := export.Live(context.Background(), conn, export.Options{Dir: dir, ChunkRecords: 500, Resume: true})
 		require.NoError(t, err)
+		assertArchiveEqualsServer(t, dir, srv, ctxName)
 		assert.Equal(t, cres.Fingerprint, res.Fingerprint)
 		assert.Equal(t, lines(t, clean, false), lines(t, dir, false))
 		assert.Equal(t, lines(t, clean, true), lines(t, dir, true))
