@@ -17,7 +17,15 @@
 //     gRPC-Java's parser would end it with INTERNAL ("Invalid protobuf byte sequence") or UNKNOWN;
 //     clients should not branch on either;
 //   - the context header is always honoured, as EE and 2023+ servers do (SE 4.6 serves every call from
-//     "default"); ListAggregateEvents ignores min_token, a search hint.
+//     "default"); ListAggregateEvents ignores min_token, a search hint;
+//   - events are stored as the bytes received, where Axon Server stores its own re-serialization of the
+//     parsed Event (AXON.md 2.3): the same bytes for canonically encoded events, which is what clients
+//     send;
+//   - a call held by Stall goes on 100 ms after Unstall, so that a client that died during the stall is
+//     noticed first.
+//
+// For tests it also reports what it saw: Events, Snapshots, Transactions, Calls, MaxConcurrentCalls,
+// MaxOutstandingPermits; AfterAppend plays another writer; ReplaceEvent and ReplaceSnapshot tamper.
 package axontest
 
 import (
