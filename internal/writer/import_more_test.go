@@ -381,3 +381,29 @@ func TestImportRefusesBadInput(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 300, srv.EventCount("target"))
 }
+
+// --no-verify skips the full verification before sending, not the checks of what is read: an archive
+// damaged in its last chunk is refused by the reader's chunk checks instead (today in the preflight's
+// size scan, which reads every event), and nothing of the damaged chunk reaches the target.
+func TestImportNoVerify(t *testing.T) {
+	src, srv := generated(t, 1000, export.Options{ChunkRecords: 250, Snapshots: export.SnapshotsNone})
+	chunks, err := filepath.Glob(filepath.Join(src, "data", "events", "*.zst"))
+	require.NoError(t, err)
+	require.Len(t, chunks, 4)
+	last := chunks[len(chunks)-1]
+	b, err := os.ReadFile(last)
+	require.NoError(t, err)
+	b[len(b)/2] ^= 1
+	require.NoError(t, os.WriteFile(last, b, 0o644))
+
+	conn := dial(t, srv, "target")
+	_, err = writer.Import(context.Background(), conn, []string{src}, writer.Options{})
+	require.ErrorIs(t, err, archive.ErrVerify)
+	assert.Contains(t, err.Error(), "problems")
+
+	_, err = writer.Import(context.Background(), conn, []string{src}, writer.Options{NoVerify: true})
+	require.ErrorIs(t, err, archive.ErrCorrupt)
+	assert.NotErrorIs(t, err, archive.ErrVerify, "no verification ran")
+	assert.Contains(t, err.Error(), "00000000000000000750.jsonl.zst")
+	assert.LessOrEqual(t, srv.EventCount("target"), 750, "nothing of the damaged chunk was stored")
+}
