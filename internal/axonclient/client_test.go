@@ -591,9 +591,10 @@ func TestCancelledAppend(t *testing.T) {
 	err := conn.AppendEvents(ctx, [][]byte{domainEvent("a", 0)})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Equal(t, codes.DeadlineExceeded, status.Code(err))
-	time.Sleep(100 * time.Millisecond)
+	// The transaction was half-closed before the deadline: the server stores it all the same (AXON.md
+	// 2.3), which is why a failed append's outcome is unknown and never retried blindly.
 	s.Unstall()
-	assert.Equal(t, 0, s.EventCount("default"))
+	require.Eventually(t, func() bool { return s.EventCount("default") == 1 }, 5*time.Second, time.Millisecond)
 }
 
 func TestLoadToken(t *testing.T) {

@@ -917,8 +917,10 @@ func TestInstrumentation(t *testing.T) {
 	assert.Equal(t, int64(5), s.LastToken("default"))
 }
 
-// A stall lets a client give up on an append, which then stores nothing.
-func TestStallCancelledAppend(t *testing.T) {
+// AXON.md 2.3: only an error or cancel before the half-close stores nothing. A transaction the client
+// half-closed and then gave up on while a stall held it is stored when the stall ends (the "confirmation
+// lost" case an import must survive); a server stop during the stall drops it, as a crash would.
+func TestStallHalfClosedAppend(t *testing.T) {
 	s := axontest.NewServer(t)
 	c, ctx := connect(t, s)
 	s.Stall()
@@ -926,13 +928,21 @@ func TestStallCancelledAppend(t *testing.T) {
 	defer cancel()
 	_, _, err := appendTxn(cctx, c, ev("a", 0))
 	assert.Equal(t, codes.DeadlineExceeded, status.Code(err))
-	// The server learns of the cancellation a moment after the client: a commit in between would be the
-	// "confirmation lost" case, not what this test is about.
-	time.Sleep(100 * time.Millisecond)
+	assert.Equal(t, 1, s.Held(axontest.MethodAppendEvent))
+	assert.Equal(t, 0, s.EventCount("default"), "nothing is stored during the stall")
 	s.Unstall()
-	time.Sleep(50 * time.Millisecond)
-	assert.Equal(t, 0, s.EventCount("default"))
-	mustAppend(t, ctx, c, ev("a", 0))
+	require.Eventually(t, func() bool { return s.EventCount("default") == 1 }, 5*time.Second, time.Millisecond)
+	assert.Equal(t, 0, s.Held(axontest.MethodAppendEvent))
+
+	s.Stall()
+	done := make(chan error, 1)
+	go func() { _, _, err := appendTxn(ctx, c, ev("a", 1)); done <- err }()
+	require.Eventually(t, func() bool { return s.Held(axontest.MethodAppendEvent) == 1 }, 5*time.Second, time.Millisecond)
+	s.Stop()
+	assert.Equal(t, codes.Unavailable, status.Code(<-done))
+	require.NoError(t, s.Restart())
+	s.Unstall()
+	assert.Equal(t, 1, s.EventCount("default"), "a transaction held when the server stopped is not stored")
 }
 
 // ReplaceEvent swaps stored bytes, which every read then serves.

@@ -28,6 +28,8 @@ type faults struct {
 	delay    time.Duration
 	stalled  bool
 	released chan struct{} // closed when the stall ends
+	down     chan struct{} // closed when the server stops; a new one when it serves again
+	held     map[string]int // method -> half-closed appends waiting for a stall to end
 
 	inflight    map[string]int // method -> calls running now
 	maxInflight map[string]int // method -> most calls ever running at once
@@ -40,6 +42,55 @@ func (f *faults) init() {
 	f.failAt = make(map[string][]int)
 	f.inflight = make(map[string]int)
 	f.maxInflight = make(map[string]int)
+	f.held = make(map[string]int)
+	f.down = make(chan struct{})
+}
+
+// serving and stopping bracket each time the server serves: a stop ends the wait of held appends.
+func (f *faults) serving() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	select {
+	case <-f.down:
+		f.down = make(chan struct{})
+	default:
+	}
+}
+
+func (f *faults) stopping() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	select {
+	case <-f.down:
+	default:
+		close(f.down)
+	}
+}
+
+// holdCommit keeps a half-closed transaction (or a snapshot append) of method from being stored while the
+// server is stalled. The client can no longer take it back: AXON.md 2.3 says only an error or cancel before
+// the half-close stores nothing, so a client that dies now does not end the wait. Only the end of the stall
+// does (commit: true), or the server stopping, which stores nothing, as a crash before the write would.
+func (f *faults) holdCommit(method string) (commit bool) {
+	f.mu.Lock()
+	if !f.stalled {
+		f.mu.Unlock()
+		return true
+	}
+	released, down := f.released, f.down
+	f.held[method]++
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.held[method]--
+		f.mu.Unlock()
+	}()
+	select {
+	case <-released:
+		return true
+	case <-down:
+		return false
+	}
 }
 
 // enter and leave count the calls of a method running at once.
@@ -128,11 +179,6 @@ func (f *faults) stallChan() <-chan struct{} {
 	return f.released
 }
 
-// stallSettle is how long a call held by a stall still waits after the stall ends: the time the server
-// needs to notice that the client died during the stall (its connection closing cancels ctx), so that a
-// test can end a stall right after killing a client and rely on "a client that gave up stores nothing".
-const stallSettle = 100 * time.Millisecond
-
 // waitUnstalled blocks while the server is stalled, or until ctx ends.
 func (f *faults) waitUnstalled(ctx context.Context) error {
 	ch := f.stallChan()
@@ -141,13 +187,6 @@ func (f *faults) waitUnstalled(ctx context.Context) error {
 	}
 	select {
 	case <-ch:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	t := time.NewTimer(stallSettle)
-	defer t.Stop()
-	select {
-	case <-t.C:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -192,8 +231,10 @@ func (s *Server) SetDelay(d time.Duration) {
 }
 
 // Stall stops all progress until Unstall: ListEvents streams send nothing more, and AppendEvent and
-// AppendSnapshot wait before committing (a client that gives up meanwhile stores nothing). Token and
-// aggregate reads keep answering.
+// AppendSnapshot hold what they received whole (a half-closed transaction, a snapshot) without storing it.
+// A held append is stored when the stall ends, even if its client died meanwhile (AXON.md 2.3: only a
+// cancel before the half-close stores nothing); Stop drops it, as a crash before the write would. Token
+// and aggregate reads keep answering.
 func (s *Server) Stall() {
 	s.faults.mu.Lock()
 	defer s.faults.mu.Unlock()
@@ -205,6 +246,14 @@ func (s *Server) Stall() {
 
 // Unstall ends a Stall.
 func (s *Server) Unstall() { s.faults.unstall() }
+
+// Held returns how many appends of method (MethodAppendEvent or MethodAppendSnapshot) a Stall holds
+// now: received whole (half-closed), not yet stored.
+func (s *Server) Held(method string) int {
+	s.faults.mu.Lock()
+	defer s.faults.mu.Unlock()
+	return s.faults.held[method]
+}
 
 // Calls returns how many calls of method (one of the Method constants) the server has received.
 func (s *Server) Calls(method string) int {

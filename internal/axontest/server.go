@@ -184,6 +184,7 @@ func (s *Server) serve(lis net.Listener) {
 	if s.opts.tls != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(s.opts.tls)))
 	}
+	s.faults.serving()
 	gs := grpc.NewServer(opts...)
 	gs.RegisterService(&serviceDesc, s)
 	s.gs = gs
@@ -210,6 +211,7 @@ func (s *Server) Stop() {
 	s.gs = nil
 	s.mu.Unlock()
 	if gs != nil {
+		s.faults.stopping()
 		gs.Stop()
 		<-serving
 	}

@@ -152,11 +152,9 @@ func (s *Server) appendEvent(stream grpc.ServerStream, c *store) error {
 		}
 		txn = append(txn, stored{raw: f.Data, info: info})
 	}
-	if err := s.faults.waitUnstalled(ctx); err != nil {
-		return status.FromContextError(err).Err()
-	}
-	if err := ctx.Err(); err != nil {
-		return status.FromContextError(err).Err()
+	// Half-closed: the transaction is the server's now, whatever becomes of the client (AXON.md 2.3).
+	if !s.faults.holdCommit(MethodAppendEvent) {
+		return status.Error(codes.Unavailable, "server stopped")
 	}
 	first, err := c.commit(txn, s.opts.maxEventsPerTxn)
 	if err != nil {
@@ -186,8 +184,8 @@ func (s *Server) appendSnapshot(ctx context.Context, c *store, dec func(any) err
 	if err != nil {
 		return nil, invalidEvent(err)
 	}
-	if err := s.faults.waitUnstalled(ctx); err != nil {
-		return nil, status.FromContextError(err).Err()
+	if !s.faults.holdCommit(MethodAppendSnapshot) {
+		return nil, status.Error(codes.Unavailable, "server stopped")
 	}
 	if err := c.appendSnapshot(stored{raw: f.Data, info: info}, s.opts.checkSnapshotSeq); err != nil {
 		return nil, err

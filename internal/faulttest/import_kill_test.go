@@ -147,9 +147,10 @@ func TestLongImportSIGKILLRandom(t *testing.T) {
 }
 
 // TestImportCrashPoints: an import killed right after the server confirmed a transaction (before the head
-// was checked), between two transactions, while a transaction waits for the server to commit it (stalled:
-// nothing of it is stored), and after the server committed one whose confirmation had not arrived yet
-// (delayed), then continued with import --resume, leaves a target equal to the archive.
+// was checked), between two transactions, while a half-closed transaction waits for a stalled server (which
+// then stores it, or stops and drops it), after the server committed one whose confirmation had not arrived
+// yet (delayed), in the snapshot phase, or interrupted with SIGINT, then continued with import --resume,
+// leaves a target equal to the archive.
 func TestImportCrashPoints(t *testing.T) {
 	j := newImportJob(t, newServer(t, 3000, 23))
 	for _, at := range []string{"import-appended:1", "import-appended:9", "import-transaction:1", "import-transaction:9", "import-transaction:20"} {
@@ -162,29 +163,45 @@ func TestImportCrashPoints(t *testing.T) {
 			j.finish(t, target)
 		})
 	}
-	t.Run("stalled-transaction", func(t *testing.T) {
-		target := j.target()
-		// Stalled before the import starts, released while it runs: a fast import cannot slip past the
-		// point on a loaded machine, and the stall stays on while the transaction waits.
+	// heldTransaction runs an import until the server, stalled, holds a half-closed transaction beyond
+	// its 1000th event, kills the import with SIGKILL, and returns the events stored before that one.
+	heldTransaction := func(t *testing.T, target string) int {
+		// Stalled before the import starts and released once it holds the first transaction: a fast
+		// import cannot slip past the point on a loaded machine.
 		j.srv.Stall()
 		t.Cleanup(j.srv.Unstall)
-		calls := j.srv.Calls(axontest.MethodAppendEvent)
 		p := start(t, plain(t), nil, j.cmd(target, false)...)
-		p.waitUntil(func() bool { return j.srv.Calls(axontest.MethodAppendEvent) > calls })
+		p.waitUntil(func() bool { return j.srv.Held(axontest.MethodAppendEvent) == 1 })
 		j.srv.Unstall()
 		p.waitUntil(func() bool { return j.srv.EventCount(target) >= 1000 })
 		j.srv.Stall()
-		calls = j.srv.Calls(axontest.MethodAppendEvent)
-		p.waitUntil(func() bool { return j.srv.Calls(axontest.MethodAppendEvent) > calls })
-		time.Sleep(200 * time.Millisecond) // the transaction is sent and waits for the server
+		p.waitUntil(func() bool { return j.srv.Held(axontest.MethodAppendEvent) == 1 })
 		before := j.srv.EventCount(target)
 		require.Less(t, before, j.events, "the import finished before the stall")
 		p.signal(syscall.SIGKILL)
 		p.wait(processDeadline)
+		return before
+	}
+	t.Run("stalled-transaction", func(t *testing.T) {
+		// AXON.md 2.3: the client half-closed, so the server stores the transaction although the client
+		// died before its confirmation; --resume finds it in the target.
+		target := j.target()
+		before := heldTransaction(t, target)
 		j.srv.Unstall()
-		time.Sleep(50 * time.Millisecond)
+		require.Eventually(t, func() bool { return j.srv.Held(axontest.MethodAppendEvent) == 0 }, processDeadline, time.Millisecond)
 		events, _ := j.requirePrefix(t, target)
-		require.Equal(t, before, events, "a transaction whose client died before the commit stores nothing")
+		require.Greater(t, events, before, "a half-closed transaction is stored though its client died")
+		j.finish(t, target)
+	})
+	t.Run("stalled-transaction-server-stopped", func(t *testing.T) {
+		// The server goes down while it holds the transaction: nothing of it is stored.
+		target := j.target()
+		before := heldTransaction(t, target)
+		j.srv.Stop()
+		require.NoError(t, j.srv.Restart())
+		j.srv.Unstall()
+		events, _ := j.requirePrefix(t, target)
+		require.Equal(t, before, events, "a transaction held when the server stopped is not stored")
 		j.finish(t, target)
 	})
 	t.Run("unconfirmed-transaction", func(t *testing.T) {
