@@ -27,8 +27,8 @@ type faults struct {
 	drops    []int            // one-shot "drop after n events" for the next ListEvents streams
 	delay    time.Duration
 	stalled  bool
-	released chan struct{} // closed when the stall ends
-	down     chan struct{} // closed when the server stops; a new one when it serves again
+	released chan struct{}  // closed when the stall ends
+	down     chan struct{}  // closed when the server stops; a new one when it serves again
 	held     map[string]int // method -> half-closed appends waiting for a stall to end
 
 	inflight    map[string]int // method -> calls running now
