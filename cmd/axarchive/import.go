@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/axonclient"
 	"github.com/axarchive/axarchive/internal/writer"
 )
@@ -135,6 +136,10 @@ func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) e
 	})
 	o.opts.Warn = rep.warn
 	o.conn.reportRetries(rep.warn)
+	if err := openArchives(o.dirs); err != nil {
+		rep.finish()
+		return err
+	}
 	conn, err := o.conn.dial(ctx, stderr)
 	if err != nil {
 		rep.finish()
@@ -248,6 +253,9 @@ Exit status: 0 equal, 1 error, 2 usage, 3 archive invalid, 4 the target differs.
 			if err != nil {
 				return err
 			}
+			if err := openArchives(dirs); err != nil {
+				return err
+			}
 			conn, err := co.dial(c.Context, c.App.ErrWriter)
 			if err != nil {
 				return err
@@ -278,3 +286,14 @@ type continueError struct {
 
 func (e *continueError) Error() string { return e.err.Error() }
 func (e *continueError) Unwrap() error { return e.err }
+
+// openArchives opens each archive before the server is dialled, so that a directory that is not an
+// archive, or an incomplete one, is reported as such (exit 3) and not hidden behind a connection error.
+func openArchives(dirs []string) error {
+	for _, dir := range dirs {
+		if _, err := archive.Open(dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
