@@ -42,6 +42,18 @@ type pmeta struct {
 	obj     pobject
 }
 
+// Parser parses record lines as ParseEventJSON and ParseSnapshotJSON do, with the same results and the
+// same errors, several times faster, reusing its buffers from line to line: for readers that parse lines
+// on several goroutines, one Parser each. The Records it fills own their memory. A Parser is not safe
+// for concurrent use; its zero value is ready.
+type Parser struct{ p recordParser }
+
+// ParseEvent is ParseEventJSON.
+func (p *Parser) ParseEvent(line []byte, r *Record) error { return p.p.parse(line, r, false) }
+
+// ParseSnapshot is ParseSnapshotJSON.
+func (p *Parser) ParseSnapshot(line []byte, r *Record) error { return p.p.parse(line, r, true) }
+
 // parse parses line (with or without its final LF) into r. It reports an error exactly when
 // ParseEventJSON (ParseSnapshotJSON) would, and then returns that function's error.
 func (p *recordParser) parse(line []byte, r *Record, snapshot bool) error {

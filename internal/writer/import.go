@@ -197,7 +197,7 @@ func (im *importer) sizeScan(ctx context.Context, plan *Plan) error {
 	var txEvents int
 	var txBytes int64
 	plan.Events = 0
-	err := im.eachEvent(ctx, plan.StartAt, func(r *archive.Record) error {
+	err := im.eachEventParallel(ctx, plan.StartAt, func(r *archive.Record) error {
 		n := encodedSize(r)
 		if n > int64(im.opts.MaxMessageSize) {
 			return fmt.Errorf("%w: the event at token %d is %d bytes, the server accepts %d (raise axoniq.axonserver.max-message-size on the server and pass --max-message-size)",
@@ -248,7 +248,7 @@ func (im *importer) importEvents(ctx context.Context, plan *Plan) error {
 	go func() {
 		defer close(txs)
 		tx := &transaction{}
-		err := im.eachEvent(ctx, plan.StartAt, func(r *archive.Record) error {
+		err := im.eachEventParallel(ctx, plan.StartAt, func(r *archive.Record) error {
 			n := encodedSize(r)
 			if len(tx.events) > 0 && (len(tx.events) >= im.maxTx || tx.bytes+n > im.maxBytes) {
 				select {

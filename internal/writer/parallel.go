@@ -1,0 +1,180 @@
+package writer
+
+import (
+	"context"
+	"runtime"
+	"sync"
+
+	"github.com/axarchive/axarchive/archive"
+)
+
+// recBatchSize is the number of lines parsed as one unit of work: channel hand-offs then cost nothing per
+// event, and the batches in flight stay a few MiB.
+const recBatchSize = 512
+
+// recBatch carries archive lines from the reading goroutine to a parsing worker, and their records on to
+// the caller of eachEventParallel.
+type recBatch struct {
+	tokens []int64
+	lines  []byte
+	ends   []int    // lines[ends[i-1]:ends[i]] is line i
+	paths  []string // chunk path and line number of each line, for errors
+	lineNo []int64
+
+	recs   []archive.Record
+	perr   error // the error parsing line perrAt; the lines before it parsed
+	perrAt int
+	rerr   error // the error that ended the reading, after the lines of this batch
+	done   chan struct{}
+}
+
+func (b *recBatch) reset() {
+	b.tokens, b.lines, b.ends, b.paths, b.lineNo = b.tokens[:0], b.lines[:0], b.ends[:0], b.paths[:0], b.lineNo[:0]
+	b.perr, b.perrAt, b.rerr = nil, 0, nil
+}
+
+func (b *recBatch) parse(p *archive.Parser) {
+	if cap(b.recs) < len(b.tokens) {
+		b.recs = make([]archive.Record, len(b.tokens))
+	}
+	b.recs = b.recs[:len(b.tokens)]
+	start := 0
+	for i, end := range b.ends {
+		if err := p.ParseEvent(b.lines[start:end], &b.recs[i]); err != nil {
+			b.perr = &archive.Error{Path: b.paths[i], Line: b.lineNo[i], Token: b.tokens[i], Err: err}
+			b.perrAt = i
+			return
+		}
+		start = end
+	}
+}
+
+// eachEventParallel is eachEvent with the lines parsed on all cores: one goroutine reads (decompresses and
+// hashes) the archive, workers parse batches of lines, and fn is called on the calling goroutine for every
+// record in token order, with the same records and errors as eachEvent. The record passed to fn is valid
+// only during the call.
+func (im *importer) eachEventParallel(ctx context.Context, from int64, fn func(*archive.Record) error) error {
+	workers := runtime.GOMAXPROCS(0)
+	if workers < 2 {
+		return im.eachEvent(ctx, from, fn)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	inflight := 2*workers + 2
+	free := make(chan *recBatch, inflight)
+	work := make(chan *recBatch, inflight)
+	ordered := make(chan *recBatch, inflight)
+	for range inflight {
+		free <- &recBatch{done: make(chan struct{}, 1)}
+	}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var p archive.Parser
+			for b := range work {
+				b.parse(&p)
+				b.done <- struct{}{}
+			}
+		}()
+	}
+	go func() {
+		defer close(ordered)
+		im.readBatches(ctx, from, free, work, ordered)
+	}()
+
+	var firstErr error
+	for b := range ordered {
+		<-b.done
+		if firstErr == nil {
+			firstErr = deliver(b, fn)
+			if firstErr != nil {
+				cancel()
+			}
+		}
+		free <- b
+	}
+	close(work)
+	wg.Wait()
+	if firstErr == nil {
+		firstErr = ctx.Err()
+	}
+	return firstErr
+}
+
+func deliver(b *recBatch, fn func(*archive.Record) error) error {
+	for i := range b.recs {
+		if b.perr != nil && i == b.perrAt {
+			return b.perr
+		}
+		if err := fn(&b.recs[i]); err != nil {
+			return err
+		}
+	}
+	return b.rerr
+}
+
+// readBatches reads the archive's lines from token from on, across the chain, into batches taken from
+// free, and hands each to the workers and, in order, to the consumer. An error ends the reading in the
+// last batch sent.
+func (im *importer) readBatches(ctx context.Context, from int64, free <-chan *recBatch, work, ordered chan<- *recBatch) {
+	var b *recBatch
+	get := func() bool {
+		select {
+		case b = <-free:
+			b.reset()
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	submit := func() bool {
+		select {
+		case ordered <- b:
+		case <-ctx.Done():
+			return false
+		}
+		work <- b // never blocks for long: work has room for every batch there is
+		b = nil
+		return true
+	}
+	fail := func(err error) {
+		if b == nil && !get() {
+			return
+		}
+		b.rerr = err
+		submit()
+	}
+	for _, a := range im.archives {
+		if a.Manifest().Events.Range.Last < from {
+			continue
+		}
+		it := a.Events(ctx, from)
+		for it.Next() {
+			if b == nil && !get() {
+				it.Close()
+				return
+			}
+			path, line := it.Path()
+			b.tokens = append(b.tokens, it.Token())
+			b.lines = append(b.lines, it.Line()...)
+			b.ends = append(b.ends, len(b.lines))
+			b.paths = append(b.paths, path)
+			b.lineNo = append(b.lineNo, line)
+			if len(b.tokens) == recBatchSize && !submit() {
+				it.Close()
+				return
+			}
+		}
+		if err := it.Err(); err != nil {
+			it.Close()
+			fail(err)
+			return
+		}
+		it.Close()
+	}
+	if b != nil && len(b.tokens) > 0 {
+		submit()
+	}
+}
