@@ -9,8 +9,9 @@
 //  1. live: a plain ListEvents client (generated code, every event decoded and discarded) and
 //     `axarchive export` of the same store;
 //  2. import: a plain AppendEvent client (generated code) of the same events, in transactions of the size
-//     import uses, and `axarchive import` of the archive (which verifies it first and compares the target
-//     with it afterwards);
+//     import uses, timed while it appends (it makes each transaction's structs off the clock), and
+//     `axarchive import` of the archive, as it runs by default (verifying the archive first and comparing
+//     the target with it afterwards) and with --no-verify --no-check (appending only);
 //  3. offline: a pass that reads the segment files holding the same events and checks every block's CRC
 //     (internal/reader, events discarded) and `axarchive export --segments`;
 //  4. `axarchive verify` and `axarchive verify --quick` of the archive.
@@ -277,7 +278,7 @@ func run(cfg config, log io.Writer) (*report, error) {
 			if err != nil {
 				return nil, err
 			}
-			plainApp.name = "plain AppendEvent client (generated code)"
+			plainApp.name = "plain AppendEvent client (generated code, timed while appending)"
 			logf(log, "import: axarchive import")
 			imp, err := best(nil, func(i int) (*measurement, error) {
 				return runAxarchive(cfg, bin, "import", rep.events, "import", "--server", addr, "--context", fmt.Sprintf("imported-%d", i), "--progress", "none", archiveDir)

@@ -127,52 +127,58 @@ func plainList(addr, ctxName string, n int64) (roleResult, error) {
 	return res, nil
 }
 
-// plainAppend generates the events of the store (seed, n), decodes them into generated structs, then (on
-// the clock) appends them with the generated client in transactions bounded as axarchive import bounds
-// them, one at a time, each awaiting its confirmation.
+// plainAppend appends the events of the store (seed, n) with the generated client, in transactions
+// bounded as axarchive import bounds them, one at a time, each awaiting its confirmation. Each
+// transaction's events are generated and decoded into generated structs off the clock, just before it is
+// sent, so that the baseline holds one transaction at a time and is timed for appending only.
 func plainAppend(addr, ctxName string, n int, seed uint64, maxTxBytes int64, maxTxEvents int) (roleResult, error) {
-	raws := eventgen.New(seed, eventgen.Options{}).Generate(n)
-	events := make([]*axonpb.Event, n)
-	for i, raw := range raws {
-		events[i] = new(axonpb.Event)
-		if err := proto.Unmarshal(raw, events[i]); err != nil {
-			return roleResult{}, err
-		}
-	}
-	sizes := make([]int64, n)
-	for i, raw := range raws {
-		sizes[i] = int64(len(raw))
-	}
-	raws = nil
 	cc, ctx, err := dialPlain(addr, ctxName)
 	if err != nil {
 		return roleResult{}, err
 	}
 	defer cc.Close()
 	client := axonpb.NewEventStoreClient(cc)
+	gen := eventgen.New(seed, eventgen.Options{})
 	var res roleResult
-	start := time.Now()
-	for i := 0; i < n; {
+	var clock time.Duration
+	var pending []byte // generated, not yet in a transaction
+	var tx []*axonpb.Event
+	for res.Events < int64(n) {
+		tx = tx[:0]
+		var txBytes int64
+		for len(tx) < maxTxEvents && res.Events+int64(len(tx)) < int64(n) {
+			if pending == nil {
+				pending = gen.Next()
+			}
+			if len(tx) > 0 && txBytes+int64(len(pending)) > maxTxBytes {
+				break
+			}
+			ev := new(axonpb.Event)
+			if err := proto.Unmarshal(pending, ev); err != nil {
+				return res, err
+			}
+			tx = append(tx, ev)
+			txBytes += int64(len(pending))
+			pending = nil
+		}
+		start := time.Now()
 		st, err := client.AppendEvent(ctx)
 		if err != nil {
 			return res, err
 		}
-		var txBytes int64
-		j := i
-		for ; j < n && j-i < maxTxEvents && (j == i || txBytes+sizes[j] <= maxTxBytes); j++ {
-			if err := st.Send(events[j]); err != nil {
+		for _, ev := range tx {
+			if err := st.Send(ev); err != nil {
 				return res, err
 			}
-			txBytes += sizes[j]
 		}
 		if _, err := st.CloseAndRecv(); err != nil {
-			return res, fmt.Errorf("transaction at event %d: %w", i, err)
+			return res, fmt.Errorf("transaction at event %d: %w", res.Events, err)
 		}
-		res.Events += int64(j - i)
+		clock += time.Since(start)
+		res.Events += int64(len(tx))
 		res.Bytes += txBytes
-		i = j
 	}
-	res.Elapsed = int64(time.Since(start))
+	res.Elapsed = int64(clock)
 	return res, nil
 }
 
