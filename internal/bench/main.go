@@ -132,6 +132,11 @@ func run(cfg config, log io.Writer) (*report, error) {
 		stages["live"] = true
 	}
 	cfg.repeat = max(cfg.repeat, 1)
+	if cfg.profile != "" {
+		if err := os.MkdirAll(cfg.profile, 0o755); err != nil {
+			return nil, err
+		}
+	}
 	work := cfg.work
 	if work == "" {
 		d, err := os.MkdirTemp("", "axarchive-bench-")
