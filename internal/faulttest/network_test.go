@@ -203,11 +203,7 @@ func TestImportNetworkFaults(t *testing.T) {
 	})
 	t.Run("server-restart", func(t *testing.T) {
 		target := j.target()
-		slowDown(t, j.srv) // a fast import must not finish before the fault
-		p := start(t, plain(t), nil, j.cmd(target, false)...)
-		p.waitUntil(func() bool { return j.srv.EventCount(target) >= 1500 })
-		require.Less(t, j.srv.EventCount(target), j.events, "the import finished before the fault")
-		j.srv.SetDelay(0)
+		p := midImport(t, j, target)
 		j.srv.Stop()
 		time.Sleep(200 * time.Millisecond)
 		require.NoError(t, j.srv.Restart())
@@ -222,11 +218,7 @@ func TestImportNetworkFaults(t *testing.T) {
 	})
 	t.Run("server-gone", func(t *testing.T) {
 		target := j.target()
-		slowDown(t, j.srv) // a fast import must not finish before the fault
-		p := start(t, plain(t), nil, j.cmd(target, false)...)
-		p.waitUntil(func() bool { return j.srv.EventCount(target) >= 1500 })
-		require.Less(t, j.srv.EventCount(target), j.events, "the import finished before the fault")
-		j.srv.SetDelay(0)
+		p := midImport(t, j, target)
 		j.srv.Stop()
 		r := p.wait(processDeadline)
 		require.NoError(t, j.srv.Restart())
@@ -234,11 +226,7 @@ func TestImportNetworkFaults(t *testing.T) {
 	})
 	t.Run("slow-confirmations", func(t *testing.T) {
 		target := j.target()
-		slowDown(t, j.srv) // a fast import must not finish before the fault
-		p := start(t, plain(t), nil, j.cmd(target, false)...)
-		p.waitUntil(func() bool { return j.srv.EventCount(target) >= 1500 })
-		require.Less(t, j.srv.EventCount(target), j.events, "the import finished before the fault")
-		j.srv.SetDelay(0)
+		p := midImport(t, j, target)
 		j.srv.SetDelay(20 * time.Millisecond)
 		time.Sleep(500 * time.Millisecond)
 		j.srv.SetDelay(0)
@@ -248,11 +236,7 @@ func TestImportNetworkFaults(t *testing.T) {
 	})
 	t.Run("stalled-server", func(t *testing.T) {
 		target := j.target()
-		slowDown(t, j.srv) // a fast import must not finish before the fault
-		p := start(t, plain(t), nil, j.cmd(target, false)...)
-		p.waitUntil(func() bool { return j.srv.EventCount(target) >= 1500 })
-		require.Less(t, j.srv.EventCount(target), j.events, "the import finished before the fault")
-		j.srv.SetDelay(0)
+		p := midImport(t, j, target)
 		j.srv.Stall()
 		time.Sleep(time.Second)
 		j.srv.Unstall()
@@ -260,6 +244,18 @@ func TestImportNetworkFaults(t *testing.T) {
 		requireCode(t, r, 0)
 		j.requireImported(t, target)
 	})
+}
+
+// midImport starts an import of j's archive into target and returns once the target holds 1500 of its
+// 6000 events, with the import still running.
+func midImport(t *testing.T, j *importJob, target string) *proc {
+	t.Helper()
+	slowDown(t, j.srv) // a fast import must not finish before the fault
+	p := start(t, plain(t), nil, j.cmd(target, false)...)
+	p.waitUntil(func() bool { return j.srv.EventCount(target) >= 1500 })
+	require.Less(t, j.srv.EventCount(target), j.events, "the import finished before the fault")
+	j.srv.SetDelay(0)
+	return p
 }
 
 // slowDown delays each of srv's answers by a millisecond (until the test sets another delay, or ends), so
