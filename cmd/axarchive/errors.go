@@ -103,6 +103,9 @@ func hint(err error) string {
 		return "run axarchive --help for usage"
 	case errors.As(err, &ce):
 		return ce.hint
+	case errors.As(err, new(*export.PreviousError)) && errors.Is(err, archive.ErrIncomplete):
+		// Before ErrIncomplete: the directory to resume is the previous archive's, not this export's.
+		return "the archive given to --since is an interrupted export: complete it first (its own export command with --resume), then run this one again"
 	case errors.Is(err, archive.ErrIncomplete):
 		return "the directory holds an interrupted export: run the same export command with --resume to complete it"
 	case errors.Is(err, archive.ErrVersion):

@@ -103,6 +103,16 @@ func (e *InterruptedError) Error() string {
 
 func (e *InterruptedError) Unwrap() error { return e.Err }
 
+// PreviousError is an archive given as Since that cannot be opened: an export cannot continue it.
+type PreviousError struct {
+	Dir string
+	Err error
+}
+
+func (e *PreviousError) Error() string { return fmt.Sprintf("previous archive %s: %v", e.Dir, e.Err) }
+
+func (e *PreviousError) Unwrap() error { return e.Err }
+
 // ErrRange is returned for a requested range that the source cannot serve.
 var ErrRange = errors.New("requested range not available")
 
@@ -171,7 +181,7 @@ func run(ctx context.Context, src source, opts Options) (*Result, error) {
 	if opts.Since != "" {
 		prev, err := archive.Open(opts.Since)
 		if err != nil {
-			return nil, fmt.Errorf("previous archive: %w", err)
+			return nil, &PreviousError{Dir: opts.Since, Err: err}
 		}
 		m := prev.Manifest()
 		wopts.Previous = &archive.Link{Fingerprint: m.Fingerprint, LastToken: m.Events.LastToken}
