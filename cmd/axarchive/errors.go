@@ -118,7 +118,7 @@ func hint(err error) string {
 		return "give the archives oldest first: each must have been exported with --since the one before it"
 	case errors.As(err, new(*reader.SegmentError)):
 		// Before the InterruptedError case: --resume would stop at the same damage.
-		return "the segment files are damaged or incomplete: axarchive segments DIR shows what is missing or damaged; to archive what is readable, export up to the token before the damage with --to-token"
+		return "the segment files are damaged or incomplete: axarchive segments DIR shows what is missing or damaged; to archive what is readable, export into a new directory with --to-token set to the token before the damage"
 	case errors.As(err, new(*export.InterruptedError)):
 		return "run the same command with --resume to continue; what is committed is kept"
 	case errors.Is(err, axonclient.ErrUnauthorized):
