@@ -31,6 +31,12 @@ type VerifyOptions struct {
 	Problem func(*Error)
 	// Workers bounds the goroutines that hash and validate; zero means GOMAXPROCS.
 	Workers int
+	// EventSize, if set, is called in a full verification with every event record that parses, from the
+	// validating goroutines (concurrently, the record valid only during the call), and EventSizes, if
+	// set, with each such event's token and what EventSize returned, in token order, from the goroutine
+	// that called Verify. A measure of the events (an import's message sizes) then costs no second read.
+	EventSize  func(*Record) int64
+	EventSizes func(token, size int64)
 }
 
 // VerifyReport is the outcome of Archive.Verify.
@@ -492,6 +498,7 @@ type vbatch struct {
 	// filled by the worker
 	tokens   []int64 // -1 when the line has no readable token
 	types    []string
+	sizes    []int64 // VerifyOptions.EventSize of each line's record, -1 when it did not parse
 	problems []linedError
 	// set by the reader on the last batch of a chunk
 	end       bool
@@ -510,6 +517,7 @@ type linedError struct {
 
 func (b *vbatch) reset() {
 	b.buf, b.ends, b.tokens, b.types, b.problems = b.buf[:0], b.ends[:0], b.tokens[:0], b.types[:0], b.problems[:0]
+	b.sizes = b.sizes[:0]
 	b.end, b.chunkErrs, b.partial, b.rawBytes, b.fileBytes, b.fileSum = false, nil, false, 0, 0, ""
 }
 
@@ -667,6 +675,10 @@ func (v *verifier) validate(b *vbatch, stream string, rec *Record, parser *recor
 	if stream == StreamSnapshots {
 		val, prefix, snapshot = v.snapshots, snapshotPrefix, true
 	}
+	measure := v.opts.EventSize
+	if snapshot {
+		measure = nil
+	}
 	start := 0
 	for i, end := range b.ends {
 		line := b.buf[start:end]
@@ -681,6 +693,9 @@ func (v *verifier) validate(b *vbatch, stream string, rec *Record, parser *recor
 			b.problems = append(b.problems, linedError{i, &Error{Path: path, Line: lineNo, Token: tok, Err: fmt.Errorf("%w: not valid UTF-8 (at byte %d)", ErrRecord, invalidUTF8At(line))}})
 			b.tokens = append(b.tokens, tok)
 			b.types = append(b.types, string(payloadTypeOf(line)))
+			if measure != nil {
+				b.sizes = append(b.sizes, -1)
+			}
 			continue
 		}
 		perr := parser.parse(line, rec, snapshot)
@@ -699,6 +714,13 @@ func (v *verifier) validate(b *vbatch, stream string, rec *Record, parser *recor
 		}
 		b.tokens = append(b.tokens, tok)
 		b.types = append(b.types, typ)
+		if measure != nil {
+			size := int64(-1)
+			if perr == nil {
+				size = measure(rec)
+			}
+			b.sizes = append(b.sizes, size)
+		}
 	}
 }
 
@@ -830,6 +852,9 @@ func (c *collector) batch(b *vbatch) {
 		c.lines++
 		c.counts[s]++
 		c.types[s].addString(b.types[i])
+		if i < len(b.sizes) && b.sizes[i] >= 0 && c.v.opts.EventSizes != nil {
+			c.v.opts.EventSizes(tok, b.sizes[i])
+		}
 		if tok < 0 {
 			continue
 		}

@@ -57,9 +57,14 @@ func verifyProblems(rep *archive.VerifyReport) error {
 func (im *importer) preflight(ctx context.Context) (*Plan, error) {
 	im.progress.Phase.Store("preflight")
 	plan := &Plan{Archives: im.dirs, Renumber: im.opts.Renumber, FirstToken: 0, LastToken: -1}
+	// The verification parses every event anyway: it measures them too, which spares sizeScan a read of
+	// the whole archive when the import starts at the first event.
+	var measured *sizeTally
 	if !im.opts.NoVerify {
+		measured = &sizeTally{im: im}
+		vopts := archive.VerifyOptions{EventSize: encodedSize, EventSizes: measured.add}
 		for i, a := range im.archives {
-			rep, err := a.Verify(ctx, archive.VerifyOptions{})
+			rep, err := a.Verify(ctx, vopts)
 			if rep != nil && !rep.OK() {
 				return plan, fmt.Errorf("verify %s: %w", im.dirs[i], verifyProblems(rep))
 			}
@@ -122,6 +127,9 @@ func (im *importer) preflight(ctx context.Context) (*Plan, error) {
 		}
 	case !im.opts.Renumber && head >= 0:
 		return plan, fmt.Errorf("%w: it ends at token %d; import needs an empty context (or --resume to continue an import, --renumber to append)", ErrTargetNotEmpty, head)
+	}
+	if measured != nil && plan.StartAt == plan.FirstToken {
+		return plan, measured.apply(plan)
 	}
 	if err := im.sizeScan(ctx, plan); err != nil {
 		return plan, err
@@ -194,26 +202,51 @@ func (im *importer) eachEvent(ctx context.Context, from int64, fn func(*archive.
 // sizeScan checks every event against the message size before anything is sent, and counts the
 // transactions the import will make.
 func (im *importer) sizeScan(ctx context.Context, plan *Plan) error {
-	var txEvents int
-	var txBytes int64
-	plan.Events = 0
+	t := sizeTally{im: im}
 	err := im.eachEventParallel(ctx, plan.StartAt, func(r *archive.Record) error {
-		n := encodedSize(r)
-		if n > int64(im.opts.MaxMessageSize) {
-			return fmt.Errorf("%w: the event at token %d is %d bytes, the server accepts %d (raise axoniq.axonserver.max-message-size on the server and pass --max-message-size)",
-				ErrEventTooLarge, r.Token, n, im.opts.MaxMessageSize)
-		}
-		if txEvents == 0 || txEvents >= im.maxTx || txBytes+n > im.maxBytes {
-			plan.Transactions++
-			txEvents, txBytes = 0, 0
-		}
-		txEvents++
-		txBytes += n
-		plan.Events++
-		plan.Bytes += n
-		return nil
+		t.add(r.Token, encodedSize(r))
+		return t.err
 	})
-	return err
+	t.apply(plan)
+	return err // t.err when the tally stopped the scan
+}
+
+// sizeTally follows the events' sizes in token order, as sizeScan reads them or the verification
+// measures them: the first event too large for a message stops it.
+type sizeTally struct {
+	im                         *importer
+	events, transactions, size int64
+	txEvents                   int
+	txBytes                    int64
+	err                        error
+}
+
+func (t *sizeTally) add(token, n int64) {
+	if t.err != nil {
+		return
+	}
+	im := t.im
+	if n > int64(im.opts.MaxMessageSize) {
+		t.err = fmt.Errorf("%w: the event at token %d is %d bytes, the server accepts %d (raise axoniq.axonserver.max-message-size on the server and pass --max-message-size)",
+			ErrEventTooLarge, token, n, im.opts.MaxMessageSize)
+		return
+	}
+	if t.txEvents == 0 || t.txEvents >= im.maxTx || t.txBytes+n > im.maxBytes {
+		t.transactions++
+		t.txEvents, t.txBytes = 0, 0
+	}
+	t.txEvents++
+	t.txBytes += n
+	t.events++
+	t.size += n
+}
+
+// apply puts the counts into the plan and returns the error that stopped the tally, if any.
+func (t *sizeTally) apply(plan *Plan) error {
+	plan.Events = t.events
+	plan.Transactions += t.transactions
+	plan.Bytes += t.size
+	return t.err
 }
 
 type transaction struct {

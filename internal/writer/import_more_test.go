@@ -406,3 +406,44 @@ func TestImportNoVerify(t *testing.T) {
 	assert.NotErrorIs(t, err, archive.ErrVerify, "no verification ran")
 	assert.Contains(t, err.Error(), "00000000000000000750.jsonl.zst")
 }
+
+// The verification measures the events for the plan while it reads them; the plan is the one a size
+// scan of the archive makes (--no-verify), for one archive and for a chain, and so is the refusal of an
+// event too large.
+func TestImportPlanMeasuredWhileVerifying(t *testing.T) {
+	source := axontest.NewServer(t)
+	gen := eventgen.New(9, eventgen.Options{})
+	sconn := dial(t, source, "default")
+	var dirs []string
+	for i := range 3 {
+		require.NoError(t, source.Load("default", gen.Generate(700)))
+		dir := filepath.Join(t.TempDir(), fmt.Sprint(i))
+		opts := export.Options{Dir: dir, Snapshots: export.SnapshotsNone, ChunkRecords: 150}
+		if i > 0 {
+			opts.Since = dirs[i-1]
+		}
+		_, err := export.Live(context.Background(), sconn, opts)
+		require.NoError(t, err)
+		dirs = append(dirs, dir)
+	}
+	srv := axontest.NewServer(t)
+	conn := dial(t, srv, "target")
+	for _, chain := range [][]string{dirs[:1], dirs} {
+		tooLarge := false
+		for _, size := range []int{0, 20000, 700} {
+			scanned, serr := writer.Import(context.Background(), conn, chain, writer.Options{DryRun: true, NoVerify: true, MaxMessageSize: size})
+			measured, merr := writer.Import(context.Background(), conn, chain, writer.Options{DryRun: true, MaxMessageSize: size})
+			assert.Equal(t, scanned, measured, "chain of %d, max message size %d", len(chain), size)
+			if serr == nil {
+				require.NoError(t, merr)
+				assert.Equal(t, int64(700*len(chain)), measured.Events)
+				continue
+			}
+			require.ErrorIs(t, serr, writer.ErrEventTooLarge)
+			assert.Equal(t, serr.Error(), merr.Error())
+			tooLarge = true
+		}
+		assert.True(t, tooLarge)
+	}
+	assert.Zero(t, srv.Calls(axontest.MethodAppendEvent))
+}
