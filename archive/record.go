@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -215,12 +216,14 @@ func parseDouble(s string) (float64, error) {
 	case "-Infinity":
 		return math.Inf(-1), nil
 	}
-	var bits uint64
-	if n, _ := fmt.Sscanf(s, "NaN(0x%016x)", &bits); n == 1 {
-		if f := math.Float64frombits(bits); math.IsNaN(f) {
-			return f, nil
+	if strings.HasPrefix(s, "NaN(") { // Sscanf would reject every other double too, more slowly
+		var bits uint64
+		if n, _ := fmt.Sscanf(s, "NaN(0x%016x)", &bits); n == 1 {
+			if f := math.Float64frombits(bits); math.IsNaN(f) {
+				return f, nil
+			}
+			return 0, fmt.Errorf("double %q: not a NaN bit pattern", s)
 		}
-		return 0, fmt.Errorf("double %q: not a NaN bit pattern", s)
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {

@@ -25,7 +25,19 @@ type recordSchema struct {
 	numberRE   *regexp.Regexp
 	doubleRE   *regexp.Regexp
 	snapshotOK bool
+	// The strings appendProjection matches against timeRE, base64RE and numberRE are formatted by Go
+	// (UTC times in the RFC 3339 range, standard base64 of at least one byte, int64s): with the schema's
+	// v1 patterns every one of them matches, so the match need not run (TestKnownPatternsMatch). A
+	// schema with other patterns gets them run.
+	timeAlways, base64Always, numberAlways bool
 }
+
+// The v1 schema's patterns of the time member, of base64 data and of metadata numbers.
+const (
+	timePatternV1   = `^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{3}Z$`
+	base64PatternV1 = `^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{4})$`
+	numberPatternV1 = `^(0|-?[1-9][0-9]{0,18})$`
+)
 
 func newRecordSchema(stream string) *recordSchema {
 	s := &recordSchema{v: schema.NewEventValidator(), position: "token"}
@@ -33,6 +45,9 @@ func newRecordSchema(stream string) *recordSchema {
 		s.v, s.position = schema.NewSnapshotValidator(), "position"
 	}
 	s.timeRE, s.base64RE, s.numberRE, s.doubleRE = s.v.Patterns()
+	s.timeAlways = s.timeRE.String() == timePatternV1
+	s.base64Always = s.base64RE.String() == base64PatternV1
+	s.numberAlways = s.numberRE.String() == numberPatternV1
 	return s
 }
 
@@ -65,10 +80,14 @@ func (s *recordSchema) appendProjection(b []byte, r *Record) []byte {
 	}
 	b = append(b, `,"timestamp":0`...)
 	if r.Timestamp >= minRFC3339Millis && r.Timestamp <= maxRFC3339Millis {
-		var tb [32]byte
-		t := time.UnixMilli(r.Timestamp).UTC().AppendFormat(tb[:0], "2006-01-02T15:04:05.000Z")
 		b = append(b, `,"time":`...)
-		b = s.patterned(b, t, s.timeRE, schema.ExemplarTime)
+		if s.timeAlways {
+			b = appendString(b, schema.ExemplarTime)
+		} else {
+			var tb [32]byte
+			t := time.UnixMilli(r.Timestamp).UTC().AppendFormat(tb[:0], "2006-01-02T15:04:05.000Z")
+			b = s.patterned(b, t, s.timeRE, schema.ExemplarTime)
+		}
 	}
 	if r.Payload != nil {
 		b = append(b, `,"payload":`...)
@@ -97,7 +116,7 @@ func (s *recordSchema) appendProjection(b []byte, r *Record) []byte {
 	}
 	if len(r.Extra) > 0 {
 		b = append(b, `,"extra":`...)
-		b = s.patterned(b, base64.StdEncoding.AppendEncode(nil, r.Extra), s.base64RE, schema.ExemplarBase64)
+		b = s.appendBase64(b, r.Extra)
 	}
 	return append(b, '}')
 }
@@ -125,8 +144,16 @@ func (s *recordSchema) appendObject(b []byte, o *Object) []byte {
 		return append(b, `{"type":"","revision":"","encoding":"text","data":""}`...)
 	}
 	b = append(b, `{"type":"","revision":"","encoding":"base64","data":`...)
-	b = s.patterned(b, base64.StdEncoding.AppendEncode(nil, o.Data), s.base64RE, schema.ExemplarBase64)
+	b = s.appendBase64(b, o.Data)
 	return append(b, '}')
+}
+
+// appendBase64 is patterned for the base64 of data, which is never empty here (empty data is text).
+func (s *recordSchema) appendBase64(b, data []byte) []byte {
+	if s.base64Always && len(data) > 0 {
+		return appendString(b, schema.ExemplarBase64)
+	}
+	return s.patterned(b, base64.StdEncoding.AppendEncode(nil, data), s.base64RE, schema.ExemplarBase64)
 }
 
 func (s *recordSchema) appendMeta(b []byte, m *Meta) []byte {
@@ -136,7 +163,11 @@ func (s *recordSchema) appendMeta(b []byte, m *Meta) []byte {
 		b = append(b, `,"text":""`...)
 	case MetaNumber:
 		b = append(b, `,"number":`...)
-		b = s.patterned(b, strconv.AppendInt(nil, m.Number, 10), s.numberRE, schema.ExemplarNumber)
+		if s.numberAlways {
+			b = appendString(b, schema.ExemplarNumber)
+		} else {
+			b = s.patterned(b, strconv.AppendInt(nil, m.Number, 10), s.numberRE, schema.ExemplarNumber)
+		}
 	case MetaBoolean:
 		b = append(b, `,"boolean":`...)
 		b = strconv.AppendBool(b, m.Boolean)
