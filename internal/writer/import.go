@@ -249,6 +249,9 @@ func (t *sizeTally) apply(plan *Plan) error {
 	return t.err
 }
 
+// slabBytes is the size of the buffers the encoded events of transactions are cut from.
+const slabBytes = 1 << 20
+
 type transaction struct {
 	first  int64 // archive token of the first event
 	tokens []int64
@@ -281,6 +284,7 @@ func (im *importer) importEvents(ctx context.Context, plan *Plan) error {
 	go func() {
 		defer close(txs)
 		tx := &transaction{}
+		var slab []byte // the events are encoded one after the other into it, not each into its own
 		err := im.eachEventParallel(ctx, plan.StartAt, func(r *archive.Record) error {
 			n := encodedSize(r)
 			if len(tx.events) > 0 && (len(tx.events) >= im.maxTx || tx.bytes+n > im.maxBytes) {
@@ -295,7 +299,12 @@ func (im *importer) importEvents(ctx context.Context, plan *Plan) error {
 				tx.first = r.Token
 			}
 			tx.tokens = append(tx.tokens, r.Token)
-			tx.events = append(tx.events, codec.Encode(make([]byte, 0, n), r))
+			if int64(cap(slab)-len(slab)) < n {
+				slab = make([]byte, 0, max(n, slabBytes))
+			}
+			start := len(slab)
+			slab = codec.Encode(slab, r)
+			tx.events = append(tx.events, slab[start:len(slab):len(slab)])
 			tx.bytes += n
 			return nil
 		})
