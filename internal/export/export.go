@@ -8,6 +8,7 @@
 package export
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -45,7 +46,10 @@ type Options struct {
 	Since string
 
 	ChunkBytes, ChunkRecords int64
-	Tool                     string
+	// Level is the zstd level of the chunks (1 to 22); 0 means DefaultLevel. A resumed export keeps the
+	// level it started with.
+	Level int
+	Tool  string
 
 	// MaxRetries bounds how many times in a row a lost stream is re-opened without progress; 0 means
 	// DefaultMaxRetries.
@@ -102,6 +106,11 @@ func (e *InterruptedError) Error() string {
 }
 
 func (e *InterruptedError) Unwrap() error { return e.Err }
+
+// DefaultLevel is the zstd level of an export's chunks: the fastest. Compression is most of an export's
+// CPU, and zstd's default level (3) makes chunks only about 1% smaller for a fifth more export time. The
+// level changes the chunks' compressed bytes only: records, JSON Lines and fingerprint are the same.
+const DefaultLevel = 1
 
 // PreviousError is an archive given as Since that cannot be opened: an export cannot continue it.
 type PreviousError struct {
@@ -176,6 +185,7 @@ func run(ctx context.Context, src source, opts Options) (*Result, error) {
 		Snapshots:    opts.Snapshots,
 		ChunkBytes:   opts.ChunkBytes,
 		ChunkRecords: opts.ChunkRecords,
+		Level:        cmp.Or(opts.Level, DefaultLevel),
 		Tool:         opts.Tool,
 	}
 	if opts.Since != "" {

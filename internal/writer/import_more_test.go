@@ -3,6 +3,7 @@ package writer_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -402,9 +403,14 @@ func TestImportNoVerify(t *testing.T) {
 	assert.Contains(t, err.Error(), "problems")
 
 	_, err = writer.Import(context.Background(), conn, []string{src}, writer.Options{NoVerify: true})
-	require.ErrorIs(t, err, archive.ErrCorrupt)
+	// The reader stops at the first thing wrong in what it decompresses: the frame's checksum, or a line
+	// the flipped bit broke before the checksum at the frame's end is reached.
+	if !errors.Is(err, archive.ErrCorrupt) {
+		require.ErrorIs(t, err, archive.ErrRecord)
+	}
 	assert.NotErrorIs(t, err, archive.ErrVerify, "no verification ran")
 	assert.Contains(t, err.Error(), "00000000000000000750.jsonl.zst")
+	assert.Zero(t, srv.Calls(axontest.MethodAppendEvent), "nothing was sent")
 }
 
 // The verification measures the events for the plan while it reads them; the plan is the one a size
