@@ -70,16 +70,70 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	return app
 }
 
+// interspersed moves the flags that follow a command's arguments before them, so that
+// `axarchive verify DIR --quick` means `axarchive verify --quick DIR`: urfave/cli v2 stops parsing flags at
+// the first argument. A flag that takes a value takes the next word unless written --flag=value; after
+// "--" everything is an argument. Words that are no flag of the command are left where they are, for
+// the command to refuse.
+func interspersed(app *cli.App, args []string) []string {
+	if len(args) < 2 {
+		return args
+	}
+	i := 1
+	for i < len(args) && strings.HasPrefix(args[i], "-") {
+		i++ // the application's own flags (--help, --version) come before the command
+	}
+	if i >= len(args) {
+		return args
+	}
+	cmd := app.Command(args[i])
+	if cmd == nil {
+		return args
+	}
+	takesValue := map[string]bool{}
+	for _, f := range cmd.Flags {
+		v := true
+		if d, ok := f.(cli.DocGenerationFlag); ok {
+			v = d.TakesValue()
+		}
+		for _, name := range f.Names() {
+			takesValue[name] = v
+		}
+	}
+	out := append([]string(nil), args[:i+1]...)
+	var positional []string
+	rest := args[i+1:]
+	for j := 0; j < len(rest); j++ {
+		a := rest[j]
+		if a == "--" {
+			positional = append(positional, rest[j:]...)
+			break
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		v, known := takesValue[name]
+		if !strings.HasPrefix(a, "-") || a == "-" || !known {
+			positional = append(positional, a)
+			continue
+		}
+		out = append(out, a)
+		if v && !hasValue && j+1 < len(rest) {
+			j++
+			out = append(out, rest[j])
+		}
+	}
+	return append(out, positional...)
+}
+
 func quote(s string) string { return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"` }
 
 // archiveArgs returns the positional arguments of a command that takes between min and max of them
-// (max < 0: no limit). urfave/cli v2 stops parsing flags at the first positional argument, so a flag
-// after it would silently be taken as an argument: refuse anything that looks like one.
+// (max < 0: no limit). interspersed has moved the command's flags before them, so a word that still looks
+// like a flag is none of the command's: refuse it rather than take it for a path.
 func archiveArgs(c *cli.Context, min, max int) ([]string, error) {
 	args := c.Args().Slice()
 	for _, a := range args {
 		if strings.HasPrefix(a, "-") && a != "-" {
-			return nil, &usageError{msg: "unexpected " + quote(a) + " after the arguments", hint: "flags must come before the archive path"}
+			return nil, &usageError{msg: "unknown flag " + quote(a), hint: "run axarchive " + c.Command.Name + " --help for its flags (a path that starts with - can be written ./" + a + ")"}
 		}
 	}
 	usage := "usage: axarchive " + c.Command.Name + " [flags] " + c.Command.ArgsUsage
