@@ -42,12 +42,14 @@ func exportCommand() *cli.Command {
 		ArgsUsage: " ",
 		Description: `Live:    axarchive export --server HOST:PORT --context CTX -o DIR
 Offline: axarchive export --segments DATA/CTX -o DIR
+         (the manifest names the context after the directory; --context NAME names it otherwise)
 
 Exports every event in token order, up to the head captured at the start, and the snapshots.
 An interrupted export (Ctrl-C, kill, crash, lost network) is continued by running the same
 command with --resume; the result equals an uninterrupted run.
 
-Exit status: 0 done, 1 error (the directory stays resumable), 2 usage, 130 interrupted.`,
+Exit status: 0 done, 1 error (the directory stays resumable), 2 usage, 3 damaged segment files,
+130 interrupted.`,
 		Flags: append(flags, connFlags()...),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
@@ -128,6 +130,9 @@ func readExportFlags(c *cli.Context) (exportOptions, error) {
 			return o, usageErrorf("--from-time and --to-time need a live server (segment files have no time index); use --from-token/--to-token")
 		}
 		o.segments = &reader.SegmentsOptions{Dir: c.String("segments"), EventsDir: c.String("events-dir"), SnapshotsDir: c.String("snapshots-dir")}
+		if c.IsSet("context") {
+			o.export.Context = c.String("context") // the manifest's name for it; the default is the directory's
+		}
 	default:
 		conn, err := readConnFlags(c)
 		if err != nil {

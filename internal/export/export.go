@@ -46,6 +46,11 @@ type Options struct {
 	Since string
 
 	ChunkBytes, ChunkRecords int64
+	// Context names the context in the manifest of an offline export; "" means the name of the directory
+	// the segment files are in (data/<context>/ in Axon Server's layout). A live export names the context
+	// it reads.
+	Context string
+
 	// Level is the zstd level of the chunks (1 to 22); 0 means DefaultLevel. A resumed export keeps the
 	// level it started with.
 	Level int

@@ -1,6 +1,7 @@
 package export
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -37,7 +38,7 @@ func (src *segmentSource) describe() archive.Source {
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
-	return archive.Source{Kind: "segments", Path: dir, Context: filepath.Base(dir)}
+	return archive.Source{Kind: "segments", Path: dir, Context: cmp.Or(src.opts.Context, filepath.Base(dir))}
 }
 
 func (src *segmentSource) wantsAggregates() bool { return false }
