@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/axarchive/axarchive/archive"
+	"github.com/axarchive/axarchive/internal/ordered"
 )
 
 // Snapshot selections.
@@ -334,12 +335,13 @@ func (j *job) exportEvents(ctx context.Context, r archive.Range, wantAggs bool) 
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	p := newPipeline(converter{sel: j.sel, wantAggregate: wantAggs})
+	conv := converter{sel: j.sel, wantAggregate: wantAggs}
+	p := ordered.New(func() *batch { return new(batch) }, func() func(*batch) { return conv.convert })
 
 	srcErr := make(chan error, 1)
 	go func() {
-		defer p.finish()
-		b, err := p.get(ctx)
+		defer p.Finish()
+		s, err := p.Get(ctx)
 		if err != nil {
 			srcErr <- err
 			return
@@ -348,27 +350,31 @@ func (j *job) exportEvents(ctx context.Context, r archive.Range, wantAggs bool) 
 		// committed (and an interrupted export keeps them) instead of waiting for a full batch.
 		started := time.Now()
 		err = j.src.events(ctx, from, r.Last, func(token int64, raw []byte) error {
+			b := s.Batch
 			b.add(token, raw)
 			j.progress.Token.Store(token)
 			if !b.full() && (len(b.tokens)%64 != 0 || time.Since(started) < maxBatchAge) {
 				return nil
 			}
-			if err := p.submit(ctx, b); err != nil {
+			if err := p.Submit(ctx, s); err != nil {
 				return err
 			}
-			b, err = p.get(ctx)
+			s, err = p.Get(ctx)
 			started = time.Now()
 			return err
 		})
-		if err == nil && len(b.tokens) > 0 {
-			err = p.submit(ctx, b)
-		} else if b != nil && len(b.tokens) == 0 {
-			p.free <- b
+		if err == nil && len(s.Batch.tokens) > 0 {
+			err = p.Submit(ctx, s)
+		} else if s != nil && len(s.Batch.tokens) == 0 {
+			p.Release(s)
 		}
 		srcErr <- err
 	}()
 
-	sinkErr := p.drain(func(b *batch) error {
+	sinkErr := p.Drain(func(b *batch) error {
+		if b.err != nil {
+			return b.err
+		}
 		start := 0
 		for i, end := range b.lineEnds {
 			if err := j.w.WriteEventLine(b.lineToken[i], b.lines[start:end]); err != nil {
@@ -383,10 +389,7 @@ func (j *job) exportEvents(ctx context.Context, r archive.Range, wantAggs bool) 
 		j.progress.Written.Add(int64(len(b.lineEnds)))
 		j.progress.Bytes.Add(b.rawBytes)
 		return nil
-	})
-	if sinkErr != nil {
-		cancel()
-	}
+	}, cancel)
 	err := <-srcErr
 	if sinkErr != nil {
 		return sinkErr

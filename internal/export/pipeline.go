@@ -1,10 +1,7 @@
 package export
 
 import (
-	"context"
-	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/axarchive/axarchive/archive"
@@ -18,8 +15,8 @@ const batchSize = 1024
 // maxBatchAge bounds how long received events wait for their batch to fill.
 const maxBatchAge = 200 * time.Millisecond
 
-// batch carries raw events from a source to the converters and canonical lines on to the writer. Its
-// buffers are reused, so the steady state allocates nothing per batch.
+// batch carries raw events from a source to the converters and canonical lines on to the writer, through
+// an ordered.Pipeline. Its buffers are reused, so the steady state allocates nothing per batch.
 type batch struct {
 	tokens []int64
 	raw    []byte
@@ -31,10 +28,9 @@ type batch struct {
 	aggs      []string // aggregate ids of the domain events kept, in token order, repeats included
 	rawBytes  int64
 	err       error
-	done      chan struct{}
 }
 
-func (b *batch) reset() {
+func (b *batch) Reset() {
 	b.tokens, b.raw, b.ends = b.tokens[:0], b.raw[:0], b.ends[:0]
 	b.lines, b.lineEnds, b.lineToken, b.aggs = b.lines[:0], b.lineEnds[:0], b.lineToken[:0], b.aggs[:0]
 	b.rawBytes, b.err = 0, nil
@@ -77,85 +73,4 @@ func (c *converter) convert(b *batch) {
 			b.aggs = append(b.aggs, strings.Clone(rec.AggregateID)) // the sink keeps it; b.raw is reused
 		}
 	}
-}
-
-// pipeline converts batches on all cores while keeping their order: a source fills batches, workers
-// convert them concurrently, and the sink receives them in the order they were filled.
-type pipeline struct {
-	conv    converter
-	free    chan *batch
-	work    chan *batch
-	ordered chan *batch
-	wg      sync.WaitGroup
-}
-
-func newPipeline(conv converter) *pipeline {
-	workers := runtime.GOMAXPROCS(0)
-	inflight := 2*workers + 2
-	p := &pipeline{
-		conv:    conv,
-		free:    make(chan *batch, inflight),
-		work:    make(chan *batch, inflight),
-		ordered: make(chan *batch, inflight),
-	}
-	for range inflight {
-		p.free <- &batch{done: make(chan struct{}, 1)}
-	}
-	for range workers {
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			for b := range p.work {
-				p.conv.convert(b)
-				b.done <- struct{}{}
-			}
-		}()
-	}
-	return p
-}
-
-// get returns an empty batch, waiting while all are in flight (this is what bounds memory).
-func (p *pipeline) get(ctx context.Context) (*batch, error) {
-	select {
-	case b := <-p.free:
-		b.reset()
-		return b, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
-// submit hands a filled batch to the workers; the sink sees it in submission order.
-func (p *pipeline) submit(ctx context.Context, b *batch) error {
-	select {
-	case p.ordered <- b:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	p.work <- b // never blocks for long: work has room for every batch that exists
-	return nil
-}
-
-// finish tells the sink that no more batches come.
-func (p *pipeline) finish() {
-	close(p.ordered)
-}
-
-// drain is run by the sink: it calls fn for every batch in order and recycles it.
-func (p *pipeline) drain(fn func(*batch) error) error {
-	var firstErr error
-	for b := range p.ordered {
-		<-b.done
-		if firstErr == nil {
-			if b.err != nil {
-				firstErr = b.err
-			} else {
-				firstErr = fn(b)
-			}
-		}
-		p.free <- b
-	}
-	close(p.work)
-	p.wg.Wait()
-	return firstErr
 }

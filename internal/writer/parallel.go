@@ -2,10 +2,9 @@ package writer
 
 import (
 	"context"
-	"runtime"
-	"sync"
 
 	"github.com/axarchive/axarchive/archive"
+	"github.com/axarchive/axarchive/internal/ordered"
 )
 
 // recBatchSize is the number of lines parsed as one unit of work: channel hand-offs then cost nothing per
@@ -25,10 +24,9 @@ type recBatch struct {
 	perr   error // the error parsing line perrAt; the lines before it parsed
 	perrAt int
 	rerr   error // the error that ended the reading, after the lines of this batch
-	done   chan struct{}
 }
 
-func (b *recBatch) reset() {
+func (b *recBatch) Reset() {
 	b.tokens, b.lines, b.ends, b.paths, b.lineNo = b.tokens[:0], b.lines[:0], b.ends[:0], b.paths[:0], b.lineNo[:0]
 	b.perr, b.perrAt, b.rerr = nil, 0, nil
 }
@@ -54,53 +52,24 @@ func (b *recBatch) parse(p *archive.Parser) {
 // record in token order, with the same records and errors as eachEvent. The record passed to fn is valid
 // only during the call.
 func (im *importer) eachEventParallel(ctx context.Context, from int64, fn func(*archive.Record) error) error {
-	workers := runtime.GOMAXPROCS(0)
-	if workers < 2 {
+	if ordered.Workers() < 2 {
 		return im.eachEvent(ctx, from, fn)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	inflight := 2*workers + 2
-	free := make(chan *recBatch, inflight)
-	work := make(chan *recBatch, inflight)
-	ordered := make(chan *recBatch, inflight)
-	for range inflight {
-		free <- &recBatch{done: make(chan struct{}, 1)}
-	}
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var p archive.Parser
-			for b := range work {
-				b.parse(&p)
-				b.done <- struct{}{}
-			}
-		}()
-	}
+	p := ordered.New(func() *recBatch { return new(recBatch) }, func() func(*recBatch) {
+		var parser archive.Parser // one per worker: it reuses its buffers
+		return func(b *recBatch) { b.parse(&parser) }
+	})
 	go func() {
-		defer close(ordered)
-		im.readBatches(ctx, from, free, work, ordered)
+		defer p.Finish()
+		im.readBatches(ctx, from, p)
 	}()
-
-	var firstErr error
-	for b := range ordered {
-		<-b.done
-		if firstErr == nil {
-			firstErr = deliver(b, fn)
-			if firstErr != nil {
-				cancel()
-			}
-		}
-		free <- b
+	err := p.Drain(func(b *recBatch) error { return deliver(b, fn) }, cancel)
+	if err == nil {
+		err = ctx.Err()
 	}
-	close(work)
-	wg.Wait()
-	if firstErr == nil {
-		firstErr = ctx.Err()
-	}
-	return firstErr
+	return err
 }
 
 func deliver(b *recBatch, fn func(*archive.Record) error) error {
@@ -115,35 +84,25 @@ func deliver(b *recBatch, fn func(*archive.Record) error) error {
 	return b.rerr
 }
 
-// readBatches reads the archive's lines from token from on, across the chain, into batches taken from
-// free, and hands each to the workers and, in order, to the consumer. An error ends the reading in the
-// last batch sent.
-func (im *importer) readBatches(ctx context.Context, from int64, free <-chan *recBatch, work, ordered chan<- *recBatch) {
-	var b *recBatch
+// readBatches reads the archive's lines from token from on, across the chain, into batches of p, and
+// submits each. An error ends the reading in the last batch submitted.
+func (im *importer) readBatches(ctx context.Context, from int64, p *ordered.Pipeline[*recBatch]) {
+	var s *ordered.Slot[*recBatch]
 	get := func() bool {
-		select {
-		case b = <-free:
-			b.reset()
-			return true
-		case <-ctx.Done():
-			return false
-		}
+		var err error
+		s, err = p.Get(ctx)
+		return err == nil
 	}
 	submit := func() bool {
-		select {
-		case ordered <- b:
-		case <-ctx.Done():
-			return false
-		}
-		work <- b // never blocks for long: work has room for every batch there is
-		b = nil
-		return true
+		err := p.Submit(ctx, s)
+		s = nil
+		return err == nil
 	}
 	fail := func(err error) {
-		if b == nil && !get() {
+		if s == nil && !get() {
 			return
 		}
-		b.rerr = err
+		s.Batch.rerr = err
 		submit()
 	}
 	for _, a := range im.archives {
@@ -152,10 +111,11 @@ func (im *importer) readBatches(ctx context.Context, from int64, free <-chan *re
 		}
 		it := a.Events(ctx, from)
 		for it.Next() {
-			if b == nil && !get() {
+			if s == nil && !get() {
 				it.Close()
 				return
 			}
+			b := s.Batch
 			path, line := it.Path()
 			b.tokens = append(b.tokens, it.Token())
 			b.lines = append(b.lines, it.Line()...)
@@ -174,7 +134,7 @@ func (im *importer) readBatches(ctx context.Context, from int64, free <-chan *re
 		}
 		it.Close()
 	}
-	if b != nil && len(b.tokens) > 0 {
+	if s != nil && len(s.Batch.tokens) > 0 {
 		submit()
 	}
 }
