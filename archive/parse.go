@@ -3,7 +3,6 @@ package archive
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/binary"
 	"math"
 	"unicode/utf8"
 )
@@ -270,11 +269,7 @@ func (p *recordParser) unquote(dst []byte) ([]byte, bool) {
 	j := p.i + 1
 	start := j
 	for j < len(b) {
-		// Skip 8 bytes at a time while none of them is a quote, a backslash or a control character.
-		for j+8 <= len(b) && !needsEscape8(binary.LittleEndian.Uint64(b[j:])) {
-			j += 8
-		}
-		if j == len(b) {
+		if j = skipPlain(b, j); j == len(b) {
 			break
 		}
 		c := b[j]

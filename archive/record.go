@@ -275,18 +275,23 @@ func needsEscape8(x uint64) bool {
 	return ((x-ones*0x20)&^x|(quote-ones)&^quote|(backslash-ones)&^backslash)&highs != 0
 }
 
+// skipPlain returns the first index from i on where fewer than 8 bytes remain or a run of 8 holds a byte
+// that needs escaping: the scanners then look at one byte at a time only where it matters.
+func skipPlain[S string | []byte](s S, i int) int {
+	for i+8 <= len(s) && !needsEscape8(uint64(s[i])|uint64(s[i+1])<<8|uint64(s[i+2])<<16|uint64(s[i+3])<<24|
+		uint64(s[i+4])<<32|uint64(s[i+5])<<40|uint64(s[i+6])<<48|uint64(s[i+7])<<56) {
+		i += 8
+	}
+	return i
+}
+
 // appendString writes s as a JSON string. Only what JSON requires is escaped (quote, backslash, control
 // characters), so XML and JSON payloads stay readable; the short escapes are used where JSON has them.
 func appendString[S string | []byte](b []byte, s S) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); i++ {
-		// Skip 8 bytes at a time while none of them needs escaping (the usual case).
-		for i+8 <= len(s) && !needsEscape8(uint64(s[i])|uint64(s[i+1])<<8|uint64(s[i+2])<<16|uint64(s[i+3])<<24|
-			uint64(s[i+4])<<32|uint64(s[i+5])<<40|uint64(s[i+6])<<48|uint64(s[i+7])<<56) {
-			i += 8
-		}
-		if i == len(s) {
+		if i = skipPlain(s, i); i == len(s) {
 			break
 		}
 		c := s[i]
