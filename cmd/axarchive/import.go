@@ -99,16 +99,14 @@ func connFlagsLine(c *cli.Context) string {
 	return strings.Join(parts, " ")
 }
 
-// importFlagsLine rebuilds the connection part of the command line for the "to continue, run" hint,
-// leaving out the token itself.
+// importFlagsLine rebuilds the flags of the command line for the "to continue, run" hint: the connection
+// flags, and those that make the import what it is, leaving out the token itself.
 func importFlagsLine(c *cli.Context) string {
-	var parts []string
-	for _, name := range []string{"server", "context", "access-token-file", "ca-cert", "client-cert", "client-key", "max-message-size", "token-map"} {
-		if c.IsSet(name) {
-			parts = append(parts, fmt.Sprintf("--%s %s", name, c.String(name)))
-		}
+	parts := []string{connFlagsLine(c)}
+	if c.IsSet("token-map") {
+		parts = append(parts, "--token-map "+c.String("token-map"))
 	}
-	for _, name := range []string{"tls", "tls-skip-verify", "no-verify", "renumber", "no-check"} {
+	for _, name := range []string{"no-verify", "renumber", "no-check"} {
 		if c.Bool(name) {
 			parts = append(parts, "--"+name)
 		}
@@ -116,7 +114,6 @@ func importFlagsLine(c *cli.Context) string {
 	return strings.Join(parts, " ")
 }
 
-// errTargetDiffers makes the exit status 4: the import ran, but the target is not the archive.
 var errTargetDiffers = errors.New("the target context differs from the archive")
 
 func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) error {
