@@ -206,41 +206,27 @@ func (im *importer) eachLine(ctx context.Context, from int64, out chan<- *lineBa
 			return ctx.Err()
 		}
 	}
-	for _, a := range im.archives {
-		if a.Manifest().Events.Range.Last < from {
-			continue
-		}
-		it := a.Events(ctx, from)
-		for it.Next() {
-			if b == nil {
-				select {
-				case b = <-free:
-				case <-ctx.Done():
-					it.Close()
-					return ctx.Err()
-				}
-				b.tokens, b.lines, b.ends = b.tokens[:0], b.lines[:0], b.ends[:0]
+	err := im.walkEvents(ctx, from, func(it *archive.Iterator) error {
+		if b == nil {
+			select {
+			case b = <-free:
+			case <-ctx.Done():
+				return ctx.Err()
 			}
-			b.tokens = append(b.tokens, it.Token())
-			b.lines = append(b.lines, it.Line()...)
-			b.ends = append(b.ends, len(b.lines))
-			if len(b.tokens) == lineBatchSize {
-				if err := send(); err != nil {
-					it.Close()
-					return err
-				}
-			}
+			b.tokens, b.lines, b.ends = b.tokens[:0], b.lines[:0], b.ends[:0]
 		}
-		if err := it.Err(); err != nil {
-			it.Close()
-			return err
+		b.tokens = append(b.tokens, it.Token())
+		b.lines = append(b.lines, it.Line()...)
+		b.ends = append(b.ends, len(b.lines))
+		if len(b.tokens) == lineBatchSize {
+			return send()
 		}
-		it.Close()
+		return nil
+	})
+	if err == nil && b != nil && len(b.tokens) > 0 {
+		err = send()
 	}
-	if b != nil && len(b.tokens) > 0 {
-		return send()
-	}
-	return nil
+	return err
 }
 
 // afterToken returns a canonical event line from the comma after its token on.

@@ -174,27 +174,35 @@ var errStop = errors.New("stop")
 
 // eachEvent calls fn for the archive events from token from on, across the chain.
 func (im *importer) eachEvent(ctx context.Context, from int64, fn func(*archive.Record) error) error {
+	return im.walkEvents(ctx, from, func(it *archive.Iterator) error {
+		r, err := it.Record()
+		if err != nil {
+			return err
+		}
+		return fn(r)
+	})
+}
+
+// walkEvents calls fn with the iterator at each archive event from token from on, across the chain,
+// until fn or the reading fails.
+func (im *importer) walkEvents(ctx context.Context, from int64, fn func(*archive.Iterator) error) error {
 	for _, a := range im.archives {
 		if a.Manifest().Events.Range.Last < from {
 			continue
 		}
 		it := a.Events(ctx, from)
-		for it.Next() {
-			r, err := it.Record()
-			if err != nil {
-				it.Close()
-				return err
+		err := func() error {
+			defer it.Close()
+			for it.Next() {
+				if err := fn(it); err != nil {
+					return err
+				}
 			}
-			if err := fn(r); err != nil {
-				it.Close()
-				return err
-			}
-		}
-		if err := it.Err(); err != nil {
-			it.Close()
+			return it.Err()
+		}()
+		if err != nil {
 			return err
 		}
-		it.Close()
 	}
 	return nil
 }

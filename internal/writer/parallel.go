@@ -2,6 +2,7 @@ package writer
 
 import (
 	"context"
+	"errors"
 
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/ordered"
@@ -88,53 +89,43 @@ func deliver(b *recBatch, fn func(*archive.Record) error) error {
 // submits each. An error ends the reading in the last batch submitted.
 func (im *importer) readBatches(ctx context.Context, from int64, p *ordered.Pipeline[*recBatch]) {
 	var s *ordered.Slot[*recBatch]
-	get := func() bool {
-		var err error
-		s, err = p.Get(ctx)
-		return err == nil
-	}
-	submit := func() bool {
+	err := im.walkEvents(ctx, from, func(it *archive.Iterator) error {
+		if s == nil {
+			var err error
+			if s, err = p.Get(ctx); err != nil {
+				return errStop
+			}
+		}
+		b := s.Batch
+		path, line := it.Path()
+		b.tokens = append(b.tokens, it.Token())
+		b.lines = append(b.lines, it.Line()...)
+		b.ends = append(b.ends, len(b.lines))
+		b.paths = append(b.paths, path)
+		b.lineNo = append(b.lineNo, line)
+		if len(b.tokens) < recBatchSize {
+			return nil
+		}
 		err := p.Submit(ctx, s)
 		s = nil
-		return err == nil
+		if err != nil {
+			return errStop
+		}
+		return nil
+	})
+	if errors.Is(err, errStop) { // the consumer stopped: nobody reads more
+		return
 	}
-	fail := func(err error) {
-		if s == nil && !get() {
-			return
+	if err != nil {
+		if s == nil {
+			var gerr error
+			if s, gerr = p.Get(ctx); gerr != nil {
+				return
+			}
 		}
 		s.Batch.rerr = err
-		submit()
 	}
-	for _, a := range im.archives {
-		if a.Manifest().Events.Range.Last < from {
-			continue
-		}
-		it := a.Events(ctx, from)
-		for it.Next() {
-			if s == nil && !get() {
-				it.Close()
-				return
-			}
-			b := s.Batch
-			path, line := it.Path()
-			b.tokens = append(b.tokens, it.Token())
-			b.lines = append(b.lines, it.Line()...)
-			b.ends = append(b.ends, len(b.lines))
-			b.paths = append(b.paths, path)
-			b.lineNo = append(b.lineNo, line)
-			if len(b.tokens) == recBatchSize && !submit() {
-				it.Close()
-				return
-			}
-		}
-		if err := it.Err(); err != nil {
-			it.Close()
-			fail(err)
-			return
-		}
-		it.Close()
-	}
-	if s != nil && len(s.Batch.tokens) > 0 {
-		submit()
+	if s != nil && (len(s.Batch.tokens) > 0 || s.Batch.rerr != nil) {
+		_ = p.Submit(ctx, s)
 	}
 }
