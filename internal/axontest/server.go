@@ -21,8 +21,8 @@
 //   - events are stored as the bytes received, where Axon Server stores its own re-serialization of the
 //     parsed Event (AXON.md 2.3): the same bytes for canonically encoded events, which is what clients
 //     send;
-//   - a call held by Stall goes on 100 ms after Unstall, so that a client that died during the stall is
-//     noticed first.
+//   - Stall (a fault for tests) holds half-closed appends unstored until Unstall, which stores them even if
+//     their client died meanwhile, or Stop, which drops them.
 //
 // For tests it also reports what it saw: Events, Snapshots, Transactions, Calls, MaxConcurrentCalls,
 // MaxOutstandingPermits; AfterAppend plays another writer; ReplaceEvent and ReplaceSnapshot tamper.
