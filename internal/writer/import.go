@@ -145,9 +145,8 @@ func (im *importer) filtered() int64 {
 	return n
 }
 
-// checkEventAt makes sure the target's event at token is the archive's: a resumed import continues only
-// after an event it can prove it wrote.
-func (im *importer) checkEventAt(ctx context.Context, token int64) error {
+// archiveEvent returns the protobuf bytes of the archive's event at token, or nil if it has none there.
+func (im *importer) archiveEvent(ctx context.Context, token int64) ([]byte, error) {
 	var want []byte
 	if err := im.eachEvent(ctx, token, func(r *archive.Record) error {
 		if r.Token == token {
@@ -155,6 +154,16 @@ func (im *importer) checkEventAt(ctx context.Context, token int64) error {
 		}
 		return errStop
 	}); err != nil && !errors.Is(err, errStop) {
+		return nil, err
+	}
+	return want, nil
+}
+
+// checkEventAt makes sure the target's event at token is the archive's: a resumed import continues only
+// after an event it can prove it wrote.
+func (im *importer) checkEventAt(ctx context.Context, token int64) error {
+	want, err := im.archiveEvent(ctx, token)
+	if err != nil {
 		return err
 	}
 	if want == nil {

@@ -137,6 +137,9 @@ func (im *importer) resumeRenumbered(ctx context.Context, plan *Plan, head int64
 		if err != nil {
 			return err
 		}
+		if want == nil {
+			return fmt.Errorf("%w: the token map names archive token %d, which is not in the archive", ErrMismatch, st.last.archive)
+		}
 		got, err := readTargetEvent(ctx, im.conn, known)
 		if err != nil {
 			return fmt.Errorf("read the target's event at token %d: %w", known, err)
@@ -157,23 +160,6 @@ func (im *importer) resumeRenumbered(ctx context.Context, plan *Plan, head int64
 	}
 	plan.StartAt = from
 	return nil
-}
-
-// archiveEvent returns the bytes of the archive's event at token.
-func (im *importer) archiveEvent(ctx context.Context, token int64) ([]byte, error) {
-	var want []byte
-	if err := im.eachEvent(ctx, token, func(r *archive.Record) error {
-		if r.Token == token {
-			want = codec.Encode(nil, r)
-		}
-		return errStop
-	}); err != nil && !errors.Is(err, errStop) {
-		return nil, err
-	}
-	if want == nil {
-		return nil, fmt.Errorf("%w: the token map names archive token %d, which is not in the archive", ErrMismatch, token)
-	}
-	return want, nil
 }
 
 // recoverUnmapped compares the target's events known+1..head with the archive's events from token from
