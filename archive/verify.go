@@ -64,12 +64,20 @@ func (r *VerifyReport) OK() bool { return r.ProblemCount == 0 }
 
 // Err returns nil when no problem was found, else an error wrapping ErrVerify and the problems kept in
 // the report (one per line in its message; errors.Is and errors.As see each of them).
-func (r *VerifyReport) Err() error {
+func (r *VerifyReport) Err() error { return r.ErrFirst(len(r.Problems)) }
+
+// ErrFirst is Err naming at most n of the problems, and how many more there are: for a caller that
+// refuses an archive and points at `axarchive verify` for the whole list.
+func (r *VerifyReport) ErrFirst(n int) error {
 	if r.OK() {
 		return nil
 	}
 	errs := []error{fmt.Errorf("%w: %d problems", ErrVerify, r.ProblemCount)}
-	for _, p := range r.Problems {
+	for i, p := range r.Problems {
+		if i == n {
+			errs = append(errs, fmt.Errorf("… and %d more (axarchive verify lists them all)", r.ProblemCount-int64(i)))
+			break
+		}
 		errs = append(errs, p)
 	}
 	return joinErrors(errs)

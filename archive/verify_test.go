@@ -471,3 +471,19 @@ func TestVerifyChain(t *testing.T) {
 	assert.Contains(t, err.Error(), "links to fingerprint")
 	require.ErrorIs(t, VerifyChain([]*Archive{B, A}), ErrChain)
 }
+
+// ErrFirst names the first n problems and how many more there are; Err names every problem kept.
+func TestVerifyReportErrFirst(t *testing.T) {
+	rep := &VerifyReport{ProblemCount: 15}
+	for i := range 15 {
+		rep.Problems = append(rep.Problems, &Error{Path: "data/events/x", Line: int64(i + 1), Token: int64(i), Err: ErrRecord})
+	}
+	err := rep.ErrFirst(10)
+	require.ErrorIs(t, err, ErrVerify)
+	require.ErrorIs(t, err, ErrRecord)
+	lines := strings.Split(err.Error(), "\n")
+	require.Len(t, lines, 12)
+	assert.Equal(t, "… and 5 more (axarchive verify lists them all)", lines[11])
+	assert.Len(t, strings.Split(rep.Err().Error(), "\n"), 16)
+	assert.NoError(t, (&VerifyReport{}).ErrFirst(3))
+}

@@ -40,20 +40,6 @@ func Import(ctx context.Context, conn *axonclient.Conn, dirs []string, opts Opti
 // while `axarchive verify` lists them all.
 const maxImportProblems = 10
 
-// verifyProblems is the error of a failed verification, naming its first problems, so that a refused
-// import says what is wrong and not only that something is.
-func verifyProblems(rep *archive.VerifyReport) error {
-	errs := []error{fmt.Errorf("%w: %d problems", archive.ErrVerify, rep.ProblemCount)}
-	for i, p := range rep.Problems {
-		if i == maxImportProblems {
-			errs = append(errs, fmt.Errorf("… and %d more (axarchive verify lists them all)", rep.ProblemCount-int64(i)))
-			break
-		}
-		errs = append(errs, p)
-	}
-	return errors.Join(errs...)
-}
-
 func (im *importer) preflight(ctx context.Context) (*Plan, error) {
 	im.progress.Phase.Store("preflight")
 	plan := &Plan{Archives: im.dirs, Renumber: im.opts.Renumber, FirstToken: 0, LastToken: -1}
@@ -66,7 +52,7 @@ func (im *importer) preflight(ctx context.Context) (*Plan, error) {
 		for i, a := range im.archives {
 			rep, err := a.Verify(ctx, vopts)
 			if rep != nil && !rep.OK() {
-				return plan, fmt.Errorf("verify %s: %w", im.dirs[i], verifyProblems(rep))
+				return plan, fmt.Errorf("verify %s: %w", im.dirs[i], rep.ErrFirst(maxImportProblems))
 			}
 			if err != nil {
 				return plan, fmt.Errorf("verify %s: %w", im.dirs[i], err)
