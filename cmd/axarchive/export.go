@@ -100,6 +100,17 @@ func readExportFlags(c *cli.Context) (exportOptions, error) {
 		v := c.Int64("to-token")
 		o.export.ToToken = &v
 	}
+	// Caught here, as what they are, rather than as an empty archive or a failure after the source was
+	// opened.
+	if f, t := o.export.FromToken, o.export.ToToken; f != nil && t != nil && *f > *t {
+		return o, usageErrorf("--from-token %d is after --to-token %d", *f, *t)
+	}
+	if l := o.export.Level; l < 1 || l > 22 {
+		return o, usageErrorf("--level %d: zstd levels go from 1 to 22", l)
+	}
+	if o.export.ChunkBytes <= 0 || o.export.ChunkRecords <= 0 {
+		return o, usageErrorf("--chunk-size and --chunk-records must be positive")
+	}
 	for _, f := range []struct {
 		name string
 		dst  **time.Time
@@ -111,6 +122,9 @@ func readExportFlags(c *cli.Context) (exportOptions, error) {
 			}
 			*f.dst = &t
 		}
+	}
+	if f, t := o.export.FromTime, o.export.ToTime; f != nil && t != nil && !f.Before(*t) {
+		return o, usageErrorf("--from-time %s is not before --to-time %s", c.String("from-time"), c.String("to-time"))
 	}
 	if inc, exc, agg := c.StringSlice("include-type"), c.StringSlice("exclude-type"), c.StringSlice("aggregate-type"); len(inc)+len(exc)+len(agg) > 0 {
 		o.export.Filter = &archive.Filter{IncludeTypes: inc, ExcludeTypes: exc, AggregateTypes: agg}
