@@ -53,6 +53,12 @@ continue), 2 usage, 3 archive invalid, 4 target differs from the archive, 130 in
 			if err != nil {
 				return err
 			}
+			if n := c.Int("max-transaction-events"); n < 1 || n > writer.MaxTransactionEvents {
+				return usageErrorf("--max-transaction-events %d: Axon Server takes 1 to %d events per transaction", n, writer.MaxTransactionEvents)
+			}
+			if n := c.Int("max-message-size"); n < 64<<10 {
+				return usageErrorf("--max-message-size %d: give the server's axoniq.axonserver.max-message-size in bytes (4194304 by default)", n)
+			}
 			o := importOptions{dirs: dirs, conn: conn, progress: mode, noCheck: c.Bool("no-check"), args: c.Args().Slice(),
 				flagsLine: importFlagsLine(c), diffFlagsLine: connFlagsLine(c)}
 			o.opts = writer.Options{
