@@ -155,6 +155,9 @@ func (v *RecordValidator) ValidateLine(line []byte) error {
 // Validate validates a decoded record (numbers as json.Number). On failure it validates the record
 // itself, so that the error names the real values.
 func (v *RecordValidator) Validate(doc any) error {
+	if err := checkNumbers(doc, ""); err != nil {
+		return err
+	}
 	p := v.project(doc)
 	key, err := json.Marshal(p)
 	if err != nil {

@@ -9,11 +9,13 @@ package schema
 
 import (
 	"bytes"
+	"cmp"
 	"embed"
 	"fmt"
 	"io"
 	"io/fs"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -103,6 +105,9 @@ func Validate(s *jsonschema.Schema, doc []byte) error {
 // ValidateValue validates an already decoded JSON value (as decoded by encoding/json or
 // segmentio/encoding/json with UseNumber) against s. See Validate for the error.
 func ValidateValue(s *jsonschema.Schema, v any) error {
+	if err := checkNumbers(v, ""); err != nil {
+		return err
+	}
 	err := s.Validate(v)
 	if err == nil {
 		return nil
@@ -143,4 +148,46 @@ func describe(ve *jsonschema.ValidationError) string {
 		leaves = append(leaves[:max], fmt.Sprintf("and %d more", len(leaves)-max))
 	}
 	return strings.Join(leaves, "; ")
+}
+
+// Limits of the numbers handed to the schema library: it turns each into a math/big.Rat, panics on one
+// that math/big cannot parse (an exponent of millions) and spends unbounded time and memory on one it can
+// but should not (1e-9000000). Every number of this format is an int64 or a short decimal.
+const (
+	maxNumberLen      = 40
+	maxNumberExponent = 400
+)
+
+// checkNumbers refuses, naming where it is, a number in v (decoded with UseNumber) beyond those limits.
+func checkNumbers(v any, at string) error {
+	switch x := v.(type) {
+	case json.Number:
+		if !saneNumber(string(x)) {
+			return fmt.Errorf("at %s: number %.40q is out of range", cmp.Or(at, "/"), string(x))
+		}
+	case map[string]any:
+		for k, e := range x {
+			if err := checkNumbers(e, at+"/"+k); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for i, e := range x {
+			if err := checkNumbers(e, at+"/"+strconv.Itoa(i)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func saneNumber(s string) bool {
+	if len(s) > maxNumberLen {
+		return false
+	}
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		exp, err := strconv.Atoi(s[i+1:])
+		return err == nil && exp >= -maxNumberExponent && exp <= maxNumberExponent
+	}
+	return true
 }
