@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	sjson "github.com/segmentio/encoding/json"
@@ -313,11 +314,55 @@ func TestFastParser(t *testing.T) {
 		{`"extra":"eAGCAQJoaQ=="`, `"extra":""`},
 		{`}`, `} `},
 		{`{"token":0`, `{"token":0,"token":0`},
+		{`\b`, `\u0008`},
+		{`\f`, `\u000c`},
+		{`\u0000`, `\u001F`},
+		{`,"time":"`, `,"time":"0`},
+		{`T00:00:00.000Z"`, `T00:00:00.001Z"`},
+		{`.000Z"`, `.000+00:00"`},
 	} {
 		for _, line := range lines {
 			if bytes.Contains(line, []byte(tc.old)) {
 				check(bytes.Replace(line, []byte(tc.old), []byte(tc.new), 1), false)
 			}
+		}
+	}
+	// Lines written by hand: each piece the parser checks on its own, canonical and not.
+	for _, tail := range []string{
+		`"payload":{"type":"t","revision":"","encoding":"base64","data":"/w=="}}`,                     // canonical
+		`"payload":{"type":"t","revision":"","encoding":"base64","data":"/x=="}}`,                     // padding bits set
+		`"payload":{"type":"t","revision":"","encoding":"base64","data":"/w"}}`,                       // padding missing
+		`"payload":{"type":"t","revision":"","encoding":"base64","data":"/w=\r="}}`,                   // escaped CR
+		"\"payload\":{\"type\":\"t\",\"revision\":\"\",\"encoding\":\"base64\",\"data\":\"/w=\r=\"}}", // raw CR
+		`"payload":{"type":"t","revision":"","encoding":"base64","data":""}}`,                         // empty is text
+		`"payload":{"type":"t","revision":"","encoding":"text","data":""}}`,                           // canonical
+		`"payload":{"type":"t","revision":"","encoding":"base64","data":"YQ=="}}`,                     // "a" is text
+		`"payload":{"type":"t\u007f","revision":"","encoding":"text","data":""}}`,                     // DEL needs no escape
+		`"payload":{"type":"t\u001f","revision":"","encoding":"text","data":""}}`,                     // canonical
+		`"metadata":[{"key":"k","double":"1"}]}`,
+		`"metadata":[{"key":"k","double":"1.0"}]}`,
+		`"metadata":[{"key":"k","double":"1e0"}]}`,
+		`"metadata":[{"key":"k","double":"1e+21"}]}`,
+		`"metadata":[{"key":"k","double":"1e21"}]}`,
+		`"metadata":[{"key":"k","double":"+1"}]}`,
+		`"metadata":[{"key":"k","double":"5e-324"}]}`,
+		`"metadata":[{"key":"k","double":"4.9e-324"}]}`,
+		`"metadata":[]}`,
+		`"extra":"/w=="}`,
+		`"extra":"/x=="}`,
+		`"extra":"YQ=="}`,
+	} {
+		for _, head := range []string{
+			`{"token":1,"messageId":"m","timestamp":0,"time":"1970-01-01T00:00:00.000Z",`,
+			`{"token":1,"messageId":"m","aggregateId":"","aggregateType":"","sequence":0,"timestamp":0,"time":"1970-01-01T00:00:00.000Z",`,
+			`{"token":1,"messageId":"m","aggregateId":"","aggregateType":"","sequence":1,"timestamp":0,"time":"1970-01-01T00:00:00.000Z",`,
+			`{"token":1,"messageId":"m","timestamp":0,`,
+			`{"token":1,"messageId":"m","timestamp":-62135596800001,`,
+			`{"token":1,"messageId":"m","timestamp":-62135596800001,"time":"0000-12-31T23:59:59.999Z",`,
+			`{"token":1,"messageId":"m","timestamp":253402300799999,"time":"9999-12-31T23:59:59.999Z",`,
+		} {
+			check([]byte(head+tail+"\n"), false)
+			check([]byte(strings.Replace(head, `"token"`, `"position"`, 1)+tail+"\n"), true)
 		}
 	}
 }
