@@ -5,14 +5,26 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 )
 
 // Profiles for performance work (go run ./internal/bench -profile DIR sets them): AXARCHIVE_CPUPROFILE
 // and AXARCHIVE_MEMPROFILE name files that receive a CPU profile of the whole run and a heap profile
-// at its end. Not a user feature, so not a flag.
+// at its end; AXARCHIVE_TRACE an execution trace (go tool trace), which shows where a pipeline waits.
+// Not a user feature, so not a flag.
 func startProfiles() (stop func()) {
 	cpu, mem := os.Getenv("AXARCHIVE_CPUPROFILE"), os.Getenv("AXARCHIVE_MEMPROFILE")
-	var f *os.File
+	var f, tf *os.File
+	if name := os.Getenv("AXARCHIVE_TRACE"); name != "" {
+		var err error
+		if tf, err = os.Create(name); err == nil {
+			err = trace.Start(tf)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "axarchive: warning: trace: %v\n", err)
+			tf = nil
+		}
+	}
 	if cpu != "" {
 		var err error
 		if f, err = os.Create(cpu); err == nil {
@@ -24,6 +36,10 @@ func startProfiles() (stop func()) {
 		}
 	}
 	return func() {
+		if tf != nil {
+			trace.Stop()
+			tf.Close()
+		}
 		if f != nil {
 			pprof.StopCPUProfile()
 			f.Close()
