@@ -433,7 +433,7 @@ func (c *frameChecker) complete() error {
 // limit bytes is an error, found after at most one byte too many.
 type rawReader struct {
 	r      io.Reader
-	h      hash.Hash
+	h      hash.Hash // nil: not hashed
 	stream hash.Hash // optional: the reader's running stream digest
 	n      int64
 	limit  int64
@@ -447,14 +447,18 @@ func (r *rawReader) Read(p []byte) (int, error) {
 	if r.n+int64(n) > r.limit {
 		// Deliver nothing beyond the limit: the lines up to it are read, then this error.
 		n = int(r.limit - r.n)
-		r.h.Write(p[:n])
+		if r.h != nil {
+			r.h.Write(p[:n])
+		}
 		if r.stream != nil {
 			r.stream.Write(p[:n])
 		}
 		r.n = r.limit + 1
 		return n, fmt.Errorf("%w: decompresses to more than the %d bytes of the manifest", ErrCorrupt, r.limit)
 	}
-	r.h.Write(p[:n])
+	if r.h != nil {
+		r.h.Write(p[:n])
+	}
 	if r.stream != nil {
 		r.stream.Write(p[:n])
 	}
@@ -465,22 +469,25 @@ func (r *rawReader) Read(p []byte) (int, error) {
 // chunkReader reads the lines of one chunk file, checking everything against its ChunkInfo. It owns
 // the file it opens; the decoder and buffers are lent by its user and reused from chunk to chunk.
 type chunkReader struct {
-	info  *ChunkInfo
-	path  string // relative to the archive root, for errors
-	f     *os.File
-	src   frameChecker
-	dec   *zstd.Decoder
-	raw   rawReader
-	br    *bufio.Reader
-	long  []byte
-	lines int64
-	eof   bool
+	info    *ChunkInfo
+	path    string // relative to the archive root, for errors
+	f       *os.File
+	src     frameChecker
+	dec     *zstd.Decoder
+	raw     rawReader
+	rawHash hash.Hash // kept from chunk to chunk; raw.h is it or nil
+	br      *bufio.Reader
+	long    []byte
+	lines   int64
+	eof     bool
 }
 
 const readBufferBytes = 256 << 10
 
-// open opens the chunk file under root. streamHash, if not nil, is fed the decompressed bytes.
-func (c *chunkReader) open(root string, info *ChunkInfo, dec *zstd.Decoder, streamHash hash.Hash) error {
+// open opens the chunk file under root. streamHash, if not nil, is fed the decompressed bytes. With
+// contentVerified the decompressed bytes are not hashed: the caller knows that a full verification found
+// that these very file bytes (still hashed and compared with the manifest) decompress to rawSha256.
+func (c *chunkReader) open(root string, info *ChunkInfo, dec *zstd.Decoder, streamHash hash.Hash, contentVerified bool) error {
 	c.info, c.path = info, info.archivePath()
 	c.lines, c.eof = 0, false
 	f, fi, err := openRegular(root, c.path)
@@ -498,11 +505,17 @@ func (c *chunkReader) open(root string, info *ChunkInfo, dec *zstd.Decoder, stre
 		c.close()
 		return c.wrap(err)
 	}
-	if c.raw.h == nil {
-		c.raw.h = sha256.New()
+	h := c.rawHash
+	if contentVerified {
+		h = nil
+	} else {
+		if h == nil {
+			c.rawHash = sha256.New()
+			h = c.rawHash
+		}
+		h.Reset()
 	}
-	c.raw.h.Reset()
-	c.raw = rawReader{r: dec, h: c.raw.h, stream: streamHash, limit: info.RawSize}
+	c.raw = rawReader{r: dec, h: h, stream: streamHash, limit: info.RawSize}
 	if c.br == nil {
 		c.br = bufio.NewReaderSize(&c.raw, readBufferBytes)
 	} else {
@@ -606,8 +619,10 @@ func (c *chunkReader) finish() error {
 	if c.raw.n != c.info.RawSize {
 		fail("decompresses to %d bytes, the manifest says rawSize %d", c.raw.n, c.info.RawSize)
 	}
-	if sum := hexSum(c.raw.h); sum != c.info.RawSHA256 {
-		fail("decompressed sha256 is %s, the manifest says rawSha256 %s", sum, c.info.RawSHA256)
+	if c.raw.h != nil { // nil: contentVerified, and the file's digest above stands for its content
+		if sum := hexSum(c.raw.h); sum != c.info.RawSHA256 {
+			fail("decompressed sha256 is %s, the manifest says rawSha256 %s", sum, c.info.RawSHA256)
+		}
 	}
 	if c.lines != c.info.Records {
 		fail("holds %d records, the manifest says %d", c.lines, c.info.Records)

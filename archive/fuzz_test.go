@@ -73,7 +73,7 @@ func FuzzChunk(f *testing.F) {
 			t.Fatal(err)
 		}
 		var cr chunkReader
-		if err := cr.open(dir, &info, dec, nil); err != nil {
+		if err := cr.open(dir, &info, dec, nil, false); err != nil {
 			return
 		}
 		defer cr.close()

@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -23,6 +24,10 @@ type Archive struct {
 	m            *Manifest
 	manifestSum  string // SHA-256 of data/manifest.json as read by Open
 	manifestSize int64
+
+	// contentVerified: a full Verify found no problem, so every chunk file whose bytes still hash to
+	// the manifest's sha256 decompresses to its rawSha256 and the streams to their digests.
+	contentVerified atomic.Bool
 }
 
 // Open opens the complete archive in dir. It returns an error wrapping ErrIncomplete when dir holds an
@@ -78,7 +83,7 @@ func (a *Archive) chunks(stream string) []ChunkInfo {
 // Events returns an iterator over the events from token from on (0 or math.MinInt64 for all). When it
 // starts at the first chunk, the iterator also checks the stream digest at the end.
 func (a *Archive) Events(ctx context.Context, from int64) *Iterator {
-	return newIterator(ctx, a.dir, StreamEvents, a.chunks(StreamEvents), from, a.m.Events.SHA256)
+	return a.newIterator(ctx, StreamEvents, from, a.m.Events.SHA256)
 }
 
 // Snapshots returns an iterator over the snapshots in position order.
@@ -88,7 +93,7 @@ func (a *Archive) Snapshots(ctx context.Context) *Iterator {
 
 // SnapshotsFrom returns an iterator over the snapshots from position from on.
 func (a *Archive) SnapshotsFrom(ctx context.Context, from int64) *Iterator {
-	return newIterator(ctx, a.dir, StreamSnapshots, a.chunks(StreamSnapshots), from, a.m.Snapshots.SHA256)
+	return a.newIterator(ctx, StreamSnapshots, from, a.m.Snapshots.SHA256)
 }
 
 // Iterator reads the records of one stream, in order, verifying as it goes:
@@ -102,7 +107,10 @@ func (a *Archive) SnapshotsFrom(ctx context.Context, from int64) *Iterator {
 //
 // It never ends cleanly on data it has not checked: a chunk's end is reported only after its size,
 // SHA-256 digests, record count, first and last token and zstd checksum matched the manifest, and the
-// tokens of all lines increase within the chunk's bounds. Lines are checked to be canonical records
+// tokens of all lines increase within the chunk's bounds. Once Verify has checked the whole Archive
+// without finding a problem, the digests of the decompressed lines (rawSha256 and the stream digest)
+// are not computed again: decompression is a function of the file's bytes, whose SHA-256 is still
+// compared, so they would only repeat what Verify proved, at the cost of hashing every line twice. Lines are checked to be canonical records
 // only when Record is called. Errors are *Error values naming the file, line and token. An Iterator is
 // not safe for concurrent use; Close releases its file and decoder.
 type Iterator struct {
@@ -113,7 +121,9 @@ type Iterator struct {
 	chunks     []ChunkInfo
 	from       int64
 	wantDigest string
-	digest     hash.Hash // nil when not reading from the first chunk
+	digest     hash.Hash // nil when not reading from the first chunk, or contentVerified
+
+	contentVerified bool // the Archive was fully verified: hashing the chunk files is enough
 
 	dec    *zstd.Decoder
 	cr     chunkReader
@@ -133,13 +143,18 @@ type Iterator struct {
 	done    bool
 }
 
-func newIterator(ctx context.Context, root, stream string, chunks []ChunkInfo, from int64, digest string) *Iterator {
-	it := &Iterator{ctx: ctx, root: root, stream: stream, chunks: chunks, from: from, wantDigest: digest, prev: math.MinInt64}
+func (a *Archive) newIterator(ctx context.Context, stream string, from int64, digest string) *Iterator {
+	return newIterator(ctx, a.dir, stream, a.chunks(stream), from, digest, a.contentVerified.Load())
+}
+
+func newIterator(ctx context.Context, root, stream string, chunks []ChunkInfo, from int64, digest string, contentVerified bool) *Iterator {
+	it := &Iterator{ctx: ctx, root: root, stream: stream, chunks: chunks, from: from, wantDigest: digest, prev: math.MinInt64,
+		contentVerified: contentVerified}
 	it.prefix = eventPrefix
 	if stream == StreamSnapshots {
 		it.prefix = snapshotPrefix
 	}
-	if len(chunks) == 0 || chunks[0].Last >= from {
+	if !contentVerified && (len(chunks) == 0 || chunks[0].Last >= from) {
 		it.digest = sha256.New()
 	}
 	return it
@@ -171,7 +186,7 @@ func (it *Iterator) Next() bool {
 				}
 				it.dec = dec
 			}
-			if err := it.cr.open(it.root, c, it.dec, it.digest); err != nil {
+			if err := it.cr.open(it.root, c, it.dec, it.digest, it.contentVerified); err != nil {
 				it.err = err
 				return false
 			}

@@ -3,6 +3,7 @@ package archive
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -236,4 +237,63 @@ func TestIteratorCancelled(t *testing.T) {
 	}
 	require.ErrorIs(t, it.Err(), context.Canceled)
 	assert.Less(t, n, 1000)
+}
+
+// After a full verification without problems, iterators stop hashing the decompressed lines, as the chunk
+// files' digests stand for them: a chunk file changed after the verification is still caught, and a
+// quick or failed verification, which proved nothing about the content, leaves the hashing on.
+func TestIteratorAfterVerify(t *testing.T) {
+	ctx := context.Background()
+	readErr := func(a *Archive) error {
+		it := a.Events(ctx, 0)
+		defer it.Close()
+		for it.Next() {
+		}
+		return it.Err()
+	}
+	t.Run("verified", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "a")
+		goldenArchive(t, dir)
+		a := mustOpen(t, dir)
+		want := readAll(t, a, StreamEvents)
+		_, err := a.Verify(ctx, VerifyOptions{})
+		require.NoError(t, err)
+		it := a.Events(ctx, 0)
+		assert.True(t, it.contentVerified)
+		assert.Nil(t, it.digest)
+		require.NoError(t, it.Close())
+		assert.Equal(t, want, readAll(t, a, StreamEvents))
+	})
+	t.Run("chunk replaced after the verification", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "a")
+		goldenArchive(t, dir)
+		a := mustOpen(t, dir)
+		_, err := a.Verify(ctx, VerifyOptions{})
+		require.NoError(t, err)
+		// Same tokens, same number of lines, a valid frame: only the file's digest tells.
+		raw := bytes.Replace(chunkRaw(t, dir, 1), []byte(`"messageId":"`), []byte(`"messageId":"x`), 1)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, chunk1), zstdCompress(raw), 0o644))
+		err = readErr(a)
+		require.ErrorIs(t, err, ErrCorrupt)
+		var ae *Error
+		require.ErrorAs(t, err, &ae)
+		assert.Equal(t, chunk1, ae.Path)
+	})
+	for _, quick := range []bool{true, false} {
+		t.Run(fmt.Sprintf("forged rawSha256, quick=%v", quick), func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "a")
+			goldenArchive(t, dir)
+			reseal(t, dir, func(m *Manifest) { m.Chunks[1].RawSHA256 = strings.Repeat("0", 64) })
+			a := mustOpen(t, dir)
+			_, err := a.Verify(ctx, VerifyOptions{Quick: quick})
+			if quick {
+				require.NoError(t, err) // the quick check never decompresses
+			} else {
+				require.ErrorIs(t, err, ErrVerify)
+			}
+			err = readErr(a)
+			require.ErrorIs(t, err, ErrCorrupt)
+			assert.Contains(t, err.Error(), "rawSha256")
+		})
+	}
 }

@@ -131,7 +131,8 @@ func (v *verifier) problems(err error) {
 // and continuity (or the declared gaps), first and last tokens, per-type counts, the stream digests and
 // the fingerprint. It reports every problem, not just the first. It returns an error wrapping ErrVerify
 // when it found any, the context's error when cancelled, and nil otherwise; the report is returned in
-// every case.
+// every case. After a full verification without problems, the Archive's iterators no longer hash what
+// they decompress (see Iterator).
 func (a *Archive) Verify(ctx context.Context, opts VerifyOptions) (*VerifyReport, error) {
 	v := &verifier{ctx: ctx, a: a, opts: opts, report: &VerifyReport{Quick: opts.Quick},
 		found: map[string]int64{}, sums: map[string]string{}}
@@ -157,6 +158,9 @@ func (a *Archive) Verify(ctx context.Context, opts VerifyOptions) (*VerifyReport
 	}
 	if v.report.ProblemCount > 0 {
 		return v.report, fmt.Errorf("%w: %d problems", ErrVerify, v.report.ProblemCount)
+	}
+	if !opts.Quick {
+		a.contentVerified.Store(true)
 	}
 	return v.report, nil
 }
@@ -616,7 +620,7 @@ func (v *verifier) readChunk(ctx context.Context, i int, dec *zstd.Decoder, dige
 	}
 	b.firstLine = 1
 	var cr chunkReader
-	err := cr.open(v.a.dir, info, dec, digest)
+	err := cr.open(v.a.dir, info, dec, digest, false)
 	if err != nil {
 		b.end, b.chunkErrs, b.partial = true, err, true
 		return send(b)

@@ -937,5 +937,5 @@ func (w *Writer) CommittedEvents(ctx context.Context) *Iterator {
 			chunks = append(chunks, c)
 		}
 	}
-	return newIterator(ctx, w.dir, StreamEvents, chunks, w.opts.Range.First, "")
+	return newIterator(ctx, w.dir, StreamEvents, chunks, w.opts.Range.First, "", false)
 }
