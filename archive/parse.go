@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/base64"
 	"math"
+	"slices"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // recordParser parses canonical record lines fast: readers and verification parse every record, and
@@ -23,6 +25,12 @@ type recordParser struct {
 	strs  []byte // string contents of the record, then one string
 	bins  []byte // byte contents (payload data, bytes values, extra)
 	metas []pmeta
+
+	// lend: the Record shares the buffers above (VisitEvent) instead of owning copies.
+	lend     bool
+	lentRec  Record
+	lentMeta []Meta
+	lentObj  Object
 }
 
 type span struct{ a, b int }
@@ -53,6 +61,23 @@ func (p *Parser) ParseEvent(line []byte, r *Record) error { return p.p.parse(lin
 
 // ParseSnapshot is ParseSnapshotJSON.
 func (p *Parser) ParseSnapshot(line []byte, r *Record) error { return p.p.parse(line, r, true) }
+
+// VisitEvent parses line as ParseEvent does and lends the record to fn, which must not keep it or
+// anything in it: its strings and byte slices share the Parser's buffers and change with the next line.
+// Readers that turn every record into something else at once (import encodes each as protobuf) are spared
+// the allocations of a record that owns its memory. It returns the parse error, or fn's.
+func (p *Parser) VisitEvent(line []byte, fn func(*Record) error) error {
+	r := &p.p.lentRec
+	p.p.lend = true
+	ok := p.p.fast(line, r, false)
+	p.p.lend = false
+	if !ok {
+		if err := ParseEventJSON(line, r); err != nil {
+			return err
+		}
+	}
+	return fn(r)
+}
 
 // parse parses line (with or without its final LF) into r. It reports an error exactly when
 // ParseEventJSON (ParseSnapshotJSON) would, and then returns that function's error.
@@ -157,11 +182,16 @@ func (p *recordParser) fast(line []byte, r *Record, snapshot bool) bool {
 		return false
 	}
 
-	// Materialise: one string for all strings, one slice for all bytes.
-	s := string(p.strs)
+	// Materialise: one string for all strings, one slice for all bytes; or, lending, no copy at all.
+	var s string
 	var bins []byte
-	if len(p.bins) > 0 {
-		bins = append([]byte(nil), p.bins...)
+	if p.lend {
+		s, bins = unsafe.String(unsafe.SliceData(p.strs), len(p.strs)), p.bins
+	} else {
+		s = string(p.strs)
+		if len(p.bins) > 0 {
+			bins = append([]byte(nil), p.bins...)
+		}
 	}
 	str := func(x span) string { return s[x.a:x.b] }
 	bin := func(x span) []byte { return bins[x.a:x.b:x.b] }
@@ -174,14 +204,24 @@ func (p *recordParser) fast(line []byte, r *Record, snapshot bool) bool {
 	}
 	rec.MessageID, rec.AggregateID, rec.AggregateType = str(msgID), str(aggID), str(aggType)
 	if hasPayload {
-		o := obj(payload)
-		rec.Payload = &o
+		if p.lend {
+			p.lentObj = obj(payload)
+			rec.Payload = &p.lentObj
+		} else {
+			o := obj(payload)
+			rec.Payload = &o
+		}
 	}
 	if len(p.metas) > 0 {
-		rec.Metadata = make([]Meta, len(p.metas))
+		if p.lend {
+			p.lentMeta = slices.Grow(p.lentMeta[:0], len(p.metas))[:len(p.metas)]
+			rec.Metadata = p.lentMeta
+		} else {
+			rec.Metadata = make([]Meta, len(p.metas))
+		}
 		for i, m := range p.metas {
 			out := &rec.Metadata[i]
-			out.Key, out.Kind = str(m.key), m.kind
+			*out = Meta{Key: str(m.key), Kind: m.kind} // a lent one may hold the last line's values
 			switch m.kind {
 			case MetaText:
 				out.Text = str(m.text)

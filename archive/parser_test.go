@@ -3,6 +3,9 @@ package archive
 import (
 	"errors"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestParser checks that a Parser, reused from line to line, gives what ParseEventJSON and
@@ -34,4 +37,42 @@ func TestParser(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestVisitEvent checks that the lent record is the record ParseEvent gives, line after line through one
+// Parser (nothing of an earlier line shows through), that errors are ParseEvent's or fn's, and that
+// lending allocates nothing.
+func TestVisitEvent(t *testing.T) {
+	var p Parser
+	recs := append(edgeEvents(0), plainEvents(100, 20)...)
+	// Every record after every other, so that each lent buffer held something else before.
+	for _, i := range []int{0, 1} {
+		for j := range recs {
+			for _, r := range []Record{recs[j], recs[(j+i+1)%len(recs)]} {
+				line := AppendEventJSON(nil, &r)
+				var got []byte
+				require.NoError(t, p.VisitEvent(line, func(lent *Record) error {
+					got = AppendEventJSON(nil, lent)
+					return nil
+				}))
+				require.Equal(t, string(line), string(got))
+			}
+		}
+	}
+	line := AppendEventJSON(nil, &recs[len(recs)-1])
+	bad := append([]byte(nil), line...)
+	bad[len(bad)-2] = ','
+	called := false
+	err := p.VisitEvent(bad, func(*Record) error { called = true; return nil })
+	require.Error(t, err)
+	assert.Equal(t, ParseEventJSON(bad, new(Record)).Error(), err.Error())
+	assert.False(t, called)
+	stop := errors.New("stop")
+	assert.Equal(t, stop, p.VisitEvent(line, func(*Record) error { return stop }))
+
+	var n int
+	allocs := testing.AllocsPerRun(100, func() {
+		_ = p.VisitEvent(line, func(r *Record) error { n += len(r.MessageID); return nil })
+	})
+	assert.Zero(t, allocs)
 }

@@ -206,8 +206,8 @@ func (im *importer) walkEvents(ctx context.Context, from int64, fn func(*archive
 // transactions the import will make.
 func (im *importer) sizeScan(ctx context.Context, plan *Plan) error {
 	t := sizeTally{im: im}
-	err := im.eachEventParallel(ctx, plan.StartAt, func(r *archive.Record) error {
-		t.add(r.Token, encodedSize(r))
+	err := im.eachEncodedEvent(ctx, plan.StartAt, func(token int64, event []byte) error {
+		t.add(token, int64(len(event)))
 		return t.err
 	})
 	t.apply(plan)
@@ -288,8 +288,8 @@ func (im *importer) importEvents(ctx context.Context, plan *Plan) error {
 		defer close(txs)
 		tx := &transaction{}
 		var slab []byte // the events are encoded one after the other into it, not each into its own
-		err := im.eachEventParallel(ctx, plan.StartAt, func(r *archive.Record) error {
-			n := encodedSize(r)
+		err := im.eachEncodedEvent(ctx, plan.StartAt, func(token int64, event []byte) error {
+			n := int64(len(event))
 			if len(tx.events) > 0 && (len(tx.events) >= im.maxTx || tx.bytes+n > im.maxBytes) {
 				select {
 				case txs <- tx:
@@ -299,14 +299,14 @@ func (im *importer) importEvents(ctx context.Context, plan *Plan) error {
 				tx = &transaction{}
 			}
 			if len(tx.events) == 0 {
-				tx.first = r.Token
+				tx.first = token
 			}
-			tx.tokens = append(tx.tokens, r.Token)
+			tx.tokens = append(tx.tokens, token)
 			if int64(cap(slab)-len(slab)) < n {
 				slab = make([]byte, 0, max(n, slabBytes))
 			}
 			start := len(slab)
-			slab = codec.Encode(slab, r)
+			slab = append(slab, event...)
 			tx.events = append(tx.events, slab[start:len(slab):len(slab)])
 			tx.bytes += n
 			return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/axarchive/axarchive/archive"
+	"github.com/axarchive/axarchive/internal/codec"
 	"github.com/axarchive/axarchive/internal/ordered"
 )
 
@@ -12,8 +13,8 @@ import (
 // event, and the batches in flight stay a few MiB.
 const recBatchSize = 512
 
-// recBatch carries archive lines from the reading goroutine to a parsing worker, and their records on to
-// the caller of eachEventParallel.
+// recBatch carries archive lines from the reading goroutine to a worker, and the events encoded from them
+// on to the caller of eachEncodedEvent.
 type recBatch struct {
 	tokens []int64
 	lines  []byte
@@ -21,46 +22,54 @@ type recBatch struct {
 	paths  []string // chunk path and line number of each line, for errors
 	lineNo []int64
 
-	recs   []archive.Record
-	perr   error // the error parsing line perrAt; the lines before it parsed
-	perrAt int
-	rerr   error // the error that ended the reading, after the lines of this batch
+	events    []byte // the protobuf Events, one after the other
+	eventEnds []int
+	perr      error // the error parsing line perrAt; the lines before it parsed
+	perrAt    int
+	rerr      error // the error that ended the reading, after the lines of this batch
 }
 
 func (b *recBatch) Reset() {
 	b.tokens, b.lines, b.ends, b.paths, b.lineNo = b.tokens[:0], b.lines[:0], b.ends[:0], b.paths[:0], b.lineNo[:0]
+	b.events, b.eventEnds = b.events[:0], b.eventEnds[:0]
 	b.perr, b.perrAt, b.rerr = nil, 0, nil
 }
 
-func (b *recBatch) parse(p *archive.Parser) {
-	if cap(b.recs) < len(b.tokens) {
-		b.recs = make([]archive.Record, len(b.tokens))
-	}
-	b.recs = b.recs[:len(b.tokens)]
+// encode parses each line and encodes its event, the record lent by the parser only for that.
+func (b *recBatch) encode(p *archive.Parser) {
 	start := 0
 	for i, end := range b.ends {
-		if err := p.ParseEvent(b.lines[start:end], &b.recs[i]); err != nil {
+		err := p.VisitEvent(b.lines[start:end], func(r *archive.Record) error {
+			b.events = codec.Encode(b.events, r)
+			return nil
+		})
+		if err != nil {
 			b.perr = &archive.Error{Path: b.paths[i], Line: b.lineNo[i], Token: b.tokens[i], Err: err}
 			b.perrAt = i
 			return
 		}
+		b.eventEnds = append(b.eventEnds, len(b.events))
 		start = end
 	}
 }
 
-// eachEventParallel is eachEvent with the lines parsed on all cores: one goroutine reads (decompresses and
-// hashes) the archive, workers parse batches of lines, and fn is called on the calling goroutine for every
-// record in token order, with the same records and errors as eachEvent. The record passed to fn is valid
-// only during the call.
-func (im *importer) eachEventParallel(ctx context.Context, from int64, fn func(*archive.Record) error) error {
+// eachEncodedEvent calls fn, in token order, with the token and the protobuf Event (as codec.Encode
+// writes it) of every archive event from token from on, across the chain, with the same errors as
+// eachEvent. One goroutine reads (decompresses and hashes) the archive and workers parse and encode
+// batches of lines on all cores. The event passed to fn is valid only during the call.
+func (im *importer) eachEncodedEvent(ctx context.Context, from int64, fn func(token int64, event []byte) error) error {
 	if ordered.Workers() < 2 {
-		return im.eachEvent(ctx, from, fn)
+		var buf []byte
+		return im.eachEvent(ctx, from, func(r *archive.Record) error {
+			buf = codec.Encode(buf[:0], r)
+			return fn(r.Token, buf)
+		})
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	p := ordered.New(func() *recBatch { return new(recBatch) }, func() func(*recBatch) {
 		var parser archive.Parser // one per worker: it reuses its buffers
-		return func(b *recBatch) { b.parse(&parser) }
+		return func(b *recBatch) { b.encode(&parser) }
 	})
 	go func() {
 		defer p.Finish()
@@ -73,14 +82,16 @@ func (im *importer) eachEventParallel(ctx context.Context, from int64, fn func(*
 	return err
 }
 
-func deliver(b *recBatch, fn func(*archive.Record) error) error {
-	for i := range b.recs {
-		if b.perr != nil && i == b.perrAt {
-			return b.perr
-		}
-		if err := fn(&b.recs[i]); err != nil {
+func deliver(b *recBatch, fn func(int64, []byte) error) error {
+	start := 0
+	for i, end := range b.eventEnds {
+		if err := fn(b.tokens[i], b.events[start:end:end]); err != nil {
 			return err
 		}
+		start = end
+	}
+	if b.perr != nil {
+		return b.perr
 	}
 	return b.rerr
 }
