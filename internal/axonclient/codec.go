@@ -13,7 +13,7 @@ import (
 // so that an archive holds exactly the bytes the server stored, and because decoding every event into
 // generated structs costs more than the rest of an export together.
 //
-// When Codec fills a RawFrame, Data is a fresh slice owned by the receiver. When Codec sends one, Data is
+// When Codec fills a RawFrame, Data is owned by the receiver: the array Data had, if large enough, or a fresh one. When Codec sends one, Data is
 // handed to gRPC as is and must not be modified until the call that sends it has returned.
 type RawFrame struct {
 	Data []byte
@@ -49,10 +49,16 @@ func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 }
 
 // Unmarshal copies the frame into a *RawFrame, whose Data is then owned by the caller (gRPC recycles its own
-// buffers once Unmarshal returns), or decodes it into a generated message.
+// buffers once Unmarshal returns): into Data's own array when it is not nil and large enough, which lets a
+// stream reuse one buffer, or else into a fresh slice. Or it decodes the frame into a generated message.
 func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	switch m := v.(type) {
 	case *RawFrame:
+		if n := data.Len(); n <= cap(m.Data) && m.Data != nil {
+			m.Data = m.Data[:n]
+			data.CopyTo(m.Data)
+			return nil
+		}
 		m.Data = data.Materialize()
 		if m.Data == nil {
 			m.Data = []byte{}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
@@ -93,4 +94,31 @@ func FuzzParseEventWithToken(f *testing.F) {
 		require.NoError(t, err)
 		assert.True(t, bytes.Equal(wantBytes, gotBytes), "%x != %x", wantBytes, gotBytes)
 	})
+}
+
+// The codec receives a frame into the RawFrame's own array when it is large enough (a stream's one
+// buffer), and into a fresh one otherwise, so that a frame a caller kept is never overwritten.
+func TestCodecReusesFrameBuffer(t *testing.T) {
+	msg := mem.BufferSlice{mem.SliceBuffer([]byte("abc")), mem.SliceBuffer([]byte("de"))}
+	var f axonclient.RawFrame
+	require.NoError(t, axonclient.Codec{}.Unmarshal(msg, &f))
+	require.Equal(t, "abcde", string(f.Data))
+	kept := f.Data
+
+	f.Data = make([]byte, 0, 8)
+	own := f.Data[:8]
+	require.NoError(t, axonclient.Codec{}.Unmarshal(msg, &f))
+	require.Equal(t, "abcde", string(f.Data))
+	assert.Same(t, &own[0], &f.Data[0], "large enough: reused")
+
+	f.Data = make([]byte, 0, 4)
+	small := f.Data[:4]
+	require.NoError(t, axonclient.Codec{}.Unmarshal(msg, &f))
+	require.Equal(t, "abcde", string(f.Data))
+	assert.NotSame(t, &small[0], &f.Data[0], "too small: fresh")
+
+	f.Data = nil
+	require.NoError(t, axonclient.Codec{}.Unmarshal(mem.BufferSlice{}, &f))
+	assert.NotNil(t, f.Data, "an empty frame is an empty event, not a missing one")
+	assert.Equal(t, "abcde", string(kept))
 }

@@ -15,6 +15,9 @@ import (
 	"github.com/axarchive/axarchive/internal/axonpb"
 )
 
+// maxKeptFrame is the largest receive buffer an EventStream keeps from one event to the next.
+const maxKeptFrame = 1 << 20
+
 // MaxPermits is the most permits a ListEvents stream may have outstanding: Axon Server casts the permit
 // count to a 32-bit int (AXON.md 2.2).
 const MaxPermits = int64(1<<31 - 1)
@@ -80,11 +83,15 @@ var clientID = func() string {
 }()
 
 // Recv returns the next event: its token and the exact bytes of the protobuf Event as the server sent
-// them, sliced out of the received frame (the slice is owned by the caller). It returns io.EOF when the
-// server completed the stream, which it does only after CloseSend; any other failure is an *Error (a lost
-// connection matches ErrUnavailable), after which the stream is finished.
+// them, sliced out of the received frame, which is valid until the next call: the stream receives every
+// frame into the same buffer. It returns io.EOF when the server completed the stream, which it does only
+// after CloseSend; any other failure is an *Error (a lost connection matches ErrUnavailable), after which
+// the stream is finished.
 func (s *EventStream) Recv() (token int64, event []byte, err error) {
-	s.frame.Data = nil
+	if cap(s.frame.Data) > maxKeptFrame {
+		s.frame.Data = nil // one huge event should not pin its buffer for the rest of the stream
+	}
+	s.frame.Data = s.frame.Data[:0]
 	if err := s.cs.RecvMsg(&s.frame); err != nil {
 		if errors.Is(err, io.EOF) {
 			return 0, nil, io.EOF

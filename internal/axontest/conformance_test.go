@@ -1017,3 +1017,18 @@ func drain(t *testing.T, stream grpc.ClientStream) [][]byte {
 		out = append(out, m.b)
 	}
 }
+
+// DeleteContext empties a context; the others keep their data.
+func TestDeleteContext(t *testing.T) {
+	s := axontest.NewServer(t)
+	require.NoError(t, s.Load("a", [][]byte{ev("x", 0), ev("x", 1)}))
+	require.NoError(t, s.LoadSnapshots("a", [][]byte{snapshot("x", 1)}))
+	require.NoError(t, s.Load("b", [][]byte{ev("y", 0)}))
+	s.DeleteContext("a")
+	assert.Equal(t, []string{"b"}, s.Contexts())
+	assert.Equal(t, 0, s.EventCount("a"))
+	assert.Equal(t, 0, s.SnapshotCount("a"))
+	assert.Equal(t, int64(-1), s.LastToken("a"))
+	assert.Equal(t, 1, s.EventCount("b"))
+	require.NoError(t, s.Load("a", [][]byte{ev("x", 0)}), "a deleted context starts afresh")
+}
