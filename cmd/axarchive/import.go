@@ -10,7 +10,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/axonclient"
 	"github.com/axarchive/axarchive/internal/writer"
 )
@@ -139,7 +138,11 @@ func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) e
 	})
 	o.opts.Warn = rep.warn
 	o.conn.reportRetries(rep.warn)
-	if err := openArchives(o.dirs); err != nil {
+	// Opened before the server is dialled, so that a directory that is not an archive, or an incomplete
+	// one, is reported as such (exit 3) and not hidden behind a connection error; the same archives then
+	// serve the import and its check.
+	archives, err := writer.OpenArchives(o.dirs)
+	if err != nil {
 		rep.finish()
 		return err
 	}
@@ -150,7 +153,7 @@ func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) e
 	}
 	defer conn.Close()
 	start := time.Now()
-	plan, err := writer.Import(ctx, conn, o.dirs, o.opts)
+	plan, err := writer.ImportArchives(ctx, conn, archives, o.opts)
 	if err == nil {
 		progress.Phase.Store("done") // the final progress sample counts events, not snapshots
 	}
@@ -180,7 +183,7 @@ func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) e
 		first := plan.TargetFirst
 		copts.TargetFirst = &first
 	}
-	d, err := writer.Compare(ctx, conn, o.dirs, copts)
+	d, err := writer.CompareArchives(ctx, conn, archives, copts)
 	if err != nil {
 		diff := "axarchive diff " + o.diffFlagsLine
 		if o.opts.Renumber {
@@ -256,7 +259,8 @@ Exit status: 0 equal, 1 error, 2 usage, 3 archive invalid, 4 the target differs.
 			if err != nil {
 				return err
 			}
-			if err := openArchives(dirs); err != nil {
+			archives, err := writer.OpenArchives(dirs)
+			if err != nil {
 				return err
 			}
 			conn, err := co.dial(c.Context, c.App.ErrWriter)
@@ -272,7 +276,7 @@ Exit status: 0 equal, 1 error, 2 usage, 3 archive invalid, 4 the target differs.
 				}
 				copts.TargetFirst = &first
 			}
-			d, err := writer.Compare(c.Context, conn, dirs, copts)
+			d, err := writer.CompareArchives(c.Context, conn, archives, copts)
 			if err != nil {
 				return err
 			}
@@ -289,14 +293,3 @@ type continueError struct {
 
 func (e *continueError) Error() string { return e.err.Error() }
 func (e *continueError) Unwrap() error { return e.err }
-
-// openArchives opens each archive before the server is dialled, so that a directory that is not an
-// archive, or an incomplete one, is reported as such (exit 3) and not hidden behind a connection error.
-func openArchives(dirs []string) error {
-	for _, dir := range dirs {
-		if _, err := archive.Open(dir); err != nil {
-			return err
-		}
-	}
-	return nil
-}

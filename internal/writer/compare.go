@@ -11,6 +11,7 @@ import (
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/axonclient"
 	"github.com/axarchive/axarchive/internal/codec"
+	"github.com/axarchive/axarchive/internal/ordered"
 )
 
 // Diff is the verdict of Compare.
@@ -54,13 +55,19 @@ type CompareOptions struct {
 // Compare streams the target context and compares it with the archives (one archive or a chain), event
 // by event (token, identity and bytes) and snapshot by snapshot.
 func Compare(ctx context.Context, conn *axonclient.Conn, dirs []string, opts CompareOptions) (*Diff, error) {
-	if opts.MaxDifferences <= 0 {
-		opts.MaxDifferences = 20
-	}
-	im, err := newImporter(conn, dirs, Options{})
+	archives, err := OpenArchives(dirs)
 	if err != nil {
 		return nil, err
 	}
+	return CompareArchives(ctx, conn, archives, opts)
+}
+
+// CompareArchives is Compare of archives already open.
+func CompareArchives(ctx context.Context, conn *axonclient.Conn, archives []*archive.Archive, opts CompareOptions) (*Diff, error) {
+	if opts.MaxDifferences <= 0 {
+		opts.MaxDifferences = 20
+	}
+	im := newImporter(conn, archives, Options{})
 	first := im.archives[0].Manifest().Events.Range.First
 	last := im.archives[len(im.archives)-1].Manifest().Events.Range.Last
 	d := &Diff{ArchiveFingerprint: im.archives[len(im.archives)-1].Manifest().Fingerprint}
@@ -99,9 +106,6 @@ func Compare(ctx context.Context, conn *axonclient.Conn, dirs []string, opts Com
 		defer close(archiveLines)
 		readErr <- im.eachLine(ctx, first, archiveLines, free)
 	}()
-	var line []byte
-	var rec archive.Record
-	var dec codec.Shared // rec shares raw, which is not kept
 	var batch *lineBatch
 	var next int // index of the next line in batch
 	nextLine := func() (int64, []byte, bool) {
@@ -123,42 +127,43 @@ func Compare(ctx context.Context, conn *axonclient.Conn, dirs []string, opts Com
 		next++
 		return batch.tokens[next-1], batch.lines[start:batch.ends[next-1]], true
 	}
+	compare := func(token int64, raw, line []byte, decodeErr error) error {
+		wantToken, wantLine, ok := nextLine()
+		if !ok {
+			d.add(opts.MaxDifferences, "token %d: in the target, not in the archive", token)
+			return nil
+		}
+		d.Events++
+		if opts.Progress != nil {
+			opts.Progress.Events.Add(1)
+		}
+		if decodeErr != nil {
+			d.add(opts.MaxDifferences, "token %d: the target's event cannot be read exactly: %v", token, decodeErr)
+			return nil
+		}
+		fp.WriteEventLine(line)
+		if !renumbered && wantToken != token {
+			d.add(opts.MaxDifferences, "token %d: the target holds it where the archive has token %d", token, wantToken)
+			return nil
+		}
+		if !bytes.Equal(afterToken(line), afterToken(wantLine)) {
+			var want, got archive.Record
+			if err := archive.ParseEventJSON(wantLine, &want); err != nil {
+				return fmt.Errorf("the archive's event at token %d: %w", wantToken, err)
+			}
+			if err := codec.Decode(raw, &got); err != nil {
+				return err // decoded once already
+			}
+			d.add(opts.MaxDifferences, "token %d: %s", token, describeDifference(codec.Encode(nil, &want), codec.Encode(nil, &got)))
+		}
+		return nil
+	}
 	if targetLast >= targetFirst {
 		if head < targetLast {
 			d.add(opts.MaxDifferences, "the target ends at token %d, the archive at token %d: %d events missing", head, targetLast, targetLast-head)
 		}
-		err = streamTarget(ctx, conn, targetFirst, min(head, targetLast), func(token int64, raw []byte) error {
-			wantToken, wantLine, ok := nextLine()
-			if !ok {
-				d.add(opts.MaxDifferences, "token %d: in the target, not in the archive", token)
-				return nil
-			}
-			d.Events++
-			rec.Token = token
-			if err := dec.Decode(raw, &rec); err != nil {
-				d.add(opts.MaxDifferences, "token %d: the target's event cannot be read exactly: %v", token, err)
-				return nil
-			}
-			line = archive.AppendEventJSON(line[:0], &rec)
-			fp.WriteEventLine(line)
-			if !renumbered && wantToken != token {
-				d.add(opts.MaxDifferences, "token %d: the target holds it where the archive has token %d", token, wantToken)
-				return nil
-			}
-			if !bytes.Equal(afterToken(line), afterToken(wantLine)) {
-				var want archive.Record
-				if err := archive.ParseEventJSON(wantLine, &want); err != nil {
-					return fmt.Errorf("the archive's event at token %d: %w", wantToken, err)
-				}
-				d.add(opts.MaxDifferences, "token %d: %s", token, describeDifference(codec.Encode(nil, &want), codec.Encode(nil, &rec)))
-			}
-			if opts.Progress != nil {
-				opts.Progress.Events.Add(1)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("read the target's events: %w", err)
+		if err := compareTarget(ctx, conn, targetFirst, min(head, targetLast), compare); err != nil {
+			return nil, err
 		}
 	}
 	cancel()
@@ -310,6 +315,97 @@ func compareSnapshots(ctx context.Context, conn *axonclient.Conn, im *importer, 
 		for _, r := range target[id] {
 			d.add(maxDiffs, "aggregate %q: a snapshot of sequence %d is in the target, not in the archive", id, r.Sequence)
 		}
+	}
+	return nil
+}
+
+// targetBatch carries the target's events from the stream to a converting worker, and their canonical
+// lines on to the comparison.
+type targetBatch struct {
+	tokens []int64
+	raw    []byte
+	ends   []int // raw[ends[i-1]:ends[i]] is event i
+	lines  []byte
+	lEnds  []int
+	errs   []error // decoding event i, or nil
+}
+
+func (b *targetBatch) Reset() {
+	b.tokens, b.raw, b.ends, b.lines, b.lEnds, b.errs = b.tokens[:0], b.raw[:0], b.ends[:0], b.lines[:0], b.lEnds[:0], b.errs[:0]
+}
+
+const targetBatchSize = 1024
+
+func (b *targetBatch) convert() {
+	var rec archive.Record
+	var dec codec.Shared // rec shares b.raw, which stays put until the batch is recycled
+	start := 0
+	for i, end := range b.ends {
+		rec.Token = b.tokens[i]
+		err := dec.Decode(b.raw[start:end], &rec)
+		if err == nil {
+			b.lines = archive.AppendEventJSON(b.lines, &rec)
+		}
+		b.errs = append(b.errs, err)
+		b.lEnds = append(b.lEnds, len(b.lines))
+		start = end
+	}
+}
+
+// compareTarget streams the target's events from..to and calls fn with each, in token order, with its
+// canonical line (or the error decoding it), converting on all cores. The slices passed to fn are valid
+// only during the call.
+func compareTarget(ctx context.Context, conn *axonclient.Conn, from, to int64, fn func(token int64, raw, line []byte, decodeErr error) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	p := ordered.New(func() *targetBatch { return new(targetBatch) }, func() func(*targetBatch) {
+		return (*targetBatch).convert
+	})
+	var streamErr error
+	go func() {
+		defer p.Finish()
+		var s *ordered.Slot[*targetBatch]
+		streamErr = streamTarget(ctx, conn, from, to, func(token int64, raw []byte) error {
+			if s == nil {
+				var err error
+				if s, err = p.Get(ctx); err != nil {
+					return err
+				}
+			}
+			b := s.Batch
+			b.tokens = append(b.tokens, token)
+			b.raw = append(b.raw, raw...)
+			b.ends = append(b.ends, len(b.raw))
+			if len(b.tokens) < targetBatchSize {
+				return nil
+			}
+			err := p.Submit(ctx, s)
+			s = nil
+			return err
+		})
+		if s != nil {
+			if streamErr == nil && len(s.Batch.tokens) > 0 {
+				_ = p.Submit(ctx, s)
+			} else {
+				p.Release(s)
+			}
+		}
+	}()
+	err := p.Drain(func(b *targetBatch) error {
+		start, lstart := 0, 0
+		for i, end := range b.ends {
+			if err := fn(b.tokens[i], b.raw[start:end], b.lines[lstart:b.lEnds[i]], b.errs[i]); err != nil {
+				return err
+			}
+			start, lstart = end, b.lEnds[i]
+		}
+		return nil
+	}, cancel)
+	if err != nil {
+		return err
+	}
+	if streamErr != nil {
+		return fmt.Errorf("read the target's events: %w", streamErr)
 	}
 	return nil
 }

@@ -19,10 +19,18 @@ import (
 // conn talks to. It returns the plan it followed; with opts.DryRun it only makes the plan. A failure
 // after the first transaction was sent is a *ProgressError.
 func Import(ctx context.Context, conn *axonclient.Conn, dirs []string, opts Options) (*Plan, error) {
-	im, err := newImporter(conn, dirs, opts)
+	archives, err := OpenArchives(dirs)
 	if err != nil {
 		return nil, err
 	}
+	return ImportArchives(ctx, conn, archives, opts)
+}
+
+// ImportArchives is Import of archives already open. Passing the same archives to CompareArchives
+// afterwards spares the check a second hashing of everything the import's verification hashed (see
+// archive.Iterator).
+func ImportArchives(ctx context.Context, conn *axonclient.Conn, archives []*archive.Archive, opts Options) (*Plan, error) {
+	im := newImporter(conn, archives, opts)
 	plan, err := im.preflight(ctx)
 	if err != nil || opts.DryRun {
 		return plan, err

@@ -150,14 +150,17 @@ type importer struct {
 	recovered []mapping
 }
 
-func newImporter(conn *axonclient.Conn, dirs []string, opts Options) (*importer, error) {
+func newImporter(conn *axonclient.Conn, archives []*archive.Archive, opts Options) *importer {
 	if opts.MaxMessageSize <= 0 {
 		opts.MaxMessageSize = DefaultMaxMessageSize
 	}
 	if opts.MaxTransactionEvents <= 0 || opts.MaxTransactionEvents > MaxTransactionEvents {
 		opts.MaxTransactionEvents = MaxTransactionEvents
 	}
-	im := &importer{conn: conn, dirs: dirs, opts: opts, progress: opts.Progress, maxTx: opts.MaxTransactionEvents}
+	im := &importer{conn: conn, archives: archives, opts: opts, progress: opts.Progress, maxTx: opts.MaxTransactionEvents}
+	for _, a := range archives {
+		im.dirs = append(im.dirs, a.Dir())
+	}
 	if im.progress == nil {
 		im.progress = new(Progress)
 	}
@@ -165,14 +168,21 @@ func newImporter(conn *axonclient.Conn, dirs []string, opts Options) (*importer,
 	if im.maxBytes < int64(opts.MaxMessageSize)/2 {
 		im.maxBytes = int64(opts.MaxMessageSize) / 2
 	}
+	return im
+}
+
+// OpenArchives opens the archives in dirs, in order: what Import and Compare do with directories, for
+// callers that pass the same archives to both (see ImportArchives).
+func OpenArchives(dirs []string) ([]*archive.Archive, error) {
+	var archives []*archive.Archive
 	for _, d := range dirs {
 		a, err := archive.Open(d)
 		if err != nil {
 			return nil, err
 		}
-		im.archives = append(im.archives, a)
+		archives = append(archives, a)
 	}
-	return im, nil
+	return archives, nil
 }
 
 func (im *importer) warn(format string, args ...any) {
