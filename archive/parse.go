@@ -67,16 +67,26 @@ func (p *Parser) ParseSnapshot(line []byte, r *Record) error { return p.p.parse(
 // Readers that turn every record into something else at once (import encodes each as protobuf) are spared
 // the allocations of a record that owns its memory. It returns the parse error, or fn's.
 func (p *Parser) VisitEvent(line []byte, fn func(*Record) error) error {
-	r := &p.p.lentRec
-	p.p.lend = true
-	ok := p.p.fast(line, r, false)
-	p.p.lend = false
-	if !ok {
-		if err := ParseEventJSON(line, r); err != nil {
-			return err
-		}
+	r, err := p.p.parseLent(line, false)
+	if err != nil {
+		return err
 	}
 	return fn(r)
+}
+
+// parseLent is parse into a record the parser lends: valid until the next call.
+func (p *recordParser) parseLent(line []byte, snapshot bool) (*Record, error) {
+	r := &p.lentRec
+	p.lend = true
+	ok := p.fast(line, r, snapshot)
+	p.lend = false
+	if ok {
+		return r, nil
+	}
+	if snapshot {
+		return r, ParseSnapshotJSON(line, r)
+	}
+	return r, ParseEventJSON(line, r)
 }
 
 // parse parses line (with or without its final LF) into r. It reports an error exactly when

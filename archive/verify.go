@@ -551,10 +551,10 @@ func (v *verifier) fullChunks() error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var rec Record
 			var parser recordParser
+			names := make(names)
 			for b := range work {
-				v.validate(b, chunks[b.chunk].Stream, &rec, &parser)
+				v.validate(b, chunks[b.chunk].Stream, &parser, names)
 				b.done <- struct{}{}
 			}
 		}()
@@ -678,7 +678,27 @@ func nonNil(errs []error) []error {
 }
 
 // validate parses every line of a batch as a canonical record and validates it against the schema.
-func (v *verifier) validate(b *vbatch, stream string, rec *Record, parser *recordParser) {
+// names hands out one string for each payload type seen, so that a record the parser only lends need
+// not be copied for its type to be counted.
+type names map[string]string
+
+// maxNames bounds names: hostile input could name a new type on every line.
+const maxNames = 4096
+
+func (n names) get(s string) string {
+	if c, ok := n[s]; ok {
+		return c
+	}
+	c := strings.Clone(s)
+	if len(n) < maxNames {
+		n[c] = c
+	}
+	return c
+}
+
+// validate checks the lines of a batch. The records are parsed into the parser's lent record, which
+// nothing keeps beyond the line.
+func (v *verifier) validate(b *vbatch, stream string, parser *recordParser, names names) {
 	info := &v.a.m.Chunks[b.chunk]
 	path := info.archivePath()
 	val := v.events
@@ -710,13 +730,13 @@ func (v *verifier) validate(b *vbatch, stream string, rec *Record, parser *recor
 			}
 			continue
 		}
-		perr := parser.parse(line, rec, snapshot)
+		rec, perr := parser.parseLent(line, snapshot)
 		if perr != nil {
 			b.problems = append(b.problems, linedError{i, &Error{Path: path, Line: lineNo, Token: tok, Err: perr}})
 			typ = string(payloadTypeOf(line)) // best effort, so that counts do not repeat the problem
 		} else {
 			if rec.Payload != nil {
-				typ = rec.Payload.Type
+				typ = names.get(rec.Payload.Type)
 			}
 			tok = rec.Token
 		}
