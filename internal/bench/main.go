@@ -184,6 +184,33 @@ func run(cfg config, log io.Writer) (*report, error) {
 	mb := func(m *measurement) float64 { return float64(rep.pbBytes) / (1 << 20) / m.elapsed.Seconds() }
 	_ = mb
 
+	// interleaved runs each measurement cfg.repeat times, taking turns (a, b, a, b, ...), and keeps the
+	// fastest of each: the runs compared in a ratio then meet the same moods of a shared machine.
+	type run struct {
+		prepare func(i int) error
+		measure func(i int) (*measurement, error)
+	}
+	interleaved := func(runs ...run) ([]*measurement, error) {
+		bests := make([]*measurement, len(runs))
+		for i := range cfg.repeat {
+			for k, r := range runs {
+				if r.prepare != nil {
+					if err := r.prepare(i); err != nil {
+						return nil, err
+					}
+				}
+				m, err := r.measure(i)
+				if err != nil {
+					return nil, err
+				}
+				if bests[k] == nil || m.elapsed < bests[k].elapsed {
+					bests[k] = m
+				}
+			}
+		}
+		return bests, nil
+	}
+
 	// best runs a measurement cfg.repeat times and keeps the fastest; prepare runs before each.
 	best := func(prepare func(i int) error, measure func(i int) (*measurement, error)) (*measurement, error) {
 		var b *measurement
@@ -221,21 +248,19 @@ func run(cfg config, log io.Writer) (*report, error) {
 		addr := srv.Addr()
 		n := strconv.Itoa(cfg.events)
 
-		logf(log, "live: plain ListEvents client")
-		plain, err := best(nil, func(int) (*measurement, error) {
-			return runSelf(self, "list", rep.events, "-server", addr, "-events", n)
-		})
+		logf(log, "live: plain ListEvents client and axarchive export, in turns")
+		ms, err := interleaved(
+			run{nil, func(int) (*measurement, error) {
+				return runSelf(self, "list", rep.events, "-server", addr, "-events", n)
+			}},
+			run{func(int) error { return os.RemoveAll(archiveDir) }, func(int) (*measurement, error) {
+				return runAxarchive(cfg, bin, "export", rep.events, "export", "--server", addr, "--context", "default", "-o", archiveDir, "--progress", "none")
+			}})
 		if err != nil {
 			return nil, err
 		}
+		plain, exp := ms[0], ms[1]
 		plain.name = "plain ListEvents client (generated code, decode + discard)"
-		logf(log, "live: axarchive export")
-		exp, err := best(func(int) error { return os.RemoveAll(archiveDir) }, func(int) (*measurement, error) {
-			return runAxarchive(cfg, bin, "export", rep.events, "export", "--server", addr, "--context", "default", "-o", archiveDir, "--progress", "none")
-		})
-		if err != nil {
-			return nil, err
-		}
 		exp.name = "axarchive export (events + snapshots)"
 		r := exp.rate() / plain.rate()
 		rep.rows = append(rep.rows, row{"live", plain, ""}, row{"live", exp, fmt.Sprintf("%.2f× plain", r)})
@@ -276,7 +301,6 @@ func run(cfg config, log io.Writer) (*report, error) {
 			// The same transaction bounds as axarchive import with the server's default max-message-size.
 			maxTxBytes := strconv.Itoa(4<<20 - 10000)
 			maxTxEvents := strconv.Itoa(32767)
-			logf(log, "import: plain AppendEvent client")
 			// Each run appends to a context of its own, dropped afterwards: the test double would
 			// otherwise hold every run's events, and the later runs would pay for its larger heap.
 			drop := func(name string) {
@@ -284,32 +308,27 @@ func run(cfg config, log io.Writer) (*report, error) {
 				runtime.GC()
 				debug.FreeOSMemory()
 			}
-			plainApp, err := best(nil, func(i int) (*measurement, error) {
-				defer drop(fmt.Sprintf("plain-%d", i))
-				return runSelf(self, "append", rep.events, "-server", addr, "-context", fmt.Sprintf("plain-%d", i), "-events", n,
-					"-seed", strconv.FormatUint(cfg.seed, 10), "-max-tx-bytes", maxTxBytes, "-max-tx-events", maxTxEvents)
-			})
+			logf(log, "import: plain AppendEvent client, axarchive import, axarchive import --no-verify --no-check, in turns")
+			ms, err := interleaved(
+				run{nil, func(i int) (*measurement, error) {
+					defer drop(fmt.Sprintf("plain-%d", i))
+					return runSelf(self, "append", rep.events, "-server", addr, "-context", fmt.Sprintf("plain-%d", i), "-events", n,
+						"-seed", strconv.FormatUint(cfg.seed, 10), "-max-tx-bytes", maxTxBytes, "-max-tx-events", maxTxEvents)
+				}},
+				run{nil, func(i int) (*measurement, error) {
+					defer drop(fmt.Sprintf("imported-%d", i))
+					return runAxarchive(cfg, bin, "import", rep.events, "import", "--server", addr, "--context", fmt.Sprintf("imported-%d", i), "--progress", "none", archiveDir)
+				}},
+				run{nil, func(i int) (*measurement, error) {
+					defer drop(fmt.Sprintf("appended-%d", i))
+					return runAxarchive(cfg, bin, "import-append", rep.events, "import", "--server", addr, "--context", fmt.Sprintf("appended-%d", i), "--progress", "none", "--no-verify", "--no-check", archiveDir)
+				}})
 			if err != nil {
 				return nil, err
 			}
+			plainApp, imp, app := ms[0], ms[1], ms[2]
 			plainApp.name = "plain AppendEvent client (generated code, timed while appending)"
-			logf(log, "import: axarchive import")
-			imp, err := best(nil, func(i int) (*measurement, error) {
-				defer drop(fmt.Sprintf("imported-%d", i))
-				return runAxarchive(cfg, bin, "import", rep.events, "import", "--server", addr, "--context", fmt.Sprintf("imported-%d", i), "--progress", "none", archiveDir)
-			})
-			if err != nil {
-				return nil, err
-			}
 			imp.name = "axarchive import (verify, append, compare: the default)"
-			logf(log, "import: axarchive import --no-verify --no-check")
-			app, err := best(nil, func(i int) (*measurement, error) {
-				defer drop(fmt.Sprintf("appended-%d", i))
-				return runAxarchive(cfg, bin, "import-append", rep.events, "import", "--server", addr, "--context", fmt.Sprintf("appended-%d", i), "--progress", "none", "--no-verify", "--no-check", archiveDir)
-			})
-			if err != nil {
-				return nil, err
-			}
 			app.name = "axarchive import --no-verify --no-check (append only)"
 			r := imp.rate() / plainApp.rate()
 			ra := app.rate() / plainApp.rate()
