@@ -123,7 +123,7 @@ func TestLiveExportSnapshotModes(t *testing.T) {
 			}
 		})
 	}
-	assert.LessOrEqual(t, srv.MaxConcurrentCalls(axontest.MethodListAggregateSnapshots), 8, "bounded concurrency")
+	assert.LessOrEqual(t, srv.MaxConcurrentCalls(axontest.MethodListAggregateSnapshots), export.SnapshotReaders, "bounded concurrency")
 	assert.Greater(t, srv.MaxConcurrentCalls(axontest.MethodListAggregateSnapshots), 1, "the snapshot reads overlap")
 
 	// The same export twice gives the same snapshot lines, whatever the timing of the reads.

@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -32,6 +33,7 @@ type options struct {
 	maxMessageSize int
 	tlsCert        string
 	tlsKey         string
+	cpuProfile     string
 }
 
 func main() {
@@ -56,6 +58,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.maxMessageSize, "max-message-size", axontest.DefaultMaxMessageSize, "largest message accepted, in bytes")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve TLS with this PEM certificate (needs --tls-key)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM key of --tls-cert")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `FILE` (for work on the double's speed)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -66,6 +69,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		o.token = os.Getenv("AXONIQ_ACCESS_TOKEN")
 	}
 
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	opts := []axontest.Option{axontest.WithListenAddress(o.listen), axontest.WithMaxMessageSize(o.maxMessageSize)}
 	if o.token != "" {
 		opts = append(opts, axontest.WithAccessToken(o.token))
