@@ -453,3 +453,23 @@ func TestImportPlanMeasuredWhileVerifying(t *testing.T) {
 	}
 	assert.Zero(t, srv.Calls(axontest.MethodAppendEvent))
 }
+
+// A token map that is not one, or has a line of unbounded length, is refused as such, naming the line:
+// readTokenMap never holds more than a line's bound.
+func TestTokenMapRefusesForeignFiles(t *testing.T) {
+	const header = "# axarchive token map: archive-token target-token\n"
+	dir := t.TempDir()
+	for _, tc := range []struct{ name, content, want string }{
+		{"foreign", "hello\n", "line 1: not an axarchive token map"},
+		{"long-line", header + strings.Repeat("1", 1<<20) + " 2\n", "line 2: longer than 4096 bytes"},
+		{"malformed", header + "1 2 3\n", "line 2: want two tokens"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, tc.name)
+			require.NoError(t, os.WriteFile(path, []byte(tc.content), 0o644))
+			_, err := writer.TokenMapTargetFirst(path)
+			require.ErrorIs(t, err, writer.ErrMismatch)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+}

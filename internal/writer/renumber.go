@@ -36,6 +36,9 @@ type tokenMapState struct {
 // readTokenMap reads a token map written by a renumbered import, checking that it is one: target tokens
 // consecutive from the head before the import, archive tokens increasing. A last line without its line
 // break (the import was killed while writing it) is ignored.
+// maxTokenMapLine bounds the lines readTokenMap accepts.
+const maxTokenMapLine = 4096
+
 func readTokenMap(path string) (*tokenMapState, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -43,16 +46,22 @@ func readTokenMap(path string) (*tokenMapState, error) {
 	}
 	defer f.Close()
 	st := &tokenMapState{headBefore: -2}
-	r := bufio.NewReader(f)
+	// The map is our own file, but a damaged or foreign one must not make a line of any length: its
+	// lines are a few dozen bytes.
+	r := bufio.NewReaderSize(f, maxTokenMapLine)
 	var off int64
 	for lineNo := 1; ; lineNo++ {
-		line, err := r.ReadString('\n')
+		b, err := r.ReadSlice('\n')
 		if errors.Is(err, io.EOF) {
 			break // an incomplete last line, if any, is dropped
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return nil, fmt.Errorf("%w: token map %s line %d: longer than %d bytes", ErrMismatch, path, lineNo, maxTokenMapLine)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("read token map %s: %w", path, err)
 		}
+		line := string(b)
 		off += int64(len(line))
 		bad := func(why string) error {
 			return fmt.Errorf("%w: token map %s line %d: %s", ErrMismatch, path, lineNo, why)
