@@ -153,11 +153,40 @@ func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) e
 	}
 	defer conn.Close()
 	start := time.Now()
+	// The check follows the import: it compares each event as soon as the target has committed it, on
+	// the cores the import leaves idle while the server commits, and is left with the snapshots and the
+	// target's head when the import ends.
+	type checked struct {
+		d   *writer.Diff
+		err error
+	}
+	var check chan checked
+	imported := make(chan struct{})
+	checkCtx, stopCheck := context.WithCancel(ctx)
+	defer stopCheck()
+	if !o.noCheck {
+		o.opts.Sending = func(plan *writer.Plan) {
+			copts := writer.CompareOptions{AfterImport: imported}
+			if o.opts.Renumber {
+				first := plan.TargetFirst
+				copts.TargetFirst = &first
+			}
+			check = make(chan checked, 1)
+			go func() {
+				d, err := writer.CompareArchives(checkCtx, conn, archives, copts)
+				check <- checked{d, err}
+			}()
+		}
+	}
 	plan, err := writer.ImportArchives(ctx, conn, archives, o.opts)
 	if err == nil {
 		progress.Phase.Store("done") // the final progress sample counts events, not snapshots
 	}
 	rep.finish()
+	if err != nil && check != nil {
+		stopCheck()
+		<-check
+	}
 	if err != nil {
 		var pe *writer.ProgressError
 		if errors.As(err, &pe) {
@@ -178,12 +207,19 @@ func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) e
 	if o.noCheck {
 		return nil
 	}
-	var copts writer.CompareOptions
-	if o.opts.Renumber {
-		first := plan.TargetFirst
-		copts.TargetFirst = &first
+	close(imported)
+	var d *writer.Diff
+	if check != nil {
+		r := <-check
+		d, err = r.d, r.err
+	} else { // nothing was sent (an import with nothing left to do)
+		var copts writer.CompareOptions
+		if o.opts.Renumber {
+			first := plan.TargetFirst
+			copts.TargetFirst = &first
+		}
+		d, err = writer.CompareArchives(ctx, conn, archives, copts)
 	}
-	d, err := writer.CompareArchives(ctx, conn, archives, copts)
 	if err != nil {
 		diff := "axarchive diff " + o.diffFlagsLine
 		if o.opts.Renumber {

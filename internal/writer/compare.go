@@ -50,6 +50,11 @@ type CompareOptions struct {
 	TargetFirst *int64
 	// Progress, if set, counts events compared.
 	Progress *Progress
+	// AfterImport, if set, makes the comparison follow an import that is still sending: it reads the
+	// target's events as they are committed, up to the archive's last (ListEvents waits at the head), and
+	// does what needs the import finished (the target's head, the snapshots) once AfterImport is closed.
+	// An import that fails must cancel the comparison's context instead.
+	AfterImport <-chan struct{}
 }
 
 // Compare streams the target context and compares it with the archives (one archive or a chain), event
@@ -71,11 +76,22 @@ func CompareArchives(ctx context.Context, conn *axonclient.Conn, archives []*arc
 	first := im.archives[0].Manifest().Events.Range.First
 	last := im.archives[len(im.archives)-1].Manifest().Events.Range.Last
 	d := &Diff{ArchiveFingerprint: im.archives[len(im.archives)-1].Manifest().Fingerprint}
-	head, err := conn.LastToken(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("read the target's head: %w", err)
+	following := opts.AfterImport != nil
+	readHead := func(ctx context.Context) (int64, error) {
+		head, err := conn.LastToken(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("read the target's head: %w", err)
+		}
+		d.TargetHead = head
+		return head, nil
 	}
-	d.TargetHead = head
+	var head int64
+	if !following {
+		var err error
+		if head, err = readHead(ctx); err != nil {
+			return nil, err
+		}
+	}
 	// Without renumbering every event must sit at its own token. A renumbered import put the archive's
 	// events, gaps closed, at consecutive target tokens from TargetFirst.
 	renumbered := opts.TargetFirst != nil
@@ -99,6 +115,7 @@ func CompareArchives(ctx context.Context, conn *axonclient.Conn, archives []*arc
 	for range cap(free) {
 		free <- new(lineBatch)
 	}
+	parent := ctx // for what follows the events, after cancel stops the archive reader
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	readErr := make(chan error, 1)
@@ -159,10 +176,14 @@ func CompareArchives(ctx context.Context, conn *axonclient.Conn, archives []*arc
 		return nil
 	}
 	if targetLast >= targetFirst {
-		if head < targetLast {
-			d.add(opts.MaxDifferences, "the target ends at token %d, the archive at token %d: %d events missing", head, targetLast, targetLast-head)
+		streamTo := targetLast // following: the import will have sent them all when it succeeds
+		if !following {
+			if head < targetLast {
+				d.add(opts.MaxDifferences, "the target ends at token %d, the archive at token %d: %d events missing", head, targetLast, targetLast-head)
+			}
+			streamTo = min(head, targetLast)
 		}
-		if err := compareTarget(ctx, conn, targetFirst, min(head, targetLast), compare); err != nil {
+		if err := compareTarget(ctx, conn, targetFirst, streamTo, compare); err != nil {
 			return nil, err
 		}
 	}
@@ -176,12 +197,23 @@ func CompareArchives(ctx context.Context, conn *axonclient.Conn, archives []*arc
 	if err := <-readErr; err != nil && !errors.Is(err, context.Canceled) {
 		return nil, err
 	}
+	if following {
+		select {
+		case <-opts.AfterImport:
+		case <-parent.Done():
+			return nil, parent.Err()
+		}
+		var err error
+		if head, err = readHead(parent); err != nil {
+			return nil, err
+		}
+	}
 	if head > targetLast && targetLast >= targetFirst {
 		d.add(opts.MaxDifferences, "the target has %d events after the archive's last token %d", head-targetLast, targetLast)
 	}
 
 	// Snapshots: every archive snapshot must be in the target, in the aggregate's order.
-	if err := compareSnapshots(context.WithoutCancel(ctx), conn, im, d, fp, opts.MaxDifferences); err != nil {
+	if err := compareSnapshots(parent, conn, im, d, fp, opts.MaxDifferences); err != nil {
 		return nil, err
 	}
 	d.TargetFingerprint = fp.Sum()

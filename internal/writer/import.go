@@ -35,6 +35,9 @@ func ImportArchives(ctx context.Context, conn *axonclient.Conn, archives []*arch
 	if err != nil || opts.DryRun {
 		return plan, err
 	}
+	if opts.Sending != nil {
+		opts.Sending(plan)
+	}
 	if err := im.importEvents(ctx, plan); err != nil {
 		return plan, err
 	}

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -472,4 +473,99 @@ func TestTokenMapRefusesForeignFiles(t *testing.T) {
 			assert.Contains(t, err.Error(), tc.want)
 		})
 	}
+}
+
+// A check that follows the import (CompareOptions.AfterImport, started from Options.Sending) compares
+// every event while the import sends, then the head and the snapshots once the import is done: the same
+// verdict as a check afterwards, differences included; cancelled, it stops at once.
+func TestCompareFollowingImport(t *testing.T) {
+	src, srv := generated(t, 3000, export.Options{})
+	ctx := context.Background()
+	follow := func(t *testing.T, target string, opts writer.Options, beforeDone func()) (*writer.Diff, error) {
+		conn := dial(t, srv, target)
+		archives, err := writer.OpenArchives([]string{src})
+		require.NoError(t, err)
+		imported := make(chan struct{})
+		type result struct {
+			d   *writer.Diff
+			err error
+		}
+		check := make(chan result, 1)
+		opts.MaxTransactionEvents = 250 // many transactions, so that the check has something to follow
+		opts.Sending = func(*writer.Plan) {
+			go func() {
+				d, err := writer.CompareArchives(ctx, conn, archives, writer.CompareOptions{AfterImport: imported})
+				check <- result{d, err}
+			}()
+		}
+		_, err = writer.ImportArchives(ctx, conn, archives, opts)
+		require.NoError(t, err)
+		if beforeDone != nil {
+			beforeDone()
+		}
+		close(imported)
+		r := <-check
+		return r.d, r.err
+	}
+
+	t.Run("equal", func(t *testing.T) {
+		d, err := follow(t, "equal", writer.Options{}, nil)
+		require.NoError(t, err)
+		require.True(t, d.Equal(), "%v", d.Differences)
+		assert.Equal(t, int64(3000), d.Events)
+		assert.Equal(t, int64(srv.SnapshotCount("source")), d.Snapshots)
+		assert.Equal(t, d.ArchiveFingerprint, d.TargetFingerprint)
+		assert.Equal(t, int64(2999), d.TargetHead)
+	})
+	t.Run("an event appended after the import", func(t *testing.T) {
+		d, err := follow(t, "extra", writer.Options{}, func() {
+			require.NoError(t, srv.Load("extra", eventgen.New(5, eventgen.Options{NonDomainPercent: 100}).Generate(1)))
+		})
+		require.NoError(t, err)
+		require.False(t, d.Equal())
+		assert.Contains(t, d.Differences, "the target has 1 events after the archive's last token 2999")
+	})
+	t.Run("renumbered", func(t *testing.T) {
+		require.NoError(t, srv.Load("renumbered", eventgen.New(99, eventgen.Options{NonDomainPercent: 100}).Generate(10)))
+		conn := dial(t, srv, "renumbered")
+		archives, err := writer.OpenArchives([]string{src})
+		require.NoError(t, err)
+		imported := make(chan struct{})
+		var d *writer.Diff
+		var cerr error
+		done := make(chan struct{})
+		opts := writer.Options{Renumber: true, TokenMap: filepath.Join(t.TempDir(), "map"), Sending: func(plan *writer.Plan) {
+			first := plan.TargetFirst
+			go func() {
+				defer close(done)
+				d, cerr = writer.CompareArchives(ctx, conn, archives, writer.CompareOptions{AfterImport: imported, TargetFirst: &first})
+			}()
+		}}
+		_, err = writer.ImportArchives(ctx, conn, archives, opts)
+		require.NoError(t, err)
+		close(imported)
+		<-done
+		require.NoError(t, cerr)
+		require.True(t, d.Equal(), "%v", d.Differences)
+		assert.Equal(t, int64(3000), d.Events)
+	})
+	t.Run("cancelled while following", func(t *testing.T) {
+		conn := dial(t, srv, "never")
+		archives, err := writer.OpenArchives([]string{src})
+		require.NoError(t, err)
+		cctx, cancel := context.WithCancel(ctx)
+		errc := make(chan error, 1)
+		go func() {
+			_, err := writer.CompareArchives(cctx, conn, archives, writer.CompareOptions{AfterImport: make(chan struct{})})
+			errc <- err
+		}()
+		time.Sleep(50 * time.Millisecond) // waiting at the empty target's head
+		cancel()
+		select {
+		case err := <-errc:
+			require.ErrorIs(t, err, context.Canceled)
+		case <-time.After(10 * time.Second):
+			t.Fatal("the check did not stop")
+		}
+	})
 }

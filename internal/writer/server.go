@@ -45,6 +45,9 @@ type Options struct {
 	Warn func(string)
 	// Progress, if set, is updated while the import runs.
 	Progress *Progress
+	// Sending, if set, is called once the preflight (verification, plan) has passed, just before the
+	// first event is sent: where a check that follows the import starts (CompareOptions.AfterImport).
+	Sending func(*Plan)
 }
 
 // Progress is read by the CLI while an import runs.
