@@ -9,11 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	"github.com/stretchr/testify/assert"
 )
 
 var update = flag.Bool("update", false, "update the expected output in the testscript files")
@@ -160,4 +162,13 @@ func TestHelpMentionsExitStatus(t *testing.T) {
 			t.Errorf("%s: the description does not document the exit status", cmd.Name)
 		}
 	}
+}
+
+// The heap's soft limit is ours unless GOMEMLIMIT names one (which the runtime has applied already).
+func TestLimitMemory(t *testing.T) {
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	assert.Equal(t, int64(defaultMemoryLimit), limitMemory(""))
+	assert.Equal(t, int64(defaultMemoryLimit), debug.SetMemoryLimit(-1))
+	debug.SetMemoryLimit(1 << 30) // as GOMEMLIMIT=1GiB would have set it
+	assert.Equal(t, int64(1<<30), limitMemory("1GiB"))
 }

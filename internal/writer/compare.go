@@ -366,7 +366,9 @@ func (b *targetBatch) Reset() {
 	b.tokens, b.raw, b.ends, b.lines, b.lEnds, b.errs = b.tokens[:0], b.raw[:0], b.ends[:0], b.lines[:0], b.lEnds[:0], b.errs[:0]
 }
 
-const targetBatchSize = 1024
+// targetBatchSize is the events one worker converts at a time: enough to make hand-offs cheap, few
+// enough that the batches in flight stay a few MB while the check runs beside an import.
+const targetBatchSize = 256
 
 func (b *targetBatch) convert() {
 	var rec archive.Record
@@ -449,7 +451,9 @@ func streamTarget(ctx context.Context, conn *axonclient.Conn, from, to int64, fn
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	const window = 10000
+	// Permits bound what the server may have sent ahead of the comparison: ~1.4 MB of typical events,
+	// which matters while the check runs beside an import.
+	const window = 2048
 	st, err := conn.ListEvents(ctx, from, min(window, to-from+1))
 	if err != nil {
 		return err

@@ -294,7 +294,7 @@ func (im *importer) importEvents(ctx context.Context, plan *Plan) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	txs := make(chan *transaction, 2)
+	txs := make(chan *transaction, 1) // one ready while one is sent: each can be 4 MiB
 	go func() {
 		defer close(txs)
 		tx := &transaction{}
