@@ -32,7 +32,7 @@ func exportCommand() *cli.Command {
 		&cli.Int64Flag{Name: "chunk-size", Value: 64 << 20, Usage: "start a new chunk after `BYTES` of JSON Lines"},
 		&cli.Int64Flag{Name: "chunk-records", Value: 1 << 20, Usage: "start a new chunk after `N` records"},
 		&cli.IntFlag{Name: "level", Value: export.DefaultLevel, Usage: "zstd compression `LEVEL`, 1 to 22: 1 (the default) is the fastest; 3 is about 1% smaller and a fifth slower to export; 7 and up are smaller still and much slower"},
-		&cli.IntFlag{Name: "retries", Value: export.DefaultMaxRetries, Usage: "re-open a lost event stream up to `N` times in a row, with backoff (10: about a minute)"},
+		&cli.IntFlag{Name: "retries", Value: export.DefaultMaxRetries, Usage: "re-open a lost event stream up to `N` times in a row, with backoff (10: about a minute; 0: never)"},
 		&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress on stderr: auto, json or none"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors and warnings"},
 	}
@@ -81,8 +81,11 @@ func readExportFlags(c *cli.Context) (exportOptions, error) {
 		ChunkBytes:   c.Int64("chunk-size"),
 		ChunkRecords: c.Int64("chunk-records"),
 		Level:        c.Int("level"),
-		MaxRetries:   c.Int("retries"),
+		MaxRetries:   retriesOption(c.Int("retries")),
 		Tool:         "axarchive " + version,
+	}
+	if c.Int("retries") < 0 {
+		return o, usageErrorf("--retries %d: give 0 or more", c.Int("retries"))
 	}
 	if o.export.Dir == "" {
 		return o, usageErrorf("-o DIR is required")

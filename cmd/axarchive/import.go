@@ -22,6 +22,7 @@ func importCommand() *cli.Command {
 		&cli.BoolFlag{Name: "dry-run", Usage: "print the plan and send nothing"},
 		&cli.BoolFlag{Name: "no-verify", Usage: "skip the full verification of the archive before sending"},
 		&cli.BoolFlag{Name: "no-check", Usage: "skip the comparison of the target with the archive afterwards"},
+		checkRetriesFlag("the check's"),
 		&cli.IntFlag{Name: "max-transaction-events", Value: writer.MaxTransactionEvents, Usage: "at most `N` events per AppendEvent transaction"},
 		&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress on stderr: auto, json or none"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors and warnings"},
@@ -58,8 +59,12 @@ continue), 2 usage, 3 archive invalid, 4 target differs from the archive, 130 in
 			if n := c.Int("max-message-size"); n < 64<<10 {
 				return usageErrorf("--max-message-size %d: give the server's axoniq.axonserver.max-message-size in bytes (4194304 by default)", n)
 			}
+			retries, err := checkRetries(c)
+			if err != nil {
+				return err
+			}
 			o := importOptions{dirs: dirs, conn: conn, progress: mode, noCheck: c.Bool("no-check"), args: c.Args().Slice(),
-				flagsLine: importFlagsLine(c), diffFlagsLine: connFlagsLine(c)}
+				flagsLine: importFlagsLine(c), diffFlagsLine: connFlagsLine(c), checkRetries: retries}
 			o.opts = writer.Options{
 				Resume:               c.Bool("resume"),
 				Renumber:             c.Bool("renumber"),
@@ -83,6 +88,7 @@ type importOptions struct {
 	opts          writer.Options
 	progress      progressMode
 	noCheck       bool
+	checkRetries  int // CompareOptions.MaxRetries
 	args          []string
 	flagsLine     string
 	diffFlagsLine string
@@ -166,7 +172,7 @@ func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) e
 	defer stopCheck()
 	if !o.noCheck {
 		o.opts.Sending = func(plan *writer.Plan) {
-			copts := writer.CompareOptions{AfterImport: imported}
+			copts := writer.CompareOptions{AfterImport: imported, Warn: rep.warn, MaxRetries: o.checkRetries}
 			if o.opts.Renumber {
 				first := plan.TargetFirst
 				copts.TargetFirst = &first
@@ -213,7 +219,7 @@ func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) e
 		r := <-check
 		d, err = r.d, r.err
 	} else { // nothing was sent (an import with nothing left to do)
-		var copts writer.CompareOptions
+		copts := writer.CompareOptions{Warn: rep.warn, MaxRetries: o.checkRetries}
 		if o.opts.Renumber {
 			first := plan.TargetFirst
 			copts.TargetFirst = &first
@@ -285,6 +291,7 @@ map (--token-map): the archive's events are then expected from the target token 
 Exit status: 0 equal, 1 error, 2 usage, 3 archive invalid, 4 the target differs.`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "token-map", Usage: "the target was filled by import --renumber with this token map `FILE`"},
+			checkRetriesFlag("a"),
 		}, connFlags()...),
 		Action: func(c *cli.Context) error {
 			dirs, err := archiveArgs(c, 1, -1)
@@ -304,7 +311,13 @@ Exit status: 0 equal, 1 error, 2 usage, 3 archive invalid, 4 the target differs.
 				return err
 			}
 			defer conn.Close()
-			var copts writer.CompareOptions
+			retries, err := checkRetries(c)
+			if err != nil {
+				return err
+			}
+			copts := writer.CompareOptions{MaxRetries: retries, Warn: func(msg string) {
+				fmt.Fprintf(c.App.ErrWriter, "axarchive: warning: %s\n", msg)
+			}}
 			if path := c.String("token-map"); path != "" {
 				first, err := writer.TokenMapTargetFirst(path)
 				if err != nil {
@@ -329,3 +342,28 @@ type continueError struct {
 
 func (e *continueError) Error() string { return e.err.Error() }
 func (e *continueError) Unwrap() error { return e.err }
+
+// checkRetriesFlag is --retries of the commands that compare a target with an archive. Appends are never
+// retried; the comparison's event stream is re-opened where it was lost.
+func checkRetriesFlag(whose string) cli.Flag {
+	return &cli.IntFlag{Name: "retries", Value: writer.DefaultCheckRetries,
+		Usage: "re-open " + whose + " lost event stream up to `N` times in a row, with backoff (10: about half a minute; 0: never)"}
+}
+
+// checkRetries reads --retries as CompareOptions.MaxRetries.
+func checkRetries(c *cli.Context) (int, error) {
+	n := c.Int("retries")
+	if n < 0 {
+		return 0, usageErrorf("--retries %d: give 0 or more", n)
+	}
+	return retriesOption(n), nil
+}
+
+// retriesOption turns --retries into the MaxRetries of the export and writer options, where 0 means the
+// default and a negative value none.
+func retriesOption(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}

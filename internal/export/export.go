@@ -58,7 +58,7 @@ type Options struct {
 	Tool  string
 
 	// MaxRetries bounds how many times in a row a lost stream is re-opened without progress; 0 means
-	// DefaultMaxRetries.
+	// DefaultMaxRetries, a negative value none.
 	MaxRetries int
 	// Warn receives messages a person must see: retries, a cut tail, unreachable snapshots.
 	Warn func(msg string)

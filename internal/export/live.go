@@ -32,8 +32,11 @@ const SnapshotReaders = 64
 
 // Live exports a context from a running Axon Server.
 func Live(ctx context.Context, conn *axonclient.Conn, opts Options) (*Result, error) {
-	if opts.MaxRetries == 0 {
+	switch {
+	case opts.MaxRetries == 0:
 		opts.MaxRetries = DefaultMaxRetries
+	case opts.MaxRetries < 0:
+		opts.MaxRetries = 0
 	}
 	return run(ctx, &liveSource{conn: conn, opts: &opts}, opts)
 }

@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"slices"
+	"time"
 
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/axonclient"
@@ -55,6 +57,11 @@ type CompareOptions struct {
 	// does what needs the import finished (the target's head, the snapshots) once AfterImport is closed.
 	// An import that fails must cancel the comparison's context instead.
 	AfterImport <-chan struct{}
+	// Warn, if set, hears of a lost event stream that the comparison re-opens.
+	Warn func(string)
+	// MaxRetries bounds how many times in a row a lost event stream is re-opened without progress; 0 means
+	// DefaultCheckRetries, a negative value none.
+	MaxRetries int
 }
 
 // Compare streams the target context and compares it with the archives (one archive or a chain), event
@@ -71,6 +78,12 @@ func Compare(ctx context.Context, conn *axonclient.Conn, dirs []string, opts Com
 func CompareArchives(ctx context.Context, conn *axonclient.Conn, archives []*archive.Archive, opts CompareOptions) (*Diff, error) {
 	if opts.MaxDifferences <= 0 {
 		opts.MaxDifferences = 20
+	}
+	switch {
+	case opts.MaxRetries == 0:
+		opts.MaxRetries = DefaultCheckRetries
+	case opts.MaxRetries < 0:
+		opts.MaxRetries = 0
 	}
 	im := newImporter(conn, archives, Options{})
 	first := im.archives[0].Manifest().Events.Range.First
@@ -183,7 +196,7 @@ func CompareArchives(ctx context.Context, conn *axonclient.Conn, archives []*arc
 			}
 			streamTo = min(head, targetLast)
 		}
-		if err := compareTarget(ctx, conn, targetFirst, streamTo, compare); err != nil {
+		if err := compareTarget(ctx, conn, targetFirst, streamTo, opts.MaxRetries, opts.Warn, compare); err != nil {
 			return nil, err
 		}
 	}
@@ -389,7 +402,7 @@ func (b *targetBatch) convert() {
 // compareTarget streams the target's events from..to and calls fn with each, in token order, with its
 // canonical line (or the error decoding it), converting on all cores. The slices passed to fn are valid
 // only during the call.
-func compareTarget(ctx context.Context, conn *axonclient.Conn, from, to int64, fn func(token int64, raw, line []byte, decodeErr error) error) error {
+func compareTarget(ctx context.Context, conn *axonclient.Conn, from, to int64, retries int, warn func(string), fn func(token int64, raw, line []byte, decodeErr error) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	p := ordered.New(func() *targetBatch { return new(targetBatch) }, func() func(*targetBatch) {
@@ -399,7 +412,7 @@ func compareTarget(ctx context.Context, conn *axonclient.Conn, from, to int64, f
 	go func() {
 		defer p.Finish()
 		var s *ordered.Slot[*targetBatch]
-		streamErr = streamTarget(ctx, conn, from, to, func(token int64, raw []byte) error {
+		streamErr = streamTarget(ctx, conn, from, to, retries, warn, func(token int64, raw []byte) error {
 			if s == nil {
 				var err error
 				if s, err = p.Get(ctx); err != nil {
@@ -444,29 +457,69 @@ func compareTarget(ctx context.Context, conn *axonclient.Conn, from, to int64, f
 	return nil
 }
 
-// streamTarget reads the target's events from..to (inclusive) and stops.
-func streamTarget(ctx context.Context, conn *axonclient.Conn, from, to int64, fn func(int64, []byte) error) error {
-	if to < from {
-		return nil
+// DefaultCheckRetries is CompareOptions.MaxRetries when it is 0: with the backoff (200 ms doubling up to
+// 5 s) about half a minute of a server that does not answer.
+const DefaultCheckRetries = 10
+
+// errTargetStreamEnded is a stream the server completed before the range was read: it never does that on
+// its own (AXON.md 2.2), so the connection or the server went away.
+var errTargetStreamEnded = errors.New("the server ended the event stream early")
+
+// streamTarget reads the target's events from..to (inclusive) and stops. A lost connection re-opens the
+// stream after the last event received, as export does: a check that follows an import must ride out what
+// the import rides out (a server restart between transactions). warn, if set, hears of each retry.
+func streamTarget(ctx context.Context, conn *axonclient.Conn, from, to int64, retries int, warn func(string), fn func(int64, []byte) error) error {
+	next := from
+	failures := 0
+	backoff := 200 * time.Millisecond
+	for {
+		before := next
+		err := streamTargetOnce(ctx, conn, &next, to, fn)
+		if err == nil || ctx.Err() != nil || !(errors.Is(err, axonclient.ErrUnavailable) || errors.Is(err, errTargetStreamEnded)) {
+			return err
+		}
+		if next > before {
+			failures, backoff = 0, 200*time.Millisecond
+		}
+		if failures++; failures > retries {
+			return fmt.Errorf("event stream lost %d times at token %d: %w", failures, next, err)
+		}
+		if warn != nil {
+			warn(fmt.Sprintf("check: event stream lost at token %d (%v); retrying in %s (attempt %d of %d)", next, err, backoff, failures, retries))
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		backoff = min(2*backoff, 5*time.Second)
 	}
+}
+
+// streamTargetOnce is one stream of streamTarget, from *next on; *next follows the events passed to fn.
+func streamTargetOnce(ctx context.Context, conn *axonclient.Conn, next *int64, to int64, fn func(int64, []byte) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Permits bound what the server may have sent ahead of the comparison: ~1.4 MB of typical events,
 	// which matters while the check runs beside an import.
 	const window = 2048
-	st, err := conn.ListEvents(ctx, from, min(window, to-from+1))
+	st, err := conn.ListEvents(ctx, *next, min(window, to-*next+1))
 	if err != nil {
 		return err
 	}
 	var sinceTopUp int64
 	for {
 		token, raw, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			return errTargetStreamEnded
+		}
 		if err != nil {
 			return err
 		}
 		if err := fn(token, raw); err != nil {
 			return err
 		}
+		*next = token + 1
 		if token >= to {
 			_ = st.CloseSend()
 			return nil
@@ -483,7 +536,7 @@ func streamTarget(ctx context.Context, conn *axonclient.Conn, from, to int64, fn
 // readTargetEvent returns the raw bytes of the target's event at token.
 func readTargetEvent(ctx context.Context, conn *axonclient.Conn, token int64) ([]byte, error) {
 	var got []byte
-	err := streamTarget(ctx, conn, token, token, func(t int64, raw []byte) error {
+	err := streamTarget(ctx, conn, token, token, DefaultCheckRetries, nil, func(t int64, raw []byte) error {
 		if t != token {
 			return fmt.Errorf("asked for token %d, the server sent %d", token, t)
 		}

@@ -189,7 +189,7 @@ func (im *importer) recoverUnmapped(ctx context.Context, known, head, from int64
 		return 0, err
 	}
 	i := 0
-	err := streamTarget(ctx, im.conn, known+1, head, func(token int64, raw []byte) error {
+	err := streamTarget(ctx, im.conn, known+1, head, DefaultCheckRetries, im.opts.Warn, func(token int64, raw []byte) error {
 		if i >= len(wants) {
 			return fmt.Errorf("%w: the target's event at token %d is after the archive's last event", ErrMismatch, token)
 		}
