@@ -164,11 +164,17 @@ func TestHelpMentionsExitStatus(t *testing.T) {
 	}
 }
 
-// The heap's soft limit is ours unless GOMEMLIMIT names one (which the runtime has applied already).
-func TestLimitMemory(t *testing.T) {
+// The heap's soft limit and GOGC are ours unless GOMEMLIMIT and GOGC name others (which the runtime has
+// applied already).
+func TestTuneMemory(t *testing.T) {
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
-	assert.Equal(t, int64(defaultMemoryLimit), limitMemory(""))
-	assert.Equal(t, int64(defaultMemoryLimit), debug.SetMemoryLimit(-1))
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	limit, percent := tuneMemory("", "")
+	assert.Equal(t, int64(defaultMemoryLimit), limit)
+	assert.Equal(t, defaultGCPercent, percent)
 	debug.SetMemoryLimit(1 << 30) // as GOMEMLIMIT=1GiB would have set it
-	assert.Equal(t, int64(1<<30), limitMemory("1GiB"))
+	debug.SetGCPercent(50)        // as GOGC=50 would have
+	limit, percent = tuneMemory("1GiB", "50")
+	assert.Equal(t, int64(1<<30), limit)
+	assert.Equal(t, 50, percent)
 }
