@@ -77,8 +77,12 @@ type chunkWriter struct {
 	out     hashWriter
 	raw     hash.Hash
 	buf     []byte
+	bw      *bufio.Writer
 	tmpPath string
 }
+
+// writeBufferBytes is how much compressed output a chunkWriter gathers per write to the file.
+const writeBufferBytes = 1 << 20
 
 func (c *chunkWriter) open(root string, stream string, first int64, streamHash hash.Hash) error {
 	c.info = ChunkInfo{Path: chunkName(stream, first), Stream: stream, First: first, Last: first}
@@ -94,7 +98,14 @@ func (c *chunkWriter) open(root string, stream string, first int64, streamHash h
 		c.raw = sha256.New()
 	}
 	c.raw.Reset()
-	c.out = hashWriter{w: f, h: sha256.New()}
+	// The encoder writes each compressed block as it is done, a few tens of KiB; one write a MiB spares
+	// most of the system calls.
+	if c.bw == nil {
+		c.bw = bufio.NewWriterSize(f, writeBufferBytes)
+	} else {
+		c.bw.Reset(f)
+	}
+	c.out = hashWriter{w: c.bw, h: sha256.New()}
 	c.stream = streamHash
 	c.enc.Reset(&c.out)
 	if c.buf == nil {
@@ -154,6 +165,9 @@ func (c *chunkWriter) commit() (ChunkInfo, error) {
 	if err := c.enc.Close(); err != nil {
 		return ChunkInfo{}, fmt.Errorf("compress chunk: %w", err)
 	}
+	if err := c.bw.Flush(); err != nil {
+		return ChunkInfo{}, fmt.Errorf("write chunk: %w", err)
+	}
 	if c.sync {
 		if err := c.f.Sync(); err != nil {
 			return ChunkInfo{}, fmt.Errorf("sync chunk: %w", err)
@@ -182,6 +196,9 @@ func (c *chunkWriter) commit() (ChunkInfo, error) {
 // abort discards the open chunk.
 func (c *chunkWriter) abort() {
 	c.enc.Reset(io.Discard)
+	if c.bw != nil {
+		c.bw.Reset(io.Discard)
+	}
 	if c.f != nil {
 		c.f.Close()
 		c.f = nil
