@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -568,4 +570,54 @@ func TestCompareFollowingImport(t *testing.T) {
 			t.Fatal("the check did not stop")
 		}
 	})
+}
+
+// Snapshots are appended several at a time (the phase is bound by round trips), never two of one
+// aggregate together, so that each aggregate's land in the archive's order; a failure part way stops the
+// import with the first failed position, and --resume stores each missing snapshot once.
+func TestImportSnapshotsInFlight(t *testing.T) {
+	src, srv := generated(t, 3000, export.Options{})
+	ctx := context.Background()
+	n := srv.SnapshotCount("source")
+	a, err := archive.Open(src)
+	require.NoError(t, err)
+	perAggregate := map[string]int{}
+	it := a.Snapshots(ctx)
+	for it.Next() {
+		r, err := it.Record()
+		require.NoError(t, err)
+		perAggregate[r.AggregateID]++
+	}
+	require.NoError(t, it.Err())
+	require.NoError(t, it.Close())
+	require.Greater(t, slices.Max(slices.Collect(maps.Values(perAggregate))), 1, "aggregates with several snapshots")
+
+	conn := dial(t, srv, "slow")
+	srv.SetDelay(2 * time.Millisecond) // every call overlaps the next ones
+	_, err = writer.Import(ctx, conn, []string{src}, writer.Options{})
+	srv.SetDelay(0)
+	require.NoError(t, err)
+	calls := srv.MaxConcurrentCalls(axontest.MethodAppendSnapshot)
+	assert.Greater(t, calls, 1, "snapshots in flight together")
+	assert.LessOrEqual(t, calls, 16)
+	d, err := writer.Compare(ctx, conn, []string{src}, writer.CompareOptions{})
+	require.NoError(t, err)
+	require.True(t, d.Equal(), "%v", d.Differences) // each aggregate's snapshots in order
+	assert.Equal(t, n, srv.SnapshotCount("slow"))
+
+	conn = dial(t, srv, "failing")
+	srv.FailNthCall(axontest.MethodAppendSnapshot, 10)
+	_, err = writer.Import(ctx, conn, []string{src}, writer.Options{})
+	var pe *writer.ProgressError
+	require.ErrorAs(t, err, &pe)
+	assert.Equal(t, "snapshots", pe.Phase)
+	assert.GreaterOrEqual(t, pe.NextToken, int64(0))
+	assert.Contains(t, err.Error(), fmt.Sprintf("snapshot at position %d", pe.NextToken))
+	assert.Less(t, srv.SnapshotCount("failing"), n)
+	_, err = writer.Import(ctx, conn, []string{src}, writer.Options{Resume: true})
+	require.NoError(t, err)
+	assert.Equal(t, n, srv.SnapshotCount("failing"), "each snapshot once")
+	d, err = writer.Compare(ctx, conn, []string{src}, writer.CompareOptions{})
+	require.NoError(t, err)
+	require.True(t, d.Equal(), "%v", d.Differences)
 }

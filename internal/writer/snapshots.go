@@ -11,49 +11,145 @@ import (
 )
 
 // importSnapshots appends the archive's snapshots after all events (AXON.md 2.4: a snapshot beyond the
-// aggregate's highest event sequence is refused), one AppendSnapshot call each. A resumed import first
-// asks the target which of them it already holds, so none is stored twice.
+// aggregate's highest event sequence is refused), one AppendSnapshot call each, several in flight (see
+// snapshotSender). A resumed import first asks the target which of them it already holds, so none is
+// stored twice.
 func (im *importer) importSnapshots(ctx context.Context, plan *Plan) error {
 	im.progress.Phase.Store("snapshots")
 	var have *targetSnapshots
 	if im.opts.Resume {
 		have = &targetSnapshots{conn: im.conn, byAggregate: map[string]map[string]int{}}
 	}
-	var sent int64
+	snd := newSnapshotSender(im)
+	fail := func(position int64, err error) error {
+		snd.wait()
+		if f := snd.failure(); f != nil {
+			position, err = f.position, f.err // the first failure in the archive's order says most
+		}
+		return im.snapshotFailure(plan, snd.sent, position, err)
+	}
 	for i, a := range im.archives {
 		it := a.Snapshots(ctx)
 		for it.Next() {
 			r, err := it.Record()
 			if err != nil {
 				it.Close()
-				return im.snapshotFailure(plan, sent, -1, fmt.Errorf("%s: %w", im.dirs[i], err))
+				return fail(-1, fmt.Errorf("%s: %w", im.dirs[i], err))
 			}
 			if have != nil {
 				held, err := have.take(ctx, r)
 				if err != nil {
 					it.Close()
-					return im.snapshotFailure(plan, sent, r.Token, err)
+					return fail(r.Token, err)
 				}
 				if held {
 					plan.SnapshotsFirst++
 					continue
 				}
 			}
-			if err := im.conn.AppendSnapshot(ctx, codec.Encode(nil, r)); err != nil {
+			if !snd.send(ctx, r) {
 				it.Close()
-				return im.snapshotFailure(plan, sent, r.Token, fmt.Errorf("snapshot at position %d (aggregate %q, sequence %d): %w", r.Token, r.AggregateID, r.Sequence, err))
+				return fail(-1, ctx.Err())
 			}
-			sent++
-			im.progress.Snapshots.Add(1)
 		}
 		err := it.Err()
 		it.Close()
 		if err != nil {
-			return im.snapshotFailure(plan, sent, -1, err)
+			return fail(-1, err)
 		}
+	}
+	snd.wait()
+	if f := snd.failure(); f != nil {
+		return im.snapshotFailure(plan, snd.sent, f.position, f.err)
 	}
 	return nil
 }
+
+// Each AppendSnapshot is a round trip for one snapshot, so the phase is bound by latency, not by the
+// cores or the wire: snapshotSender keeps up to maxSnapshotsInFlight calls (and maxSnapshotBytesInFlight
+// bytes) going. Two snapshots of one aggregate are never in flight together, so that each aggregate's
+// snapshots are stored in the archive's order. After a failure nothing more is sent; snapshots after the
+// failed one may have been stored, which a resumed import finds in the target.
+const (
+	maxSnapshotsInFlight     = 16
+	maxSnapshotBytesInFlight = 8 << 20
+)
+
+type snapshotSender struct {
+	im       *importer
+	done     chan snapshotResult
+	inFlight map[string]int64 // aggregate id -> bytes of its snapshot in flight
+	bytes    int64
+	sent     int64
+	failed   *snapshotResult // the failure at the lowest position
+}
+
+type snapshotResult struct {
+	aggregate string
+	size      int64
+	position  int64
+	err       error
+}
+
+func newSnapshotSender(im *importer) *snapshotSender {
+	return &snapshotSender{im: im, done: make(chan snapshotResult, maxSnapshotsInFlight), inFlight: map[string]int64{}}
+}
+
+// send starts the call for r once there is room and no snapshot of its aggregate is in flight. It
+// returns false when it sends nothing more: after a failure, or when ctx ends.
+func (s *snapshotSender) send(ctx context.Context, r *archive.Record) bool {
+	event := codec.Encode(nil, r)
+	size := int64(len(event))
+	for s.failed == nil {
+		_, busy := s.inFlight[r.AggregateID]
+		full := len(s.inFlight) >= maxSnapshotsInFlight || (len(s.inFlight) > 0 && s.bytes+size > maxSnapshotBytesInFlight)
+		if !busy && !full {
+			break
+		}
+		select {
+		case res := <-s.done:
+			s.finish(res)
+		case <-ctx.Done():
+			return false
+		}
+	}
+	if s.failed != nil {
+		return false
+	}
+	s.inFlight[r.AggregateID] = size
+	s.bytes += size
+	position, agg, seq := r.Token, r.AggregateID, r.Sequence
+	go func() {
+		err := s.im.conn.AppendSnapshot(ctx, event)
+		if err != nil {
+			err = fmt.Errorf("snapshot at position %d (aggregate %q, sequence %d): %w", position, agg, seq, err)
+		}
+		s.done <- snapshotResult{aggregate: agg, size: size, position: position, err: err}
+	}()
+	return true
+}
+
+func (s *snapshotSender) finish(res snapshotResult) {
+	delete(s.inFlight, res.aggregate)
+	s.bytes -= res.size
+	if res.err != nil {
+		if s.failed == nil || res.position < s.failed.position {
+			s.failed = &res
+		}
+		return
+	}
+	s.sent++
+	s.im.progress.Snapshots.Add(1)
+}
+
+// wait returns once no call is in flight.
+func (s *snapshotSender) wait() {
+	for len(s.inFlight) > 0 {
+		s.finish(<-s.done)
+	}
+}
+
+func (s *snapshotSender) failure() *snapshotResult { return s.failed }
 
 func (im *importer) snapshotFailure(plan *Plan, sent, position int64, err error) error {
 	return &ProgressError{Imported: im.progress.Events.Load(), TargetHead: im.progress.Token.Load(), NextToken: position, Phase: "snapshots", Err: fmt.Errorf("%d snapshots sent this run: %w", sent, err)}
