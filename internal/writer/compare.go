@@ -293,6 +293,9 @@ func compareSnapshots(ctx context.Context, conn *axonclient.Conn, im *importer, 
 	// archive holds only the newest, which is the only one compared.
 	complete := map[string]bool{}
 	var line []byte
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	fetches := prefetchSnapshots(ctx, conn, im)
 	for i, a := range im.archives {
 		latestOnly := a.Manifest().Snapshots.Mode == archive.SnapshotsLatest
 		it := a.Snapshots(ctx)
@@ -305,7 +308,16 @@ func compareSnapshots(ctx context.Context, conn *axonclient.Conn, im *importer, 
 			d.Snapshots++
 			list, ok := target[want.AggregateID]
 			if !ok {
-				raws, err := conn.ListAggregateSnapshots(ctx, want.AggregateID, 0, math.MaxInt64, 0)
+				f, ok := <-fetches
+				if !ok || f.aggregate != want.AggregateID {
+					it.Close() // the prefetcher reads the same snapshots in the same order: it stopped
+					if err := ctx.Err(); err != nil {
+						return err
+					}
+					return fmt.Errorf("%s: the snapshots changed while they were compared", im.dirs[i])
+				}
+				<-f.done
+				raws, err := f.raws, f.err
 				if err != nil {
 					it.Close()
 					return fmt.Errorf("read the target's snapshots of %q: %w", want.AggregateID, err)
@@ -362,6 +374,65 @@ func compareSnapshots(ctx context.Context, conn *axonclient.Conn, im *importer, 
 		}
 	}
 	return nil
+}
+
+// snapshotFetch is the target's snapshots of one aggregate, read ahead of the comparison.
+type snapshotFetch struct {
+	aggregate string
+	raws      [][]byte
+	err       error
+	done      chan struct{}
+}
+
+// snapshotReaders bounds the ListAggregateSnapshots calls the comparison has in flight: each is a round
+// trip for one aggregate, so the phase is bound by latency (as export's, see export.SnapshotReaders).
+const snapshotReaders = 32
+
+// prefetchSnapshots reads the archives' snapshots to find each aggregate the first time it appears, and
+// reads the target's snapshots of it, snapshotReaders at a time: the fetches come out of the channel in
+// that order, each to be waited for on done. It stops at the first error reading the archive (the
+// comparison meets the same error) or when ctx ends; it holds at most 2×snapshotReaders aggregates'
+// snapshots.
+func prefetchSnapshots(ctx context.Context, conn *axonclient.Conn, im *importer) <-chan *snapshotFetch {
+	out := make(chan *snapshotFetch, snapshotReaders)
+	go func() {
+		defer close(out)
+		sem := make(chan struct{}, snapshotReaders)
+		seen := map[string]bool{}
+		for _, a := range im.archives {
+			it := a.Snapshots(ctx)
+			for it.Next() {
+				r, err := it.Record()
+				if err != nil {
+					it.Close()
+					return
+				}
+				id := r.AggregateID
+				if seen[id] {
+					continue
+				}
+				seen[id] = true
+				f := &snapshotFetch{aggregate: id, done: make(chan struct{})}
+				select {
+				case out <- f:
+				case <-ctx.Done():
+					it.Close()
+					return
+				}
+				sem <- struct{}{}
+				go func() {
+					defer func() { <-sem; close(f.done) }()
+					f.raws, f.err = conn.ListAggregateSnapshots(ctx, f.aggregate, 0, math.MaxInt64, 0)
+				}()
+			}
+			err := it.Err()
+			it.Close()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return out
 }
 
 // targetBatch carries the target's events from the stream to a converting worker, and their canonical

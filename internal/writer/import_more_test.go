@@ -621,3 +621,24 @@ func TestImportSnapshotsInFlight(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, d.Equal(), "%v", d.Differences)
 }
+
+// The comparison reads the target's snapshots ahead, several aggregates at a time (the phase is bound by
+// round trips), and still compares them in the archive's order.
+func TestCompareSnapshotsReadAhead(t *testing.T) {
+	ctx := context.Background()
+	src, _ := generated(t, 800, export.Options{}) // few events: the delay below holds up each
+	srv := axontest.NewServer(t)
+	conn := dial(t, srv, "target")
+	_, err := writer.Import(ctx, conn, []string{src}, writer.Options{})
+	require.NoError(t, err)
+	require.Zero(t, srv.MaxConcurrentCalls(axontest.MethodListAggregateSnapshots), "an import does not read snapshots")
+	srv.SetDelay(time.Millisecond) // each answer waits, so calls in flight together overlap
+	d, err := writer.Compare(ctx, conn, []string{src}, writer.CompareOptions{})
+	srv.SetDelay(0)
+	require.NoError(t, err)
+	require.Greater(t, d.Snapshots, int64(5))
+	require.True(t, d.Equal(), "%v", d.Differences)
+	calls := srv.MaxConcurrentCalls(axontest.MethodListAggregateSnapshots)
+	assert.Greater(t, calls, 1, "aggregates read together")
+	assert.LessOrEqual(t, calls, 32)
+}
