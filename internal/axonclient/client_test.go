@@ -669,3 +669,50 @@ func TestErrorMessages(t *testing.T) {
 	}
 	assert.False(t, errors.Is(cases[0].err, axonclient.ErrUnavailable))
 }
+
+// ReadRange delivers a range in order through streams the server drops, re-opening after the last event
+// delivered, also when the drop comes just as permits are topped up; it gives up after MaxRetries re-opens
+// in a row, and an error from fn ends it as is.
+func TestReadRange(t *testing.T) {
+	s := axontest.NewServer(t)
+	conn := dial(t, s, axonclient.Config{})
+	ctx := testCtx(t)
+	events := eventgen.New(22, eventgen.Options{Aggregates: 20}).Generate(1000)
+	require.NoError(t, s.Load("default", events))
+	read := func(from, to int64, opts axonclient.RangeOptions) ([]int64, []string, error) {
+		var tokens []int64
+		var warnings []string
+		opts.Warn = func(msg string) { warnings = append(warnings, msg) }
+		err := conn.ReadRange(ctx, from, to, opts, func(token int64, event []byte) error {
+			require.Equal(t, events[token], event)
+			tokens = append(tokens, token)
+			return nil
+		})
+		return tokens, warnings, err
+	}
+
+	s.DropListEventsAfter(100) // the window's half: the drop meets the top-up
+	s.DropListEventsAfter(350)
+	tokens, warnings, err := read(10, 899, axonclient.RangeOptions{Window: 200, MaxRetries: 2, MaxBackoff: time.Millisecond})
+	require.NoError(t, err)
+	require.Len(t, tokens, 890)
+	for i, tok := range tokens {
+		require.Equal(t, int64(10+i), tok)
+	}
+	require.Len(t, warnings, 2)
+	assert.Contains(t, warnings[0], "event stream lost at token 110")
+	assert.Contains(t, warnings[1], "event stream lost at token 460")
+
+	s.DropListEventsAfter(5)
+	_, _, err = read(0, 999, axonclient.RangeOptions{Window: 100})
+	require.ErrorContains(t, err, "event stream lost 1 times at token 5")
+
+	stop := errors.New("stop")
+	err = conn.ReadRange(ctx, 0, 999, axonclient.RangeOptions{Window: 100}, func(token int64, _ []byte) error {
+		if token == 42 {
+			return stop
+		}
+		return nil
+	})
+	require.Equal(t, stop, err)
+}

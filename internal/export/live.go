@@ -2,11 +2,8 @@ package export
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"math"
-	"math/rand/v2"
 	"time"
 
 	"github.com/axarchive/axarchive/archive"
@@ -77,91 +74,24 @@ func (s *liveSource) tokenAt(ctx context.Context, t time.Time) (int64, error) {
 	return s.conn.TokenAt(ctx, t.UnixMilli())
 }
 
-// events streams [from, to] and re-opens the stream after the last token received when the connection
+// events streams [from, to], re-opening the stream after the last token received when the connection
 // drops, a bounded number of times in a row without progress.
 func (s *liveSource) events(ctx context.Context, from, to int64, emit func(int64, []byte) error) error {
 	next := from
-	failures := 0
-	backoff := 200 * time.Millisecond
-	for next <= to {
-		before := next
-		err := s.stream(ctx, &next, to, emit)
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if !transient(err) {
-			return err
-		}
-		if next > before {
-			failures, backoff = 0, 200*time.Millisecond
-		}
-		failures++
-		if failures > s.opts.MaxRetries {
-			return fmt.Errorf("event stream lost %d times at token %d: %w", failures, next, err)
-		}
-		wait := backoff + rand.N(backoff/2)
-		s.opts.warn("event stream lost at token %d (%v); retrying in %s (attempt %d of %d)", next, err, wait.Round(time.Millisecond), failures, s.opts.MaxRetries)
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		backoff = min(2*backoff, 10*time.Second)
-	}
-	return nil
-}
-
-// errStreamEnded is a stream the server completed before the range was read: it never does that on its
-// own (AXON.md 2.2), so the connection or the server went away.
-var errStreamEnded = errors.New("server ended the event stream early")
-
-func transient(err error) bool {
-	return errors.Is(err, axonclient.ErrUnavailable) || errors.Is(err, errStreamEnded)
-}
-
-func (s *liveSource) stream(ctx context.Context, next *int64, to int64, emit func(int64, []byte) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	window := permitWindow
-	if remaining := to - *next + 1; remaining < window {
-		window = remaining
-	}
-	st, err := s.conn.ListEvents(ctx, *next, window)
-	if err != nil {
-		return err
-	}
-	var sinceTopUp int64
-	for {
-		token, raw, err := st.Recv()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return errStreamEnded
-			}
-			return err
-		}
-		if token != *next {
+	return s.conn.ReadRange(ctx, from, to, axonclient.RangeOptions{
+		Window: permitWindow, MaxRetries: s.opts.MaxRetries, MaxBackoff: 10 * time.Second, Jitter: true, Warn: s.opts.Warn,
+	}, func(token int64, raw []byte) error {
+		if token != next {
 			// ListEvents delivers every committed event in token order (AXON.md 2.2): anything else would
 			// leave a hole or a duplicate in the archive.
-			return &TokenError{Token: token, Err: fmt.Errorf("server sent token %d where token %d was due", token, *next)}
+			return &TokenError{Token: token, Err: fmt.Errorf("server sent token %d where token %d was due", token, next)}
 		}
 		if err := emit(token, raw); err != nil {
 			return err
 		}
-		*next = token + 1
-		if token >= to {
-			_ = st.CloseSend()
-			return nil
-		}
-		if sinceTopUp++; sinceTopUp >= permitWindow/2 {
-			if err := st.AddPermits(sinceTopUp); err != nil {
-				return err
-			}
-			sinceTopUp = 0
-		}
-	}
+		next = token + 1
+		return nil
+	})
 }
 
 // snapshots reads each exported aggregate's snapshots (newest first over gRPC) and writes them oldest

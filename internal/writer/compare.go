@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"slices"
 	"time"
@@ -196,7 +195,11 @@ func CompareArchives(ctx context.Context, conn *axonclient.Conn, archives []*arc
 			}
 			streamTo = min(head, targetLast)
 		}
-		if err := compareTarget(ctx, conn, targetFirst, streamTo, opts.MaxRetries, opts.Warn, compare); err != nil {
+		var warn func(string)
+		if opts.Warn != nil {
+			warn = func(msg string) { opts.Warn("check: " + msg) }
+		}
+		if err := compareTarget(ctx, conn, targetFirst, streamTo, opts.MaxRetries, warn, compare); err != nil {
 			return nil, err
 		}
 	}
@@ -532,76 +535,18 @@ func compareTarget(ctx context.Context, conn *axonclient.Conn, from, to int64, r
 // 5 s) about half a minute of a server that does not answer.
 const DefaultCheckRetries = 10
 
-// errTargetStreamEnded is a stream the server completed before the range was read: it never does that on
-// its own (AXON.md 2.2), so the connection or the server went away.
-var errTargetStreamEnded = errors.New("the server ended the event stream early")
-
-// streamTarget reads the target's events from..to (inclusive) and stops. A lost connection re-opens the
-// stream after the last event received, as export does: a check that follows an import must ride out what
-// the import rides out (a server restart between transactions). warn, if set, hears of each retry.
+// streamTarget reads the target's events from..to (inclusive) and stops, re-opening a lost stream where it
+// stopped: a check that follows an import must ride out what the import rides out (a server restart
+// between transactions). warn, if set, hears of each re-open.
 func streamTarget(ctx context.Context, conn *axonclient.Conn, from, to int64, retries int, warn func(string), fn func(int64, []byte) error) error {
-	next := from
-	failures := 0
-	backoff := 200 * time.Millisecond
-	for {
-		before := next
-		err := streamTargetOnce(ctx, conn, &next, to, fn)
-		if err == nil || ctx.Err() != nil || !(errors.Is(err, axonclient.ErrUnavailable) || errors.Is(err, errTargetStreamEnded)) {
-			return err
-		}
-		if next > before {
-			failures, backoff = 0, 200*time.Millisecond
-		}
-		if failures++; failures > retries {
-			return fmt.Errorf("event stream lost %d times at token %d: %w", failures, next, err)
-		}
-		if warn != nil {
-			warn(fmt.Sprintf("check: event stream lost at token %d (%v); retrying in %s (attempt %d of %d)", next, err, backoff, failures, retries))
-		}
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
-}
-
-// streamTargetOnce is one stream of streamTarget, from *next on; *next follows the events passed to fn.
-func streamTargetOnce(ctx context.Context, conn *axonclient.Conn, next *int64, to int64, fn func(int64, []byte) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	// Permits bound what the server may have sent ahead of the comparison: ~1.4 MB of typical events,
-	// which matters while the check runs beside an import.
-	const window = 2048
-	st, err := conn.ListEvents(ctx, *next, min(window, to-*next+1))
-	if err != nil {
-		return err
-	}
-	var sinceTopUp int64
-	for {
-		token, raw, err := st.Recv()
-		if errors.Is(err, io.EOF) {
-			return errTargetStreamEnded
-		}
-		if err != nil {
-			return err
-		}
-		if err := fn(token, raw); err != nil {
-			return err
-		}
-		*next = token + 1
-		if token >= to {
-			_ = st.CloseSend()
-			return nil
-		}
-		if sinceTopUp++; sinceTopUp >= window/2 {
-			if err := st.AddPermits(sinceTopUp); err != nil {
-				return err
-			}
-			sinceTopUp = 0
-		}
-	}
+	return conn.ReadRange(ctx, from, to, axonclient.RangeOptions{
+		// Permits bound what the server may have sent ahead of the comparison: ~1.4 MB of typical
+		// events, which matters while the check runs beside an import.
+		Window:     2048,
+		MaxRetries: retries,
+		MaxBackoff: 5 * time.Second,
+		Warn:       warn,
+	}, fn)
 }
 
 // readTargetEvent returns the raw bytes of the target's event at token.
