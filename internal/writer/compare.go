@@ -298,69 +298,51 @@ func compareSnapshots(ctx context.Context, conn *axonclient.Conn, im *importer, 
 	var line []byte
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	fetches := prefetchSnapshots(ctx, conn, im)
-	for i, a := range im.archives {
-		latestOnly := a.Manifest().Snapshots.Mode == archive.SnapshotsLatest
-		it := a.Snapshots(ctx)
-		for it.Next() {
-			want, err := it.Record()
-			if err != nil {
-				it.Close()
-				return fmt.Errorf("%s: %w", im.dirs[i], err)
-			}
-			d.Snapshots++
-			list, ok := target[want.AggregateID]
-			if !ok {
-				f, ok := <-fetches
-				if !ok || f.aggregate != want.AggregateID {
-					it.Close() // the prefetcher reads the same snapshots in the same order: it stopped
-					if err := ctx.Err(); err != nil {
-						return err
-					}
-					return fmt.Errorf("%s: the snapshots changed while they were compared", im.dirs[i])
-				}
-				<-f.done
-				raws, err := f.raws, f.err
-				if err != nil {
-					it.Close()
-					return fmt.Errorf("read the target's snapshots of %q: %w", want.AggregateID, err)
-				}
-				for k := len(raws) - 1; k >= 0; k-- {
-					var r archive.Record
-					if err := codec.Decode(raws[k], &r); err != nil {
-						d.add(maxDiffs, "aggregate %q: a target snapshot cannot be read exactly: %v", want.AggregateID, err)
-						continue
-					}
-					list = append(list, r)
-				}
-				if latestOnly && len(list) > 1 {
-					list = list[len(list)-1:]
-				}
-				complete[want.AggregateID] = !latestOnly
-			}
-			if len(list) == 0 {
-				d.add(maxDiffs, "snapshot position %d (aggregate %q, sequence %d): not in the target", want.Token, want.AggregateID, want.Sequence)
-				target[want.AggregateID] = list
-				continue
-			}
-			got := list[0]
-			target[want.AggregateID] = list[1:]
-			got.Token = want.Token
-			line = archive.AppendSnapshotJSON(line[:0], &got)
-			fp.WriteSnapshotLine(line)
-			if got.Snapshot != want.Snapshot {
-				d.SnapshotFlagOnly = true
-				got.Snapshot = want.Snapshot
-			}
-			if g, w := codec.Encode(nil, &got), codec.Encode(nil, want); string(g) != string(w) {
-				d.add(maxDiffs, "snapshot position %d (aggregate %q): %s", want.Token, want.AggregateID, describeDifference(w, g))
-			}
+	for item := range readSnapshotsAhead(ctx, conn, im) {
+		if item.err != nil {
+			return item.err
 		}
-		err := it.Err()
-		it.Close()
-		if err != nil {
-			return err
+		want := item.rec
+		d.Snapshots++
+		list := target[want.AggregateID]
+		if f := item.fetch; f != nil { // the aggregate's first snapshot in the archive
+			<-f.done
+			if f.err != nil {
+				return fmt.Errorf("read the target's snapshots of %q: %w", want.AggregateID, f.err)
+			}
+			for k := len(f.raws) - 1; k >= 0; k-- {
+				var r archive.Record
+				if err := codec.Decode(f.raws[k], &r); err != nil {
+					d.add(maxDiffs, "aggregate %q: a target snapshot cannot be read exactly: %v", want.AggregateID, err)
+					continue
+				}
+				list = append(list, r)
+			}
+			if item.latestOnly && len(list) > 1 {
+				list = list[len(list)-1:]
+			}
+			complete[want.AggregateID] = !item.latestOnly
 		}
+		if len(list) == 0 {
+			d.add(maxDiffs, "snapshot position %d (aggregate %q, sequence %d): not in the target", want.Token, want.AggregateID, want.Sequence)
+			target[want.AggregateID] = list
+			continue
+		}
+		got := list[0]
+		target[want.AggregateID] = list[1:]
+		got.Token = want.Token
+		line = archive.AppendSnapshotJSON(line[:0], &got)
+		fp.WriteSnapshotLine(line)
+		if got.Snapshot != want.Snapshot {
+			d.SnapshotFlagOnly = true
+			got.Snapshot = want.Snapshot
+		}
+		if g, w := codec.Encode(nil, &got), codec.Encode(nil, want); string(g) != string(w) {
+			d.add(maxDiffs, "snapshot position %d (aggregate %q): %s", want.Token, want.AggregateID, describeDifference(w, g))
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	// Snapshots the target holds beyond the archive's, for the aggregates compared. (The snapshots of
 	// other aggregates cannot be listed over gRPC.)
@@ -387,50 +369,68 @@ type snapshotFetch struct {
 	done      chan struct{}
 }
 
+// snapshotItem is one archive snapshot on its way to the comparison, with the fetch of the target's
+// snapshots of its aggregate when it is the aggregate's first; or the error that ended the reading.
+type snapshotItem struct {
+	rec        *archive.Record
+	latestOnly bool // its archive holds only each aggregate's newest snapshot
+	fetch      *snapshotFetch
+	err        error
+}
+
 // snapshotReaders bounds the ListAggregateSnapshots calls the comparison has in flight: each is a round
 // trip for one aggregate, so the phase is bound by latency (as export's, see export.SnapshotReaders).
 const snapshotReaders = 32
 
-// prefetchSnapshots reads the archives' snapshots to find each aggregate the first time it appears, and
-// reads the target's snapshots of it, snapshotReaders at a time: the fetches come out of the channel in
-// that order, each to be waited for on done. It stops at the first error reading the archive (the
-// comparison meets the same error) or when ctx ends; it holds at most 2×snapshotReaders aggregates'
-// snapshots.
-func prefetchSnapshots(ctx context.Context, conn *axonclient.Conn, im *importer) <-chan *snapshotFetch {
-	out := make(chan *snapshotFetch, snapshotReaders)
+// readSnapshotsAhead reads the archives' snapshots in order and, for each aggregate the first time it
+// appears, starts reading the target's snapshots of it, snapshotReaders at a time. The items come out of
+// the channel in the archives' order; an error reading an archive is the last item. It holds at most
+// 2×snapshotReaders items, and stops when ctx ends.
+func readSnapshotsAhead(ctx context.Context, conn *axonclient.Conn, im *importer) <-chan snapshotItem {
+	out := make(chan snapshotItem, snapshotReaders)
 	go func() {
 		defer close(out)
+		send := func(item snapshotItem) bool {
+			select {
+			case out <- item:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
 		sem := make(chan struct{}, snapshotReaders)
 		seen := map[string]bool{}
-		for _, a := range im.archives {
+		for i, a := range im.archives {
+			latestOnly := a.Manifest().Snapshots.Mode == archive.SnapshotsLatest
 			it := a.Snapshots(ctx)
 			for it.Next() {
 				r, err := it.Record()
 				if err != nil {
 					it.Close()
+					send(snapshotItem{err: fmt.Errorf("%s: %w", im.dirs[i], err)})
 					return
 				}
-				id := r.AggregateID
-				if seen[id] {
-					continue
+				rec := *r // the iterator's record changes with the next line
+				item := snapshotItem{rec: &rec, latestOnly: latestOnly}
+				if !seen[rec.AggregateID] {
+					seen[rec.AggregateID] = true
+					f := &snapshotFetch{aggregate: rec.AggregateID, done: make(chan struct{})}
+					item.fetch = f
+					sem <- struct{}{}
+					go func() {
+						defer func() { <-sem; close(f.done) }()
+						f.raws, f.err = conn.ListAggregateSnapshots(ctx, f.aggregate, 0, math.MaxInt64, 0)
+					}()
 				}
-				seen[id] = true
-				f := &snapshotFetch{aggregate: id, done: make(chan struct{})}
-				select {
-				case out <- f:
-				case <-ctx.Done():
+				if !send(item) {
 					it.Close()
 					return
 				}
-				sem <- struct{}{}
-				go func() {
-					defer func() { <-sem; close(f.done) }()
-					f.raws, f.err = conn.ListAggregateSnapshots(ctx, f.aggregate, 0, math.MaxInt64, 0)
-				}()
 			}
 			err := it.Err()
 			it.Close()
 			if err != nil {
+				send(snapshotItem{err: err})
 				return
 			}
 		}
