@@ -214,18 +214,8 @@ func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) e
 		return nil
 	}
 	close(imported)
-	var d *writer.Diff
-	if check != nil {
-		r := <-check
-		d, err = r.d, r.err
-	} else { // nothing was sent (an import with nothing left to do)
-		copts := writer.CompareOptions{Warn: rep.warn, MaxRetries: o.checkRetries}
-		if o.opts.Renumber {
-			first := plan.TargetFirst
-			copts.TargetFirst = &first
-		}
-		d, err = writer.CompareArchives(ctx, conn, archives, copts)
-	}
+	r := <-check // ImportArchives called Sending: it succeeded and it was no dry run
+	d, err := r.d, r.err
 	if err != nil {
 		diff := "axarchive diff " + o.diffFlagsLine
 		if o.opts.Renumber {

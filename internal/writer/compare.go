@@ -400,39 +400,26 @@ func readSnapshotsAhead(ctx context.Context, conn *axonclient.Conn, im *importer
 		}
 		sem := make(chan struct{}, snapshotReaders)
 		seen := map[string]bool{}
-		for i, a := range im.archives {
-			latestOnly := a.Manifest().Snapshots.Mode == archive.SnapshotsLatest
-			it := a.Snapshots(ctx)
-			for it.Next() {
-				r, err := it.Record()
-				if err != nil {
-					it.Close()
-					send(snapshotItem{err: fmt.Errorf("%s: %w", im.dirs[i], err)})
-					return
-				}
-				rec := *r // the iterator's record changes with the next line
-				item := snapshotItem{rec: &rec, latestOnly: latestOnly}
-				if !seen[rec.AggregateID] {
-					seen[rec.AggregateID] = true
-					f := &snapshotFetch{aggregate: rec.AggregateID, done: make(chan struct{})}
-					item.fetch = f
-					sem <- struct{}{}
-					go func() {
-						defer func() { <-sem; close(f.done) }()
-						f.raws, f.err = conn.ListAggregateSnapshots(ctx, f.aggregate, 0, math.MaxInt64, 0)
-					}()
-				}
-				if !send(item) {
-					it.Close()
-					return
-				}
+		err := im.eachSnapshot(ctx, func(a *archive.Archive, r *archive.Record) error {
+			rec := *r // the iterator's record changes with the next line
+			item := snapshotItem{rec: &rec, latestOnly: a.Manifest().Snapshots.Mode == archive.SnapshotsLatest}
+			if !seen[rec.AggregateID] {
+				seen[rec.AggregateID] = true
+				f := &snapshotFetch{aggregate: rec.AggregateID, done: make(chan struct{})}
+				item.fetch = f
+				sem <- struct{}{}
+				go func() {
+					defer func() { <-sem; close(f.done) }()
+					f.raws, f.err = conn.ListAggregateSnapshots(ctx, f.aggregate, 0, math.MaxInt64, 0)
+				}()
 			}
-			err := it.Err()
-			it.Close()
-			if err != nil {
-				send(snapshotItem{err: err})
-				return
+			if !send(item) {
+				return errStop
 			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errStop) {
+			send(snapshotItem{err: err})
 		}
 	}()
 	return out

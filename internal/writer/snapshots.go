@@ -2,6 +2,7 @@ package writer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 
@@ -23,44 +24,67 @@ func (im *importer) importSnapshots(ctx context.Context, plan *Plan) error {
 	snd := newSnapshotSender(im)
 	fail := func(position int64, err error) error {
 		snd.wait()
-		if f := snd.failure(); f != nil {
+		if f := snd.failed; f != nil {
 			position, err = f.position, f.err // the first failure in the archive's order says most
 		}
 		return im.snapshotFailure(plan, snd.sent, position, err)
 	}
-	for i, a := range im.archives {
-		it := a.Snapshots(ctx)
-		for it.Next() {
-			r, err := it.Record()
+	err := im.eachSnapshot(ctx, func(_ *archive.Archive, r *archive.Record) error {
+		if have != nil {
+			held, err := have.take(ctx, r)
 			if err != nil {
-				it.Close()
-				return fail(-1, fmt.Errorf("%s: %w", im.dirs[i], err))
+				return &snapshotError{position: r.Token, err: err}
 			}
-			if have != nil {
-				held, err := have.take(ctx, r)
-				if err != nil {
-					it.Close()
-					return fail(r.Token, err)
-				}
-				if held {
-					plan.SnapshotsFirst++
-					continue
-				}
-			}
-			if !snd.send(ctx, r) {
-				it.Close()
-				return fail(-1, ctx.Err())
+			if held {
+				plan.SnapshotsFirst++
+				return nil
 			}
 		}
-		err := it.Err()
-		it.Close()
-		if err != nil {
-			return fail(-1, err)
+		if !snd.send(ctx, r) {
+			return ctx.Err() // nil after a failure, which fail reports
 		}
+		return nil
+	})
+	var se *snapshotError
+	if errors.As(err, &se) {
+		return fail(se.position, se.err)
 	}
 	snd.wait()
-	if f := snd.failure(); f != nil {
-		return im.snapshotFailure(plan, snd.sent, f.position, f.err)
+	if err != nil || snd.failed != nil {
+		return fail(-1, err)
+	}
+	return nil
+}
+
+// snapshotError is a failure at a snapshot's position.
+type snapshotError struct {
+	position int64
+	err      error
+}
+
+func (e *snapshotError) Error() string { return e.err.Error() }
+
+// eachSnapshot calls fn with every snapshot of the archives, in order, with its archive, until fn or the
+// reading fails. The record is valid only during the call.
+func (im *importer) eachSnapshot(ctx context.Context, fn func(*archive.Archive, *archive.Record) error) error {
+	for i, a := range im.archives {
+		err := func() error {
+			it := a.Snapshots(ctx)
+			defer it.Close()
+			for it.Next() {
+				r, err := it.Record()
+				if err != nil {
+					return fmt.Errorf("%s: %w", im.dirs[i], err)
+				}
+				if err := fn(a, r); err != nil {
+					return err
+				}
+			}
+			return it.Err()
+		}()
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -148,8 +172,6 @@ func (s *snapshotSender) wait() {
 		s.finish(<-s.done)
 	}
 }
-
-func (s *snapshotSender) failure() *snapshotResult { return s.failed }
 
 func (im *importer) snapshotFailure(plan *Plan, sent, position int64, err error) error {
 	return &ProgressError{Imported: im.progress.Events.Load(), TargetHead: im.progress.Token.Load(), NextToken: position, Phase: "snapshots", Err: fmt.Errorf("%d snapshots sent this run: %w", sent, err)}
