@@ -211,24 +211,13 @@ func run(cfg config, log io.Writer) (*report, error) {
 		return bests, nil
 	}
 
-	// best runs a measurement cfg.repeat times and keeps the fastest; prepare runs before each.
+	// best is interleaved with one run: cfg.repeat times, the fastest kept.
 	best := func(prepare func(i int) error, measure func(i int) (*measurement, error)) (*measurement, error) {
-		var b *measurement
-		for i := range cfg.repeat {
-			if prepare != nil {
-				if err := prepare(i); err != nil {
-					return nil, err
-				}
-			}
-			m, err := measure(i)
-			if err != nil {
-				return nil, err
-			}
-			if b == nil || m.elapsed < b.elapsed {
-				b = m
-			}
+		ms, err := interleaved(run{prepare, measure})
+		if err != nil {
+			return nil, err
 		}
-		return b, nil
+		return ms[0], nil
 	}
 
 	archiveDir := filepath.Join(work, "archive")
