@@ -76,17 +76,10 @@ func (p *Parser) VisitEvent(line []byte, fn func(*Record) error) error {
 
 // parseLent is parse into a record the parser lends: valid until the next call.
 func (p *recordParser) parseLent(line []byte, snapshot bool) (*Record, error) {
-	r := &p.lentRec
 	p.lend = true
-	ok := p.fast(line, r, snapshot)
+	err := p.parse(line, &p.lentRec, snapshot)
 	p.lend = false
-	if ok {
-		return r, nil
-	}
-	if snapshot {
-		return r, ParseSnapshotJSON(line, r)
-	}
-	return r, ParseEventJSON(line, r)
+	return &p.lentRec, err
 }
 
 // parse parses line (with or without its final LF) into r. It reports an error exactly when
