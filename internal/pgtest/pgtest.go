@@ -167,6 +167,20 @@ func Main(m *testing.M) int {
 	return code
 }
 
+// Wrap makes m's Run stop the server after the tests, for TestMain functions that hand m to another
+// runner (testscript.Main).
+func Wrap(m *testing.M) interface{ Run() int } { return wrapped{m} }
+
+type wrapped struct{ m *testing.M }
+
+func (w wrapped) Run() int {
+	code := w.m.Run()
+	if shared != nil {
+		shared.stop()
+	}
+	return code
+}
+
 // Get returns the test binary's server, starting it on first use; without PostgreSQL the test skips
 // (fails in CI).
 func Get(tb testing.TB) *Server {
@@ -174,11 +188,49 @@ func Get(tb testing.TB) *Server {
 	if _, err := BinDir(); err != nil {
 		testenv.Missing(tb, "PostgreSQL", installHint)
 	}
-	startOnce.Do(func() { shared, startErr = start() })
-	if startErr != nil {
-		tb.Fatalf("start PostgreSQL: %v", startErr)
+	s, err := Start()
+	if err != nil {
+		tb.Fatalf("start PostgreSQL: %v", err)
 	}
-	return shared
+	return s
+}
+
+// Start returns the test binary's server, starting it on first use.
+func Start() (*Server, error) {
+	startOnce.Do(func() { shared, startErr = start() })
+	return shared, startErr
+}
+
+// CreateDB creates a fresh database and returns its name.
+func (s *Server) CreateDB() (string, error) {
+	name := fmt.Sprintf("t%d_%d", os.Getpid(), dbSeq.Add(1))
+	return name, s.exec("postgres", "CREATE DATABASE "+name)
+}
+
+func (s *Server) exec(db, sql string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := pgx.Connect(ctx, s.URL(db))
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", db, err)
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, sql); err != nil {
+		return fmt.Errorf("%s: %w", sql, err)
+	}
+	return nil
+}
+
+// LoadFile runs a SQL script (a pg_dump file) in database db with psql, stopping at the first error.
+func (s *Server) LoadFile(db, path string) error {
+	cmd := exec.Command(filepath.Join(s.bin, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
+		"-h", "127.0.0.1", "-p", strconv.Itoa(s.Port), "-U", "postgres", "-d", db, "-f", path)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("psql -f %s: %v\n%s", path, err, out.String())
+	}
+	return nil
 }
 
 // URL returns a connection URL for database db as the superuser postgres (trust authentication).
@@ -196,8 +248,10 @@ type DB struct {
 func NewDB(tb testing.TB) *DB {
 	tb.Helper()
 	s := Get(tb)
-	name := fmt.Sprintf("t%d_%d", os.Getpid(), dbSeq.Add(1))
-	s.Exec(tb, "postgres", "CREATE DATABASE "+name)
+	name, err := s.CreateDB()
+	if err != nil {
+		tb.Fatal(err)
+	}
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -215,15 +269,8 @@ func (d *DB) URL() string { return d.Server.URL(d.Name) }
 // Exec runs SQL statements in database db, failing the test on error.
 func (s *Server) Exec(tb testing.TB, db, sql string) {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	c, err := pgx.Connect(ctx, s.URL(db))
-	if err != nil {
-		tb.Fatalf("connect to %s: %v", db, err)
-	}
-	defer c.Close(ctx)
-	if _, err := c.Exec(ctx, sql); err != nil {
-		tb.Fatalf("%s: %v", sql, err)
+	if err := s.exec(db, sql); err != nil {
+		tb.Fatal(err)
 	}
 }
 
@@ -236,12 +283,8 @@ func (d *DB) Exec(tb testing.TB, sql string) {
 // Load runs a SQL script (a pg_dump file) with psql, stopping at the first error.
 func (d *DB) Load(tb testing.TB, path string) {
 	tb.Helper()
-	cmd := exec.Command(filepath.Join(d.Server.bin, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
-		"-h", "127.0.0.1", "-p", strconv.Itoa(d.Server.Port), "-U", "postgres", "-d", d.Name, "-f", path)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		tb.Fatalf("psql -f %s: %v\n%s", path, err, out.String())
+	if err := d.Server.LoadFile(d.Name, path); err != nil {
+		tb.Fatal(err)
 	}
 }
 

@@ -66,24 +66,27 @@ func Check(rows []Row, b Bounds, tokenMap *TokenMap) (findings []Finding, notes 
 			}
 		}
 		if len(ahead) > 0 {
-			findings = append(findings, Finding{r, shown, fmt.Sprintf("position %s past the store's last token %d (%s): the processor handles nothing until the store reaches %d", joinInts(ahead), b.Last, b.Source, slices.Max(ahead)+1), "--to-head"})
+			findings = append(findings, Finding{r, shown, fmt.Sprintf("%s past the store's last token %d: the processor handles nothing until the store reaches %d", positions(ahead), b.Last, slices.Max(ahead)+1), "--to-head"})
 		}
 		if len(before) > 0 {
-			findings = append(findings, Finding{r, shown, fmt.Sprintf("position %s before the store's first token %d (%s): events %d to %d are not in the store", joinInts(before), b.First, b.Source, slices.Min(before)+1, b.First-1), "--to-tail"})
+			findings = append(findings, Finding{r, shown, fmt.Sprintf("%s before the store's first token %d: events %d to %d are not in the store", positions(before), b.First, slices.Min(before)+1, b.First-1), "--to-tail"})
 		}
 		if len(unlisted) > 0 {
-			findings = append(findings, Finding{r, shown, fmt.Sprintf("position %s not an archive token of %s (an event the import left out)", joinInts(unlisted), tokenMap.Path), "--token-map"})
+			findings = append(findings, Finding{r, shown, fmt.Sprintf("%s not an archive token of %s (an event the import left out)", positions(unlisted), tokenMap.Path), "--token-map"})
 		}
 	}
 	return findings, notes, errors.Join(errs...)
 }
 
-func joinInts(v []int64) string {
+func positions(v []int64) string {
 	s := make([]string, len(v))
 	for i, x := range v {
 		s[i] = fmt.Sprint(x)
 	}
-	return strings.Join(s, ", ")
+	if len(v) == 1 {
+		return "position " + s[0]
+	}
+	return "positions " + strings.Join(s, ", ")
 }
 
 // Mode is what a rewrite does to a position.
