@@ -242,38 +242,19 @@ func writeSegmentEvents(ctx context.Context, im *importer, store *SegmentStore, 
 	if from > plan.LastToken {
 		return nil
 	}
-	// One cursor per archive of the chain, each over its own token range.
-	type part struct {
-		last   int64
-		cursor *archive.TxCursor
-	}
-	var parts []part
-	for _, a := range im.archives {
-		parts = append(parts, part{last: a.Manifest().Events.Range.Last, cursor: a.TxCursor(ctx)})
-	}
-	defer func() {
-		for _, p := range parts {
-			if p.cursor != nil {
-				p.cursor.Close()
-			}
-		}
-	}()
-	k := 0
+	groups := newTxEnds(ctx, im.archives)
+	defer groups.close()
 	return im.eachEncodedEvent(ctx, from, func(token int64, event []byte) error {
 		if token != store.NextToken() {
 			return fmt.Errorf("%w: the archive has token %d where token %d is due", ErrNotContiguous, token, store.NextToken())
 		}
-		for token > parts[k].last {
-			k++
-		}
 		end := true
-		if c := parts[k].cursor; c != nil {
+		if groups != nil {
 			var err error
-			if end, err = c.Ends(token); err != nil {
+			if end, err = groups.ends(token); err != nil {
 				return err
 			}
 		}
-		end = end || token == parts[k].last
 		if err := store.WriteEvent(event, end); err != nil {
 			return err
 		}
