@@ -136,6 +136,14 @@ func hint(err error) string {
 		return "check --context: the server does not know it"
 	case errors.Is(err, writer.ErrTargetNotEmpty):
 		return "import into a new, empty context; or --resume to continue an interrupted import; or --renumber to append"
+	case errors.Is(err, writer.ErrSegmentsNotContiguous):
+		return "segment files can only hold a whole store from token 0: import such an archive into a running server instead (axarchive import --server … --renumber)"
+	case errors.Is(err, writer.ErrSegmentDir):
+		return "give import --segments a new or empty directory, or add --resume to continue an import interrupted in it"
+	case errors.Is(err, writer.ErrNoSpace):
+		return "free space on that file system, or write the segment files to another one"
+	case errors.Is(err, writer.ErrDirInArchive):
+		return "write the segment files outside the archive's directory"
 	case errors.Is(err, writer.ErrNotContiguous):
 		return "import with --renumber: events then take the target's next tokens, and a token map records where each went"
 	case errors.Is(err, archive.ErrVerify), errors.Is(err, archive.ErrCorrupt), errors.Is(err, archive.ErrBag):

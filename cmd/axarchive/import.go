@@ -27,15 +27,23 @@ func importCommand() *cli.Command {
 		&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress on stderr: auto, json or none"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors and warnings"},
 	}
+	flags = append(flags, segmentImportFlags()...)
 	return &cli.Command{
 		Name:      "import",
 		Usage:     "replay archives into an empty context, then prove the target equals them",
 		ArgsUsage: "DIR [DIR...]",
 		Description: `axarchive import --server HOST:PORT --context CTX DIR [DIR...]
+axarchive import --segments CONTEXT_DIR DIR [DIR...]
 
 Appends the events in token order, one transaction at a time, so that each keeps its token,
 then the snapshots; then compares the target with the archive (--no-check skips it).
-Several DIRs form an incremental chain and are imported in order.
+Several DIRs form an incremental chain and are imported in order. An archive that records
+its source's transactions (an offline export) is sent one transaction per recorded one.
+
+With --segments, no server is involved: the archive is written as Axon Server segment files
+(*.events, *.snapshots) into CONTEXT_DIR, which must be empty or absent, at disk speed; stop
+the server, put them in the context's directory (SE: data/default) and start it. The files
+have temporary names until the store is complete; --resume continues an interrupted run.
 
 Exit status: 0 imported and equal, 1 error (the message says how far it got and how to
 continue), 2 usage, 3 archive invalid, 4 target differs from the archive, 130 interrupted.`,
@@ -44,6 +52,9 @@ continue), 2 usage, 3 archive invalid, 4 target differs from the archive, 130 in
 			dirs, err := archiveArgs(c, 1, -1)
 			if err != nil {
 				return err
+			}
+			if c.IsSet("segments") {
+				return segmentImportAction(c, dirs)
 			}
 			conn, err := readConnFlags(c)
 			if err != nil {

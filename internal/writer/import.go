@@ -58,7 +58,7 @@ func (im *importer) preflight(ctx context.Context) (*Plan, error) {
 	// the whole archive when the import starts at the first event.
 	var measured *sizeTally
 	if !im.opts.NoVerify {
-		measured = &sizeTally{im: im}
+		measured = &sizeTally{im: im, groups: newTxEnds(ctx, im.archives)}
 		vopts := archive.VerifyOptions{EventSize: encodedSize, EventSizes: measured.add}
 		for i, a := range im.archives {
 			rep, err := a.Verify(ctx, vopts)
@@ -216,7 +216,7 @@ func (im *importer) walkEvents(ctx context.Context, from int64, fn func(*archive
 // sizeScan checks every event against the message size before anything is sent, and counts the
 // transactions the import will make.
 func (im *importer) sizeScan(ctx context.Context, plan *Plan) error {
-	t := sizeTally{im: im}
+	t := sizeTally{im: im, groups: newTxEnds(ctx, im.archives)}
 	err := im.eachEncodedEvent(ctx, plan.StartAt, func(token int64, event []byte) error {
 		t.add(token, int64(len(event)))
 		return t.err
@@ -233,6 +233,8 @@ type sizeTally struct {
 	txEvents                   int
 	txBytes                    int64
 	err                        error
+	groups                     *txEnds // the archives' recorded transactions, nil if none
+	cut                        bool    // the last event ended a recorded transaction
 }
 
 func (t *sizeTally) add(token, n int64) {
@@ -245,7 +247,7 @@ func (t *sizeTally) add(token, n int64) {
 			ErrEventTooLarge, token, n, im.opts.MaxMessageSize)
 		return
 	}
-	if t.txEvents == 0 || t.txEvents >= im.maxTx || t.txBytes+n > im.maxBytes {
+	if t.txEvents == 0 || t.cut || t.txEvents >= im.maxTx || t.txBytes+n > im.maxBytes {
 		t.transactions++
 		t.txEvents, t.txBytes = 0, 0
 	}
@@ -253,10 +255,14 @@ func (t *sizeTally) add(token, n int64) {
 	t.txBytes += n
 	t.events++
 	t.size += n
+	if t.groups != nil {
+		t.cut, t.err = t.groups.ends(token)
+	}
 }
 
 // apply puts the counts into the plan and returns the error that stopped the tally, if any.
 func (t *sizeTally) apply(plan *Plan) error {
+	t.groups.close()
 	plan.Events = t.events
 	plan.Transactions += t.transactions
 	plan.Bytes += t.size
@@ -295,8 +301,12 @@ func (im *importer) importEvents(ctx context.Context, plan *Plan) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	txs := make(chan *transaction, 1) // one ready while one is sent: each can be 4 MiB
+	// An archive that records its source's transactions is sent one transaction per recorded one (cut
+	// further only where the limits below say so).
+	groups := newTxEnds(ctx, im.archives)
 	go func() {
 		defer close(txs)
+		defer groups.close()
 		tx := &transaction{}
 		var slab []byte // the events are encoded one after the other into it, not each into its own
 		err := im.eachEncodedEvent(ctx, plan.StartAt, func(token int64, event []byte) error {
@@ -320,6 +330,18 @@ func (im *importer) importEvents(ctx context.Context, plan *Plan) error {
 			slab = append(slab, event...)
 			tx.events = append(tx.events, slab[start:len(slab):len(slab)])
 			tx.bytes += n
+			if groups != nil {
+				if end, err := groups.ends(token); err != nil {
+					return err
+				} else if end {
+					select {
+					case txs <- tx:
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+					tx = &transaction{}
+				}
+			}
 			return nil
 		})
 		if err != nil {

@@ -56,6 +56,10 @@ type SegmentPlan struct {
 // ErrNoSpace is returned when the file system of the directory has less room than the store needs.
 var ErrNoSpace = errors.New("not enough free space")
 
+// ErrSegmentsNotContiguous is returned for archives whose tokens cannot be the tokens of a store: a
+// first token other than 0, gaps, a filter. It is an ErrNotContiguous.
+var ErrSegmentsNotContiguous = fmt.Errorf("%w for segment files", ErrNotContiguous)
+
 // ErrDirInArchive is returned for a segment directory inside an archive being imported.
 var ErrDirInArchive = errors.New("segment directory inside an archive")
 
@@ -105,10 +109,10 @@ func ImportSegments(ctx context.Context, dirs []string, opts SegmentOptions) (*S
 		plan.Grouped = plan.Grouped && a.HasTransactions()
 		switch {
 		case m.Filter != nil:
-			return plan, fmt.Errorf("%w: %s was exported with a filter, which left out %d tokens; segment files hold every token of a store (import it into a server with --renumber instead)", ErrNotContiguous, dirs[i], m.Events.Filtered)
+			return plan, fmt.Errorf("%w: %s was exported with a filter, which left out %d tokens; segment files hold every token of a store (import it into a server with --renumber instead)", ErrSegmentsNotContiguous, dirs[i], m.Events.Filtered)
 		case len(m.Gaps) > 0:
 			g := m.Gaps[0]
-			return plan, fmt.Errorf("%w: tokens %d-%d are missing from %s (%s); segment files cannot hold a gap (import it into a server with --renumber instead)", ErrNotContiguous, g.From, g.To, dirs[i], g.Cause)
+			return plan, fmt.Errorf("%w: tokens %d-%d are missing from %s (%s); segment files cannot hold a gap (import it into a server with --renumber instead)", ErrSegmentsNotContiguous, g.From, g.To, dirs[i], g.Cause)
 		}
 		for _, c := range m.Chunks {
 			if c.Stream == archive.StreamSnapshots {
@@ -117,7 +121,7 @@ func ImportSegments(ctx context.Context, dirs []string, opts SegmentOptions) (*S
 		}
 	}
 	if plan.FirstToken != 0 {
-		return plan, fmt.Errorf("%w: the archive starts at token %d; the files of a store start at token 0, and Axon Server numbers events by their place in the files (import it into a server with --renumber instead)", ErrNotContiguous, plan.FirstToken)
+		return plan, fmt.Errorf("%w: the archive starts at token %d; the files of a store start at token 0, and Axon Server numbers events by their place in the files (import it into a server with --renumber instead)", ErrSegmentsNotContiguous, plan.FirstToken)
 	}
 	if !plan.Grouped {
 		for i, a := range archives {
@@ -238,38 +242,19 @@ func writeSegmentEvents(ctx context.Context, im *importer, store *SegmentStore, 
 	if from > plan.LastToken {
 		return nil
 	}
-	// One cursor per archive of the chain, each over its own token range.
-	type part struct {
-		last   int64
-		cursor *archive.TxCursor
-	}
-	var parts []part
-	for _, a := range im.archives {
-		parts = append(parts, part{last: a.Manifest().Events.Range.Last, cursor: a.TxCursor(ctx)})
-	}
-	defer func() {
-		for _, p := range parts {
-			if p.cursor != nil {
-				p.cursor.Close()
-			}
-		}
-	}()
-	k := 0
+	groups := newTxEnds(ctx, im.archives)
+	defer groups.close()
 	return im.eachEncodedEvent(ctx, from, func(token int64, event []byte) error {
 		if token != store.NextToken() {
 			return fmt.Errorf("%w: the archive has token %d where token %d is due", ErrNotContiguous, token, store.NextToken())
 		}
-		for token > parts[k].last {
-			k++
-		}
 		end := true
-		if c := parts[k].cursor; c != nil {
+		if groups != nil {
 			var err error
-			if end, err = c.Ends(token); err != nil {
+			if end, err = groups.ends(token); err != nil {
 				return err
 			}
 		}
-		end = end || token == parts[k].last
 		if err := store.WriteEvent(event, end); err != nil {
 			return err
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/axarchive/axarchive/archive"
+	"github.com/axarchive/axarchive/internal/axontest"
 	"github.com/axarchive/axarchive/internal/export"
 	"github.com/axarchive/axarchive/internal/reader"
 	"github.com/axarchive/axarchive/internal/writer"
@@ -119,4 +120,25 @@ func openArchive(t *testing.T, dir string) *archive.Archive {
 	a, err := archive.Open(dir)
 	require.NoError(t, err)
 	return a
+}
+
+// TestImportKeepsRecordedTransactions: the gRPC import sends an archive that records its source's
+// transactions one AppendEvent per recorded transaction, cut further only by --max-transaction-events;
+// the dry-run plan counts them so.
+func TestImportKeepsRecordedTransactions(t *testing.T) {
+	arch := offlineExport(t, segFixture("three-segments")) // 693 blocks of 2 events
+	for _, tc := range []struct {
+		max, txs int
+	}{{0, 693}, {1, 1386}} {
+		srv := axontest.NewServer(t)
+		conn := dial(t, srv, "default")
+		plan, err := writer.Import(context.Background(), conn, []string{arch}, writer.Options{MaxTransactionEvents: tc.max})
+		require.NoError(t, err)
+		assert.Equal(t, int64(tc.txs), plan.Transactions, "planned")
+		txs := srv.Transactions("default")
+		require.Len(t, txs, tc.txs)
+		for i, tx := range txs {
+			require.Equal(t, int64(i*(1386/tc.txs)), tx.First)
+		}
+	}
 }
