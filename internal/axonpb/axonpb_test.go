@@ -28,6 +28,7 @@ type field struct {
 // package, message names, field names, numbers and types.
 func TestMessagesMatchAXON(t *testing.T) {
 	const common, event = "io.axoniq.axonserver.grpc.", "io.axoniq.axonserver.grpc.event."
+	const control = "io.axoniq.axonserver.grpc.control."
 	str, i64, msg, b := protoreflect.StringKind, protoreflect.Int64Kind, protoreflect.MessageKind, protoreflect.BoolKind
 	want := map[string][]field{
 		common + "SerializedObject": {{"type", 1, str}, {"revision", 2, str}, {"data", 3, protoreflect.BytesKind}},
@@ -55,6 +56,20 @@ func TestMessagesMatchAXON(t *testing.T) {
 		event + "GetTokenAtRequest":                 {{"instant", 1, i64}},
 		event + "ConsistencyMarker":                 {{"token", 1, i64}},
 		event + "ConfirmationWithConsistencyMarker": {{"success", 1, b}, {"consistency_marker", 2, msg}},
+		// control.proto, as AxonIQ's axon-server-api declares it (the members the double uses).
+		common + "InstructionAck":    {{"instruction_id", 1, str}, {"success", 2, b}, {"error", 3, msg}},
+		common + "InstructionResult": {{"instruction_id", 1, str}, {"success", 2, b}, {"error", 3, msg}},
+		control + "PlatformInboundInstruction": {{"register", 1, msg}, {"heartbeat", 3, msg}, {"ack", 4, msg},
+			{"result", 6, msg}, {"instruction_id", 5, str}},
+		control + "PlatformOutboundInstruction": {{"node_notification", 1, msg}, {"request_reconnect", 3, msg},
+			{"heartbeat", 10, msg}, {"ack", 11, msg}, {"instruction_id", 12, str}},
+		control + "PlatformInfo": {{"primary", 1, msg}, {"same_connection", 2, b}},
+		control + "NodeInfo": {{"host_name", 1, str}, {"grpc_port", 2, protoreflect.Int32Kind},
+			{"http_port", 3, protoreflect.Int32Kind}, {"version", 4, protoreflect.Int32Kind}, {"node_name", 5, str}},
+		control + "ClientIdentification": {{"client_id", 1, str}, {"component_name", 2, str}, {"tags", 3, msg},
+			{"version", 4, str}},
+		control + "Heartbeat":        nil,
+		control + "RequestReconnect": nil,
 	}
 	for name, fields := range want {
 		t.Run(name, func(t *testing.T) {
@@ -169,8 +184,12 @@ func TestGeneratedCodeUpToDate(t *testing.T) {
 	cmd.Env = append(os.Environ(), "PATH="+path)
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s", out)
-	for _, name := range []string{"common.pb.go", "event.pb.go", "event_grpc.pb.go"} {
-		got, err := os.ReadFile(filepath.Join(dir, name))
+	generated, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	require.NoError(t, err)
+	require.Len(t, generated, 5, "common, event and control code, the latter two with their services")
+	for _, file := range generated {
+		name := filepath.Base(file)
+		got, err := os.ReadFile(file)
 		require.NoError(t, err)
 		committed, err := os.ReadFile(name)
 		require.NoError(t, err)

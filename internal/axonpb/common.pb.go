@@ -385,6 +385,129 @@ func (x *FlowControl) GetPermits() int64 {
 	return 0
 }
 
+// Acknowledgement of an instruction on the PlatformService control stream (control.proto), in either
+// direction.
+type InstructionAck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	InstructionId string                 `protobuf:"bytes,1,opt,name=instruction_id,json=instructionId,proto3" json:"instruction_id,omitempty"`
+	Success       bool                   `protobuf:"varint,2,opt,name=success,proto3" json:"success,omitempty"`
+	Error         *ErrorMessage          `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InstructionAck) Reset() {
+	*x = InstructionAck{}
+	mi := &file_common_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InstructionAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InstructionAck) ProtoMessage() {}
+
+func (x *InstructionAck) ProtoReflect() protoreflect.Message {
+	mi := &file_common_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InstructionAck.ProtoReflect.Descriptor instead.
+func (*InstructionAck) Descriptor() ([]byte, []int) {
+	return file_common_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *InstructionAck) GetInstructionId() string {
+	if x != nil {
+		return x.InstructionId
+	}
+	return ""
+}
+
+func (x *InstructionAck) GetSuccess() bool {
+	if x != nil {
+		return x.Success
+	}
+	return false
+}
+
+func (x *InstructionAck) GetError() *ErrorMessage {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+// The result of executing an instruction received on the control stream.
+type InstructionResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	InstructionId string                 `protobuf:"bytes,1,opt,name=instruction_id,json=instructionId,proto3" json:"instruction_id,omitempty"`
+	Success       bool                   `protobuf:"varint,2,opt,name=success,proto3" json:"success,omitempty"`
+	Error         *ErrorMessage          `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InstructionResult) Reset() {
+	*x = InstructionResult{}
+	mi := &file_common_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InstructionResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InstructionResult) ProtoMessage() {}
+
+func (x *InstructionResult) ProtoReflect() protoreflect.Message {
+	mi := &file_common_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InstructionResult.ProtoReflect.Descriptor instead.
+func (*InstructionResult) Descriptor() ([]byte, []int) {
+	return file_common_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *InstructionResult) GetInstructionId() string {
+	if x != nil {
+		return x.InstructionId
+	}
+	return ""
+}
+
+func (x *InstructionResult) GetSuccess() bool {
+	if x != nil {
+		return x.Success
+	}
+	return false
+}
+
+func (x *InstructionResult) GetError() *ErrorMessage {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 var File_common_proto protoreflect.FileDescriptor
 
 const file_common_proto_rawDesc = "" +
@@ -413,7 +536,15 @@ const file_common_proto_rawDesc = "" +
 	"error_code\x18\x04 \x01(\tR\terrorCode\"J\n" +
 	"\vFlowControl\x12\x1b\n" +
 	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12\x18\n" +
-	"\apermits\x18\x03 \x01(\x03R\apermitsJ\x04\b\x01\x10\x02b\x06proto3"
+	"\apermits\x18\x03 \x01(\x03R\apermitsJ\x04\b\x01\x10\x02\"\x90\x01\n" +
+	"\x0eInstructionAck\x12%\n" +
+	"\x0einstruction_id\x18\x01 \x01(\tR\rinstructionId\x12\x18\n" +
+	"\asuccess\x18\x02 \x01(\bR\asuccess\x12=\n" +
+	"\x05error\x18\x03 \x01(\v2'.io.axoniq.axonserver.grpc.ErrorMessageR\x05error\"\x93\x01\n" +
+	"\x11InstructionResult\x12%\n" +
+	"\x0einstruction_id\x18\x01 \x01(\tR\rinstructionId\x12\x18\n" +
+	"\asuccess\x18\x02 \x01(\bR\asuccess\x12=\n" +
+	"\x05error\x18\x03 \x01(\v2'.io.axoniq.axonserver.grpc.ErrorMessageR\x05errorb\x06proto3"
 
 var (
 	file_common_proto_rawDescOnce sync.Once
@@ -427,21 +558,25 @@ func file_common_proto_rawDescGZIP() []byte {
 	return file_common_proto_rawDescData
 }
 
-var file_common_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_common_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_common_proto_goTypes = []any{
-	(*SerializedObject)(nil), // 0: io.axoniq.axonserver.grpc.SerializedObject
-	(*MetaDataValue)(nil),    // 1: io.axoniq.axonserver.grpc.MetaDataValue
-	(*Confirmation)(nil),     // 2: io.axoniq.axonserver.grpc.Confirmation
-	(*ErrorMessage)(nil),     // 3: io.axoniq.axonserver.grpc.ErrorMessage
-	(*FlowControl)(nil),      // 4: io.axoniq.axonserver.grpc.FlowControl
+	(*SerializedObject)(nil),  // 0: io.axoniq.axonserver.grpc.SerializedObject
+	(*MetaDataValue)(nil),     // 1: io.axoniq.axonserver.grpc.MetaDataValue
+	(*Confirmation)(nil),      // 2: io.axoniq.axonserver.grpc.Confirmation
+	(*ErrorMessage)(nil),      // 3: io.axoniq.axonserver.grpc.ErrorMessage
+	(*FlowControl)(nil),       // 4: io.axoniq.axonserver.grpc.FlowControl
+	(*InstructionAck)(nil),    // 5: io.axoniq.axonserver.grpc.InstructionAck
+	(*InstructionResult)(nil), // 6: io.axoniq.axonserver.grpc.InstructionResult
 }
 var file_common_proto_depIdxs = []int32{
 	0, // 0: io.axoniq.axonserver.grpc.MetaDataValue.bytes_value:type_name -> io.axoniq.axonserver.grpc.SerializedObject
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	3, // 1: io.axoniq.axonserver.grpc.InstructionAck.error:type_name -> io.axoniq.axonserver.grpc.ErrorMessage
+	3, // 2: io.axoniq.axonserver.grpc.InstructionResult.error:type_name -> io.axoniq.axonserver.grpc.ErrorMessage
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_common_proto_init() }
@@ -462,7 +597,7 @@ func file_common_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_common_proto_rawDesc), len(file_common_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

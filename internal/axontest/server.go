@@ -2,6 +2,9 @@
 // EventStore gRPC service of AXON.md section 2, served over real TCP on loopback, holding any number of
 // contexts in memory.
 //
+// It also serves the PlatformService (control.proto) that AxonIQ's Java connector needs before it makes any
+// EventStore call (platform.go).
+//
 // It is meant to be as strict as Axon Server SE: AXON.md section 2 is its specification, and its
 // conformance tests check it with the generated gRPC client. Events are stored as the exact bytes received
 // and served without re-encoding. Fault injection (failed calls, dropped streams, delays, a stalled
@@ -41,6 +44,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
+
+	"github.com/axarchive/axarchive/internal/axonpb"
 )
 
 // DefaultMaxMessageSize is Axon Server's default max-message-size: gRPC-Java's 4 MiB.
@@ -187,6 +192,7 @@ func (s *Server) serve(lis net.Listener) {
 	s.faults.serving()
 	gs := grpc.NewServer(opts...)
 	gs.RegisterService(&serviceDesc, s)
+	axonpb.RegisterPlatformServiceServer(gs, platformService{s: s})
 	s.gs = gs
 	done := make(chan struct{})
 	s.serving = done

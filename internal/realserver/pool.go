@@ -21,6 +21,7 @@ type serverPool struct {
 	shared     map[string]*Server
 	sharedErrs map[string]error
 	dirs       []string
+	closing    bool // set by close: recycled servers are not restarted
 }
 
 func key(props []string) string {
@@ -127,7 +128,9 @@ func (p *serverPool) recycle(s *Server) {
 		if err := s.Stop(); err != nil {
 			s.Kill()
 		}
-		if s.wipe() != nil || s.Start() != nil {
+		// Once the binary's tests are done (Main is closing the pool), a restart would only be waited
+		// for and stopped again: tens of seconds at the end of every package that used a fresh server.
+		if p.isClosing() || s.wipe() != nil || s.Start() != nil {
 			s.Kill()
 			ch <- nil
 			return
@@ -136,7 +139,21 @@ func (p *serverPool) recycle(s *Server) {
 	}()
 }
 
+func (p *serverPool) isClosing() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closing
+}
+
+// markClosing stops recycling: from now on a returned server is stopped, not restarted.
+func (p *serverPool) markClosing() {
+	p.mu.Lock()
+	p.closing = true
+	p.mu.Unlock()
+}
+
 func (p *serverPool) close() {
+	p.markClosing()
 	p.mu.Lock()
 	waiting := p.recycling
 	p.recycling = nil

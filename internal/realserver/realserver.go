@@ -186,8 +186,11 @@ func (s *Server) Start() error {
 		logFile.Close()
 		return fmt.Errorf("starting java: %w", err)
 	}
-	s.cmd, s.done = cmd, make(chan struct{})
-	go func() { cmd.Wait(); logFile.Close(); close(s.done) }()
+	// Each process's waiter closes its own channel: read from s when the process exits, s.done may already
+	// be the channel of a later start.
+	done := make(chan struct{})
+	s.cmd, s.done = cmd, done
+	go func() { cmd.Wait(); logFile.Close(); close(done) }()
 	track(s)
 	if err := s.waitReady(logPath); err != nil {
 		s.Kill()
@@ -364,6 +367,7 @@ func StopAll() {
 // os.Exit(realserver.Main(m)).
 func Main(m *testing.M) int {
 	code := m.Run()
+	pool.markClosing()
 	StopAll()
 	pool.close()
 	return code
