@@ -9,12 +9,15 @@ import (
 )
 
 // Format identification. A manifest carries FormatName and a version; Open accepts the versions from
-// MinVersion to MaxVersion and rejects the others with ErrVersion. Writers write Version.
+// MinVersion to MaxVersion and rejects the others with ErrVersion. Writers write the lowest version that
+// describes the archive: Version, or VersionTransactions for an archive that records its source's
+// transactions, so that archives without them stay readable by readers of version 1.
 const (
-	FormatName = "axarchive"
-	Version    = 1
-	MinVersion = 1
-	MaxVersion = 1
+	FormatName          = "axarchive"
+	Version             = 1
+	VersionTransactions = 2
+	MinVersion          = 1
+	MaxVersion          = 2
 )
 
 // Limits of format version 1 (SPEC.md, "Chunks"). Writers never exceed them and readers reject data
@@ -33,10 +36,12 @@ const (
 	DefaultChunkRecords = 1_000_000
 )
 
-// The two record streams of an archive.
+// The record streams of an archive. StreamTransactions (format version 2) holds the grouping of the
+// events into the source's transactions, when the source showed it (SPEC.md, "Transactions").
 const (
-	StreamEvents    = "events"
-	StreamSnapshots = "snapshots"
+	StreamEvents       = "events"
+	StreamSnapshots    = "snapshots"
+	StreamTransactions = "transactions"
 )
 
 // Snapshot modes recorded in the manifest: which snapshots the export selected.
@@ -84,6 +89,8 @@ func parseChunkName(rel string) (stream string, first int64, ok bool) {
 		stream = StreamEvents
 	case StreamSnapshots + "/":
 		stream = StreamSnapshots
+	case StreamTransactions + "/":
+		stream = StreamTransactions
 	default:
 		return "", 0, false
 	}

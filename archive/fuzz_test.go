@@ -246,7 +246,7 @@ func writeFuzzSeeds(t *testing.T) {
 	}
 	write("FuzzManifest", "golden", m)
 	write("FuzzManifest", "truncated", m[:len(m)/2])
-	write("FuzzManifest", "version2", bytes.Replace(m, []byte(`"version": 1`), []byte(`"version": 2`), 1))
+	write("FuzzManifest", "version3", bytes.Replace(m, []byte(`"version": 1`), []byte(`"version": 3`), 1))
 	a := mustOpen(t, golden)
 	for i, c := range a.Manifest().Chunks[:2] {
 		zb, err := os.ReadFile(filepath.Join(golden, filepath.FromSlash(c.archivePath())))

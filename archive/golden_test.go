@@ -16,11 +16,24 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-var update = flag.Bool("update", false, "regenerate the golden archives in ../testdata/archives/v1 (refused once released)")
+var update = flag.Bool("update", false, "regenerate the golden archives in ../testdata/archives/v1 and v2 (refused once released)")
 
-// vectorsDir holds the test vectors of format version 1, listed with their expected outcome in
-// vectors.txt; SPEC.md makes them normative.
-const vectorsDir = "../testdata/archives/v1"
+// vectorsDir holds the test vectors of format version 1, and vectorsDirV2 those of version 2, each listed
+// with their expected outcome in vectors.txt; SPEC.md makes them normative.
+const (
+	vectorsDir   = "../testdata/archives/v1"
+	vectorsDirV2 = "../testdata/archives/v2"
+)
+
+// makeVectorsV2 writes the vectors of version 2 into base: an archive that records transactions, and
+// the same with a run that groups more tokens than the archive holds (digests resealed).
+func makeVectorsV2(t testing.TB, base string) {
+	golden := filepath.Join(base, "golden-transactions")
+	writeTxArchive(t, golden)
+	dir := filepath.Join(base, "bad-transactions-run")
+	copyDir(t, golden, dir)
+	lengthenLastRun(t, dir)
+}
 
 // goldenFixture describes how the golden archives are made. Changing it changes the vectors: only
 // allowed before the format is released.
@@ -85,7 +98,7 @@ func makeVectors(t testing.TB, base string) {
 		p := filepath.Join(dir, "data", "manifest.json")
 		b, err := os.ReadFile(p)
 		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(p, bytes.Replace(b, []byte(`"version": 1,`), []byte(`"version": 2,`), 1), 0o644))
+		require.NoError(t, os.WriteFile(p, bytes.Replace(b, []byte(`"version": 1,`), []byte(`"version": 3,`), 1), 0o644))
 	})
 	variant("bad-noncanonical-record", func(dir string) {
 		// Hashes, counts and BagIt all match; only the record encoding is wrong (a space after a colon).
@@ -110,33 +123,40 @@ func makeVectors(t testing.TB, base string) {
 // TestGolden checks the committed vectors against vectors.txt and, for the generated ones, against a
 // fresh generation: the records and manifests must not change. With -update it regenerates them.
 func TestGolden(t *testing.T) {
+	t.Run("v1", func(t *testing.T) { testGolden(t, vectorsDir, makeVectors, "golden", "golden-incremental") })
+	t.Run("v2", func(t *testing.T) { testGolden(t, vectorsDirV2, makeVectorsV2, "golden-transactions") })
+}
+
+func testGolden(t *testing.T, vectorsDir string, makeVectors func(testing.TB, string), generated ...string) {
 	if *update {
 		if _, err := os.Stat(filepath.Join(vectorsDir, "RELEASED")); err == nil {
 			t.Fatalf("%s is released (RELEASED exists): its vectors are frozen; add new ones instead", vectorsDir)
 		}
-		for _, e := range listVectors(t) {
+		for _, e := range listVectors(t, vectorsDir) {
 			require.NoError(t, os.RemoveAll(filepath.Join(vectorsDir, e.name)))
 		}
 		makeVectors(t, vectorsDir)
-		writeFuzzSeeds(t)
+		if vectorsDir != vectorsDirV2 { // the fuzz seeds come from the v1 vectors
+			writeFuzzSeeds(t)
+		}
 	}
 
 	fresh := t.TempDir()
 	makeVectors(t, fresh)
-	for _, name := range []string{"golden", "golden-incremental"} {
+	for _, name := range generated {
 		t.Run("same as generated/"+name, func(t *testing.T) {
 			committed, generated := filepath.Join(vectorsDir, name), filepath.Join(fresh, name)
 			a, b := mustOpen(t, committed), mustOpen(t, generated)
 			// Compressed bytes may differ across klauspost/compress versions; records and everything
 			// else may not.
 			assert.Equal(t, stripCompressed(*a.Manifest()), stripCompressed(*b.Manifest()))
-			for _, stream := range []string{StreamEvents, StreamSnapshots} {
+			for _, stream := range []string{StreamEvents, StreamSnapshots, StreamTransactions} {
 				assert.Equal(t, readAll(t, a, stream), readAll(t, b, stream))
 			}
 		})
 	}
 
-	for _, v := range listVectors(t) {
+	for _, v := range listVectors(t, vectorsDir) {
 		t.Run(v.name, func(t *testing.T) {
 			a, err := Open(filepath.Join(vectorsDir, v.name))
 			if v.open != nil {
@@ -184,7 +204,7 @@ var sentinels = map[string]error{
 }
 
 // listVectors reads vectors.txt: "name open verify [fingerprint]" per line, "ok" or a sentinel name.
-func listVectors(t testing.TB) []vector {
+func listVectors(t testing.TB, vectorsDir string) []vector {
 	f, err := os.Open(filepath.Join(vectorsDir, "vectors.txt"))
 	require.NoError(t, err)
 	defer f.Close()

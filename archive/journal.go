@@ -42,6 +42,19 @@ type journal struct {
 	Snapshots    journalState `json:"snapshots"`
 	Gaps         []Gap        `json:"gaps"`
 	Notes        []Note       `json:"notes"`
+	// Transactions is the state of the transactions stream, nil unless the export records it.
+	Transactions *journalTx `json:"transactions,omitempty"`
+}
+
+// journalTx is the committed state of the transactions stream: the lines in committed chunks, and what
+// is not a line yet (the run being counted and the transaction not yet ended), which a resumed export
+// continues.
+type journalTx struct {
+	Count int64  `json:"count"` // transactions in committed lines and in Run
+	Lines int64  `json:"lines"`
+	Hash  []byte `json:"hash"`
+	Run   TxRun  `json:"run"`  // Repeat 0: none
+	Open  int64  `json:"open"` // first token of the transaction not yet ended, -1 if none
 }
 
 type journalState struct {

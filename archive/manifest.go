@@ -32,11 +32,14 @@ type Manifest struct {
 	Fingerprint string         `json:"fingerprint"`
 	Events      EventStream    `json:"events"`
 	Snapshots   SnapshotStream `json:"snapshots"`
-	Filter      *Filter        `json:"filter,omitempty"`
-	Previous    *Link          `json:"previous,omitempty"`
-	Chunking    Chunking       `json:"chunking"`
-	Gaps        []Gap          `json:"gaps"`
-	Notes       []Note         `json:"notes"`
+	// Transactions, present from format version 2 on, says that the archive records how the source
+	// grouped its events into transactions (SPEC.md, "Transactions"); nil when it does not.
+	Transactions *TransactionStream `json:"transactions,omitempty"`
+	Filter       *Filter            `json:"filter,omitempty"`
+	Previous     *Link              `json:"previous,omitempty"`
+	Chunking     Chunking           `json:"chunking"`
+	Gaps         []Gap              `json:"gaps"`
+	Notes        []Note             `json:"notes"`
 	// Chunks lists the events chunks in token order, then the snapshots chunks in position order.
 	Chunks []ChunkInfo `json:"chunks"`
 }
@@ -108,6 +111,14 @@ type SnapshotStream struct {
 	SHA256     string      `json:"sha256"`
 	Types      []TypeCount `json:"types"`
 	OtherTypes int64       `json:"otherTypes"`
+}
+
+// TransactionStream summarises the transactions stream: Count transactions described by Runs lines
+// (records), whose digest is SHA256. It is not part of the fingerprint, which covers the records alone.
+type TransactionStream struct {
+	Count  int64  `json:"count"`
+	Runs   int64  `json:"runs"`
+	SHA256 string `json:"sha256"`
 }
 
 // TypeCount is the number of records of one payload type. Records without a payload count under "".
@@ -185,8 +196,7 @@ func parseManifest(b []byte) (*Manifest, error) {
 		return nil, fail(ErrManifest, "version is %s, not an integer", describeJSON(head.Version))
 	} else if ver, err := n.Int64(); err != nil || ver < MinVersion || ver > MaxVersion {
 		return nil, fail(ErrVersion, "version %s (this axarchive reads versions %d to %d: upgrade axarchive)", n, MinVersion, MaxVersion)
-	}
-	if err := schema.ValidateValue(schema.Manifest(), v); err != nil {
+	} else if err := schema.ValidateValue(schema.ManifestVersion(ver), v); err != nil {
 		return nil, fail(ErrManifest, "%v", err)
 	}
 	m := new(Manifest)
@@ -233,6 +243,17 @@ func checkManifest(m *Manifest) []string {
 	}
 	if m.Snapshots.Mode == SnapshotsNone && m.Snapshots.Count != 0 {
 		add("snapshots: count is %d but mode is %q", m.Snapshots.Count, SnapshotsNone)
+	}
+	if tx := m.Transactions; tx != nil {
+		if m.Version < VersionTransactions {
+			add("transactions: present in a version %d manifest (from version %d on)", m.Version, VersionTransactions)
+		}
+		if m.Filter != nil {
+			add("transactions: present in a filtered archive")
+		}
+		if tx.Runs > tx.Count || tx.Count > ev.Count || (tx.Count == 0) != (ev.Count == 0) {
+			add("transactions: %d transactions in %d runs cannot group %d events", tx.Count, tx.Runs, ev.Count)
+		}
 	}
 
 	// Gaps: sorted, disjoint, inside the range.
@@ -289,9 +310,9 @@ func checkManifest(m *Manifest) []string {
 
 	// Chunks.
 	seen := map[string]bool{}
-	var sums [2]uint64
-	var lasts = [2]int64{math.MinInt64, math.MinInt64}
-	inSnapshots := false
+	var sums [3]uint64
+	var lasts = [3]int64{math.MinInt64, math.MinInt64, math.MinInt64}
+	rank := 0 // chunks come in stream order: events, snapshots, transactions
 	for i := range m.Chunks {
 		c := &m.Chunks[i]
 		where := fmt.Sprintf("chunk %d (%s)", i, c.Path)
@@ -309,12 +330,13 @@ func checkManifest(m *Manifest) []string {
 			add("%s: stream %q does not match the path", where, c.Stream)
 			continue
 		}
-		s := 0
-		if stream == StreamSnapshots {
-			s = 1
-			inSnapshots = true
-		} else if inSnapshots {
-			add("%s: events chunk listed after snapshots chunks", where)
+		s := streamIndex(stream)
+		if s < rank {
+			add("%s: %s chunk listed after %s chunks", where, stream, streamNames[rank])
+		}
+		rank = max(rank, s)
+		if s == 2 && m.Transactions == nil {
+			add("%s: transactions chunk without a transactions member", where)
 		}
 		if first != c.First {
 			add("%s: first %d does not match the name", where, c.First)
@@ -331,7 +353,7 @@ func checkManifest(m *Manifest) []string {
 		if c.RawSize/2 < c.Records || (c.RawSize-1)/MaxRecordBytes >= c.Records {
 			add("%s: rawSize %d is impossible for %d records", where, c.RawSize, c.Records)
 		}
-		if stream == StreamEvents && (c.First < ev.FirstToken || c.Last > ev.LastToken) {
+		if stream != StreamSnapshots && (c.First < ev.FirstToken || c.Last > ev.LastToken) {
 			add("%s: tokens %d-%d are outside the range %d-%d", where, c.First, c.Last, ev.FirstToken, ev.LastToken)
 		}
 		if stream == StreamEvents {
@@ -349,7 +371,23 @@ func checkManifest(m *Manifest) []string {
 	if sums[1] != uint64(m.Snapshots.Count) {
 		add("snapshots: count %d, but the chunks hold %d records", m.Snapshots.Count, sums[1])
 	}
+	if tx := m.Transactions; tx != nil && sums[2] != uint64(tx.Runs) {
+		add("transactions: runs %d, but the chunks hold %d records", tx.Runs, sums[2])
+	}
 	return p
+}
+
+// streamNames are the streams in the order of their chunks in a manifest.
+var streamNames = [3]string{StreamEvents, StreamSnapshots, StreamTransactions}
+
+func streamIndex(stream string) int {
+	switch stream {
+	case StreamSnapshots:
+		return 1
+	case StreamTransactions:
+		return 2
+	}
+	return 0
 }
 
 // addSat adds without wrapping around: a manifest cannot make a sum of huge counts come out right.

@@ -230,7 +230,7 @@ func TestResumeErrors(t *testing.T) {
 	})
 	t.Run("journal of a newer version", func(t *testing.T) {
 		dir := interrupted(t)
-		write(t, filepath.Join(dir, journalPath), `{"format":"axarchive-journal","version":2}`)
+		write(t, filepath.Join(dir, journalPath), `{"format":"axarchive-journal","version":3}`)
 		_, err := Resume(dir, f.opts)
 		require.ErrorIs(t, err, ErrVersion)
 	})

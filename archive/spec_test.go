@@ -157,18 +157,22 @@ func TestSpecVectorTable(t *testing.T) {
 		}
 	}
 	var listed []string
-	for _, v := range listVectors(t) {
-		listed = append(listed, v.name)
-		assert.Equal(t, v.fingerprint, fps[v.name], "fingerprint of %s in SPEC.md and vectors.txt", v.name)
+	for _, dir := range []string{vectorsDir, vectorsDirV2} {
+		var here []string
+		for _, v := range listVectors(t, dir) {
+			here = append(here, v.name)
+			assert.Equal(t, v.fingerprint, fps[v.name], "fingerprint of %s in SPEC.md and vectors.txt", v.name)
+		}
+		entries, err := os.ReadDir(dir)
+		require.NoError(t, err)
+		for _, e := range entries {
+			if e.IsDir() {
+				assert.Contains(t, here, e.Name(), "vector directory not in vectors.txt")
+			}
+		}
+		listed = append(listed, here...)
 	}
 	assert.ElementsMatch(t, listed, names)
-	entries, err := os.ReadDir(vectorsDir)
-	require.NoError(t, err)
-	for _, e := range entries {
-		if e.IsDir() {
-			assert.Contains(t, listed, e.Name(), "vector directory not in vectors.txt")
-		}
-	}
 }
 
 // TestSpecShellRecipes runs SPEC.md's coreutils recipes (section 2: sha256sum -c of both BagIt manifests;

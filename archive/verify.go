@@ -149,6 +149,9 @@ func (a *Archive) Verify(ctx context.Context, opts VerifyOptions) (*VerifyReport
 		err = v.quickChunks()
 	} else {
 		err = v.fullChunks()
+		if err == nil {
+			err = v.transactions()
+		}
 	}
 	if err == nil {
 		v.checkPayloadManifest(tags)
@@ -247,7 +250,8 @@ func (v *verifier) walkData(rel string, listed map[string]bool) {
 			if !listed[p] { // a listed chunk's own check reports it
 				v.problem(errorf(p, 0, -1, ErrCorrupt, "symbolic link"))
 			}
-		case e.IsDir() && rel == dataDir && (e.Name() == StreamEvents || e.Name() == StreamSnapshots):
+		case e.IsDir() && rel == dataDir && (e.Name() == StreamEvents || e.Name() == StreamSnapshots ||
+			(e.Name() == StreamTransactions && v.a.m.Transactions != nil)):
 			v.walkData(p, listed)
 		case e.IsDir():
 			v.problem(errorf(p, 0, -1, ErrCorrupt, "unexpected directory (not listed in %s)", manifestPath))
@@ -536,7 +540,7 @@ func (b *vbatch) reset() {
 func (v *verifier) fullChunks() error {
 	ctx, cancel := context.WithCancel(v.ctx)
 	defer cancel()
-	chunks := v.a.m.Chunks
+	chunks := recordChunks(v.a.m.Chunks)
 	inflight := 2*v.workers + 2
 	free := make(chan *vbatch, inflight)
 	work := make(chan *vbatch, inflight)
@@ -589,6 +593,43 @@ func (v *verifier) fullChunks() error {
 		return err
 	}
 	c.finish(hexSum(evDigest), hexSum(snDigest))
+	return nil
+}
+
+// recordChunks returns the chunks of the record streams: those before the transactions chunks, which
+// come last (Open checked the order) and are verified by transactions.
+func recordChunks(chunks []ChunkInfo) []ChunkInfo {
+	for i, c := range chunks {
+		if c.Stream == StreamTransactions {
+			return chunks[:i]
+		}
+	}
+	return chunks
+}
+
+// transactions verifies the transactions stream in full: every chunk against the manifest, every line
+// canonical, the runs grouping exactly the archive's event tokens, the count and the digest. The first
+// problem stops it: what follows a broken run cannot be placed.
+func (v *verifier) transactions() error {
+	if v.a.m.Transactions == nil {
+		return nil
+	}
+	for _, c := range v.a.m.Chunks {
+		if c.Stream == StreamTransactions {
+			v.report.Chunks++
+			v.report.Bytes += c.Size
+			v.report.RawBytes += c.RawSize
+		}
+	}
+	it := newIterator(v.ctx, v.a.dir, StreamTransactions, v.a.chunks(StreamTransactions), math.MinInt64, v.a.m.Transactions.SHA256, false)
+	t := &TxIterator{it: it, follow: newTxFollower(v.a.m)}
+	defer t.Close()
+	for t.Next() {
+	}
+	if err := v.ctx.Err(); err != nil {
+		return err
+	}
+	v.problems(t.Err())
 	return nil
 }
 

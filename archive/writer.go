@@ -55,6 +55,9 @@ type Options struct {
 	// NoSync skips fsync (chunks, journal, manifest, directories). Only for tests and benchmarks: an
 	// archive written with NoSync may be lost or torn by a crash.
 	NoSync bool
+	// Transactions records the source's transactions (format version 2): the caller marks the last
+	// event of each with EndTransaction. Not with a Filter.
+	Transactions bool
 }
 
 // Writer writes an archive: events in token order, then snapshots in position order, then Close
@@ -84,6 +87,7 @@ type Writer struct {
 	evCount    int64
 	snCount    int64
 	gaps       []Gap
+	tx         *txWriter // nil unless the archive records transactions
 
 	scratch   []byte
 	tokenBuf  []byte
@@ -103,6 +107,9 @@ func normalize(opts *Options) error {
 	}
 	if opts.Filter != nil && len(opts.Filter.IncludeTypes) == 0 && len(opts.Filter.ExcludeTypes) == 0 && len(opts.Filter.AggregateTypes) == 0 {
 		opts.Filter = nil
+	}
+	if opts.Transactions && opts.Filter != nil {
+		return fmt.Errorf("transactions cannot be recorded with a filter: a filtered archive does not hold every event of a transaction")
 	}
 	return nil
 }
@@ -193,7 +200,11 @@ func Create(dir string, opts Options) (*Writer, error) {
 		return nil, fmt.Errorf("create archive: %w", err)
 	}
 	sync := !opts.NoSync
-	for _, d := range []string{"", dataDir, dataDir + "/" + StreamEvents, dataDir + "/" + StreamSnapshots} {
+	dirs := []string{"", dataDir, dataDir + "/" + StreamEvents, dataDir + "/" + StreamSnapshots}
+	if opts.Transactions {
+		dirs = append(dirs, dataDir+"/"+StreamTransactions)
+	}
+	for _, d := range dirs {
 		if err := os.MkdirAll(filepath.Join(dir, filepath.FromSlash(d)), 0o755); err != nil {
 			return nil, fmt.Errorf("create archive: %w", err)
 		}
@@ -221,6 +232,11 @@ func Create(dir string, opts Options) (*Writer, error) {
 			Chunks: []ChunkInfo{}, Gaps: []Gap{}, Notes: []Note{},
 		},
 	}
+	if opts.Transactions {
+		// Version 2 of the journal, too: a version-1 writer would resume it without the transactions.
+		w.j.Version = VersionTransactions
+		w.j.Transactions = &journalTx{Hash: marshalHash(sha256.New()), Open: -1}
+	}
 	if err := w.start(); err != nil {
 		return nil, err
 	}
@@ -237,7 +253,7 @@ func Create(dir string, opts Options) (*Writer, error) {
 func unborn(dir string) bool {
 	allowed := map[string]bool{
 		dataDir: true, dataDir + "/" + StreamEvents: true, dataDir + "/" + StreamSnapshots: true,
-		journalPath + tmpSuffix: false,
+		dataDir + "/" + StreamTransactions: true, journalPath + tmpSuffix: false,
 	}
 	ok := true
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
@@ -281,6 +297,17 @@ func (w *Writer) start() error {
 		return fmt.Errorf("zstd encoder: %w", err)
 	}
 	w.chunk = chunkWriter{enc: w.enc, sync: w.sync}
+	if jt := j.Transactions; jt != nil {
+		t := &txWriter{count: jt.Count, lines: jt.Lines, run: jt.Run, start: jt.Open}
+		if t.hash, err = unmarshalHash(jt.Hash); err != nil {
+			return errorf(journalPath, 0, -1, ErrCorrupt, "transactions %v", err)
+		}
+		if t.enc, err = newEncoder(j.Level); err != nil {
+			return fmt.Errorf("zstd encoder: %w", err)
+		}
+		t.chunk = chunkWriter{enc: t.enc, sync: w.sync}
+		w.tx = t
+	}
 	return nil
 }
 
@@ -317,7 +344,7 @@ func Resume(dir string, opts Options) (*Writer, error) {
 	w.opts = Options{
 		Source: j.Source, Range: j.Range, Filter: j.Filter, Snapshots: j.SnapshotMode, Previous: j.Previous,
 		ChunkBytes: j.Chunking.MaxBytes, ChunkRecords: j.Chunking.MaxRecords, Level: j.Level,
-		Tool: j.Tool, Created: j.Created, NoSync: opts.NoSync,
+		Tool: j.Tool, Created: j.Created, NoSync: opts.NoSync, Transactions: j.Transactions != nil,
 	}
 	if err := w.cleanup(); err != nil {
 		return nil, fmt.Errorf("resume archive %s: %w", dir, err)
@@ -344,6 +371,9 @@ func sameExport(j *journal, opts *Options) error {
 	}
 	if (j.Previous == nil) != (opts.Previous == nil) || (j.Previous != nil && *j.Previous != *opts.Previous) {
 		return mismatch("previous archive", describeLink(j.Previous), describeLink(opts.Previous))
+	}
+	if (j.Transactions != nil) != opts.Transactions {
+		return mismatch("transactions recorded", j.Transactions != nil, opts.Transactions)
 	}
 	return nil
 }
@@ -399,16 +429,16 @@ func checkJournal(j *journal) error {
 	if j.LastPosition < -1 {
 		return bad("last position %d", j.LastPosition)
 	}
-	var counts [2]int64
-	last := [2]int64{r.First - 1, -1}
+	var counts [3]int64
+	last := [3]int64{r.First - 1, -1, r.First - 1}
 	for _, c := range j.Chunks {
 		stream, first, ok := parseChunkName(c.Path)
 		if !ok || stream != c.Stream || first != c.First || c.Last < c.First || c.Records < 1 {
 			return bad("invalid chunk %q", c.Path)
 		}
-		s := 0
-		if stream == StreamSnapshots {
-			s = 1
+		s := streamIndex(stream)
+		if s == 2 && j.Transactions == nil {
+			return bad("transactions chunk %q in a journal without transactions", c.Path)
 		}
 		if c.First <= last[s] {
 			return bad("chunk %q out of order", c.Path)
@@ -418,6 +448,12 @@ func checkJournal(j *journal) error {
 	}
 	if last[0] >= j.NextToken || last[1] != j.LastPosition || counts[0] != j.Events.Count || counts[1] != j.Snapshots.Count {
 		return bad("chunks do not match the committed state")
+	}
+	if t := j.Transactions; t != nil {
+		if counts[2] != t.Lines || last[2] >= j.NextToken || t.Open >= j.NextToken || t.Open < -1 ||
+			t.Run.Repeat < 0 || t.Run.Events < 0 || (t.Run.Repeat > 0 && (t.Run.Token <= last[2] || t.Run.Events < 1)) {
+			return bad("transactions do not match the committed state")
+		}
 	}
 	return nil
 }
@@ -447,7 +483,11 @@ func (w *Writer) cleanup() error {
 	if fi, err := os.Lstat(filepath.Join(w.dir, dataDir)); err != nil || !fi.IsDir() || fi.Mode()&os.ModeSymlink != 0 {
 		return errorf(dataDir, 0, -1, ErrCorrupt, "not a directory")
 	}
-	for _, stream := range []string{StreamEvents, StreamSnapshots} {
+	streams := []string{StreamEvents, StreamSnapshots}
+	if w.j.Transactions != nil {
+		streams = append(streams, StreamTransactions)
+	}
+	for _, stream := range streams {
 		rel := dataDir + "/" + stream
 		fi, err := os.Lstat(filepath.Join(w.dir, filepath.FromSlash(rel)))
 		if errors.Is(err, fs.ErrNotExist) {
@@ -609,6 +649,9 @@ func (w *Writer) addEvent(token int64, line, typ []byte) error {
 	w.evTypes.add(typ)
 	w.evCount++
 	w.next = token + 1
+	if w.tx != nil && w.tx.start < 0 {
+		w.tx.start = token
+	}
 	return nil
 }
 
@@ -660,6 +703,11 @@ func (w *Writer) commitChunk() error {
 	crashpoint.Hit("chunk-renamed") // faulttest: the chunk has its final name, the journal does not list it
 	j := &w.j
 	j.Chunks = append(j.Chunks, info)
+	// The transactions of the chunk's events are committed with it: a resumed export continues after
+	// the chunk's last event, so the journal must describe their grouping up to there.
+	if err := w.commitTx(); err != nil {
+		return err
+	}
 	w.snapshotState()
 	if err := j.write(w.dir, w.sync); err != nil {
 		return w.fail(err)
@@ -677,6 +725,9 @@ func (w *Writer) snapshotState() {
 	j.Events = journalState{Count: w.evCount, Hash: marshalHash(w.evHash), Types: w.evTypes.list(), OtherTypes: w.evTypes.other}
 	j.Snapshots = journalState{Count: w.snCount, Hash: marshalHash(w.snHash), Types: w.snTypes.list(), OtherTypes: w.snTypes.other}
 	j.Gaps = slices.Clone(w.gaps)
+	if t := w.tx; t != nil {
+		j.Transactions = &journalTx{Count: t.count, Lines: t.lines, Hash: marshalHash(t.hash), Run: t.run, Open: t.start}
+	}
 }
 
 // AddGap declares that the tokens g.From to g.To are not in the archive, for the reason g.Cause (for
@@ -696,6 +747,9 @@ func (w *Writer) AddGap(g Gap) error {
 		return w.fail(fmt.Errorf("add gap %d-%d: no cause", g.From, g.To))
 	case g.From != w.next || g.To < g.From || g.To > w.opts.Range.Last:
 		return w.fail(fmt.Errorf("add gap %d-%d: %w: expected a gap from %d, within the range ending at %d", g.From, g.To, ErrOrder, w.next, w.opts.Range.Last))
+	}
+	if err := w.endTx(); err != nil { // a transaction never holds a gap
+		return err
 	}
 	if n := len(w.gaps); n > 0 && w.gaps[n-1].To+1 == g.From && w.gaps[n-1].Cause == g.Cause {
 		w.gaps[n-1].To = g.To
@@ -720,10 +774,21 @@ func (w *Writer) FinishEvents() error {
 	if last := w.opts.Range.Last; w.next <= last && w.opts.Filter == nil {
 		return w.fail(fmt.Errorf("finish events: %w: tokens %d to %d were neither written nor declared as a gap", ErrGap, w.next, last))
 	}
+	if w.tx != nil {
+		if err := w.endTx(); err != nil {
+			return err
+		}
+		if err := w.flushTxRun(); err != nil {
+			return err
+		}
+	}
 	w.next = w.opts.Range.Last + 1
 	w.eventsDone = true
 	if w.open {
 		return w.commitChunk()
+	}
+	if err := w.commitTx(); err != nil {
+		return err
 	}
 	w.snapshotState()
 	if err := w.j.write(w.dir, w.sync); err != nil {
@@ -899,6 +964,17 @@ func (w *Writer) manifest() (*Manifest, error) {
 	if m.Chunks == nil {
 		m.Chunks = []ChunkInfo{}
 	}
+	if t := j.Transactions; t != nil {
+		txHash, err := unmarshalHash(t.Hash)
+		if err != nil {
+			return nil, err
+		}
+		m.Version = VersionTransactions
+		m.Transactions = &TransactionStream{Count: t.Count, Runs: t.Lines, SHA256: hexSum(txHash)}
+		// Committed with the events chunks, listed after the snapshots.
+		m.Chunks = slices.Clone(m.Chunks)
+		slices.SortStableFunc(m.Chunks, func(a, b ChunkInfo) int { return streamIndex(a.Stream) - streamIndex(b.Stream) })
+	}
 	m.Fingerprint, err = combineDigests(m.Events.SHA256, m.Snapshots.SHA256)
 	return m, err
 }
@@ -913,6 +989,13 @@ func (w *Writer) discard() {
 		w.open = false
 	}
 	w.enc.Close()
+	if t := w.tx; t != nil {
+		if t.open {
+			t.chunk.abort()
+			t.open = false
+		}
+		t.enc.Close()
+	}
 	w.closed = true
 }
 

@@ -29,13 +29,16 @@ const (
 	EventFile    = "event.v1.json"
 	SnapshotFile = "snapshot.v1.json"
 	ManifestFile = "manifest.v1.json"
+	// Format version 2 adds the transactions stream: its manifest and its record.
+	ManifestV2File  = "manifest.v2.json"
+	TransactionFile = "transaction.v2.json"
 )
 
 // base is the URL the schemas' $id values start with; the compiler resolves references between them
 // (snapshot.v1.json refers to event.v1.json) against it, never over the network.
 const base = "https://github.com/axarchive/axarchive/schema/"
 
-//go:embed *.v1.json
+//go:embed *.v1.json *.v2.json
 var files embed.FS
 
 // FS returns the embedded schema files.
@@ -43,6 +46,7 @@ func FS() fs.FS { return files }
 
 type compiled struct {
 	event, snapshot, manifest *jsonschema.Schema
+	manifestV2, transaction   *jsonschema.Schema
 }
 
 var compile = sync.OnceValues(func() (*compiled, error) {
@@ -51,7 +55,7 @@ var compile = sync.OnceValues(func() (*compiled, error) {
 	c.LoadURL = func(url string) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("schema %s: not embedded (no network access)", url)
 	}
-	for _, name := range []string{EventFile, SnapshotFile, ManifestFile} {
+	for _, name := range []string{EventFile, SnapshotFile, ManifestFile, ManifestV2File, TransactionFile} {
 		b, err := files.ReadFile(name)
 		if err != nil {
 			return nil, err
@@ -69,6 +73,12 @@ var compile = sync.OnceValues(func() (*compiled, error) {
 		return nil, err
 	}
 	if out.manifest, err = c.Compile(base + ManifestFile); err != nil {
+		return nil, err
+	}
+	if out.manifestV2, err = c.Compile(base + ManifestV2File); err != nil {
+		return nil, err
+	}
+	if out.transaction, err = c.Compile(base + TransactionFile); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -89,8 +99,23 @@ func Event() *jsonschema.Schema { return must().event }
 // Snapshot returns the compiled schema of a snapshot record line.
 func Snapshot() *jsonschema.Schema { return must().snapshot }
 
-// Manifest returns the compiled schema of data/manifest.json.
+// Manifest returns the compiled schema of data/manifest.json of format version 1.
 func Manifest() *jsonschema.Schema { return must().manifest }
+
+// ManifestVersion returns the compiled schema of data/manifest.json of the given format version (1 or
+// 2), or nil for another.
+func ManifestVersion(v int64) *jsonschema.Schema {
+	switch v {
+	case 1:
+		return must().manifest
+	case 2:
+		return must().manifestV2
+	}
+	return nil
+}
+
+// Transaction returns the compiled schema of a transactions record line (format version 2).
+func Transaction() *jsonschema.Schema { return must().transaction }
 
 // Validate decodes one JSON document (numbers kept exact) and validates it against s. The error, if
 // any, is one line naming the JSON pointer of each offending value.

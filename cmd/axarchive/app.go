@@ -22,6 +22,7 @@ func commands() []*cli.Command {
 		catCommand(),
 		diffCommand(),
 		segmentsCommand(),
+		tokensCommand(),
 	}
 }
 
@@ -30,7 +31,8 @@ const exitStatusHelp = `Exit status:
    1    error (I/O, server, bad input)
    2    usage error (flags or arguments)
    3    the input (archive or segment files) is invalid, damaged or incomplete
-   4    a target or live context differs from the archive (import, diff)
+   4    a target or live context differs from the archive (import, diff); tokens
+        inconsistent with the event store (tokens check)
    130  interrupted; an export is resumable, an import says how far it got
 Treat any other status as failure.`
 
@@ -89,6 +91,14 @@ func interspersed(app *cli.App, args []string) []string {
 	cmd := app.Command(args[i])
 	if cmd == nil {
 		return args
+	}
+	// A command with subcommands (tokens list, …): the flags belong to the subcommand.
+	for len(cmd.Subcommands) > 0 && i+1 < len(args) {
+		sub := cmd.Command(args[i+1])
+		if sub == nil {
+			return args
+		}
+		cmd, i = sub, i+1
 	}
 	takesValue := map[string]bool{}
 	for _, f := range cmd.Flags {

@@ -23,6 +23,10 @@ func TestInterspersed(t *testing.T) {
 		{"axarchive --help", "axarchive --help"},
 		{"axarchive nosuchcommand x --y", "axarchive nosuchcommand x --y"},
 		{"axarchive", "axarchive"},
+		{"axarchive tokens check --db u A B --json x", "axarchive tokens check --db u A B --json x"},
+		{"axarchive tokens check A --db u B --server h:1", "axarchive tokens check --db u --server h:1 A B"},
+		{"axarchive tokens restore B --db u", "axarchive tokens restore --db u B"},
+		{"axarchive tokens nosuch --db u", "axarchive tokens nosuch --db u"},
 	} {
 		got := strings.Join(interspersed(app, strings.Fields(tc.in)), " ")
 		assert.Equal(t, tc.want, got, tc.in)

@@ -20,6 +20,7 @@ import (
 	"github.com/axarchive/axarchive/internal/axonclient"
 	"github.com/axarchive/axarchive/internal/export"
 	"github.com/axarchive/axarchive/internal/reader"
+	"github.com/axarchive/axarchive/internal/tokenstore"
 	"github.com/axarchive/axarchive/internal/writer"
 )
 
@@ -51,6 +52,10 @@ var invalidErrors = []error{
 	archive.ErrVerify, archive.ErrIncomplete, archive.ErrNotArchive, archive.ErrVersion, archive.ErrManifest,
 	archive.ErrCorrupt, archive.ErrBag, archive.ErrRecord, archive.ErrSequence, archive.ErrTooLarge,
 	archive.ErrChain, errBackupDamaged,
+	// Token tables: a row that is not what its token type says, a token that cannot be rewritten exactly,
+	// a table that is no token table, a damaged token map or backup.
+	tokenstore.ErrMalformed, tokenstore.ErrUnsupported, tokenstore.ErrNotTokenTable, tokenstore.ErrTokenMap,
+	tokenstore.ErrBackup,
 	// The segment files an export reads: damage there is the input's, as with a damaged archive.
 	reader.ErrCorrupt, reader.ErrChecksum, reader.ErrTruncated, reader.ErrGap, reader.ErrOverlap,
 	reader.ErrUnsupported, reader.ErrTooLarge,
@@ -65,7 +70,7 @@ func exitCode(err error) int {
 		return exitUsage
 	case errors.Is(err, context.Canceled):
 		return exitInterrupted
-	case errors.Is(err, errTargetDiffers):
+	case errors.Is(err, errTargetDiffers), errors.Is(err, tokenstore.ErrInconsistent):
 		return exitDiffers
 	}
 	for _, target := range invalidErrors {

@@ -16,12 +16,15 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 	"github.com/stretchr/testify/assert"
+
+	"github.com/axarchive/axarchive/internal/pgtest"
 )
 
 var update = flag.Bool("update", false, "update the expected output in the testscript files")
 
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){"axarchive": main})
+	// pgtest.Wrap stops the PostgreSQL that the tokens scripts start, after the tests.
+	testscript.Main(pgtest.Wrap(m), map[string]func(){"axarchive": main})
 }
 
 // TestScript runs the CLI scripts in testdata/script: each runs the real program in a subprocess.

@@ -137,8 +137,11 @@ type source interface {
 	// bounds returns the first token and the last token available now (last = first-1 when empty).
 	bounds(ctx context.Context) (first, last int64, err error)
 	tokenAt(ctx context.Context, t time.Time) (int64, error)
-	// events emits every event from token from through to, in token order.
-	events(ctx context.Context, from, to int64, emit func(token int64, raw []byte) error) error
+	// events emits every event from token from through to, in token order; txEnd says that the event
+	// ends a transaction of the source, for a source that shows them (see transactions).
+	events(ctx context.Context, from, to int64, emit func(token int64, raw []byte, txEnd bool) error) error
+	// transactions says whether the source shows its transactions, which an unfiltered archive records.
+	transactions() bool
 	// snapshots writes the snapshot records, skipping the first skip of them (committed by an earlier run).
 	snapshots(ctx context.Context, j *job, skip int64) error
 	// notes are recorded in the manifest of every archive made from this source.
@@ -193,6 +196,7 @@ func run(ctx context.Context, src source, opts Options) (*Result, error) {
 		ChunkRecords: opts.ChunkRecords,
 		Level:        cmp.Or(opts.Level, DefaultLevel),
 		Tool:         opts.Tool,
+		Transactions: src.transactions() && opts.Filter == nil,
 	}
 	if opts.Since != "" {
 		prev, err := archive.Open(opts.Since)
@@ -349,9 +353,9 @@ func (j *job) exportEvents(ctx context.Context, r archive.Range, wantAggs bool) 
 		// A batch also goes on when it is getting old, so that a slow server still sees its events
 		// committed (and an interrupted export keeps them) instead of waiting for a full batch.
 		started := time.Now()
-		err = j.src.events(ctx, from, r.Last, func(token int64, raw []byte) error {
+		err = j.src.events(ctx, from, r.Last, func(token int64, raw []byte, txEnd bool) error {
 			b := s.Batch
-			b.add(token, raw)
+			b.add(token, raw, txEnd)
 			j.progress.Token.Store(token)
 			if !b.full() && (len(b.tokens)%64 != 0 || time.Since(started) < maxBatchAge) {
 				return nil
@@ -371,6 +375,7 @@ func (j *job) exportEvents(ctx context.Context, r archive.Range, wantAggs bool) 
 		srcErr <- err
 	}()
 
+	tx := j.w.Options().Transactions
 	sinkErr := p.Drain(func(b *batch) error {
 		if b.err != nil {
 			return b.err
@@ -381,6 +386,12 @@ func (j *job) exportEvents(ctx context.Context, r archive.Range, wantAggs bool) 
 				return err
 			}
 			start = end
+			// Transactions are recorded without a filter only, so line i is event i.
+			if tx && b.txEnd[i] {
+				if err := j.w.EndTransaction(); err != nil {
+					return err
+				}
+			}
 		}
 		for _, id := range b.aggs {
 			j.noteAggregate(id)

@@ -76,7 +76,10 @@ func (s *liveSource) tokenAt(ctx context.Context, t time.Time) (int64, error) {
 
 // events streams [from, to], re-opening the stream after the last token received when the connection
 // drops, a bounded number of times in a row without progress.
-func (s *liveSource) events(ctx context.Context, from, to int64, emit func(int64, []byte) error) error {
+// transactions: ListEvents does not show where a transaction ends (AXON.md 5.3).
+func (s *liveSource) transactions() bool { return false }
+
+func (s *liveSource) events(ctx context.Context, from, to int64, emit func(int64, []byte, bool) error) error {
 	next := from
 	return s.conn.ReadRange(ctx, from, to, axonclient.RangeOptions{
 		Window: permitWindow, MaxRetries: s.opts.MaxRetries, MaxBackoff: 10 * time.Second, Jitter: true, Warn: s.opts.Warn,
@@ -86,7 +89,7 @@ func (s *liveSource) events(ctx context.Context, from, to int64, emit func(int64
 			// leave a hole or a duplicate in the archive.
 			return &TokenError{Token: token, Err: fmt.Errorf("server sent token %d where token %d was due", token, next)}
 		}
-		if err := emit(token, raw); err != nil {
+		if err := emit(token, raw, false); err != nil {
 			return err
 		}
 		next = token + 1

@@ -20,7 +20,8 @@ const maxBatchAge = 200 * time.Millisecond
 type batch struct {
 	tokens []int64
 	raw    []byte
-	ends   []int // raw[ends[i-1]:ends[i]] is event i
+	ends   []int  // raw[ends[i-1]:ends[i]] is event i
+	txEnd  []bool // event i ends a transaction of the source
 
 	lines     []byte
 	lineEnds  []int
@@ -31,13 +32,14 @@ type batch struct {
 }
 
 func (b *batch) Reset() {
-	b.tokens, b.raw, b.ends = b.tokens[:0], b.raw[:0], b.ends[:0]
+	b.tokens, b.raw, b.ends, b.txEnd = b.tokens[:0], b.raw[:0], b.ends[:0], b.txEnd[:0]
 	b.lines, b.lineEnds, b.lineToken, b.aggs = b.lines[:0], b.lineEnds[:0], b.lineToken[:0], b.aggs[:0]
 	b.rawBytes, b.err = 0, nil
 }
 
-func (b *batch) add(token int64, raw []byte) {
+func (b *batch) add(token int64, raw []byte, txEnd bool) {
 	b.tokens = append(b.tokens, token)
+	b.txEnd = append(b.txEnd, txEnd)
 	b.raw = append(b.raw, raw...)
 	b.ends = append(b.ends, len(b.raw))
 }

@@ -82,7 +82,11 @@ func (src *segmentSource) tokenAt(context.Context, time.Time) (int64, error) {
 	return 0, fmt.Errorf("segment files have no time index: select by token")
 }
 
-func (src *segmentSource) events(ctx context.Context, from, to int64, emit func(int64, []byte) error) error {
+// transactions: each block of an events file is one transaction (or a 32,767-event part of one, which
+// nothing tells apart).
+func (src *segmentSource) transactions() bool { return true }
+
+func (src *segmentSource) events(ctx context.Context, from, to int64, emit func(int64, []byte, bool) error) error {
 	it := src.s.Events(ctx, from)
 	defer it.Close()
 	for it.Next() {
@@ -90,7 +94,8 @@ func (src *segmentSource) events(ctx context.Context, from, to int64, emit func(
 		if token > to {
 			return nil
 		}
-		if err := emit(token, it.Event()); err != nil {
+		_, index, count := it.Block()
+		if err := emit(token, it.Event(), index == count-1); err != nil {
 			return err
 		}
 		if token == to {

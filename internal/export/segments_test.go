@@ -410,3 +410,68 @@ func TestSegmentsExportSnapshotRetention(t *testing.T) {
 	require.NoError(t, it.Err())
 	assert.Equal(t, int64(924), want)
 }
+
+// TestSegmentsExportTransactions: an offline export records the blocks of the events files as the
+// source's transactions (format version 2), also across a resume and from a token inside a block; a
+// filtered export and a live one cannot, and stay version 1.
+func TestSegmentsExportTransactions(t *testing.T) {
+	src := segmenttest.CopyDir(t, segFixture("three-segments"))
+	blocks := func(s *reader.Segments, from int64) []int64 {
+		var ends []int64
+		it := s.Events(context.Background(), from)
+		defer it.Close()
+		for it.Next() {
+			if _, i, n := it.Block(); i == n-1 {
+				ends = append(ends, it.Token())
+			}
+		}
+		require.NoError(t, it.Err())
+		return ends
+	}
+	s, err := reader.OpenSegments(reader.SegmentsOptions{Dir: src})
+	require.NoError(t, err)
+	ends := func(dir string) []int64 {
+		a := verified(t, dir)
+		require.Equal(t, archive.VersionTransactions, a.Manifest().Version)
+		c := a.TxCursor(context.Background())
+		require.NotNil(t, c)
+		defer c.Close()
+		var out []int64
+		it := a.Events(context.Background(), 0)
+		defer it.Close()
+		for it.Next() {
+			end, err := c.Ends(it.Token())
+			require.NoError(t, err)
+			if end {
+				out = append(out, it.Token())
+			}
+		}
+		require.NoError(t, it.Err())
+		return out
+	}
+
+	full := filepath.Join(t.TempDir(), "full")
+	_, err = export.Segments(context.Background(), reader.SegmentsOptions{Dir: src}, export.Options{Dir: full, ChunkRecords: 100})
+	require.NoError(t, err)
+	assert.Equal(t, blocks(s, 0), ends(full))
+	m := verified(t, full).Manifest()
+	assert.Equal(t, int64(693), m.Transactions.Count, "1386 events, 2 per block")
+	assert.Equal(t, int64(1), m.Transactions.Runs, "one run: a run goes on across chunks")
+
+	// From token 5, inside the block of tokens 4 and 5: the first transaction is its part in the range.
+	from := int64(5)
+	part := filepath.Join(t.TempDir(), "part")
+	_, err = export.Segments(context.Background(), reader.SegmentsOptions{Dir: src}, export.Options{Dir: part, FromToken: &from})
+	require.NoError(t, err)
+	assert.Equal(t, blocks(s, 5), ends(part))
+
+	// A filter drops events of a transaction: no grouping, version 1.
+	filtered := filepath.Join(t.TempDir(), "filtered")
+	_, err = export.Segments(context.Background(), reader.SegmentsOptions{Dir: src}, export.Options{Dir: filtered,
+		Filter: &archive.Filter{ExcludeTypes: []string{"none"}}})
+	require.NoError(t, err)
+	a := verified(t, filtered)
+	assert.Nil(t, a.Manifest().Transactions)
+	assert.Equal(t, archive.Version, a.Manifest().Version)
+	assert.Equal(t, m.Fingerprint, a.Manifest().Fingerprint)
+}

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/axarchive/axarchive/internal/pgtest"
+)
+
+// TestTokensScript runs the scripts in testdata/script/tokens against a real PostgreSQL (internal/pgtest).
+// $ARCHIVES is as in TestScript, $TOKENSTORE is testdata/tokenstore (the Axon Framework dumps).
+//
+// Command added:
+//
+//	pgdb VAR FILE...    create a fresh database, run the SQL files in it (psql), set $VAR to its URL
+func TestTokensScript(t *testing.T) {
+	server := pgtest.Get(t)
+	archives, err := filepath.Abs("../../testdata/archives/v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dumps, err := filepath.Abs("../../testdata/tokenstore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testscript.Run(t, testscript.Params{
+		Dir:                 "../../testdata/script/tokens",
+		RequireExplicitExec: true,
+		RequireUniqueNames:  true,
+		UpdateScripts:       *update,
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("ARCHIVES", archives)
+			env.Setenv("TOKENSTORE", dumps)
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"exitcode": cmdExitcode,
+			"pgdb": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) < 1 {
+					ts.Fatalf("usage: pgdb VAR FILE...")
+				}
+				name, err := server.CreateDB()
+				ts.Check(err)
+				for _, f := range args[1:] {
+					ts.Check(server.LoadFile(name, ts.MkAbs(f)))
+				}
+				ts.Setenv(args[0], server.URL(name))
+			},
+		},
+	})
+}

@@ -1,0 +1,48 @@
+package tokenstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/axarchive/axarchive/archive"
+)
+
+// TokenSource is what Bounds needs of an Axon Server connection (axonclient.Conn).
+type TokenSource interface {
+	FirstToken(ctx context.Context) (int64, error)
+	LastToken(ctx context.Context) (int64, error)
+	Address() string
+	Context() string
+}
+
+// ServerBounds reads a live store's first and last token.
+func ServerBounds(ctx context.Context, s TokenSource) (Bounds, error) {
+	last, err := s.LastToken(ctx)
+	if err != nil {
+		return Bounds{}, err
+	}
+	first, err := s.FirstToken(ctx)
+	if err != nil {
+		return Bounds{}, err
+	}
+	return Bounds{First: first, Last: last, Source: fmt.Sprintf("server %s context %s", s.Address(), s.Context())}, nil
+}
+
+// ArchiveBounds is the token range of a store restored from archives (a full one and its incrementals,
+// oldest first): the first archive's first token to the last one's last token.
+func ArchiveBounds(dirs []string) (Bounds, error) {
+	var archives []*archive.Archive
+	for _, d := range dirs {
+		a, err := archive.Open(d)
+		if err != nil {
+			return Bounds{}, err
+		}
+		archives = append(archives, a)
+	}
+	if err := archive.VerifyChain(archives); err != nil {
+		return Bounds{}, err
+	}
+	first, last := archives[0].Manifest().Events, archives[len(archives)-1].Manifest().Events
+	return Bounds{First: first.FirstToken, Last: last.LastToken, Source: "archive " + strings.Join(dirs, " ")}, nil
+}
