@@ -1,6 +1,7 @@
 package sshsig
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -115,30 +116,43 @@ func VerifyFile(path, namespace, allowedSigners string, now time.Time) (Signed, 
 	if err != nil {
 		return Signed{}, err
 	}
+	message, err := os.ReadFile(path)
+	if err != nil {
+		return Signed{}, err
+	}
+	signers, err := LoadAllowedSigners(allowedSigners)
+	if err != nil {
+		return Signed{}, err
+	}
+	signed, err := VerifyMessage(message, armored, namespace, signers, now)
+	if err != nil {
+		return Signed{}, fmt.Errorf("%s.sig: %w", path, err)
+	}
+	return signed, nil
+}
+
+// LoadAllowedSigners reads an allowed_signers file.
+func LoadAllowedSigners(path string) ([]AllowedSigner, error) {
+	data, err := readBounded(path, maxAllowedSigners)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAllowedSigners(path, bytes.NewReader(data))
+}
+
+// VerifyMessage checks an armored signature of message under namespace and finds who, among the allowed
+// signers, vouches for its key.
+func VerifyMessage(message, armored []byte, namespace string, signers []AllowedSigner, now time.Time) (Signed, error) {
 	sig, err := Parse(armored)
 	if err != nil {
-		return Signed{}, fmt.Errorf("%s.sig: %w", path, err)
-	}
-	af, err := os.Open(allowedSigners)
-	if err != nil {
 		return Signed{}, err
 	}
-	defer af.Close()
-	signers, err := ParseAllowedSigners(allowedSigners, af)
-	if err != nil {
+	if err := sig.Verify(namespace, bytes.NewReader(message)); err != nil {
 		return Signed{}, err
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return Signed{}, err
-	}
-	defer f.Close()
-	if err := sig.Verify(namespace, f); err != nil {
-		return Signed{}, fmt.Errorf("%s.sig: %w", path, err)
 	}
 	principals, err := FindPrincipals(signers, sig, now)
 	if err != nil {
-		return Signed{}, fmt.Errorf("%s.sig: %w", path, err)
+		return Signed{}, err
 	}
 	return Signed{Principals: principals, Fingerprint: Fingerprint(sig.PublicKey)}, nil
 }

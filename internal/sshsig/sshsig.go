@@ -122,40 +122,49 @@ func armor(blob []byte) []byte {
 	return b.Bytes()
 }
 
+// ErrMalformed is returned by Parse for bytes that are not an SSHSIG signature.
+var ErrMalformed = errors.New("sshsig: not a valid SSH signature")
+
+// ErrMismatch is returned when a signature does not sign the message it is checked against.
+var ErrMismatch = errors.New("sshsig: signature does not match the message")
+
 // Parse reads an armored SSHSIG signature. It checks the structure, not the signature itself.
 func Parse(armored []byte) (*Signature, error) {
+	malformed := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
+	}
 	if len(armored) > maxArmored {
-		return nil, fmt.Errorf("sshsig: signature of %d bytes is larger than any SSH signature (%d)", len(armored), maxArmored)
+		return nil, malformed("%d bytes, larger than any SSH signature (%d)", len(armored), maxArmored)
 	}
 	text := strings.TrimSpace(strings.ReplaceAll(string(armored), "\r\n", "\n"))
 	if len(text) < len(armorBegin)+len(armorEnd) || !strings.HasPrefix(text, armorBegin) || !strings.HasSuffix(text, armorEnd) {
-		return nil, errors.New("sshsig: not an SSH signature (no BEGIN/END SSH SIGNATURE lines)")
+		return nil, malformed("no BEGIN/END SSH SIGNATURE lines")
 	}
 	body := strings.Join(strings.Fields(text[len(armorBegin):len(text)-len(armorEnd)]), "")
 	blob, err := base64.StdEncoding.Strict().DecodeString(body)
 	if err != nil {
-		return nil, fmt.Errorf("sshsig: bad base64: %w", err)
+		return nil, malformed("bad base64: %v", err)
 	}
 	if !bytes.HasPrefix(blob, []byte(magic)) {
-		return nil, errors.New("sshsig: missing SSHSIG preamble")
+		return nil, malformed("missing SSHSIG preamble")
 	}
 	var w wire
 	if err := ssh.Unmarshal(blob[len(magic):], &w); err != nil {
-		return nil, fmt.Errorf("sshsig: malformed signature: %w", err)
+		return nil, malformed("%v", err)
 	}
 	if w.Version != version {
-		return nil, fmt.Errorf("sshsig: unsupported version %d", w.Version)
+		return nil, malformed("unsupported version %d", w.Version)
 	}
 	if _, err := newHash(w.HashAlgorithm); err != nil {
-		return nil, err
+		return nil, malformed("%v", err)
 	}
 	pub, err := ssh.ParsePublicKey(w.PublicKey)
 	if err != nil {
-		return nil, fmt.Errorf("sshsig: signer's public key: %w", err)
+		return nil, malformed("signer's public key: %v", err)
 	}
 	sig := new(ssh.Signature)
 	if err := ssh.Unmarshal(w.Signature, sig); err != nil {
-		return nil, fmt.Errorf("sshsig: malformed signature blob: %w", err)
+		return nil, malformed("signature blob: %v", err)
 	}
 	return &Signature{PublicKey: pub, Namespace: w.Namespace, HashAlgorithm: w.HashAlgorithm, Signature: sig}, nil
 }
@@ -177,7 +186,7 @@ func (s *Signature) Verify(namespace string, message io.Reader) error {
 		return err
 	}
 	if err := s.PublicKey.Verify(toSign(namespace, s.HashAlgorithm, sum), s.Signature); err != nil {
-		return fmt.Errorf("sshsig: signature does not match the message: %w", err)
+		return fmt.Errorf("%w (%v)", ErrMismatch, err)
 	}
 	return nil
 }
