@@ -66,6 +66,8 @@ const (
 	bagInfoPath      = "bag-info.txt"
 	bagManifestPath  = "manifest-sha256.txt"
 	tagManifestPath  = "tagmanifest-sha256.txt"
+	signaturePath    = tagManifestPath + ".sig"
+	maxSignatureSize = 64 << 10 // an SSHSIG signature with the largest RSA key is a few KiB
 	tmpSuffix        = ".tmp"
 	chunkSuffix      = ".jsonl.zst"
 	chunkNameDigits  = 20

@@ -32,6 +32,7 @@ type journal struct {
 	Previous     *Link     `json:"previous,omitempty"`
 	Chunking     Chunking  `json:"chunking"`
 	Level        int       `json:"level"`
+	Signed       bool      `json:"signed,omitempty"` // Close signs the tag manifest
 
 	// Committed state.
 	Chunks       []ChunkInfo  `json:"chunks"`

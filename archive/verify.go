@@ -218,7 +218,7 @@ func (v *verifier) walk() {
 		name := e.Name()
 		switch {
 		case name == dataDir && e.IsDir():
-		case (name == bagitPath || name == bagInfoPath || name == bagManifestPath || name == tagManifestPath) && e.Type().IsRegular():
+		case (name == bagitPath || name == bagInfoPath || name == bagManifestPath || name == tagManifestPath || name == signaturePath) && e.Type().IsRegular():
 		case e.Type()&os.ModeSymlink != 0:
 			v.problem(errorf(name, 0, -1, ErrCorrupt, "symbolic link"))
 		default:

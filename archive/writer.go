@@ -58,7 +58,15 @@ type Options struct {
 	// Transactions records the source's transactions (format version 2): the caller marks the last
 	// event of each with EndTransaction. Not with a Filter.
 	Transactions bool
+	// Sign, when set, signs the archive: Close passes it the bytes of tagmanifest-sha256.txt (which
+	// covers every other file's checksum) and writes what it returns as tagmanifest-sha256.txt.sig
+	// (SignatureFile) before the archive is complete. An export started with Sign must be resumed with it.
+	Sign SignFunc
 }
+
+// SignFunc returns a detached signature of the message, for example an SSHSIG signature under the
+// namespace SignatureNamespace.
+type SignFunc func(message []byte) ([]byte, error)
 
 // Writer writes an archive: events in token order, then snapshots in position order, then Close
 // commits the manifest and the BagIt files. Every full chunk is made durable and journaled before the
@@ -228,7 +236,7 @@ func Create(dir string, opts Options) (*Writer, error) {
 			Tool: opts.Tool, Created: opts.Created, Source: opts.Source, Range: opts.Range,
 			Filter: opts.Filter, SnapshotMode: opts.Snapshots, Previous: opts.Previous,
 			Chunking: Chunking{MaxBytes: opts.ChunkBytes, MaxRecords: opts.ChunkRecords},
-			Level:    opts.Level, NextToken: opts.Range.First, LastPosition: -1,
+			Level:    opts.Level, Signed: opts.Sign != nil, NextToken: opts.Range.First, LastPosition: -1,
 			Chunks: []ChunkInfo{}, Gaps: []Gap{}, Notes: []Note{},
 		},
 	}
@@ -344,7 +352,7 @@ func Resume(dir string, opts Options) (*Writer, error) {
 	w.opts = Options{
 		Source: j.Source, Range: j.Range, Filter: j.Filter, Snapshots: j.SnapshotMode, Previous: j.Previous,
 		ChunkBytes: j.Chunking.MaxBytes, ChunkRecords: j.Chunking.MaxRecords, Level: j.Level,
-		Tool: j.Tool, Created: j.Created, NoSync: opts.NoSync, Transactions: j.Transactions != nil,
+		Tool: j.Tool, Created: j.Created, NoSync: opts.NoSync, Transactions: j.Transactions != nil, Sign: opts.Sign,
 	}
 	if err := w.cleanup(); err != nil {
 		return nil, fmt.Errorf("resume archive %s: %w", dir, err)
@@ -356,6 +364,13 @@ func Resume(dir string, opts Options) (*Writer, error) {
 }
 
 // sameExport compares the options that make an archive different.
+func signingWord(signed bool) string {
+	if signed {
+		return "a signing key"
+	}
+	return "no signing key"
+}
+
 func sameExport(j *journal, opts *Options) error {
 	mismatch := func(field string, was, is any) error {
 		return fmt.Errorf("%w: %s: the interrupted export has %v, this one %v", ErrMismatch, field, was, is)
@@ -374,6 +389,9 @@ func sameExport(j *journal, opts *Options) error {
 	}
 	if (j.Transactions != nil) != opts.Transactions {
 		return mismatch("transactions recorded", j.Transactions != nil, opts.Transactions)
+	}
+	if j.Signed != (opts.Sign != nil) {
+		return mismatch("signing", signingWord(j.Signed), signingWord(opts.Sign != nil))
 	}
 	return nil
 }
@@ -905,6 +923,11 @@ func (w *Writer) commit() error {
 	}
 	for _, f := range bagFiles(m, data) {
 		if err := writeFileAtomic(w.dir, f.path, f.data, w.sync); err != nil {
+			return err
+		}
+	}
+	if w.opts.Sign != nil {
+		if err := signTagManifest(w.dir, w.opts.Sign, w.sync); err != nil {
 			return err
 		}
 	}

@@ -23,6 +23,7 @@ func commands() []*cli.Command {
 		diffCommand(),
 		segmentsCommand(),
 		tokensCommand(),
+		signCommand(),
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/axarchive/axarchive/internal/axonclient"
 	"github.com/axarchive/axarchive/internal/export"
 	"github.com/axarchive/axarchive/internal/reader"
+	"github.com/axarchive/axarchive/internal/sshsig"
 	"github.com/axarchive/axarchive/internal/tokenstore"
 	"github.com/axarchive/axarchive/internal/writer"
 )
@@ -52,6 +53,9 @@ var invalidErrors = []error{
 	archive.ErrVerify, archive.ErrIncomplete, archive.ErrNotArchive, archive.ErrVersion, archive.ErrManifest,
 	archive.ErrCorrupt, archive.ErrBag, archive.ErrRecord, archive.ErrSequence, archive.ErrTooLarge,
 	archive.ErrChain, errBackupDamaged,
+	// A signature that --allowed-signers asked for and that is missing, malformed, for another purpose,
+	// not of this archive or by a key nobody vouches for: the archive is not proved authentic.
+	archive.ErrUnsigned, sshsig.ErrMalformed, sshsig.ErrMismatch, sshsig.ErrNamespace, sshsig.ErrNotAllowed,
 	// Token tables: a row that is not what its token type says, a token that cannot be rewritten exactly,
 	// a table that is no token table, a damaged token map or backup.
 	tokenstore.ErrMalformed, tokenstore.ErrUnsupported, tokenstore.ErrNotTokenTable, tokenstore.ErrTokenMap,
@@ -118,7 +122,15 @@ func hint(err error) string {
 	case errors.Is(err, archive.ErrNotEmpty):
 		return "choose a new directory, or add --resume to continue an export interrupted in it"
 	case errors.Is(err, archive.ErrMismatch):
-		return "resume with the same source, filters, --snapshots and --since as the interrupted export"
+		return "resume with the same source, filters, --snapshots, --since and --sign-key as the interrupted export"
+	case errors.Is(err, archive.ErrUnsigned):
+		return "the archive has no signature: if you trust its content (it verifies, and its fingerprint matches a record you keep), sign it with axarchive sign --sign-key KEY DIR"
+	case errors.Is(err, sshsig.ErrNotAllowed):
+		return "the archive was signed with a key that is not in the allowed signers file: find out whose key it is before you trust it (ssh-keygen -Y find-principals, or compare the fingerprint)"
+	case errors.Is(err, sshsig.ErrNamespace):
+		return "the signature was made for another purpose than an axarchive archive (ssh-keygen -Y sign -n axarchive makes one)"
+	case errors.Is(err, sshsig.ErrMismatch), errors.Is(err, sshsig.ErrMalformed):
+		return "the signature is not one of this archive's tag manifest: the archive or its signature was changed or replaced after signing; restore both from another copy"
 	case errors.Is(err, archive.ErrChain):
 		return "give the archives oldest first: each must have been exported with --since the one before it"
 	case errors.As(err, new(*reader.SegmentError)):

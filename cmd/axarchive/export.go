@@ -35,6 +35,7 @@ func exportCommand() *cli.Command {
 		&cli.IntFlag{Name: "retries", Value: export.DefaultMaxRetries, Usage: "re-open a lost event stream up to `N` times in a row, with backoff (10: about a minute; 0: never)"},
 		&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress on stderr: auto, json or none"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors and warnings"},
+		signKeyFlag(),
 	}
 	return &cli.Command{
 		Name:      "export",
@@ -131,6 +132,13 @@ func readExportFlags(c *cli.Context) (exportOptions, error) {
 	}
 	if inc, exc, agg := c.StringSlice("include-type"), c.StringSlice("exclude-type"), c.StringSlice("aggregate-type"); len(inc)+len(exc)+len(agg) > 0 {
 		o.export.Filter = &archive.Filter{IncludeTypes: inc, ExcludeTypes: exc, AggregateTypes: agg}
+	}
+	if key := c.String("sign-key"); key != "" {
+		sign, err := signFunc(key)
+		if err != nil {
+			return o, err
+		}
+		o.export.Sign = sign
 	}
 	mode, err := parseProgressMode(c.String("progress"), c.Bool("quiet"))
 	if err != nil {

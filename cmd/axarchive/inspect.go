@@ -73,6 +73,11 @@ func runInspect(dir string, asJSON bool, stdout io.Writer) error {
 	}
 	row("snapshots", "%d (mode %s)", m.Snapshots.Count, m.Snapshots.Mode)
 	row("fingerprint", "%s", m.Fingerprint)
+	if a.Signed() {
+		row("signature", "%s (not checked here: axarchive verify --allowed-signers FILE)", archive.SignatureFile)
+	} else {
+		row("signature", "none")
+	}
 	if m.Previous != nil {
 		row("previous", "archive %s, ending at token %d", m.Previous.Fingerprint, m.Previous.LastToken)
 	}

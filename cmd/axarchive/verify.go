@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/axarchive/axarchive/archive"
+	"github.com/axarchive/axarchive/internal/sshsig"
 )
 
 func verifyCommand() *cli.Command {
@@ -30,13 +31,21 @@ Exit status: 0 valid, 1 error, 2 usage, 3 invalid, corrupt or incomplete, 130 in
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "quick", Usage: "check sizes and digests only, without decompressing"},
 			&cli.BoolFlag{Name: "json", Usage: "print the result as one JSON object on stdout"},
+			allowedSignersFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			dirs, err := archiveArgs(c, 1, -1)
 			if err != nil {
 				return err
 			}
-			return runVerify(c.Context, verifyOptions{dirs: dirs, quick: c.Bool("quick"), json: c.Bool("json")}, c.App.Writer, c.App.ErrWriter)
+			o := verifyOptions{dirs: dirs, quick: c.Bool("quick"), json: c.Bool("json")}
+			if path := c.String("allowed-signers"); path != "" {
+				if o.allowedSigners, err = sshsig.LoadAllowedSigners(path); err != nil {
+					return err
+				}
+				o.checkSignatures = true
+			}
+			return runVerify(c.Context, o, c.App.Writer, c.App.ErrWriter)
 		},
 	}
 }
@@ -45,6 +54,9 @@ type verifyOptions struct {
 	dirs  []string
 	quick bool
 	json  bool
+	// checkSignatures requires every archive to be signed by one of allowedSigners.
+	checkSignatures bool
+	allowedSigners  []sshsig.AllowedSigner
 }
 
 // verifyResult is one archive's entry in the JSON output.
@@ -58,6 +70,9 @@ type verifyResult struct {
 	Bytes       int64           `json:"bytes"`
 	RawBytes    int64           `json:"rawBytes"`
 	Fingerprint string          `json:"fingerprint,omitempty"`
+	Signed      bool            `json:"signed"`
+	SignedBy    []string        `json:"signedBy,omitempty"`
+	SigningKey  string          `json:"signingKey,omitempty"`
 	Seconds     float64         `json:"seconds"`
 	Error       string          `json:"error,omitempty"`
 	Problems    []problemOutput `json:"problems"`
@@ -105,6 +120,7 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 	var results []*verifyResult
 	var archives []*archive.Archive
 	invalid, failed := 0, 0
+	var sigErrs []error
 	var openErr error
 	for _, dir := range o.dirs {
 		res := &verifyResult{Dir: dir, Level: level, Problems: []problemOutput{}}
@@ -154,12 +170,32 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 			}
 			continue
 		}
+		res.Signed = a.Signed()
+		var signed sshsig.Signed
+		if o.checkSignatures {
+			if signed, err = checkSignature(a, o.allowedSigners); err != nil {
+				res.Error = err.Error()
+				res.Problems = append(res.Problems, problemOutput{Path: archive.SignatureFile, Message: err.Error()})
+				if several {
+					report(dir, err) // a single archive's cause is the command's error
+				}
+				sigErrs = append(sigErrs, err)
+				continue
+			}
+			res.SignedBy, res.SigningKey = signed.Principals, signed.Fingerprint
+		}
 		res.OK = true
 		if !o.json {
 			m := a.Manifest()
 			fmt.Fprintf(stdout, "ok %s: %d events (tokens %d to %d), %d snapshots, %d chunks, %s read in %s (%s verification); fingerprint %s\n",
 				dir, m.Events.Count, m.Events.FirstToken, m.Events.LastToken, m.Snapshots.Count, rep.Chunks,
 				formatBytes(rep.Bytes), time.Since(start).Round(time.Millisecond), level, m.Fingerprint)
+			switch {
+			case o.checkSignatures:
+				fmt.Fprintf(stdout, "ok %s: signed by %s\n", dir, signed)
+			case res.Signed:
+				fmt.Fprintf(stdout, "%s: has a signature, not checked (--allowed-signers FILE checks it)\n", dir)
+			}
 		}
 	}
 
@@ -205,6 +241,12 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 		return openErr
 	case invalid > 0:
 		return fmt.Errorf("%w: %d of %d archives", archive.ErrVerify, invalid, len(o.dirs))
+	case len(sigErrs) > 0:
+		// Valid archives whose signature does not prove them authentic: the first cause carries the hint.
+		if !several {
+			return sigErrs[0]
+		}
+		return fmt.Errorf("verify: %d of %d archives valid but not proved authentic; the first: %w", len(sigErrs), len(o.dirs), sigErrs[0])
 	case failed > 0:
 		return fmt.Errorf("verify: %d of %d archives could not be read", failed, len(o.dirs))
 	case !chainOK:

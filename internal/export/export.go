@@ -30,6 +30,8 @@ const (
 type Options struct {
 	// Dir is the archive directory. Without Resume it must not exist or be empty.
 	Dir string
+	// Sign, when set, signs the archive before it is complete (archive.Options.Sign).
+	Sign archive.SignFunc
 	// Resume continues an interrupted export in Dir; the source and selection must be the same.
 	Resume bool
 
@@ -197,6 +199,7 @@ func run(ctx context.Context, src source, opts Options) (*Result, error) {
 		Level:        cmp.Or(opts.Level, DefaultLevel),
 		Tool:         opts.Tool,
 		Transactions: src.transactions() && opts.Filter == nil,
+		Sign:         opts.Sign,
 	}
 	if opts.Since != "" {
 		prev, err := archive.Open(opts.Since)

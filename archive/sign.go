@@ -1,0 +1,64 @@
+package archive
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// SignatureFile is the detached signature of an archive's tag manifest, at the archive's root (SPEC 3.4).
+const SignatureFile = signaturePath
+
+// SignatureNamespace is the SSHSIG namespace of an archive signature, so that a signature made for
+// another purpose with the same key is never taken for one of an archive.
+const SignatureNamespace = "axarchive"
+
+// ErrUnsigned is returned by Signature for an archive without a signature file.
+var ErrUnsigned = errors.New("archive is not signed")
+
+// Sign signs the complete archive in dir, replacing any signature it had: for archives exported
+// without Options.Sign, or to sign again with another key. It reads only the tag manifest, which a full
+// Verify ties to every other file.
+func Sign(dir string, sign SignFunc) error {
+	if _, err := Open(dir); err != nil {
+		return err
+	}
+	return signTagManifest(dir, sign, true)
+}
+
+func signTagManifest(dir string, sign SignFunc, sync bool) error {
+	tags, err := readSmallFile(dir, tagManifestPath, maxTagFileBytes)
+	if err != nil {
+		return fmt.Errorf("sign: %w", err)
+	}
+	sig, err := sign(tags)
+	if err != nil {
+		return fmt.Errorf("sign %s: %w", tagManifestPath, err)
+	}
+	return writeFileAtomic(dir, signaturePath, sig, sync)
+}
+
+// Signature returns the archive's tag manifest and its detached signature, for the caller to check
+// against the keys it trusts, or ErrUnsigned.
+func (a *Archive) Signature() (tagManifest, signature []byte, err error) {
+	signature, err = readSmallFile(a.dir, signaturePath, maxSignatureSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("%s: %w (no %s)", a.dir, ErrUnsigned, signaturePath)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	tagManifest, err = readSmallFile(a.dir, tagManifestPath, maxTagFileBytes)
+	if err != nil {
+		return nil, nil, err
+	}
+	return tagManifest, signature, nil
+}
+
+// Signed reports whether the archive has a signature file (checked or not).
+func (a *Archive) Signed() bool {
+	_, err := os.Lstat(filepath.Join(a.dir, signaturePath))
+	return err == nil
+}
