@@ -71,8 +71,11 @@ const (
 	tmpSuffix        = ".tmp"
 	chunkSuffix      = ".jsonl.zst"
 	chunkNameDigits  = 20
-	maxManifestBytes = 64 << 20 // a manifest is O(chunks + payload types); anything larger is refused
-	maxJournalBytes  = 64 << 20
+	// A manifest is O(chunks + payload types): 16 MiB hold some 40,000 chunks (2.5 TiB of JSON Lines
+	// in chunks of the default 64 MiB) beside 2 × MaxTypes type counts. Anything larger is refused
+	// before it is parsed: parsing and checking a manifest takes several times its size in memory.
+	maxManifestBytes = 16 << 20
+	maxJournalBytes  = maxManifestBytes
 	maxTagFileBytes  = 64 << 20
 )
 

@@ -20,8 +20,18 @@ func FuzzManifest(f *testing.F) {
 	b, err := os.ReadFile(filepath.Join(vectorsDir, "golden", "data", "manifest.json"))
 	if err == nil {
 		f.Add(b)
+		// Hostile: members twice, nesting, a huge gap table (checked against every chunk in one walk).
+		f.Add(bytes.Replace(b, []byte(`"version": 1,`), []byte(`"version": 2, "version": 1,`), 1))
+		f.Add(bytes.Replace(b, []byte(`"count": 37,`), []byte(`"count": 37, "count": 38,`), 1))
+		f.Add(bytes.Replace(b, []byte(`"notes": [`), []byte(`"notes": [`+strings.Repeat("[", 64)+strings.Repeat("]", 64)+`,`), 1))
+		var gaps strings.Builder
+		for i := range 2000 {
+			fmt.Fprintf(&gaps, `{"from":%d,"to":%d,"cause":"x"},`, 2*i, 2*i)
+		}
+		f.Add(bytes.Replace(b, []byte(`"gaps": [`), []byte(`"gaps": [`+gaps.String()), 1))
 	}
 	f.Add([]byte(`{"format":"axarchive","version":1}`))
+	f.Add([]byte(`{"format":"axarchive","version":1,"\u0076ersion":2}`))
 	f.Add([]byte(`{"format":"axarchive","version":99999999999999999999}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := parseManifest(data)

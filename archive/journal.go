@@ -115,6 +115,9 @@ func readJournal(root string) (*journal, error) {
 	if err != nil {
 		return nil, err
 	}
+	if se := checkJSONShape(b); se != nil {
+		return nil, &Error{Path: journalPath, Line: se.Line, Token: -1, Err: fmt.Errorf("%w: %w", ErrCorrupt, se)}
+	}
 	j := new(journal)
 	if err := json.Unmarshal(b, j); err != nil {
 		return nil, errorf(journalPath, 0, -1, ErrCorrupt, "%v", err)

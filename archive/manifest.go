@@ -180,6 +180,9 @@ func parseManifest(b []byte) (*Manifest, error) {
 		Format  any `json:"format"`
 		Version any `json:"version"`
 	}
+	if se := checkJSONShape(b); se != nil {
+		return nil, &Error{Path: manifestPath, Line: se.Line, Token: -1, Err: fmt.Errorf("%w: %w", ErrManifest, se)}
+	}
 	var v any
 	if _, err := sjson.Parse(b, &v, sjson.UseNumber); err != nil {
 		return nil, fail(ErrManifest, "invalid JSON: %v", err)
@@ -258,15 +261,18 @@ func checkManifest(m *Manifest) []string {
 
 	// Gaps: sorted, disjoint, inside the range.
 	var gapTokens uint64
+	gapsSorted := true
 	prevTo := int64(math.MinInt64)
 	for i, g := range m.Gaps {
 		switch {
 		case g.From > g.To:
 			add("gap %d: from %d is after to %d", i, g.From, g.To)
+			gapsSorted = false
 		case g.From < ev.FirstToken || g.To > ev.LastToken:
 			add("gap %d (%d-%d) is outside the range %d-%d", i, g.From, g.To, ev.FirstToken, ev.LastToken)
 		case i > 0 && g.From <= prevTo:
 			add("gap %d (%d-%d) overlaps or precedes the gap before it", i, g.From, g.To)
+			gapsSorted = false
 		default:
 			gapTokens = addSat(gapTokens, uint64(g.To-g.From)+1)
 		}
@@ -309,6 +315,7 @@ func checkManifest(m *Manifest) []string {
 	}
 
 	// Chunks.
+	gapIdx := 0
 	seen := map[string]bool{}
 	var sums [3]uint64
 	var lasts = [3]int64{math.MinInt64, math.MinInt64, math.MinInt64}
@@ -356,9 +363,14 @@ func checkManifest(m *Manifest) []string {
 		if stream != StreamSnapshots && (c.First < ev.FirstToken || c.Last > ev.LastToken) {
 			add("%s: tokens %d-%d are outside the range %d-%d", where, c.First, c.Last, ev.FirstToken, ev.LastToken)
 		}
-		if stream == StreamEvents {
-			for _, g := range m.Gaps {
-				if (c.First >= g.From && c.First <= g.To) || (c.Last >= g.From && c.Last <= g.To) {
+		if stream == StreamEvents && gapsSorted {
+			// Chunks and gaps are both in token order: one walk over the gaps for all chunks (a loop
+			// over the gaps per chunk made a manifest of many chunks and gaps cost their product).
+			for gapIdx < len(m.Gaps) && m.Gaps[gapIdx].To < c.First {
+				gapIdx++
+			}
+			for j := gapIdx; j < len(m.Gaps) && m.Gaps[j].From <= c.Last; j++ {
+				if g := m.Gaps[j]; (c.First >= g.From && c.First <= g.To) || (c.Last >= g.From && c.Last <= g.To) {
 					add("%s: starts or ends in the gap %d-%d", where, g.From, g.To)
 				}
 			}

@@ -371,6 +371,9 @@ func parseRecord(line []byte, r *Record, snapshot bool) error {
 	if n := len(body); n > 0 && body[n-1] == '\n' {
 		body = body[:n-1]
 	}
+	if se := checkJSONShape(body); se != nil {
+		return fmt.Errorf("%w: %w", ErrRecord, se)
+	}
 	var j jsonRecord
 	if err := json.Unmarshal(body, &j); err != nil {
 		return fmt.Errorf("%w: invalid JSON: %v", ErrRecord, err)

@@ -759,7 +759,10 @@ func (v *verifier) validate(b *vbatch, stream string, parser *recordParser, name
 		lineNo := b.firstLine + int64(i)
 		tok, ok := leadingInt(line, prefix)
 		if !ok {
-			tok = tokenOf(line, stream)
+			tok = -1
+			if checkJSONShape(line) == nil { // a line of another shape is not decoded at all
+				tok = tokenOf(line, stream)
+			}
 		}
 		typ := ""
 		if !utf8.Valid(line) {
@@ -782,7 +785,9 @@ func (v *verifier) validate(b *vbatch, stream string, parser *recordParser, name
 			tok = rec.Token
 		}
 		var err error
-		if scratch, err = val.check(line, rec, perr == nil, scratch); err != nil {
+		if errors.As(perr, new(*shapeError)) {
+			// Refused before decoding: the schema would decode it after all.
+		} else if scratch, err = val.check(line, rec, perr == nil, scratch); err != nil {
 			b.problems = append(b.problems, linedError{i, &Error{Path: path, Line: lineNo, Token: tok, Err: fmt.Errorf("%w: %v", ErrRecord, err)}})
 		}
 		b.tokens = append(b.tokens, tok)

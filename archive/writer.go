@@ -914,6 +914,9 @@ func (w *Writer) commit() error {
 	if err != nil {
 		return fmt.Errorf("write manifest: %w", err)
 	}
+	if len(data) > maxManifestBytes {
+		return fmt.Errorf("write manifest: it would be %d bytes (%d chunks), more than the %d bytes readers accept: export again with larger chunks (--chunk-size, --chunk-records)", len(data), len(m.Chunks), maxManifestBytes)
+	}
 	// The manifest must be one that Open accepts; a failure here is a bug, and nothing is written.
 	if _, err := parseManifest(data); err != nil {
 		return fmt.Errorf("internal error: the manifest written would be invalid: %w", err)

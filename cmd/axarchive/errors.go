@@ -156,6 +156,10 @@ func hint(err error) string {
 		return "free space on that file system, or write the segment files to another one"
 	case errors.Is(err, writer.ErrDirInArchive):
 		return "write the segment files outside the archive's directory"
+	case errors.As(err, new(*writer.IncrementalError)):
+		var ie *writer.IncrementalError
+		errors.As(err, &ie)
+		return fmt.Sprintf("import the chain in one command, oldest first: axarchive import [flags] ARCHIVE_%.8s… %s (axarchive inspect shows an archive's fingerprint); --renumber would append these events alone at the target's next tokens", ie.Previous.Fingerprint, ie.Dir)
 	case errors.Is(err, writer.ErrNotContiguous):
 		return "import with --renumber: events then take the target's next tokens, and a token map records where each went"
 	case errors.Is(err, archive.ErrVerify), errors.Is(err, archive.ErrCorrupt), errors.Is(err, archive.ErrBag):

@@ -72,7 +72,7 @@ func (im *importer) preflight(ctx context.Context) (*Plan, error) {
 	}
 	if len(im.archives) > 1 {
 		if err := archive.VerifyChain(im.archives); err != nil {
-			return plan, fmt.Errorf("%w: %v", ErrChain, err)
+			return plan, err // wraps archive.ErrChain (= ErrChain), each problem on a line of its own
 		}
 	}
 	for i, a := range im.archives {
@@ -86,6 +86,9 @@ func (im *importer) preflight(ctx context.Context) (*Plan, error) {
 		plan.Gaps = append(plan.Gaps, m.Gaps...)
 	}
 	if !im.opts.Renumber {
+		if first := im.archives[0].Manifest(); plan.FirstToken != 0 && first.Previous != nil {
+			return plan, &IncrementalError{Dir: im.dirs[0], Previous: *first.Previous}
+		}
 		if plan.FirstToken != 0 {
 			return plan, fmt.Errorf("%w: the archive starts at token %d, so its events cannot keep their tokens (use --renumber to give them the target's next tokens)", ErrNotContiguous, plan.FirstToken)
 		}

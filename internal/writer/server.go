@@ -118,10 +118,24 @@ func (e *ProgressError) Unwrap() error { return e.Err }
 var (
 	ErrTargetNotEmpty = errors.New("target context is not empty")
 	ErrNotContiguous  = errors.New("archive tokens do not start at 0 or have gaps")
-	ErrChain          = errors.New("archives do not form a chain")
+	ErrChain          = archive.ErrChain // invalid input, as for verify
 	ErrEventTooLarge  = errors.New("event larger than the server's max message size")
 	ErrMismatch       = errors.New("target does not match the archive")
 )
+
+// IncrementalError is an incremental archive given first (or alone) without --renumber: its events
+// continue another archive, which must be imported before it (the chain, oldest first).
+type IncrementalError struct {
+	Dir      string
+	Previous archive.Link
+}
+
+func (e *IncrementalError) Error() string {
+	return fmt.Sprintf("%s is an incremental archive: it starts at token %d and continues the archive with fingerprint %s, which must be imported before it",
+		e.Dir, e.Previous.LastToken+1, e.Previous.Fingerprint)
+}
+
+func (e *IncrementalError) Unwrap() error { return ErrNotContiguous }
 
 // SequenceError is a transaction the server rejected for an aggregate sequence number (AXONIQ-2000),
 // located by asking the server for the aggregate's highest sequence.
@@ -184,6 +198,13 @@ func OpenArchives(dirs []string) ([]*archive.Archive, error) {
 			return nil, err
 		}
 		archives = append(archives, a)
+	}
+	// Several archives are a chain: checked here, before any server is dialled, so that import and diff
+	// refuse a broken one as invalid input (exit 3), the way verify does.
+	if len(archives) > 1 {
+		if err := archive.VerifyChain(archives); err != nil {
+			return nil, err
+		}
 	}
 	return archives, nil
 }

@@ -1,0 +1,116 @@
+package archive
+
+import (
+	"encoding/json"
+	"fmt"
+	"unsafe"
+)
+
+// JSON read from an archive (the manifest, the journal, record lines) passes checkJSONShape before any
+// decoder sees it. The decoders take the last of two members with the same name, other readers may take
+// the first: a manifest with two "version" members would mean one thing to axarchive and another to jq,
+// so a duplicate name anywhere is refused. And a decoder, or the schema validator after it, can spend
+// time and memory that grow faster than the input with the nesting depth (100,000 nested arrays in a
+// manifest took minutes of CPU), so depth and the members of an object are bounded first, in one pass
+// that allocates nothing that grows with the input.
+const (
+	// maxJSONDepth is far above the deepest document SPEC.md allows (a record's metadata value: 4).
+	maxJSONDepth = 32
+	// maxJSONMembers bounds the members of one object: SPEC.md's objects have at most 16 (their lists
+	// are arrays), and it keeps the duplicate check's memory small whatever the input.
+	maxJSONMembers = 256
+)
+
+// shapeError says where a JSON document breaks a shape rule. Offset is 0-based, Line 1-based.
+type shapeError struct {
+	Offset int64
+	Line   int64
+	Msg    string
+}
+
+func (e *shapeError) Error() string { return fmt.Sprintf("%s at byte %d", e.Msg, e.Offset) }
+
+// checkJSONShape checks b, in time linear in its length, for a member name used twice in one object,
+// nesting deeper than maxJSONDepth and objects of more than maxJSONMembers members. It does not check
+// the syntax (the decoder that follows does) and never fails on what is not JSON. Member names with
+// escapes are compared decoded ("a" and "\u0061" are the same name).
+func checkJSONShape(b []byte) *shapeError {
+	type level struct {
+		object    bool
+		expectKey bool
+		members   int
+	}
+	var stack [maxJSONDepth]level
+	var keys [maxJSONDepth]map[string]struct{} // names of the open objects, reused from object to object
+	depth := 0
+	line := int64(1)
+	fail := func(i int, format string, args ...any) *shapeError {
+		return &shapeError{Offset: int64(i), Line: line, Msg: fmt.Sprintf(format, args...)}
+	}
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; c {
+		case '\n':
+			line++
+		case '{', '[':
+			if depth == maxJSONDepth {
+				return fail(i, "nested more than %d deep", maxJSONDepth)
+			}
+			stack[depth] = level{object: c == '{', expectKey: c == '{'}
+			if c == '{' {
+				if keys[depth] == nil {
+					keys[depth] = make(map[string]struct{}, 16)
+				} else {
+					clear(keys[depth])
+				}
+			}
+			depth++
+		case '}', ']':
+			if depth > 0 {
+				depth--
+			}
+		case ',':
+			if depth > 0 && stack[depth-1].object {
+				stack[depth-1].expectKey = true
+			}
+		case '"':
+			start := i
+			escaped := false
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				switch b[i] {
+				case '\\':
+					escaped = true
+					i++
+				case '\n':
+					line++
+				}
+			}
+			if i >= len(b) {
+				return nil // unterminated: the decoder says so
+			}
+			if depth == 0 || !stack[depth-1].object || !stack[depth-1].expectKey {
+				continue
+			}
+			lv := &stack[depth-1]
+			lv.expectKey = false
+			lv.members++
+			if lv.members > maxJSONMembers {
+				return fail(start, "object with more than %d members", maxJSONMembers)
+			}
+			raw := b[start+1 : i]
+			var name string
+			if escaped {
+				if err := json.Unmarshal(b[start:i+1], &name); err != nil {
+					continue // the decoder says so
+				}
+			} else {
+				// The map only lives while b does: no copy of the name.
+				name = unsafe.String(unsafe.SliceData(raw), len(raw))
+			}
+			if _, dup := keys[depth-1][name]; dup {
+				return fail(start, "duplicate member name %s", truncateForError(b[start:i+1]))
+			}
+			keys[depth-1][name] = struct{}{}
+		}
+	}
+	return nil
+}

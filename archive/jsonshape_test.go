@@ -1,0 +1,194 @@
+package archive
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestJSONShape(t *testing.T) {
+	deep := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
+	members := func(n int) string {
+		var b strings.Builder
+		b.WriteString("{")
+		for i := range n {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			b.WriteString(`"k` + strings.Repeat("x", i) + `":0`)
+		}
+		return b.String() + "}"
+	}
+	for _, c := range []struct {
+		name, doc, err string
+	}{
+		{"flat", `{"a":1,"b":[1,2,{"a":3}],"c":{"a":{"a":4}}}`, ""},
+		{"same-name-in-sibling-objects", `[{"a":1},{"a":2}]`, ""},
+		{"name-as-value", `{"a":"a","b":"a"}`, ""},
+		{"braces-in-strings", `{"a":"{[\"a\":","b":"]]]}}"}`, ""},
+		{"top-level-duplicate", `{"version":1,"version":2}`, `duplicate member name "version" at byte 13`},
+		{"nested-duplicate", `{"a":{"b":1,"c":{},"b":2}}`, `duplicate member name "b" at byte 19`},
+		{"duplicate-in-array-object", `[{"x":1},{"y":1,"y":1}]`, `duplicate member name "y" at byte 16`},
+		{"escaped-duplicate", `{"version":1,"\u0076ersion":2}`, `duplicate member name "\u0076ersion" at byte 13`},
+		{"duplicate-after-nested-object", `{"a":{"a":{"a":1}},"a":2}`, `duplicate member name "a" at byte 19`},
+		{"empty-name-twice", `{"":1,"":2}`, `duplicate member name "" at byte 6`},
+		{"depth-32", deep(32), ""},
+		{"depth-33", deep(33), "nested more than 32 deep at byte 32"},
+		{"deep-objects", strings.Repeat(`{"a":`, 40) + "1" + strings.Repeat("}", 40), "nested more than 32 deep at byte 160"},
+		{"members-256", members(256), ""},
+		{"members-257", members(257), "object with more than 256 members"},
+		{"not-json", `{"a":1,"a`, ""},
+		{"unbalanced", `]]]}}}{"a":1}`, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := checkJSONShape([]byte(c.doc))
+			if c.err == "" {
+				require.Nil(t, err)
+				return
+			}
+			require.NotNil(t, err)
+			require.Contains(t, err.Error(), c.err)
+		})
+	}
+}
+
+// TestJSONShapeStopsEarly: the check refuses a cost bomb where it starts, without reading on: 100,000
+// nested arrays fail at byte 32, an object of a million members at its 257th. Every reader runs it before
+// decoding, so no decoder or schema validator sees such a document.
+func TestJSONShapeStopsEarly(t *testing.T) {
+	bomb := []byte(strings.Repeat("[", 100000) + strings.Repeat("]", 100000))
+	err := checkJSONShape(bomb)
+	require.NotNil(t, err)
+	require.EqualValues(t, maxJSONDepth, err.Offset)
+
+	var b bytes.Buffer
+	b.WriteString("{")
+	for i := range 1000000 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		b.WriteString(`"` + strings.Repeat("a", 8) + string(rune('a'+i%26)) + `":0`)
+	}
+	b.WriteString("}")
+	err = checkJSONShape(b.Bytes())
+	require.NotNil(t, err)
+	require.Less(t, err.Offset, int64(257*16))
+}
+
+// TestManifestShape: the manifest, the journal and record lines are all refused with the place named.
+func TestManifestShape(t *testing.T) {
+	golden, err := os.ReadFile(filepath.Join(vectorsDir, "golden", "data", "manifest.json"))
+	require.NoError(t, err)
+	for _, c := range []struct{ name, old, new, want string }{
+		{"version-twice", `"version": 1,`, `"version": 1, "version": 2,`, `data/manifest.json:3: invalid manifest: duplicate member name "version" at byte`},
+		{"count-twice", `"count": 37,`, `"count": 37, "count": 38,`, `invalid manifest: duplicate member name "count"`},
+		{"chunk-path-twice", `"path": "events/`, `"path": "events/x", "path": "events/`, `invalid manifest: duplicate member name "path"`},
+		{"deep-notes", `"notes": [`, `"notes": [` + strings.Repeat("[", 100000) + strings.Repeat("]", 100000) + ",", `invalid manifest: nested more than 32 deep`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			require.Contains(t, string(golden), c.old)
+			_, err := parseManifest([]byte(strings.Replace(string(golden), c.old, c.new, 1)))
+			require.ErrorIs(t, err, ErrManifest)
+			require.Regexp(t, c.want, err.Error())
+		})
+	}
+	t.Run("record", func(t *testing.T) {
+		var r Record
+		err := ParseEventJSON([]byte(`{"token":1,"messageId":"a","timestamp":0,"token":2}`), &r)
+		require.ErrorIs(t, err, ErrRecord)
+		require.Contains(t, err.Error(), `duplicate member name "token" at byte 41`)
+		err = ParseSnapshotJSON([]byte(`{"position":1,"x":`+strings.Repeat("[", 50)+`}`), &r)
+		require.Contains(t, err.Error(), `nested more than 32 deep`)
+	})
+	t.Run("journal", func(t *testing.T) {
+		dir := t.TempDir()
+		require.NoError(t, os.WriteFile(filepath.Join(dir, journalPath), []byte(`{"format":"axarchive-journal","version":1,"version":1}`), 0o644))
+		_, err := readJournal(dir)
+		require.ErrorIs(t, err, ErrCorrupt)
+		require.Contains(t, err.Error(), `journal.json:1: archive data does not match its manifest: duplicate member name "version"`)
+	})
+}
+
+// referenceShape finds the same problems as checkJSONShape in valid JSON with encoding/json's tokenizer.
+func referenceShape(b []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	type level struct {
+		object  bool
+		key     bool // a member's name was read, its value comes next
+		names   map[string]bool
+		members int
+	}
+	var stack []*level
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return true
+		}
+		if err != nil {
+			return true // not JSON: not the shape check's to judge
+		}
+		top := func() *level {
+			if len(stack) == 0 {
+				return nil
+			}
+			return stack[len(stack)-1]
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{', '[':
+				if l := top(); l != nil && l.object {
+					l.key = false // the value of the member just named
+				}
+				if len(stack) == maxJSONDepth {
+					return false
+				}
+				stack = append(stack, &level{object: v == '{', names: map[string]bool{}})
+			default:
+				stack = stack[:len(stack)-1]
+			}
+			continue
+		case string:
+			if l := top(); l != nil && l.object && !l.key {
+				if l.names[v] {
+					return false
+				}
+				l.names[v] = true
+				l.key = true
+				if l.members++; l.members > maxJSONMembers {
+					return false
+				}
+				continue
+			}
+		}
+		if l := top(); l != nil && l.object {
+			l.key = false
+		}
+	}
+}
+
+// FuzzJSONShape: on valid JSON, checkJSONShape refuses exactly what a tokenizing reference refuses; on
+// anything else it never panics.
+func FuzzJSONShape(f *testing.F) {
+	f.Add([]byte(`{"a":1,"b":[{"a":2},{"b":"\"a\""}],"c":{"a":{"\u0061":1}}}`))
+	f.Add([]byte(`{"version":1,"version":2}`))
+	f.Add([]byte(`{"a":1,"\u0061":2}`))
+	f.Add([]byte(strings.Repeat("[", 40) + strings.Repeat("]", 40)))
+	f.Add([]byte(`[{"x":"}{","x":1}]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got := checkJSONShape(b) == nil
+		if !json.Valid(b) {
+			return
+		}
+		if want := referenceShape(b); got != want {
+			t.Fatalf("checkJSONShape accepts=%v, reference %v, for %q", got, want, b)
+		}
+	})
+}
