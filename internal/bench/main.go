@@ -53,7 +53,12 @@ func main() {
 	var cfg config
 	flag.IntVar(&cfg.events, "events", 200_000, "number of generated events in the store")
 	flag.Uint64Var(&cfg.seed, "seed", 1, "seed of the generated events")
-	flag.StringVar(&cfg.stages, "stages", "live,verify,import,offline", "stages to run (comma-separated); verify and import need live")
+	flag.StringVar(&cfg.target, "target", "double", "`double`: axarchive against plain gRPC clients on the in-process test double; real: against AxonIQ's Java connector on the real Axon Server")
+	flag.StringVar(&cfg.stages, "stages", "", "stages to run (comma-separated; default all): live, verify, import, offline for -target double (verify and import need live); export, import, copy for -target real")
+	flag.Func("import-flag", "pass this flag to every axarchive import of -target real (repeatable), e.g. -import-flag=--max-transaction-events=1000", func(s string) error {
+		cfg.importFlags = append(cfg.importFlags, s)
+		return nil
+	})
 	flag.IntVar(&cfg.repeat, "repeat", 1, "run each measurement `N` times and keep the fastest")
 	flag.StringVar(&cfg.work, "work", "", "work directory (default: a temporary directory, removed afterwards)")
 	flag.StringVar(&cfg.binary, "axarchive", "", "use this axarchive binary instead of building cmd/axarchive")
@@ -70,6 +75,8 @@ func main() {
 }
 
 type config struct {
+	target      string
+	importFlags []string
 	events      int
 	seed        uint64
 	stages      string
@@ -90,7 +97,9 @@ type measurement struct {
 	cpu      time.Duration
 	peakHeap int64 // bytes, largest heap at the start of a GC (gctrace); 0 if unknown
 	liveHeap int64 // bytes, largest heap marked live by a GC
-	note     string
+	// serverCPU is the CPU time the real Axon Server used during the run (-target real), 0 otherwise.
+	serverCPU time.Duration
+	note      string
 }
 
 func (m *measurement) rate() float64 { return float64(m.records) / m.elapsed.Seconds() }
@@ -119,9 +128,26 @@ type target struct {
 }
 
 func run(cfg config, log io.Writer) (*report, error) {
+	switch cfg.target {
+	case "", "double":
+		cfg.target = "double"
+		if cfg.stages == "" {
+			cfg.stages = "live,verify,import,offline"
+		}
+	case "real":
+		if cfg.stages == "" {
+			cfg.stages = "export,import,copy"
+		}
+	default:
+		return nil, fmt.Errorf("unknown target %q (want double or real)", cfg.target)
+	}
 	stages := map[string]bool{}
 	for _, s := range strings.Split(cfg.stages, ",") {
 		switch s = strings.TrimSpace(s); s {
+		case "export", "copy":
+			if cfg.target != "real" {
+				return nil, fmt.Errorf("stage %q is a stage of -target real", s)
+			}
 		case "live", "verify", "import", "offline":
 			stages[s] = true
 		case "":
@@ -182,34 +208,24 @@ func run(cfg config, log io.Writer) (*report, error) {
 		rep.pbBytes += int64(len(e))
 	}
 	mb := func(m *measurement) float64 { return float64(rep.pbBytes) / (1 << 20) / m.elapsed.Seconds() }
-	_ = mb
-
-	// interleaved runs each measurement cfg.repeat times, taking turns (a, b, a, b, ...), and keeps the
-	// fastest of each: the runs compared in a ratio then meet the same moods of a shared machine.
-	type run struct {
-		prepare func(i int) error
-		measure func(i int) (*measurement, error)
-	}
-	interleaved := func(runs ...run) ([]*measurement, error) {
-		bests := make([]*measurement, len(runs))
-		for i := range cfg.repeat {
-			for k, r := range runs {
-				if r.prepare != nil {
-					if err := r.prepare(i); err != nil {
-						return nil, err
-					}
-				}
-				m, err := r.measure(i)
-				if err != nil {
-					return nil, err
-				}
-				if bests[k] == nil || m.elapsed < bests[k].elapsed {
-					bests[k] = m
-				}
+	notes := func() {
+		for i := range rep.rows {
+			if rep.rows[i].m != nil && rep.rows[i].m.records == rep.events {
+				rep.rows[i].m.note = fmt.Sprintf("%.0f MB/s", mb(rep.rows[i].m))
 			}
 		}
-		return bests, nil
 	}
+	if cfg.target == "real" {
+		events = nil // the loader generates its own
+		if err := runReal(cfg, log, rep, self, bin, work, rep.events); err != nil {
+			return nil, err
+		}
+		notes()
+		return rep, nil
+	}
+
+	type run = timedRun
+	interleaved := func(runs ...run) ([]*measurement, error) { return interleave(cfg.repeat, runs...) }
 
 	// best is interleaved with one run: cfg.repeat times, the fastest kept.
 	best := func(prepare func(i int) error, measure func(i int) (*measurement, error)) (*measurement, error) {
@@ -380,12 +396,37 @@ func run(cfg config, log io.Writer) (*report, error) {
 			target{"offline export peak RSS", "≤ 128 MiB", mib(off.maxRSS), off.maxRSS <= 128<<20},
 			target{"archive vs segment files", "≤ 0.2×", fmt.Sprintf("%.3f×", sr), sr <= 0.2})
 	}
-	for i := range rep.rows {
-		if rep.rows[i].m != nil && rep.rows[i].m.records == rep.events {
-			rep.rows[i].m.note = fmt.Sprintf("%.0f MB/s", mb(rep.rows[i].m))
+	notes()
+	return rep, nil
+}
+
+// timedRun is one measurement of a comparison, with what has to happen before it, off the clock.
+type timedRun struct {
+	prepare func(i int) error
+	measure func(i int) (*measurement, error)
+}
+
+// interleave runs each measurement repeat times, taking turns (a, b, a, b, ...), and keeps the fastest of
+// each: the runs compared in a ratio then meet the same moods of a shared machine.
+func interleave(repeat int, runs ...timedRun) ([]*measurement, error) {
+	bests := make([]*measurement, len(runs))
+	for i := range repeat {
+		for k, r := range runs {
+			if r.prepare != nil {
+				if err := r.prepare(i); err != nil {
+					return nil, err
+				}
+			}
+			m, err := r.measure(i)
+			if err != nil {
+				return nil, err
+			}
+			if bests[k] == nil || m.elapsed < bests[k].elapsed {
+				bests[k] = m
+			}
 		}
 	}
-	return rep, nil
+	return bests, nil
 }
 
 func logf(w io.Writer, format string, args ...any) {
@@ -490,7 +531,15 @@ func dirSize(dir string) (int64, error) {
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
 func (r *report) write(w io.Writer) {
-	fmt.Fprintf(w, "`go run ./internal/bench -events %d -repeat %d` (stages %s; %d events per segment block)\n\n", r.cfg.events, r.cfg.repeat, r.cfg.stages, max(r.cfg.perBlock, 1))
+	if r.cfg.target == "real" {
+		fmt.Fprintf(w, "`go run ./internal/bench -target real -events %d -repeat %d` (stages %s", r.cfg.events, r.cfg.repeat, r.cfg.stages)
+		if len(r.cfg.importFlags) > 0 {
+			fmt.Fprintf(w, "; import flags %s", strings.Join(r.cfg.importFlags, " "))
+		}
+		fmt.Fprintf(w, ")\n\n")
+	} else {
+		fmt.Fprintf(w, "`go run ./internal/bench -events %d -repeat %d` (stages %s; %d events per segment block)\n\n", r.cfg.events, r.cfg.repeat, r.cfg.stages, max(r.cfg.perBlock, 1))
+	}
 	fmt.Fprintf(w, "machine: %s\n\n", r.machine)
 	fmt.Fprintln(w, "| stage | run | records | time | records/s | MB/s | ratio | CPU | peak RSS | peak heap (live) |")
 	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
@@ -504,7 +553,11 @@ func (r *report) write(w io.Writer) {
 		if mbs == "" {
 			mbs = "-"
 		}
-		fmt.Fprintf(w, "| %s | %s | %d | %.2f s | %.0f | %s | %s | %.2f s | %s | %s |\n", x.stage, m.name, m.records, m.elapsed.Seconds(), m.rate(), mbs, x.ratio, m.cpu.Seconds(), mib(m.maxRSS), heap)
+		cpu := fmt.Sprintf("%.2f s", m.cpu.Seconds())
+		if m.serverCPU > 0 {
+			cpu += fmt.Sprintf(" (server %.2f s)", m.serverCPU.Seconds())
+		}
+		fmt.Fprintf(w, "| %s | %s | %d | %.2f s | %.0f | %s | %s | %s | %s | %s |\n", x.stage, m.name, m.records, m.elapsed.Seconds(), m.rate(), mbs, x.ratio, cpu, mib(m.maxRSS), heap)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "- CPU: user + system time of the process (for the baselines, including set-up off the clock); peak RSS as the OS reports it (rusage; a process that does nothing reports %s); peak heap: the largest Go heap when a GC started, and in parentheses the largest heap a GC marked live (GODEBUG=gctrace=1)\n", mib(r.floorRSS))

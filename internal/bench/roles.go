@@ -54,6 +54,7 @@ func runRole() bool {
 	maxTxBytes := fs.Int64("max-tx-bytes", 0, "transaction size bound in bytes")
 	maxTxEvents := fs.Int("max-tx-events", 0, "transaction size bound in events")
 	dir := fs.String("dir", "", "segment directory")
+	snapshots := fs.Bool("snapshots", false, "append: also append the store's snapshots, after the events")
 	_ = fs.Parse(os.Args[1:])
 	var res roleResult
 	var err error
@@ -61,7 +62,7 @@ func runRole() bool {
 	case "list":
 		res, err = plainList(*addr, *ctxName, int64(*events))
 	case "append":
-		res, err = plainAppend(*addr, *ctxName, *events, *seed, *maxTxBytes, *maxTxEvents)
+		res, err = plainAppend(*addr, *ctxName, *events, *seed, *maxTxBytes, *maxTxEvents, *snapshots)
 	case "segread":
 		res, err = segmentPass(*dir)
 	default:
@@ -131,7 +132,9 @@ func plainList(addr, ctxName string, n int64) (roleResult, error) {
 // bounded as axarchive import bounds them, one at a time, each awaiting its confirmation. Each
 // transaction's events are generated and decoded into generated structs off the clock, just before it is
 // sent, so that the baseline holds one transaction at a time and is timed for appending only.
-func plainAppend(addr, ctxName string, n int, seed uint64, maxTxBytes int64, maxTxEvents int) (roleResult, error) {
+// With snapshots it then appends the store's snapshots, untimed: that is how the real-server benchmark
+// fills its source server.
+func plainAppend(addr, ctxName string, n int, seed uint64, maxTxBytes int64, maxTxEvents int, snapshots bool) (roleResult, error) {
 	cc, ctx, err := dialPlain(addr, ctxName)
 	if err != nil {
 		return roleResult{}, err
@@ -179,6 +182,17 @@ func plainAppend(addr, ctxName string, n int, seed uint64, maxTxBytes int64, max
 		res.Bytes += txBytes
 	}
 	res.Elapsed = int64(clock)
+	if snapshots {
+		for i, raw := range gen.Snapshots() {
+			snap := new(axonpb.Event)
+			if err := proto.Unmarshal(raw, snap); err != nil {
+				return res, err
+			}
+			if _, err := client.AppendSnapshot(ctx, snap); err != nil {
+				return res, fmt.Errorf("snapshot %d: %w", i, err)
+			}
+		}
+	}
 	return res, nil
 }
 

@@ -1,0 +1,245 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/axarchive/axarchive/internal/javapeer"
+	"github.com/axarchive/axarchive/internal/realserver"
+)
+
+// The real-server target (-target real): axarchive against the peer users would pick instead, AxonIQ's
+// Java connector (internal/javapeer's Copier), both against the real Axon Server SE, on fresh servers:
+//
+//  1. export: Copier `read` (stream every event and discard it) and `axarchive export` (events and
+//     snapshots into an archive) of one source server;
+//  2. import: Copier `append` (events read beforehand, appended 1,000 per transaction, one transaction at
+//     a time) and `axarchive import` as it runs by default (verify, append, proof) and appending only,
+//     each into a fresh server;
+//  3. copy: Copier `copy` (stream the source and append as it comes, 1,000 per transaction) into a fresh
+//     server, and axarchive's export followed by its import (the sum of the two times).
+//
+// Copier times itself from after connecting to its last commit's confirmation (JVM start-up and, for
+// append, reading the events beforehand, are off its clock); axarchive is timed from process start to
+// exit. Each run gets a server of its own, started (15-30 s) and stopped off the clock.
+
+// connectorBatch is the transaction size of the connector's appends: the 1,000 events per transaction the
+// issue's figures were taken at.
+const connectorBatch = "1000"
+
+// realSession holds what the real-server stages share.
+type realSession struct {
+	cfg     config
+	log     io.Writer
+	work    string
+	peer    *javapeer.Peer
+	servers int // started so far, for directory names
+}
+
+// fresh starts a real Axon Server with an empty store.
+func (rs *realSession) fresh(role string) (*realserver.Server, error) {
+	rs.servers++
+	dir := filepath.Join(rs.work, fmt.Sprintf("server-%02d-%s", rs.servers, role))
+	logf(rs.log, "starting a real Axon Server (%s)", role)
+	start := time.Now()
+	srv, err := realserver.StartIn(dir)
+	if err != nil {
+		return nil, fmt.Errorf("real server for %s: %w", role, err)
+	}
+	logf(rs.log, "real Axon Server %s up in %s", srv.Addr(), time.Since(start).Round(100*time.Millisecond))
+	return srv, nil
+}
+
+// done stops a server and removes its files.
+func (rs *realSession) done(srv *realserver.Server) {
+	if err := srv.Stop(); err != nil {
+		_ = srv.Kill()
+	}
+	_ = os.RemoveAll(srv.Dir)
+}
+
+var copierLine = regexp.MustCompile(`^ok: (\w+) events=(\d+) seconds=([0-9.]+) `)
+
+// copier runs the connector's Copier through the launcher and takes its own timing.
+func (rs *realSession) copier(records int64, args ...string) (*measurement, error) {
+	cmd := rs.peer.Command("Copier", args...)
+	m, out, err := runMeasured(cmd, records)
+	if err != nil {
+		return nil, fmt.Errorf("Copier %s: %w", strings.Join(args, " "), err)
+	}
+	last := javapeer.LastLine(string(out))
+	g := copierLine.FindStringSubmatch(last)
+	if g == nil {
+		return nil, fmt.Errorf("Copier %s: %q", strings.Join(args, " "), out)
+	}
+	if n, _ := strconv.ParseInt(g[2], 10, 64); n != records {
+		return nil, fmt.Errorf("Copier %s: %d events, want %d", strings.Join(args, " "), n, records)
+	}
+	secs, err := strconv.ParseFloat(g[3], 64)
+	if err != nil {
+		return nil, err
+	}
+	m.elapsed = time.Duration(secs * float64(time.Second))
+	return m, nil
+}
+
+// serverCPU is the CPU time a server process has used so far (user + system, from /proc), 0 if unknown.
+func serverCPU(srv *realserver.Server) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", srv.PID()))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces: utime is the 12th and
+	// stime the 13th of them, in clock ticks (100 per second on Linux).
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(fields) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(fields[11], 10, 64)
+	k, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(u+k) * 10 * time.Millisecond
+}
+
+// onServer runs measure with srv's CPU time counted, and notes it on the measurement.
+func onServer(srv *realserver.Server, measure func() (*measurement, error)) (*measurement, error) {
+	before := serverCPU(srv)
+	m, err := measure()
+	if err != nil {
+		return nil, err
+	}
+	m.serverCPU = serverCPU(srv) - before
+	return m, nil
+}
+
+func runReal(cfg config, log io.Writer, rep *report, self, bin, work string, n int64) error {
+	stages := map[string]bool{}
+	for _, s := range strings.Split(cfg.stages, ",") {
+		switch s = strings.TrimSpace(s); s {
+		case "export", "import", "copy":
+			stages[s] = true
+		case "":
+		default:
+			return fmt.Errorf("unknown stage %q for -target real (want export, import, copy)", s)
+		}
+	}
+	if stages["copy"] {
+		stages["import"] = true // axarchive's copy is its export plus its import
+	}
+	if stages["import"] {
+		stages["export"] = true // the archive to import
+	}
+	if err := realserver.Available(); err != nil {
+		return fmt.Errorf("-target real: %w", err)
+	}
+	logf(log, "building the Java connector's programs (Maven; cached in %s)", javapeer.DefaultCache())
+	peer, err := javapeer.Build(javapeer.DefaultCache(), func(s string) { logf(log, "mvn: %s", s) })
+	if err != nil {
+		return err
+	}
+	rs := &realSession{cfg: cfg, log: log, work: work, peer: peer}
+
+	src, err := rs.fresh("source")
+	if err != nil {
+		return err
+	}
+	defer rs.done(src)
+	logf(log, "loading %d events and their snapshots into the source server", n)
+	if _, err := runSelf(self, "append", n, "-server", src.Addr(), "-events", strconv.FormatInt(n, 10),
+		"-seed", strconv.FormatUint(cfg.seed, 10), "-max-tx-bytes", strconv.Itoa(4<<20-10000), "-max-tx-events", "32767", "-snapshots"); err != nil {
+		return fmt.Errorf("loading the source server: %w", err)
+	}
+
+	archiveDir := filepath.Join(work, "archive")
+	type run = timedRun
+	interleaved := func(runs ...run) ([]*measurement, error) { return interleave(cfg.repeat, runs...) }
+	// onFresh measures a run that appends into a server of its own.
+	onFresh := func(role string, measure func(dst *realserver.Server) (*measurement, error)) func(int) (*measurement, error) {
+		return func(int) (*measurement, error) {
+			dst, err := rs.fresh(role)
+			if err != nil {
+				return nil, err
+			}
+			defer rs.done(dst)
+			return onServer(dst, func() (*measurement, error) { return measure(dst) })
+		}
+	}
+
+	var exp *measurement
+	if stages["export"] {
+		logf(log, "export: the connector's stream and axarchive export, in turns")
+		ms, err := interleaved(
+			run{nil, func(int) (*measurement, error) {
+				return onServer(src, func() (*measurement, error) { return rs.copier(n, "read", src.Addr()) })
+			}},
+			run{func(int) error { return os.RemoveAll(archiveDir) }, func(int) (*measurement, error) {
+				return onServer(src, func() (*measurement, error) {
+					return runAxarchive(cfg, bin, "real-export", n, "export", "--server", src.Addr(), "--context", "default", "-o", archiveDir, "--progress", "none")
+				})
+			}})
+		if err != nil {
+			return err
+		}
+		read := ms[0]
+		exp = ms[1]
+		read.name = "Java connector: stream every event (Copier read)"
+		exp.name = "axarchive export (events + snapshots)"
+		r := exp.rate() / read.rate()
+		rep.rows = append(rep.rows, row{"real export", read, ""}, row{"real export", exp, fmt.Sprintf("%.2f× connector", r)})
+		rep.targets = append(rep.targets, target{"real server: export vs the connector's stream", "≥ 1.0×", fmt.Sprintf("%.2f×", r), r >= 1.0})
+	}
+
+	var imp *measurement
+	if stages["import"] {
+		logf(log, "import: the connector's append, axarchive import, axarchive import --no-verify --no-check, in turns, each into a fresh server")
+		ms, err := interleaved(
+			run{nil, onFresh("connector-append", func(dst *realserver.Server) (*measurement, error) {
+				return rs.copier(n, "append", src.Addr(), dst.Addr(), connectorBatch)
+			})},
+			run{nil, onFresh("import", func(dst *realserver.Server) (*measurement, error) {
+				return runAxarchive(cfg, bin, "real-import", n, append([]string{"import", "--server", dst.Addr(), "--context", "default", "--progress", "none"}, append(cfg.importFlags, archiveDir)...)...)
+			})},
+			run{nil, onFresh("import-append", func(dst *realserver.Server) (*measurement, error) {
+				return runAxarchive(cfg, bin, "real-import-append", n, append([]string{"import", "--server", dst.Addr(), "--context", "default", "--progress", "none", "--no-verify", "--no-check"}, append(cfg.importFlags, archiveDir)...)...)
+			})})
+		if err != nil {
+			return err
+		}
+		app, full, only := ms[0], ms[1], ms[2]
+		imp = full
+		app.name = fmt.Sprintf("Java connector: append, %s events per transaction (Copier append)", connectorBatch)
+		full.name = "axarchive import (verify, append, proof: the default)"
+		only.name = "axarchive import --no-verify --no-check (append only)"
+		r := full.rate() / app.rate()
+		ra := only.rate() / app.rate()
+		rep.rows = append(rep.rows, row{"real import", app, ""}, row{"real import", full, fmt.Sprintf("%.2f× connector", r)},
+			row{"real import", only, fmt.Sprintf("%.2f× connector", ra)})
+		rep.targets = append(rep.targets, target{"real server: import (default) vs the connector's append", "≥ 1.0×", fmt.Sprintf("%.2f×", r), r >= 1.0})
+	}
+
+	if stages["copy"] {
+		logf(log, "copy: the connector's copy into fresh servers")
+		ms, err := interleaved(run{nil, onFresh("connector-copy", func(dst *realserver.Server) (*measurement, error) {
+			return rs.copier(n, "copy", src.Addr(), dst.Addr(), connectorBatch)
+		})})
+		if err != nil {
+			return err
+		}
+		cp := ms[0]
+		cp.name = fmt.Sprintf("Java connector: stream and append, %s events per transaction (Copier copy)", connectorBatch)
+		both := &measurement{name: "axarchive export, then axarchive import (the default)", records: n,
+			elapsed: exp.elapsed + imp.elapsed, cpu: exp.cpu + imp.cpu, maxRSS: max(exp.maxRSS, imp.maxRSS),
+			serverCPU: exp.serverCPU + imp.serverCPU}
+		r := both.rate() / cp.rate()
+		rep.rows = append(rep.rows, row{"real copy", cp, ""}, row{"real copy", both, fmt.Sprintf("%.2f× connector", r)})
+		rep.targets = append(rep.targets, target{"real server: export + import vs the connector's copy", "≥ 1.0×", fmt.Sprintf("%.2f×", r), r >= 1.0})
+	}
+	rep.sizes = append(rep.sizes, fmt.Sprintf("real Axon Server: %s; every write run into a fresh server; server CPU: what the server process used during the run", realserver.JarName))
+	return nil
+}
