@@ -2,10 +2,12 @@ package faulttest
 
 import (
 	"encoding/binary"
+	"fmt"
 	"hash/crc32"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -208,4 +210,79 @@ func TestTornFinalBlock(t *testing.T) {
 			require.Contains(t, r.Stdout, "tail-cut", r)
 		})
 	}
+}
+
+// TestHostileChains: archives that do not form a chain (a previous fingerprint or last token that does not
+// match, the wrong order, one archive twice, another context) are invalid input for every command that takes
+// a chain: verify, import and diff exit 3 naming both archives, and import sends nothing. An incremental
+// archive imported alone is refused with a hint naming the archive it continues.
+func TestHostileChains(t *testing.T) {
+	srv := newServer(t, 300, 53)
+	base := t.TempDir()
+	a, b := filepath.Join(base, "a"), filepath.Join(base, "b")
+	requireCode(t, run(t, plain(t), nil, "export", "-o", a, "--server", srv.Addr(), "--context", srcContext, "--to-token", "149"), 0)
+	requireCode(t, run(t, plain(t), nil, "export", "-o", b, "--server", srv.Addr(), "--context", srcContext, "--since", a), 0)
+	requireCode(t, run(t, plain(t), nil, "verify", a, b), 0)
+	aFingerprint := (&hostile{t: t, dir: a}).manifest()["fingerprint"].(string)
+
+	for i, c := range []struct {
+		name  string
+		edit  func(h *hostile) // applied to a copy of b
+		order func(a, b string) []string
+		want  string
+	}{
+		{"previous-fingerprint-differs", func(h *hostile) {
+			h.editManifest(func(m map[string]any) {
+				m["previous"].(map[string]any)["fingerprint"] = strings.Repeat("0", 64)
+			})
+		}, nil, `archives do not form a chain: .*b after .*a: links to fingerprint 0{64}, but .*a has [0-9a-f]{64}`},
+		{"previous-last-token-differs", func(h *hostile) {
+			h.editManifest(func(m map[string]any) {
+				m["previous"].(map[string]any)["lastToken"] = jsonNumber(148)
+				m["events"].(map[string]any)["firstToken"] = jsonNumber(149)
+				m["events"].(map[string]any)["filtered"] = jsonNumber(1)
+				m["filter"] = map[string]any{"includeTypes": []any{"x"}}
+			})
+		}, nil, `archives do not form a chain: .*b after .*a: links to last token 148, but .*a ends at 149`},
+		{"wrong-order", nil, func(a, b string) []string { return []string{b, a} }, `archives do not form a chain: .*a after .*b: not an incremental archive`},
+		{"same-archive-twice", nil, func(a, b string) []string { return []string{a, b, b} }, `archives do not form a chain: .*b after .*b: links to fingerprint`},
+		{"other-context", func(h *hostile) {
+			h.editManifest(func(m map[string]any) { m["source"].(map[string]any)["context"] = "other" })
+		}, nil, `archives do not form a chain: .*b after .*a: context "other", but .*a has "default"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sandbox := t.TempDir()
+			h := &hostile{t: t, dir: filepath.Join(sandbox, "b")}
+			require.NoError(t, os.CopyFS(h.dir, os.DirFS(b)))
+			if c.edit != nil {
+				c.edit(h)
+			}
+			args := []string{a, h.dir}
+			if c.order != nil {
+				args = c.order(a, h.dir)
+			}
+			before := snapshotFiles(t, sandbox)
+			r := run(t, plain(t), nil, append([]string{"verify"}, args...)...)
+			requireCode(t, r, 3)
+			require.Regexp(t, c.want, r.Stderr, r)
+			target := fmt.Sprintf("chain-%d", i)
+			r = run(t, plain(t), nil, append([]string{"import", "--server", srv.Addr(), "--context", target}, args...)...)
+			requireCode(t, r, 3)
+			require.Regexp(t, c.want, r.Stderr, r)
+			require.NotContains(t, r.Stderr, "chain: archives do not form a chain", "the cause is said once")
+			require.Zero(t, srv.EventCount(target), "import sent events")
+			r = run(t, plain(t), nil, append([]string{"diff", "--server", srv.Addr(), "--context", srcContext}, args...)...)
+			requireCode(t, r, 3)
+			require.Regexp(t, c.want, r.Stderr, r)
+			require.Equal(t, before, snapshotFiles(t, sandbox))
+		})
+	}
+
+	t.Run("incremental-alone", func(t *testing.T) {
+		r := run(t, plain(t), nil, "import", "--server", srv.Addr(), "--context", "chain-alone", b)
+		requireCode(t, r, 1)
+		require.Contains(t, r.Stderr, "is an incremental archive: it starts at token 150 and continues the archive with fingerprint "+aFingerprint, r)
+		require.Regexp(t, `axarchive: hint: import the chain in one command, oldest first: axarchive import \[flags\] ARCHIVE_`+aFingerprint[:8]+`… .*b`, r.Stderr, r)
+		require.Zero(t, srv.EventCount("chain-alone"))
+	})
 }
