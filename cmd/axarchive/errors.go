@@ -62,7 +62,7 @@ var invalidErrors = []error{
 	tokenstore.ErrBackup,
 	// The segment files an export reads: damage there is the input's, as with a damaged archive.
 	reader.ErrCorrupt, reader.ErrChecksum, reader.ErrTruncated, reader.ErrGap, reader.ErrOverlap,
-	reader.ErrUnsupported, reader.ErrTooLarge,
+	reader.ErrUnsupported, reader.ErrTooLarge, reader.ErrNotSegment,
 }
 
 func exitCode(err error) int {
@@ -133,6 +133,8 @@ func hint(err error) string {
 		return "the signature is not one of this archive's tag manifest: the archive or its signature was changed or replaced after signing; restore both from another copy"
 	case errors.Is(err, archive.ErrChain):
 		return "give the archives oldest first: each must have been exported with --since the one before it"
+	case errors.Is(err, reader.ErrNotSegment):
+		return "the directory is not a usable copy as it is: put the real segment file in that entry's place, or move the entry out of the directory if it holds no data the copy needs, then check it again with axarchive segments DIR"
 	case errors.As(err, new(*reader.SegmentError)):
 		// Before the InterruptedError case: --resume would stop at the same damage.
 		return "the segment files are damaged or incomplete: axarchive segments DIR shows what is missing or damaged; to archive what is readable, export into a new directory with --to-token set to the token before the damage"

@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -192,7 +195,16 @@ func runExport(ctx context.Context, o exportOptions, stdout, stderr io.Writer) e
 	var res *export.Result
 	var err error
 	if o.segments != nil {
+		_, statErr := os.Lstat(o.export.Dir)
+		created := errors.Is(statErr, fs.ErrNotExist) && !o.export.Resume
 		res, err = export.Segments(ctx, *o.segments, o.export)
+		if err != nil && created && errors.As(err, new(*reader.SegmentError)) {
+			// Damage in the input: --resume would stop at it again, so the directory this run created
+			// holds nothing anyone can finish. It goes, so that damaged input leaves nothing behind.
+			if rerr := os.RemoveAll(o.export.Dir); rerr == nil {
+				err = fmt.Errorf("%w; %s, which this run created, was removed", err, o.export.Dir)
+			}
+		}
 	} else {
 		o.conn.reportRetries(rep.warn)
 		conn, derr := o.conn.dial(ctx, stderr)

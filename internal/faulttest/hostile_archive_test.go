@@ -265,6 +265,10 @@ type hostileCase struct {
 	// problems import finds before it verifies, such as an unreadable manifest).
 	importErr string
 	heavy     bool // only in the full set
+	// quick: `verify --quick` must refuse it too, with the same message. cat: "events" or "snapshots":
+	// `cat` (`cat --snapshots`) must refuse it too (exit 3, the same message).
+	quick bool
+	cat   string
 	// maxAlloc, if set, bounds the bytes that opening and verifying the archive allocates (measured in
 	// process: a child's peak RSS includes the test process's): the damage must not make the reader
 	// allocate what the file claims or produces.
@@ -458,6 +462,56 @@ func hostileCases() []hostileCase {
 			raw := bytes.Join(h.lines(rel), nil)
 			h.setChunk(rel, zstdFrame(20, false, []zblock{{data: raw}}), nil)
 		}, verify: `data/events/\d{20}\.jsonl\.zst: archive data does not match its manifest: zstd frame: no content checksum`},
+		// zstd frames in every place a reader could skip over them, for every reader.
+		{name: "events-middle-skippable-frame-before", quick: true, cat: "events", damage: zstdDamage(middle, "events", "skip-before"),
+			verify: `data/events/\d{20}\.jsonl\.zst: archive data does not match its manifest: zstd frame: skippable frames are not allowed`},
+		{name: "events-first-skippable-frame-after", quick: true, cat: "events", damage: zstdDamage(first, "events", "skip-after"),
+			verify: `data/events/\d{20}\.jsonl\.zst: (after line \d+: )?archive data does not match its manifest: zstd frame: data after the end of the frame`},
+		{name: "events-last-skippable-frame-between", quick: true, cat: "events", damage: zstdDamage(last, "events", "skip-between"),
+			verify: `data/events/\d{20}\.jsonl\.zst: (after line \d+: )?archive data does not match its manifest: zstd frame: data after the end of the frame`},
+		{name: "events-middle-empty-frame-after", quick: true, cat: "events", damage: zstdDamage(middle, "events", "empty-after"),
+			verify: `data/events/\d{20}\.jsonl\.zst: (after line \d+: )?archive data does not match its manifest: zstd frame: data after the end of the frame`},
+		{name: "events-middle-split-in-two-frames", quick: true, cat: "events", damage: zstdDamage(middle, "events", "split"),
+			verify: `data/events/\d{20}\.jsonl\.zst: (after line \d+: )?archive data does not match its manifest: zstd frame: data after the end of the frame`},
+		{name: "snapshots-first-skippable-frame-before", quick: true, cat: "snapshots", damage: zstdDamage(first, "snapshots", "skip-before"),
+			verify: `data/snapshots/\d{20}\.jsonl\.zst: archive data does not match its manifest: zstd frame: skippable frames are not allowed`},
+		{name: "snapshots-last-skippable-frame-between", quick: true, cat: "snapshots", damage: zstdDamage(last, "snapshots", "skip-between"),
+			verify: `data/snapshots/\d{20}\.jsonl\.zst: (after line \d+: )?archive data does not match its manifest: zstd frame: data after the end of the frame`},
+		{name: "snapshots-last-skippable-frame-after", quick: true, cat: "snapshots", damage: zstdDamage(last, "snapshots", "skip-after"),
+			verify: `data/snapshots/\d{20}\.jsonl\.zst: (after line \d+: )?archive data does not match its manifest: zstd frame: data after the end of the frame`},
+		// JSON that two readers would read differently: a member name twice, anywhere.
+		{name: "manifest-version-twice", quick: true, cat: "events", damage: manifestText(`"version": 1,`, `"version": 2,
+  "version": 1,`),
+			verify: `data/manifest\.json:\d+: invalid manifest: duplicate member name "version" at byte \d+`},
+		{name: "manifest-count-twice", quick: true, cat: "snapshots", damage: manifestText(`"count": `, `"count": 1, "count": `),
+			verify: `data/manifest\.json:\d+: invalid manifest: duplicate member name "count" at byte \d+`},
+		{name: "manifest-chunk-records-twice", quick: true, damage: manifestText(`"records": `, `"records": 1, "records": `),
+			verify: `data/manifest\.json:\d+: invalid manifest: duplicate member name "records" at byte \d+`},
+		{name: "manifest-escaped-fingerprint-twice", quick: true, damage: manifestText(`"fingerprint": `, `"\u0066ingerprint": "x", "fingerprint": `),
+			verify: `data/manifest\.json:\d+: invalid manifest: duplicate member name "fingerprint" at byte \d+`},
+		{name: "events-middle-record-token-twice", damage: line("events", middle, editLine(3, func(l []byte) []byte {
+			return append(l[:len(l)-2:len(l)-2], []byte(`,"token":1}`+"\n")...)
+		})), verify: `data/events/\d{20}\.jsonl\.zst:4 \(token \d+\): invalid record: duplicate member name "token" at byte \d+`},
+		{name: "snapshots-first-record-payload-type-twice", damage: line("snapshots", first, editLine(0, func(l []byte) []byte {
+			return bytes.Replace(l, []byte(`"payload":{"type":`), []byte(`"payload":{"type":"x","type":`), 1)
+		})), verify: `data/snapshots/\d{20}\.jsonl\.zst:1 \(token \d+\): invalid record: duplicate member name "type" at byte \d+`},
+		// Cost bombs in small files: refused before any decoder or schema check runs.
+		{name: "manifest-100000-nested-arrays-in-notes", quick: true, cat: "events", damage: manifestText(`"notes": [`, `"notes": [`+strings.Repeat("[", 100000)+strings.Repeat("]", 100000)+`,`),
+			verify: `data/manifest\.json:\d+: invalid manifest: nested more than 32 deep at byte \d+`},
+		{name: "manifest-object-of-a-million-members", quick: true, damage: manifestText(`"notes": [`, `"notes": [`+manyMembers(1000000)+`,`),
+			verify: `data/manifest\.json:\d+: invalid manifest: object with more than 256 members at byte \d+`},
+		{name: "manifest-chunk-table-over-16MiB", quick: true, damage: chunkTable(60000, 0),
+			verify: `data/manifest\.json: archive data does not match its manifest: larger than 16777216 bytes`},
+		{name: "manifest-20000-chunks-and-20000-gaps", quick: true, damage: chunkTable(20000, 20000),
+			verify: `data/manifest\.json: invalid manifest: `},
+		{name: "manifest-20MiB-string", quick: true, damage: manifestText(`"notes": [`, `"notes": [{"kind":"x","token":-1,"detail":"`+strings.Repeat("a", 20<<20)+`"},`),
+			verify: `data/manifest\.json: archive data does not match its manifest: larger than 16777216 bytes`},
+		{name: "events-middle-record-100000-nested-arrays", damage: line("events", middle, editLine(2, func(l []byte) []byte {
+			return append(l[:len(l)-2:len(l)-2], []byte(`,"x":`+strings.Repeat("[", 100000)+strings.Repeat("]", 100000)+"}\n")...)
+		})), verify: `data/events/\d{20}\.jsonl\.zst:3 \(token \d+\): invalid record: nested more than 32 deep at byte \d+`},
+		{name: "events-last-record-8MiB-escaped-string", damage: line("events", last, editLine(1, func(l []byte) []byte {
+			return append(l[:len(l)-2:len(l)-2], []byte(`,"x":"`+strings.Repeat(`\u00e9`, 8<<20/6)+`"}`+"\n")...)
+		})), verify: `data/events/\d{20}\.jsonl\.zst:2 \(token \d+\): invalid record: `},
 		// The BagIt files.
 		{name: "bagit-txt-wrong", damage: func(h *hostile) {
 			h.write("bagit.txt", []byte("BagIt-Version: 0.97\nTag-File-Character-Encoding: UTF-8\n"))
@@ -548,6 +602,21 @@ func testHostileArchives(t *testing.T, heavy bool) {
 			verifyOut := r.Stderr
 			require.Less(t, time.Since(start), 20*time.Second)
 
+			if c.quick {
+				r = run(t, plain(t), nil, "verify", "--quick", h.dir)
+				requireCode(t, r, 3)
+				require.Regexp(t, c.verify, r.Stderr, "verify --quick must name the problem:\n%s", r)
+			}
+			if c.cat != "" {
+				args := []string{"cat", h.dir}
+				if c.cat == "snapshots" {
+					args = []string{"cat", "--snapshots", h.dir}
+				}
+				r = run(t, plain(t), nil, args...)
+				requireCode(t, r, 3)
+				require.Regexp(t, c.verify, r.Stderr, "cat must name the problem:\n%s", r)
+			}
+
 			target := fmt.Sprintf("hostile-%d", i)
 			r = run(t, plain(t), nil, "import", "--server", srv.Addr(), "--context", target, h.dir)
 			requireCode(t, r, 3)
@@ -582,3 +651,87 @@ func testHostileArchives(t *testing.T, heavy bool) {
 }
 
 func jsonNumber(n int64) json.Number { return json.Number(fmt.Sprint(n)) }
+
+// manifestText replaces the first old in the manifest's text with new and reseals the bag: JSON that the
+// map-based editManifest cannot write (a member twice, nesting).
+func manifestText(old, new string) func(h *hostile) {
+	return func(h *hostile) {
+		b := string(h.read("data/manifest.json"))
+		require.Contains(h.t, b, old)
+		h.resealManifest([]byte(strings.Replace(b, old, new, 1)))
+	}
+}
+
+// resealManifest writes the manifest and updates its digest in the BagIt files, without parsing it (a test
+// helper's decoder may refuse it, or list files that do not exist).
+func (h *hostile) resealManifest(b []byte) {
+	h.write("data/manifest.json", b)
+	payload := string(h.read("manifest-sha256.txt"))
+	payload = regexp.MustCompile(`(?m)^[0-9a-f]{64}  data/manifest\.json$`).ReplaceAllString(payload, hexSHA(b)+"  data/manifest.json")
+	h.write("manifest-sha256.txt", []byte(payload))
+	h.resealTags()
+}
+
+func manyMembers(n int) string {
+	var b strings.Builder
+	b.WriteString("{")
+	for i := range n {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `"m%d":0`, i)
+	}
+	b.WriteString("}")
+	return b.String()
+}
+
+// chunkTable adds n chunk entries (of files that do not exist) and gaps entries to the manifest: a chunk
+// table too large, or large enough that a check comparing every chunk with every gap would take minutes.
+func chunkTable(n, gaps int) func(h *hostile) {
+	return func(h *hostile) {
+		var chunks, gapList strings.Builder
+		for i := range n {
+			fmt.Fprintf(&chunks, `{"path":"events/%020d.jsonl.zst","stream":"events","records":1,"first":%d,"last":%d,"size":100,"sha256":"%064d","rawSize":100,"rawSha256":"%064d"},`,
+				1_000_000+2*i, 1_000_000+2*i, 1_000_000+2*i, 0, 0)
+		}
+		for i := range gaps {
+			fmt.Fprintf(&gapList, `{"from":%d,"to":%d,"cause":"x"},`, 1_000_001+2*i, 1_000_001+2*i)
+		}
+		b := string(h.read("data/manifest.json"))
+		b = strings.Replace(b, `"chunks": [`, `"chunks": [`+chunks.String(), 1)
+		if gaps > 0 {
+			b = strings.Replace(b, `"gaps": []`, `"gaps": [`+strings.TrimSuffix(gapList.String(), ",")+`]`, 1)
+		}
+		h.resealManifest([]byte(b))
+	}
+}
+
+// zstdDamage rewrites a chunk of a stream with extra zstd frames: a skippable frame before, between or after
+// the data frame, an empty frame after it, or the content split into two frames. The manifest's size and
+// digest are made to match the file, so only the frame structure is wrong.
+func zstdDamage(pick func(h *hostile, stream string) string, stream, how string) func(h *hostile) {
+	skippable := []byte{0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 'j', 'u', 'n', 'k'}
+	return func(h *hostile) {
+		rel := pick(h, stream)
+		b := h.read(rel)
+		lines := h.lines(rel)
+		half := len(lines) / 2
+		first, second := compress(h.t, bytes.Join(lines[:half], nil)), compress(h.t, bytes.Join(lines[half:], nil))
+		var file []byte
+		switch how {
+		case "skip-before":
+			file = append(slices.Clone(skippable), b...)
+		case "skip-after":
+			file = append(slices.Clone(b), skippable...)
+		case "skip-between":
+			file = append(append(first, skippable...), second...)
+		case "empty-after":
+			file = append(slices.Clone(b), compress(h.t, nil)...)
+		case "split":
+			file = append(first, second...)
+		default:
+			panic(how)
+		}
+		h.setChunk(rel, file, nil)
+	}
+}

@@ -109,8 +109,9 @@ type Segments struct {
 //
 // Files named with exactly 20 decimal digits and the suffix .events or .snapshots are segments. Index, bloom
 // and temporary files are ignored. A data file named with 14 digits (Axon Server's old naming, renamed to 20
-// digits when the server starts) is read as the segment of that number and noted. Any other file with a data
-// suffix is skipped and noted, since it may hold data the user expects. See Notes.
+// digits when the server starts) is read as the segment of that number and noted. Any other entry with a data
+// suffix (another name, a number out of range, not a regular file, a symbolic link out of the directory or
+// to no regular file) fails with ErrNotSegment: it may hold data the user expects. See Notes.
 //
 // It fails with ErrNoSegments when no segment file is found, and with ErrOverlap when two files name the
 // same segment.
@@ -162,18 +163,41 @@ func (s *Segments) list(dir string, kind SegmentKind) ([]SegmentFile, error) {
 			continue // index, bloom, temp, control DB and anything else that is not data
 		}
 		path := filepath.Join(dir, name)
+		// An entry named like a data file that cannot be read as one makes the copy unusable: skipping
+		// it would call a copy intact that may lack the data the user expects in it.
+		notSegment := func(format string, args ...any) error {
+			return &SegmentError{File: path, Token: -1, Kind: kind, Err: fmt.Errorf("%w: "+format, append([]any{ErrNotSegment}, args...)...)}
+		}
 		n, legacy, ok := parseSegmentNumber(stem)
 		if !ok {
-			s.notes = append(s.notes, fmt.Sprintf("%s: skipped: not a segment name (20 decimal digits and %s)", path, kind.suffix()))
-			continue
+			return nil, notSegment("the name is not a segment number (20 decimal digits, at most %d, then %s)", int64(math.MaxInt64/2), kind.suffix())
 		}
-		fi, err := os.Stat(path) // follows symlinks, so a linked copy counts as a file
+		fi, err := os.Lstat(path)
 		if err != nil {
 			return nil, fmt.Errorf("open segments: %w", err)
 		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			// A linked copy counts as the file, if it is one and stays inside the directory.
+			target, err := filepath.EvalSymlinks(path)
+			if err != nil {
+				return nil, notSegment("a symbolic link that does not resolve: %v", err)
+			}
+			realDir, err := filepath.EvalSymlinks(dir)
+			if err != nil {
+				return nil, fmt.Errorf("open segments: %w", err)
+			}
+			if rel, err := filepath.Rel(realDir, target); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+				return nil, notSegment("a symbolic link to %s, outside the directory", target)
+			}
+			if fi, err = os.Stat(target); err != nil {
+				return nil, fmt.Errorf("open segments: %w", err)
+			}
+			if !fi.Mode().IsRegular() {
+				return nil, notSegment("a symbolic link to %s, which is not a regular file", target)
+			}
+		}
 		if !fi.Mode().IsRegular() {
-			s.notes = append(s.notes, fmt.Sprintf("%s: skipped: not a regular file", path))
-			continue
+			return nil, notSegment("not a regular file (%s)", fileType(fi.Mode()))
 		}
 		if legacy {
 			s.notes = append(s.notes, fmt.Sprintf("%s: read as segment %d: 14-digit name of old Axon Server versions, which rename it to 20 digits on startup", path, n))
@@ -188,6 +212,20 @@ func (s *Segments) list(dir string, kind SegmentKind) ([]SegmentFile, error) {
 		}
 	}
 	return files, nil
+}
+
+func fileType(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	}
+	return m.Type().String()
 }
 
 // parseSegmentNumber accepts the 20-digit names Axon Server writes, and the 14-digit names of old versions.

@@ -33,6 +33,11 @@ var (
 	// ErrTooLarge marks a block larger than SegmentsOptions.MaxBlockSize.
 	ErrTooLarge = errors.New("block over size limit")
 
+	// ErrNotSegment marks a directory entry with a segment file's suffix that is not a segment file
+	// axarchive can read: another name, a number out of range, not a regular file (a FIFO, a device, a
+	// directory), or a symbolic link out of the directory or to no regular file.
+	ErrNotSegment = errors.New("not a usable segment file")
+
 	// ErrNoSegments is returned by OpenSegments and CheckSegments when a directory holds no segment files.
 	ErrNoSegments = errors.New("no segment files")
 )
@@ -54,6 +59,9 @@ type SegmentError struct {
 }
 
 func (e *SegmentError) Error() string {
+	if e.Token < 0 { // about the file, not its data
+		return fmt.Sprintf("segment %s: %v", e.File, e.Err)
+	}
 	return fmt.Sprintf("read segment %s at offset %d (%s %d): %v", e.File, e.Offset, e.Kind.unit(), e.Token, e.Err)
 }
 

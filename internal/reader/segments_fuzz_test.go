@@ -2,7 +2,9 @@ package reader
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"testing"
@@ -29,7 +31,35 @@ func fuzzSeeds(tb testing.TB) map[string][]byte {
 		"three-segments-cut": read("three-segments", "00000000000000000924.events", 2000),
 		"snapshots-cut":      read("snapshots", "00000000000000000462.snapshots", 1500),
 		"header-only":        {2, 0, 0, 0, 0},
+		// A block whose checksum matches but whose event is not a protobuf Event.
+		"crc-valid-garbage":           hostileBlockFile([][]byte{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}, false),
+		"crc-valid-length-past-event": hostileBlockFile([][]byte{{0x0a, 0x7f, 'a'}}, false),
+		// A final block torn by a power cut: size and count written, the rest zeros.
+		"torn-final-block": hostileBlockFile([][]byte{{0x0a, 0x01, 'a'}, {0x0a, 0x01, 'b'}}, true),
 	}
+}
+
+// hostileBlockFile is a version-2 file of one block holding events, with its checksum computed, and 64 zero
+// bytes after it (pre-allocated space); torn zeroes the block from its second entry on, checksum included.
+func hostileBlockFile(events [][]byte, torn bool) []byte {
+	b := []byte{2, 0, 0, 0, 0}
+	size := 0
+	for _, e := range events {
+		size += 4 + len(e)
+	}
+	b = binary.BigEndian.AppendUint32(b, uint32(size))
+	b = append(b, 2)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(events)))
+	entries := len(b)
+	for _, e := range events {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(e)))
+		b = append(b, e...)
+	}
+	b = binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(b[entries:]))
+	if torn {
+		clear(b[entries+4+len(events[0]):])
+	}
+	return append(b, make([]byte, 64)...)
 }
 
 // FuzzSegment feeds arbitrary bytes to the block scanner, as the newest file and as an older one. It must
@@ -81,4 +111,40 @@ func FuzzSegment(f *testing.F) {
 			require.Contains(t, []EndState{EndActive, EndClosed, EndNoMarker}, sc.end)
 		}
 	})
+}
+
+// TestHostileBlocks: a block whose checksum matches but whose event is no protobuf Event is damage in any
+// file, with offset and token; a torn final block is a cut tail in the newest file and damage in an older one.
+func TestHostileBlocks(t *testing.T) {
+	scan := func(data []byte, newest bool) (*scanner, error) {
+		sc := &scanner{maxBlock: DefaultMaxBlockSize}
+		file := SegmentFile{Path: "x.events", Name: "00000000000000000100.events", Kind: EventSegments, First: 100}
+		err := sc.start(bytes.NewReader(data), int64(len(data)), file, newest)
+		for err == nil {
+			var ok bool
+			if ok, err = sc.nextBlock(); !ok {
+				break
+			}
+		}
+		return sc, err
+	}
+	seeds := fuzzSeeds(t)
+	for _, name := range []string{"crc-valid-garbage", "crc-valid-length-past-event"} {
+		for _, newest := range []bool{false, true} {
+			_, err := scan(seeds[name], newest)
+			var se *SegmentError
+			require.ErrorAs(t, err, &se, name)
+			require.ErrorIs(t, err, ErrCorrupt)
+			require.Contains(t, err.Error(), "not a valid protobuf Event")
+			require.Equal(t, int64(100), se.Token)
+			require.Equal(t, int64(12), se.Offset, "the event's length prefix")
+		}
+	}
+	sc, err := scan(seeds["torn-final-block"], true)
+	require.NoError(t, err)
+	require.NotNil(t, sc.cut)
+	require.Equal(t, int64(100), sc.cut.Token)
+	require.Equal(t, int64(5), sc.cut.Offset)
+	_, err = scan(seeds["torn-final-block"], false)
+	require.ErrorIs(t, err, ErrCorrupt)
 }

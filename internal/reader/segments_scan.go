@@ -197,10 +197,25 @@ func (s *scanner) nextBlock() (bool, error) {
 		return s.cutOrFail(o, ErrTruncated, fmt.Sprintf("block of %d bytes runs past the end of the file (%d bytes left)", size, avail))
 	}
 
+	// A block that does not hold together, in the newest file, whose checksum field is still zero, with
+	// nothing but zeros (the unused, pre-allocated rest of the file) or the end of the file after it, is
+	// the last write, torn by a crash or a power cut: its size written, its second half not yet. That is a
+	// cut tail, as a short copy is. A block with a checksum written is damage.
+	damaged := func(failOff, token int64, err error) (bool, error) {
+		s.entries = s.entries[:0]
+		if fits && s.newest && binary.BigEndian.Uint32(b[size:]) == 0 {
+			s.off = o + blockHeaderSize + size + checksumSize
+			if s.endFollows() {
+				s.cutTail(o, ErrTruncated, fmt.Sprintf("the final block does not hold together and only zeros follow it (a write cut short): %v", err))
+				return false, nil
+			}
+		}
+		return false, s.fail(failOff, token, err)
+	}
 	var p int64
 	for i := int64(0); i < count; i++ {
 		if p+4 > size {
-			return false, s.fail(o, s.next, fmt.Errorf("%w: block size %d too small for its %d events", ErrCorrupt, size, count))
+			return damaged(o, s.next, fmt.Errorf("%w: block size %d too small for its %d events", ErrCorrupt, size, count))
 		}
 		if p+4 > n {
 			return short()
@@ -208,10 +223,10 @@ func (s *scanner) nextBlock() (bool, error) {
 		l := int64(int32(binary.BigEndian.Uint32(b[p:])))
 		at := o + blockHeaderSize + p
 		if l < 0 {
-			return false, s.fail(at, s.next+i, fmt.Errorf("%w: event length %d", ErrCorrupt, l))
+			return damaged(at, s.next+i, fmt.Errorf("%w: event length %d", ErrCorrupt, l))
 		}
 		if p+4+l > size {
-			return false, s.fail(at, s.next+i, fmt.Errorf("%w: event length %d runs past the end of its block (block size %d)", ErrCorrupt, l, size))
+			return damaged(at, s.next+i, fmt.Errorf("%w: event length %d runs past the end of its block (block size %d)", ErrCorrupt, l, size))
 		}
 		if p+4+l > n {
 			return short()
@@ -220,8 +235,7 @@ func (s *scanner) nextBlock() (bool, error) {
 		p += 4 + l
 	}
 	if p != size {
-		s.entries = s.entries[:0]
-		return false, s.fail(o, s.next, fmt.Errorf("%w: block size %d does not match its %d events (%d bytes)", ErrCorrupt, size, count, p))
+		return damaged(o, s.next, fmt.Errorf("%w: block size %d does not match its %d events (%d bytes)", ErrCorrupt, size, count, p))
 	}
 	if size+checksumSize > n {
 		s.entries = s.entries[:0]
@@ -237,6 +251,13 @@ func (s *scanner) nextBlock() (bool, error) {
 			return false, nil
 		}
 		return false, s.fail(o, s.next, fmt.Errorf("%w: %s", ErrChecksum, reason))
+	}
+	for i, p := range s.entries {
+		l := int(binary.BigEndian.Uint32(b[p:]))
+		if err := checkEvent(b[p+4 : p+4+l]); err != nil {
+			s.entries = s.entries[:0]
+			return false, s.fail(o+blockHeaderSize+int64(p), s.next+int64(i), fmt.Errorf("%w: event is not a valid protobuf Event (%v), although its block's checksum matches", ErrCorrupt, err))
+		}
 	}
 	s.blocks++
 	s.blockOff, s.blockToken = o, s.next

@@ -389,15 +389,22 @@ func TestSegmentsOpen(t *testing.T) {
 		assert.Len(t, s.EventFiles(), 2)
 		assert.Empty(t, s.Notes(), "index, bloom and temp files are ignored silently")
 
-		require.NoError(t, os.WriteFile(filepath.Join(dir, "backup.events"), nil, 0o644))
-		require.NoError(t, os.WriteFile(filepath.Join(dir, "123.events"), nil, 0o644))
-		require.NoError(t, os.Mkdir(filepath.Join(dir, "00000000000000000099.events"), 0o755))
-		s = open(t, SegmentsOptions{Dir: dir})
-		assert.Len(t, s.EventFiles(), 2)
-		assert.Len(t, s.Notes(), 3, "odd data files are skipped and noted")
-		d := readEvents(t, s, 0)
-		require.NoError(t, d.err)
-		assert.Len(t, d.entries, 28)
+		// An entry named like a data file that is none makes the directory unusable: skipped, it would
+		// let a copy that lacks data pass as intact.
+		for _, odd := range []string{"backup.events", "123.events", "00000000000000000099.events", "99999999999999999999.events"} {
+			path := filepath.Join(dir, odd)
+			if odd == "00000000000000000099.events" {
+				require.NoError(t, os.Mkdir(path, 0o755))
+			} else {
+				require.NoError(t, os.WriteFile(path, nil, 0o644))
+			}
+			_, err := OpenSegments(SegmentsOptions{Dir: dir})
+			require.ErrorIs(t, err, ErrNotSegment, odd)
+			var se *SegmentError
+			require.ErrorAs(t, err, &se)
+			assert.Equal(t, path, se.File)
+			require.NoError(t, os.Remove(path))
+		}
 	})
 	t.Run("14-digit names", func(t *testing.T) {
 		dir := t.TempDir()
