@@ -18,13 +18,19 @@ import (
 	"github.com/stretchr/testify/assert"
 
 	"github.com/axarchive/axarchive/internal/pgtest"
+	"github.com/axarchive/axarchive/internal/realserver"
 )
+
+type realserverMain struct{ m *testing.M }
+
+func (r realserverMain) Run() int { return realserver.Main(r.m) }
 
 var update = flag.Bool("update", false, "update the expected output in the testscript files")
 
 func TestMain(m *testing.M) {
-	// pgtest.Wrap stops the PostgreSQL that the tokens scripts start, after the tests.
-	testscript.Main(pgtest.Wrap(m), map[string]func(){"axarchive": main})
+	// After the tests: stop the PostgreSQL (pgtest) and the Axon Servers (realserver) the tokens tests
+	// started.
+	testscript.Main(pgtest.Wrap(realserverMain{m}), map[string]func(){"axarchive": main})
 }
 
 // TestScript runs the CLI scripts in testdata/script: each runs the real program in a subprocess.

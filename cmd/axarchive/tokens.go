@@ -27,7 +27,10 @@ tokens list shows them, tokens check compares them with the store, tokens rewrit
 tokens restore undoes a rewrite.
 
 --db takes a PostgreSQL URL or key=value string without the password: give it in $PGPASSWORD
-or a password file ($PGPASSFILE, ~/.pgpass), as with psql.`,
+or a password file ($PGPASSFILE, ~/.pgpass), as with psql.
+
+Exit status: 0 ok (check: consistent), 1 error, 2 usage, 3 a token table row, token map or
+backup that is invalid, 4 tokens inconsistent with the event store (check).`,
 		Subcommands: []*cli.Command{tokensListCommand(), tokensCheckCommand(), tokensRewriteCommand(), tokensRestoreCommand()},
 	}
 	cmd.Action = func(c *cli.Context) error {
@@ -243,6 +246,9 @@ Exit status: 0 consistent, 1 error, 2 usage, 3 invalid input, 4 inconsistent.`,
 				}
 			}
 			findings, notes, cerr := tokenstore.Check(rows, b, m)
+			if cerr != nil {
+				cerr = fmt.Errorf("%s: %w", s.Table(), cerr)
+			}
 			return reportCheck(c, s.Describe(), b, rows, findings, notes, cerr)
 		},
 	}

@@ -169,9 +169,9 @@ func Main(m *testing.M) int {
 
 // Wrap makes m's Run stop the server after the tests, for TestMain functions that hand m to another
 // runner (testscript.Main).
-func Wrap(m *testing.M) interface{ Run() int } { return wrapped{m} }
+func Wrap(m interface{ Run() int }) interface{ Run() int } { return wrapped{m} }
 
-type wrapped struct{ m *testing.M }
+type wrapped struct{ m interface{ Run() int } }
 
 func (w wrapped) Run() int {
 	code := w.m.Run()
@@ -267,6 +267,8 @@ func NewDB(tb testing.TB) *DB {
 func (d *DB) URL() string { return d.Server.URL(d.Name) }
 
 // Exec runs SQL statements in database db, failing the test on error.
+//
+// (Server.Exec with the server's own database "postgres" runs cluster-wide statements.)
 func (s *Server) Exec(tb testing.TB, db, sql string) {
 	tb.Helper()
 	if err := s.exec(db, sql); err != nil {

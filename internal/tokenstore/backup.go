@@ -161,7 +161,7 @@ func Rewrite(ctx context.Context, s Store, mode func([]Row) (Mode, error), opts 
 	}
 	changes, err := Plan(rows, m, opts)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", s.Table(), err)
 	}
 	res := &Result{Changes: changes}
 	if dry || len(changes) == 0 {
@@ -229,7 +229,7 @@ func Restore(ctx context.Context, s Store, backup []Row, opts Options) (*Result,
 			}
 		}
 		if len(claimed) > 0 {
-			return nil, fmt.Errorf("%w: %s", ErrClaimed, joinStrings(claimed))
+			return nil, fmt.Errorf("%s: %w: %s", s.Table(), ErrClaimed, joinStrings(claimed))
 		}
 	}
 	res := &Result{}

@@ -183,6 +183,9 @@ func (p *Postgres) discover(ctx context.Context, opts PostgresOptions) error {
 
 func (p *Postgres) qualified() string { return p.schema + "." + p.table }
 
+// Table names the table.
+func (p *Postgres) Table() string { return p.qualified() }
+
 func (p *Postgres) ident(field string) string { return pgx.Identifier{p.cols[field]}.Sanitize() }
 
 func (p *Postgres) tableIdent() string { return pgx.Identifier{p.schema, p.table}.Sanitize() }

@@ -81,8 +81,10 @@ func Timestamp(now time.Time) string { return now.UTC().Format("2006-01-02T15:04
 
 // Store is a token table.
 type Store interface {
-	// Describe names the table and its layout, without credentials.
+	// Describe names the database, the table and its layout, without credentials.
 	Describe() string
+	// Table names the table, for errors: "public.tokenentry".
+	Table() string
 	// Read reads every row, without locking, in processor and segment order.
 	Read(ctx context.Context) ([]Row, error)
 	// Begin starts the one transaction a rewrite or restore runs in.
