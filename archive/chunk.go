@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
 	sjson "github.com/segmentio/encoding/json"
 )
@@ -67,9 +68,11 @@ func (w *hashWriter) Write(p []byte) (int, error) {
 // chunkWriter writes one chunk file at a time to a temporary name; commit makes it durable and gives it
 // its final name.
 type chunkWriter struct {
-	enc    *zstd.Encoder
-	stream hash.Hash // the writer's running stream digest, fed the same bytes
-	sync   bool
+	enc        *zstd.Encoder
+	recipients []age.Recipient // encrypt every chunk to these; none: plain zstd
+	sealer     io.WriteCloser  // the open chunk's age encryption
+	stream     hash.Hash       // the writer's running stream digest, fed the same bytes
+	sync       bool
 
 	dir     string // directory of the chunk files
 	info    ChunkInfo
@@ -85,7 +88,7 @@ type chunkWriter struct {
 const writeBufferBytes = 1 << 20
 
 func (c *chunkWriter) open(root string, stream string, first int64, streamHash hash.Hash) error {
-	c.info = ChunkInfo{Path: chunkName(stream, first), Stream: stream, First: first, Last: first}
+	c.info = ChunkInfo{Path: chunkName(stream, first, len(c.recipients) > 0), Stream: stream, First: first, Last: first}
 	c.dir = filepath.Join(root, dataDir, stream)
 	final := filepath.Join(root, dataDir, filepath.FromSlash(c.info.Path))
 	c.tmpPath = final + tmpSuffix
@@ -107,7 +110,15 @@ func (c *chunkWriter) open(root string, stream string, first int64, streamHash h
 	}
 	c.out = hashWriter{w: c.bw, h: sha256.New()}
 	c.stream = streamHash
-	c.enc.Reset(&c.out)
+	if len(c.recipients) > 0 {
+		// Compressed, then encrypted: the file's size and SHA-256 (BagIt's) are the ciphertext's.
+		if c.sealer, err = age.Encrypt(&c.out, c.recipients...); err != nil {
+			return fmt.Errorf("encrypt chunk: %w", err)
+		}
+		c.enc.Reset(c.sealer)
+	} else {
+		c.enc.Reset(&c.out)
+	}
 	if c.buf == nil {
 		c.buf = make([]byte, 0, flushBytes+64<<10)
 	}
@@ -165,6 +176,13 @@ func (c *chunkWriter) commit() (ChunkInfo, error) {
 	if err := c.enc.Close(); err != nil {
 		return ChunkInfo{}, fmt.Errorf("compress chunk: %w", err)
 	}
+	if c.sealer != nil {
+		err := c.sealer.Close()
+		c.sealer = nil
+		if err != nil {
+			return ChunkInfo{}, fmt.Errorf("encrypt chunk: %w", err)
+		}
+	}
 	if err := c.bw.Flush(); err != nil {
 		return ChunkInfo{}, fmt.Errorf("write chunk: %w", err)
 	}
@@ -196,6 +214,7 @@ func (c *chunkWriter) commit() (ChunkInfo, error) {
 // abort discards the open chunk.
 func (c *chunkWriter) abort() {
 	c.enc.Reset(io.Discard)
+	c.sealer = nil
 	if c.bw != nil {
 		c.bw.Reset(io.Discard)
 	}
@@ -486,17 +505,21 @@ func (r *rawReader) Read(p []byte) (int, error) {
 // chunkReader reads the lines of one chunk file, checking everything against its ChunkInfo. It owns
 // the file it opens; the decoder and buffers are lent by its user and reused from chunk to chunk.
 type chunkReader struct {
-	info    *ChunkInfo
-	path    string // relative to the archive root, for errors
-	f       *os.File
-	src     frameChecker
-	dec     *zstd.Decoder
-	raw     rawReader
-	rawHash hash.Hash // kept from chunk to chunk; raw.h is it or nil
-	br      *bufio.Reader
-	long    []byte
-	lines   int64
-	eof     bool
+	identities []age.Identity // for encrypted chunks
+	cipher     cipherReader   // the file's bytes, for an encrypted chunk; src then checks the plaintext frame
+	plain      errTap         // what age decrypted, and why it stopped
+	encrypted  bool
+	info       *ChunkInfo
+	path       string // relative to the archive root, for errors
+	f          *os.File
+	src        frameChecker
+	dec        *zstd.Decoder
+	raw        rawReader
+	rawHash    hash.Hash // kept from chunk to chunk; raw.h is it or nil
+	br         *bufio.Reader
+	long       []byte
+	lines      int64
+	eof        bool
 }
 
 const readBufferBytes = 256 << 10
@@ -516,7 +539,20 @@ func (c *chunkReader) open(root string, info *ChunkInfo, dec *zstd.Decoder, stre
 		return errorf(c.path, 0, -1, ErrCorrupt, "size is %d bytes, the manifest says %d", fi.Size(), info.Size)
 	}
 	c.f = f
-	c.src.reset(f, info.Size)
+	c.encrypted = chunkEncrypted(info.Path)
+	if c.encrypted {
+		c.cipher.reset(f, info.Size)
+		plain, err := age.Decrypt(&c.cipher, c.identities...)
+		if err != nil {
+			c.close()
+			return &Error{Path: c.path, Token: -1, Err: decryptError(err, len(c.identities))}
+		}
+		// The plaintext frame is shorter than the ciphertext: the file's size bounds it.
+		c.plain = errTap{r: plain}
+		c.src.reset(&c.plain, info.Size)
+	} else {
+		c.src.reset(f, info.Size)
+	}
 	c.dec = dec
 	if err := dec.Reset(&c.src); err != nil {
 		c.close()
@@ -561,6 +597,9 @@ func (c *chunkReader) wrap(err error) error {
 	}
 	if c.src.err != nil {
 		err = c.src.err
+	} else if c.encrypted && c.plain.err != nil {
+		// age authenticates each 64 KiB: a change to the ciphertext stops it, not the decompressor.
+		err = fmt.Errorf("%w: decrypt: %v", ErrCorrupt, c.plain.err)
 	} else if errors.Is(err, io.ErrUnexpectedEOF) {
 		err = fmt.Errorf("%w: truncated: %v", ErrCorrupt, err)
 	} else if !errors.Is(err, ErrCorrupt) {
@@ -627,10 +666,17 @@ func (c *chunkReader) finish() error {
 	} else if err := c.src.complete(); err != nil {
 		errs = append(errs, &Error{Path: c.path, Token: -1, Err: err})
 	}
-	if c.src.n != c.info.Size {
-		fail("size is %d bytes, the manifest says %d", c.src.n, c.info.Size)
+	if c.encrypted {
+		// age has read its last payload chunk; anything after it is part of the file all the same.
+		if _, err := io.Copy(io.Discard, &c.cipher); err != nil {
+			errs = append(errs, c.wrap(err))
+		}
 	}
-	if sum := hexSum(c.src.h); sum != c.info.SHA256 {
+	fileSize, sum := c.fileDigest()
+	if fileSize != c.info.Size {
+		fail("size is %d bytes, the manifest says %d", fileSize, c.info.Size)
+	}
+	if sum != c.info.SHA256 {
 		fail("sha256 is %s, the manifest says %s", sum, c.info.SHA256)
 	}
 	if c.raw.n != c.info.RawSize {
@@ -647,11 +693,24 @@ func (c *chunkReader) finish() error {
 	return joinErrors(errs)
 }
 
+// fileDigest returns the size and SHA-256 of the file bytes read so far: the ciphertext's for an
+// encrypted chunk.
+func (c *chunkReader) fileDigest() (int64, string) {
+	if c.encrypted {
+		return c.cipher.n, hexSum(c.cipher.h)
+	}
+	return c.src.n, hexSum(c.src.h)
+}
+
 // drain reads the rest of the file after an error, so that the file's size and digest can still be
 // compared with the manifest.
 func (c *chunkReader) drain() (size int64, sum string) {
 	if c.f == nil {
 		return 0, ""
+	}
+	if c.encrypted {
+		io.Copy(io.Discard, &c.cipher)
+		return c.cipher.n, hexSum(c.cipher.h)
 	}
 	c.src.err = nil
 	c.src.state = fcDone

@@ -6,6 +6,7 @@ import (
 	"path"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // Format identification. A manifest carries FormatName and a version; Open accepts the versions from
@@ -16,6 +17,7 @@ const (
 	FormatName          = "axarchive"
 	Version             = 1
 	VersionTransactions = 2
+	VersionEncryption   = 2
 	MinVersion          = 1
 	MaxVersion          = 2
 )
@@ -70,6 +72,7 @@ const (
 	maxSignatureSize = 64 << 10 // an SSHSIG signature with the largest RSA key is a few KiB
 	tmpSuffix        = ".tmp"
 	chunkSuffix      = ".jsonl.zst"
+	encryptedSuffix  = ".age" // after chunkSuffix: the chunk file is the age encryption of the zstd frame
 	chunkNameDigits  = 20
 	// A manifest is O(chunks + payload types): 16 MiB hold some 40,000 chunks (2.5 TiB of JSON Lines
 	// in chunks of the default 64 MiB) beside 2 × MaxTypes type counts. Anything larger is refused
@@ -80,9 +83,15 @@ const (
 )
 
 // chunkName returns the path, relative to data/, of the chunk of stream starting at first.
-func chunkName(stream string, first int64) string {
+func chunkName(stream string, first int64, encrypted bool) string {
+	if encrypted {
+		return fmt.Sprintf("%s/%020d%s%s", stream, first, chunkSuffix, encryptedSuffix)
+	}
 	return fmt.Sprintf("%s/%020d%s", stream, first, chunkSuffix)
 }
+
+// chunkEncrypted reports whether a chunk name (from parseChunkName) is that of an encrypted chunk.
+func chunkEncrypted(rel string) bool { return strings.HasSuffix(rel, encryptedSuffix) }
 
 // parseChunkName checks that rel (relative to data/) is exactly a chunk name that a writer can produce
 // and returns its stream and number. Anything else (other directories, "..", absolute paths, other
@@ -99,6 +108,7 @@ func parseChunkName(rel string) (stream string, first int64, ok bool) {
 	default:
 		return "", 0, false
 	}
+	name = strings.TrimSuffix(name, encryptedSuffix)
 	if len(name) != chunkNameDigits+len(chunkSuffix) || name[chunkNameDigits:] != chunkSuffix {
 		return "", 0, false
 	}

@@ -77,7 +77,7 @@ func FuzzChunk(f *testing.F) {
 	f.Cleanup(dec.Close)
 	f.Fuzz(func(t *testing.T, zb []byte, rawSize uint32, records uint8) {
 		rawSize %= 1 << 20 // a claimed size is a bound on work; keep the fuzzer's small
-		info := ChunkInfo{Path: chunkName(StreamEvents, 0), Stream: StreamEvents, Records: int64(records), Last: 1 << 40,
+		info := ChunkInfo{Path: chunkName(StreamEvents, 0, false), Stream: StreamEvents, Records: int64(records), Last: 1 << 40,
 			Size: int64(len(zb)), SHA256: sha256hex(zb), RawSize: int64(rawSize)}
 		if err := os.WriteFile(filepath.Join(dir, filepath.FromSlash(info.archivePath())), zb, 0o644); err != nil {
 			t.Fatal(err)

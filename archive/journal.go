@@ -32,7 +32,8 @@ type journal struct {
 	Previous     *Link     `json:"previous,omitempty"`
 	Chunking     Chunking  `json:"chunking"`
 	Level        int       `json:"level"`
-	Signed       bool      `json:"signed,omitempty"` // Close signs the tag manifest
+	Signed       bool      `json:"signed,omitempty"`    // Close signs the tag manifest
+	Encrypted    bool      `json:"encrypted,omitempty"` // every chunk is age-encrypted
 
 	// Committed state.
 	Chunks       []ChunkInfo  `json:"chunks"`

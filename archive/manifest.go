@@ -35,11 +35,14 @@ type Manifest struct {
 	// Transactions, present from format version 2 on, says that the archive records how the source
 	// grouped its events into transactions (SPEC.md, "Transactions"); nil when it does not.
 	Transactions *TransactionStream `json:"transactions,omitempty"`
-	Filter       *Filter            `json:"filter,omitempty"`
-	Previous     *Link              `json:"previous,omitempty"`
-	Chunking     Chunking           `json:"chunking"`
-	Gaps         []Gap              `json:"gaps"`
-	Notes        []Note             `json:"notes"`
+	// Encryption, from format version 2 on, is EncryptionAge when every chunk file is encrypted with
+	// age (SPEC.md, "Encrypted chunks"), empty when none is.
+	Encryption string   `json:"encryption,omitempty"`
+	Filter     *Filter  `json:"filter,omitempty"`
+	Previous   *Link    `json:"previous,omitempty"`
+	Chunking   Chunking `json:"chunking"`
+	Gaps       []Gap    `json:"gaps"`
+	Notes      []Note   `json:"notes"`
 	// Chunks lists the events chunks in token order, then the snapshots chunks in position order.
 	Chunks []ChunkInfo `json:"chunks"`
 }
@@ -247,6 +250,15 @@ func checkManifest(m *Manifest) []string {
 	if m.Snapshots.Mode == SnapshotsNone && m.Snapshots.Count != 0 {
 		add("snapshots: count is %d but mode is %q", m.Snapshots.Count, SnapshotsNone)
 	}
+	switch m.Encryption {
+	case "":
+	case EncryptionAge:
+		if m.Version < VersionEncryption {
+			add("encryption: present in a version %d manifest (from version %d on)", m.Version, VersionEncryption)
+		}
+	default:
+		add("encryption: %q is not a known scheme (%q)", m.Encryption, EncryptionAge)
+	}
 	if tx := m.Transactions; tx != nil {
 		if m.Version < VersionTransactions {
 			add("transactions: present in a version %d manifest (from version %d on)", m.Version, VersionTransactions)
@@ -330,6 +342,10 @@ func checkManifest(m *Manifest) []string {
 		}
 		if seen[c.Path] {
 			add("%s: listed twice", where)
+			continue
+		}
+		if chunkEncrypted(c.Path) != (m.Encryption != "") {
+			add("%s: an encrypted archive has only .age chunks, another none", where)
 			continue
 		}
 		seen[c.Path] = true

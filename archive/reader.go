@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sync/atomic"
 
+	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -28,6 +29,8 @@ type Archive struct {
 	// contentVerified: a full Verify found no problem, so every chunk file whose bytes still hash to
 	// the manifest's sha256 decompresses to its rawSha256 and the streams to their digests.
 	contentVerified atomic.Bool
+
+	identities []age.Identity // decrypt the chunks of an encrypted archive (SetIdentities)
 }
 
 // Open opens the complete archive in dir. It returns an error wrapping ErrIncomplete when dir holds an
@@ -144,7 +147,9 @@ type Iterator struct {
 }
 
 func (a *Archive) newIterator(ctx context.Context, stream string, from int64, digest string) *Iterator {
-	return newIterator(ctx, a.dir, stream, a.chunks(stream), from, digest, a.contentVerified.Load())
+	it := newIterator(ctx, a.dir, stream, a.chunks(stream), from, digest, a.contentVerified.Load())
+	it.cr.identities = a.identities
+	return it
 }
 
 func newIterator(ctx context.Context, root, stream string, chunks []ChunkInfo, from int64, digest string, contentVerified bool) *Iterator {

@@ -17,6 +17,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/axarchive/axarchive/internal/crashpoint"
@@ -58,6 +59,12 @@ type Options struct {
 	// Transactions records the source's transactions (format version 2): the caller marks the last
 	// event of each with EndTransaction. Not with a Filter.
 	Transactions bool
+	// Recipients, when set, encrypt every chunk with age to each of them (format version 2, SPEC.md
+	// "Encrypted chunks"); an export started with recipients must be resumed with them.
+	Recipients []age.Recipient
+	// Identities decrypt the committed chunks of an encrypted export for CommittedEvents (resuming a
+	// live export's snapshot phase reads the aggregates it exported).
+	Identities []age.Identity
 	// Sign, when set, signs the archive: Close passes it the bytes of tagmanifest-sha256.txt (which
 	// covers every other file's checksum) and writes what it returns as tagmanifest-sha256.txt.sig
 	// (SignatureFile) before the archive is complete. An export started with Sign must be resumed with it.
@@ -240,6 +247,10 @@ func Create(dir string, opts Options) (*Writer, error) {
 			Chunks: []ChunkInfo{}, Gaps: []Gap{}, Notes: []Note{},
 		},
 	}
+	if len(opts.Recipients) > 0 {
+		// Version 2 of the journal: a version-1 writer would resume it unencrypted.
+		w.j.Version, w.j.Encrypted = VersionEncryption, true
+	}
 	if opts.Transactions {
 		// Version 2 of the journal, too: a version-1 writer would resume it without the transactions.
 		w.j.Version = VersionTransactions
@@ -304,7 +315,7 @@ func (w *Writer) start() error {
 	if err != nil {
 		return fmt.Errorf("zstd encoder: %w", err)
 	}
-	w.chunk = chunkWriter{enc: w.enc, sync: w.sync}
+	w.chunk = chunkWriter{enc: w.enc, sync: w.sync, recipients: w.opts.Recipients}
 	if jt := j.Transactions; jt != nil {
 		t := &txWriter{count: jt.Count, lines: jt.Lines, run: jt.Run, start: jt.Open}
 		if t.hash, err = unmarshalHash(jt.Hash); err != nil {
@@ -313,7 +324,7 @@ func (w *Writer) start() error {
 		if t.enc, err = newEncoder(j.Level); err != nil {
 			return fmt.Errorf("zstd encoder: %w", err)
 		}
-		t.chunk = chunkWriter{enc: t.enc, sync: w.sync}
+		t.chunk = chunkWriter{enc: t.enc, sync: w.sync, recipients: w.opts.Recipients}
 		w.tx = t
 	}
 	return nil
@@ -353,6 +364,7 @@ func Resume(dir string, opts Options) (*Writer, error) {
 		Source: j.Source, Range: j.Range, Filter: j.Filter, Snapshots: j.SnapshotMode, Previous: j.Previous,
 		ChunkBytes: j.Chunking.MaxBytes, ChunkRecords: j.Chunking.MaxRecords, Level: j.Level,
 		Tool: j.Tool, Created: j.Created, NoSync: opts.NoSync, Transactions: j.Transactions != nil, Sign: opts.Sign,
+		Recipients: opts.Recipients, Identities: opts.Identities,
 	}
 	if err := w.cleanup(); err != nil {
 		return nil, fmt.Errorf("resume archive %s: %w", dir, err)
@@ -363,7 +375,13 @@ func Resume(dir string, opts Options) (*Writer, error) {
 	return w, nil
 }
 
-// sameExport compares the options that make an archive different.
+func encryptionWord(encrypted bool) string {
+	if encrypted {
+		return "recipients"
+	}
+	return "no recipients"
+}
+
 func signingWord(signed bool) string {
 	if signed {
 		return "a signing key"
@@ -371,6 +389,7 @@ func signingWord(signed bool) string {
 	return "no signing key"
 }
 
+// sameExport compares the options that make an archive different.
 func sameExport(j *journal, opts *Options) error {
 	mismatch := func(field string, was, is any) error {
 		return fmt.Errorf("%w: %s: the interrupted export has %v, this one %v", ErrMismatch, field, was, is)
@@ -389,6 +408,9 @@ func sameExport(j *journal, opts *Options) error {
 	}
 	if (j.Transactions != nil) != opts.Transactions {
 		return mismatch("transactions recorded", j.Transactions != nil, opts.Transactions)
+	}
+	if j.Encrypted != (len(opts.Recipients) > 0) {
+		return mismatch("encryption", encryptionWord(j.Encrypted), encryptionWord(len(opts.Recipients) > 0))
 	}
 	if j.Signed != (opts.Sign != nil) {
 		return mismatch("signing", signingWord(j.Signed), signingWord(opts.Sign != nil))
@@ -990,6 +1012,9 @@ func (w *Writer) manifest() (*Manifest, error) {
 	if m.Chunks == nil {
 		m.Chunks = []ChunkInfo{}
 	}
+	if j.Encrypted {
+		m.Version, m.Encryption = VersionEncryption, EncryptionAge
+	}
 	if t := j.Transactions; t != nil {
 		txHash, err := unmarshalHash(t.Hash)
 		if err != nil {
@@ -1046,5 +1071,7 @@ func (w *Writer) CommittedEvents(ctx context.Context) *Iterator {
 			chunks = append(chunks, c)
 		}
 	}
-	return newIterator(ctx, w.dir, StreamEvents, chunks, w.opts.Range.First, "", false)
+	it := newIterator(ctx, w.dir, StreamEvents, chunks, w.opts.Range.First, "", false)
+	it.cr.identities = w.opts.Identities
+	return it
 }

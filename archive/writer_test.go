@@ -45,7 +45,7 @@ func TestWriterChunkRotation(t *testing.T) {
 			next := int64(0)
 			for _, c := range m.Chunks {
 				assert.Equal(t, next, c.First, c.Path)
-				assert.Equal(t, chunkName(StreamEvents, c.First), c.Path)
+				assert.Equal(t, chunkName(StreamEvents, c.First, false), c.Path)
 				if tc.chunkRecords > 0 {
 					assert.LessOrEqual(t, c.Records, tc.chunkRecords)
 				}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"filippo.io/age"
 	"io"
 	"math"
 	"slices"
@@ -31,6 +32,7 @@ Exit status: 0 done, 1 error, 2 usage, 3 archive invalid, corrupt or incomplete,
 			&cli.Int64Flag{Name: "to-token", Usage: "print records up to `TOKEN` (inclusive)"},
 			&cli.StringSliceFlag{Name: "type", Usage: "print only records of payload `TYPE` (repeatable)"},
 			&cli.StringSliceFlag{Name: "aggregate", Usage: "print only records of aggregate `ID` (repeatable)"},
+			identityFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			args, err := archiveArgs(c, 1, 1)
@@ -48,6 +50,9 @@ Exit status: 0 done, 1 error, 2 usage, 3 archive invalid, corrupt or incomplete,
 			if o.to < o.from {
 				return usageErrorf("--to-token %d is before --from-token %d", o.to, o.from)
 			}
+			if o.identities, err = identities(c); err != nil {
+				return err
+			}
 			return runCat(c.Context, o, c.App.Writer)
 		},
 	}
@@ -59,6 +64,7 @@ type catOptions struct {
 	from, to   int64
 	types      []string
 	aggregates []string
+	identities []age.Identity
 }
 
 func runCat(ctx context.Context, o catOptions, stdout io.Writer) error {
@@ -66,6 +72,7 @@ func runCat(ctx context.Context, o catOptions, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	a.SetIdentities(o.identities...)
 	var it *archive.Iterator
 	if o.snapshots {
 		it = a.SnapshotsFrom(ctx, o.from)

@@ -52,7 +52,7 @@ func usageErrorf(format string, args ...any) error {
 var invalidErrors = []error{
 	archive.ErrVerify, archive.ErrIncomplete, archive.ErrNotArchive, archive.ErrVersion, archive.ErrManifest,
 	archive.ErrCorrupt, archive.ErrBag, archive.ErrRecord, archive.ErrSequence, archive.ErrTooLarge,
-	archive.ErrChain, errBackupDamaged,
+	archive.ErrChain, errBackupDamaged, archive.ErrIdentity,
 	// A signature that --allowed-signers asked for and that is missing, malformed, for another purpose,
 	// not of this archive or by a key nobody vouches for: the archive is not proved authentic.
 	archive.ErrUnsigned, sshsig.ErrMalformed, sshsig.ErrMismatch, sshsig.ErrNamespace, sshsig.ErrNotAllowed,
@@ -70,7 +70,8 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.Is(err, archive.ErrEncrypted):
+		// An encrypted archive read without --identity: the command line lacks what the input needs.
 		return exitUsage
 	case errors.Is(err, context.Canceled):
 		return exitInterrupted
@@ -123,6 +124,10 @@ func hint(err error) string {
 		return "choose a new directory, or add --resume to continue an export interrupted in it"
 	case errors.Is(err, archive.ErrMismatch):
 		return "resume with the same source, filters, --snapshots, --since and --sign-key as the interrupted export"
+	case errors.Is(err, archive.ErrEncrypted):
+		return "give --identity FILE: an age identity file or SSH private key of one of the archive's recipients (verify --quick checks the encrypted files without one)"
+	case errors.Is(err, archive.ErrIdentity):
+		return "the archive was encrypted to other keys: give an identity of one of its recipients"
 	case errors.Is(err, archive.ErrUnsigned):
 		return "the archive has no signature: if you trust its content (it verifies, and its fingerprint matches a record you keep), sign it with axarchive sign --sign-key KEY DIR"
 	case errors.Is(err, sshsig.ErrNotAllowed):

@@ -39,7 +39,9 @@ func exportCommand() *cli.Command {
 		&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress on stderr: auto, json or none"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors and warnings"},
 		signKeyFlag(),
+		identityFlag(),
 	}
+	flags = append(flags, recipientFlags()...)
 	return &cli.Command{
 		Name:      "export",
 		Usage:     "export a context (live or from segment files) into an archive",
@@ -135,6 +137,13 @@ func readExportFlags(c *cli.Context) (exportOptions, error) {
 	}
 	if inc, exc, agg := c.StringSlice("include-type"), c.StringSlice("exclude-type"), c.StringSlice("aggregate-type"); len(inc)+len(exc)+len(agg) > 0 {
 		o.export.Filter = &archive.Filter{IncludeTypes: inc, ExcludeTypes: exc, AggregateTypes: agg}
+	}
+	var err error
+	if o.export.Recipients, err = recipients(c); err != nil {
+		return o, err
+	}
+	if o.export.Identities, err = identities(c); err != nil {
+		return o, err
 	}
 	if key := c.String("sign-key"); key != "" {
 		sign, err := signFunc(key)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"filippo.io/age"
 	"fmt"
 	"io"
 	"strings"
@@ -26,6 +27,7 @@ func importCommand() *cli.Command {
 		&cli.IntFlag{Name: "max-transaction-events", Value: writer.MaxTransactionEvents, Usage: "at most `N` events per AppendEvent transaction"},
 		&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress on stderr: auto, json or none"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors and warnings"},
+		identityFlag(),
 	}
 	flags = append(flags, segmentImportFlags()...)
 	return &cli.Command{
@@ -74,8 +76,12 @@ continue), 2 usage, 3 archive invalid, 4 target differs from the archive, 130 in
 			if err != nil {
 				return err
 			}
+			ids, err := identities(c)
+			if err != nil {
+				return err
+			}
 			o := importOptions{dirs: dirs, conn: conn, progress: mode, noCheck: c.Bool("no-check"), args: c.Args().Slice(),
-				flagsLine: importFlagsLine(c), diffFlagsLine: connFlagsLine(c), checkRetries: retries}
+				flagsLine: importFlagsLine(c), diffFlagsLine: connFlagsLine(c), checkRetries: retries, identities: ids}
 			o.opts = writer.Options{
 				Resume:               c.Bool("resume"),
 				Renumber:             c.Bool("renumber"),
@@ -103,6 +109,7 @@ type importOptions struct {
 	args          []string
 	flagsLine     string
 	diffFlagsLine string
+	identities    []age.Identity
 }
 
 // connFlagsLine rebuilds the connection flags of the command line, leaving out the token itself.
@@ -112,6 +119,9 @@ func connFlagsLine(c *cli.Context) string {
 		if c.IsSet(name) {
 			parts = append(parts, fmt.Sprintf("--%s %s", name, c.String(name)))
 		}
+	}
+	for _, id := range c.StringSlice("identity") {
+		parts = append(parts, "--identity "+id)
 	}
 	for _, name := range []string{"tls", "tls-skip-verify"} {
 		if c.Bool(name) {
@@ -158,7 +168,7 @@ func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) e
 	// Opened before the server is dialled, so that a directory that is not an archive, or an incomplete
 	// one, is reported as such (exit 3) and not hidden behind a connection error; the same archives then
 	// serve the import and its check.
-	archives, err := writer.OpenArchives(o.dirs)
+	archives, err := writer.OpenArchives(o.dirs, o.identities...)
 	if err != nil {
 		rep.finish()
 		return err
@@ -293,6 +303,7 @@ Exit status: 0 equal, 1 error, 2 usage, 3 archive invalid, 4 the target differs.
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "token-map", Usage: "the target was filled by import --renumber with this token map `FILE`"},
 			checkRetriesFlag("a"),
+			identityFlag(),
 		}, connFlags()...),
 		Action: func(c *cli.Context) error {
 			dirs, err := archiveArgs(c, 1, -1)
@@ -303,7 +314,11 @@ Exit status: 0 equal, 1 error, 2 usage, 3 archive invalid, 4 the target differs.
 			if err != nil {
 				return err
 			}
-			archives, err := writer.OpenArchives(dirs)
+			ids, err := identities(c)
+			if err != nil {
+				return err
+			}
+			archives, err := writer.OpenArchives(dirs, ids...)
 			if err != nil {
 				return err
 			}

@@ -43,8 +43,15 @@ func segmentImportAction(c *cli.Context, dirs []string) error {
 	if err != nil {
 		return err
 	}
-	opts := writer.SegmentOptions{Dir: dir, SegmentSize: size, Resume: c.Bool("resume"), DryRun: c.Bool("dry-run")}
+	ids, err := identities(c)
+	if err != nil {
+		return err
+	}
+	opts := writer.SegmentOptions{Dir: dir, SegmentSize: size, Resume: c.Bool("resume"), DryRun: c.Bool("dry-run"), Identities: ids}
 	line := fmt.Sprintf("axarchive import --segments %s", dir)
+	for _, id := range c.StringSlice("identity") {
+		line += " --identity " + id
+	}
 	if c.IsSet("segment-size") {
 		line += fmt.Sprintf(" --segment-size %d", size)
 	}

@@ -73,6 +73,9 @@ func runInspect(dir string, asJSON bool, stdout io.Writer) error {
 	}
 	row("snapshots", "%d (mode %s)", m.Snapshots.Count, m.Snapshots.Mode)
 	row("fingerprint", "%s", m.Fingerprint)
+	if m.Encryption != "" {
+		row("encryption", "%s: every chunk is encrypted (cat, verify and import need --identity)", m.Encryption)
+	}
 	if a.Signed() {
 		row("signature", "%s (not checked here: axarchive verify --allowed-signers FILE)", archive.SignatureFile)
 	} else {

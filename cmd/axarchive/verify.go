@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"filippo.io/age"
 	"fmt"
 	"io"
 	"time"
@@ -32,6 +33,7 @@ Exit status: 0 valid, 1 error, 2 usage, 3 invalid, corrupt or incomplete, 130 in
 			&cli.BoolFlag{Name: "quick", Usage: "check sizes and digests only, without decompressing"},
 			&cli.BoolFlag{Name: "json", Usage: "print the result as one JSON object on stdout"},
 			allowedSignersFlag(),
+			identityFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			dirs, err := archiveArgs(c, 1, -1)
@@ -39,6 +41,9 @@ Exit status: 0 valid, 1 error, 2 usage, 3 invalid, corrupt or incomplete, 130 in
 				return err
 			}
 			o := verifyOptions{dirs: dirs, quick: c.Bool("quick"), json: c.Bool("json")}
+			if o.identities, err = identities(c); err != nil {
+				return err
+			}
 			if path := c.String("allowed-signers"); path != "" {
 				if o.allowedSigners, err = sshsig.LoadAllowedSigners(path); err != nil {
 					return err
@@ -57,6 +62,7 @@ type verifyOptions struct {
 	// checkSignatures requires every archive to be signed by one of allowedSigners.
 	checkSignatures bool
 	allowedSigners  []sshsig.AllowedSigner
+	identities      []age.Identity // decrypt encrypted archives for a full verification
 }
 
 // verifyResult is one archive's entry in the JSON output.
@@ -119,7 +125,8 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 
 	var results []*verifyResult
 	var archives []*archive.Archive
-	invalid, failed := 0, 0
+	invalid := 0
+	var failures []error // could not be verified (not: found invalid)
 	var sigErrs []error
 	var openErr error
 	for _, dir := range o.dirs {
@@ -140,11 +147,12 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 			if exitCode(err) == exitInvalid {
 				invalid++
 			} else {
-				failed++
+				failures = append(failures, err)
 			}
 			continue
 		}
 		archives = append(archives, a)
+		a.SetIdentities(o.identities...)
 		rep, err := a.Verify(ctx, archive.VerifyOptions{
 			Quick: o.quick,
 			Problem: func(p *archive.Error) {
@@ -165,8 +173,10 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 			if errors.Is(err, archive.ErrVerify) {
 				invalid++
 			} else {
-				report(dir, err)
-				failed++
+				if several {
+					report(dir, err)
+				}
+				failures = append(failures, err)
 			}
 			continue
 		}
@@ -222,7 +232,7 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 				OK       bool            `json:"ok"`
 				Problems []problemOutput `json:"problems"`
 			} `json:"chain,omitempty"`
-		}{OK: invalid == 0 && failed == 0 && chainOK, Archives: results}
+		}{OK: invalid == 0 && len(failures) == 0 && chainOK, Archives: results}
 		if several {
 			out.Chain = &struct {
 				OK       bool            `json:"ok"`
@@ -247,8 +257,10 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 			return sigErrs[0]
 		}
 		return fmt.Errorf("verify: %d of %d archives valid but not proved authentic; the first: %w", len(sigErrs), len(o.dirs), sigErrs[0])
-	case failed > 0:
-		return fmt.Errorf("verify: %d of %d archives could not be read", failed, len(o.dirs))
+	case len(failures) > 0 && !several:
+		return failures[0] // with its own hint (an encrypted archive without --identity, …)
+	case len(failures) > 0:
+		return fmt.Errorf("verify: %d of %d archives could not be verified; the first: %w", len(failures), len(o.dirs), failures[0])
 	case !chainOK:
 		return fmt.Errorf("verify: the archives are valid, but %w", archive.ErrChain)
 	}

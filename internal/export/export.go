@@ -11,6 +11,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"filippo.io/age"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,10 @@ type Options struct {
 	Dir string
 	// Sign, when set, signs the archive before it is complete (archive.Options.Sign).
 	Sign archive.SignFunc
+	// Recipients encrypt every chunk (archive.Options.Recipients); Identities decrypt what an encrypted
+	// export committed, when resuming its snapshot phase reads it back.
+	Recipients []age.Recipient
+	Identities []age.Identity
 	// Resume continues an interrupted export in Dir; the source and selection must be the same.
 	Resume bool
 
@@ -200,6 +205,8 @@ func run(ctx context.Context, src source, opts Options) (*Result, error) {
 		Tool:         opts.Tool,
 		Transactions: src.transactions() && opts.Filter == nil,
 		Sign:         opts.Sign,
+		Recipients:   opts.Recipients,
+		Identities:   opts.Identities,
 	}
 	if opts.Since != "" {
 		prev, err := archive.Open(opts.Since)

@@ -3,6 +3,7 @@ package writer
 import (
 	"context"
 	"errors"
+	"filippo.io/age"
 	"fmt"
 	"io/fs"
 	"os"
@@ -21,6 +22,8 @@ type SegmentOptions struct {
 	Dir string
 	// SegmentSize is the size of each file (0: DefaultSegmentSize, Axon Server's default).
 	SegmentSize int64
+	// Identities decrypt encrypted archives.
+	Identities []age.Identity
 	// Resume continues an interrupted run in Dir.
 	Resume bool
 	// DryRun makes the plan and writes nothing.
@@ -69,7 +72,7 @@ var ErrDirInArchive = errors.New("segment directory inside an archive")
 // complete. Before writing it verifies the archives, checks that their tokens start at 0 without a gap
 // and that the directory is usable (empty, not inside an archive, enough free space).
 func ImportSegments(ctx context.Context, dirs []string, opts SegmentOptions) (*SegmentPlan, error) {
-	archives, err := OpenArchives(dirs)
+	archives, err := OpenArchives(dirs, opts.Identities...)
 	if err != nil {
 		return nil, err
 	}

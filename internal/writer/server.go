@@ -6,6 +6,7 @@ package writer
 import (
 	"context"
 	"errors"
+	"filippo.io/age"
 	"fmt"
 	"sync/atomic"
 
@@ -190,13 +191,14 @@ func newImporter(conn *axonclient.Conn, archives []*archive.Archive, opts Option
 
 // OpenArchives opens the archives in dirs, in order: what Import and Compare do with directories, for
 // callers that pass the same archives to both (see ImportArchives).
-func OpenArchives(dirs []string) ([]*archive.Archive, error) {
+func OpenArchives(dirs []string, ids ...age.Identity) ([]*archive.Archive, error) {
 	var archives []*archive.Archive
 	for _, d := range dirs {
 		a, err := archive.Open(d)
 		if err != nil {
 			return nil, err
 		}
+		a.SetIdentities(ids...)
 		archives = append(archives, a)
 	}
 	// Several archives are a chain: checked here, before any server is dialled, so that import and diff

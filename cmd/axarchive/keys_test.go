@@ -9,10 +9,13 @@ import (
 	"github.com/axarchive/axarchive/internal/testenv"
 )
 
-// TestSignScript runs the scripts in testdata/script/sign, which check signatures both ways with the real
-// OpenSSH ssh-keygen. $ARCHIVES and $FIXTURES are as in TestScript.
-func TestSignScript(t *testing.T) {
+// TestKeysScript runs the scripts in testdata/script/keys, which check signatures and encryption both
+// ways with the real OpenSSH ssh-keygen and age. $ARCHIVES and $FIXTURES are as in TestScript.
+func TestKeysScript(t *testing.T) {
 	testenv.LookPath(t, "ssh-keygen", "apt-get install openssh-client")
+	testenv.LookPath(t, "age", "apt-get install age")
+	testenv.LookPath(t, "age-keygen", "apt-get install age")
+	testenv.LookPath(t, "zstd", "apt-get install zstd")
 	archives, err := filepath.Abs("../../testdata/archives/v1")
 	if err != nil {
 		t.Fatal(err)
@@ -22,7 +25,7 @@ func TestSignScript(t *testing.T) {
 		t.Fatal(err)
 	}
 	testscript.Run(t, testscript.Params{
-		Dir:                 "../../testdata/script/sign",
+		Dir:                 "../../testdata/script/keys",
 		RequireExplicitExec: true,
 		RequireUniqueNames:  true,
 		UpdateScripts:       *update,
