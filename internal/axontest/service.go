@@ -411,10 +411,10 @@ func (s *Server) listEvents(stream grpc.ServerStream, c *store) error {
 			}
 			left := s.opts.permitTimeout - time.Since(starvedSince)
 			if left <= 0 {
-				// SE closes the tracker, which completes the stream, before it sends its error
-				// ("<context>: Timeout waiting for permits from client <id>", AXONIQ-0001): the client sees
-				// a clean end.
-				return nil
+				// SE closes the tracker and raises its error ("<context>: Timeout waiting for permits from
+				// client <id>", AXONIQ-0001) inside the event stream: the client sees UNKNOWN without a text,
+				// or a clean end when the close overtakes the error.
+				return status.Error(codes.Unknown, "")
 			}
 			if err := wait(left, t.added); err != nil {
 				return err
