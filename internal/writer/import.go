@@ -126,6 +126,9 @@ func (im *importer) preflight(ctx context.Context) (*Plan, error) {
 	case !im.opts.Renumber && head >= 0:
 		return plan, fmt.Errorf("%w: it ends at token %d; import needs an empty context (or --resume to continue an import, --renumber to append)", ErrTargetNotEmpty, head)
 	}
+	if err := im.snapshotSizeScan(ctx); err != nil {
+		return plan, err
+	}
 	if measured != nil && plan.StartAt == plan.FirstToken {
 		return plan, measured.apply(plan)
 	}
@@ -212,6 +215,21 @@ func (im *importer) walkEvents(ctx context.Context, from int64, fn func(*archive
 		}
 	}
 	return nil
+}
+
+// snapshotSizeScan checks every snapshot against the message size before anything is sent: they go after
+// all events, too late to find out. A snapshot is sent with the snapshot flag the server set when it was
+// exported (two bytes more than it stores).
+func (im *importer) snapshotSizeScan(ctx context.Context) error {
+	var buf []byte
+	return im.eachSnapshot(ctx, func(_ *archive.Archive, r *archive.Record) error {
+		buf = codec.Encode(buf[:0], r)
+		if len(buf) > im.opts.MaxMessageSize {
+			return fmt.Errorf("%w: the snapshot at position %d (aggregate %q, sequence %d) is %d bytes, the server accepts %d (raise axoniq.axonserver.max-message-size on the server and pass --max-message-size)",
+				ErrEventTooLarge, r.Token, r.AggregateID, r.Sequence, len(buf), im.opts.MaxMessageSize)
+		}
+		return nil
+	})
 }
 
 // sizeScan checks every event against the message size before anything is sent, and counts the

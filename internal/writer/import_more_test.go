@@ -171,6 +171,22 @@ func TestImportEventTooLargeNamesEvent(t *testing.T) {
 	assert.Zero(t, srv.Calls(axontest.MethodAppendEvent))
 }
 
+// A snapshot over the max message size stops the preflight too (snapshots go after all events: too late),
+// counted as sent, with the snapshot flag.
+func TestImportSnapshotTooLargeNamesSnapshot(t *testing.T) {
+	srv := axontest.NewServer(t)
+	require.NoError(t, srv.Load("source", [][]byte{eventgen.Encode(&eventgen.Event{AggregateID: "a", AggregateType: "A", PayloadType: "t"})}))
+	require.NoError(t, srv.LoadSnapshots("source", [][]byte{eventgen.Encode(&eventgen.Event{AggregateID: "a", AggregateType: "A",
+		PayloadType: "blob", PayloadData: bytes.Repeat([]byte{1}, 65536-20)})}))
+	src := filepath.Join(t.TempDir(), "src")
+	_, err := export.Live(context.Background(), dial(t, srv, "source"), export.Options{Dir: src})
+	require.NoError(t, err)
+	_, err = writer.Import(context.Background(), dial(t, srv, "target"), []string{src}, writer.Options{MaxMessageSize: 65536})
+	require.ErrorIs(t, err, writer.ErrEventTooLarge)
+	assert.Regexp(t, regexp.MustCompile(`the snapshot at position 0 \(aggregate "a", sequence 0\) is 6553[7-9] bytes, the server accepts 65536 .*axoniq\.axonserver\.max-message-size`), err.Error())
+	assert.Zero(t, srv.Calls(axontest.MethodAppendEvent))
+}
+
 // readMap returns the mappings of a token map, archive token -> target token, in file order.
 func readMap(t *testing.T, path string) [][2]int64 {
 	t.Helper()
