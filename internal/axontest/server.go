@@ -2,8 +2,10 @@
 // EventStore gRPC service of AXON.md section 2, served over real TCP on loopback, holding any number of
 // contexts in memory.
 //
-// It is meant to be as strict as Axon Server SE: AXON.md section 2 is its specification, and its
-// conformance tests check it with the generated gRPC client. Events are stored as the exact bytes received
+// It is meant to answer as Axon Server SE does: AXON.md section 2 is its specification, and its
+// conformance tests run each row against the double and the real Axon Server SE 2023.2.1
+// (internal/realserver) through the generated gRPC client, requiring the same answers; where the two
+// differed, the real server was right. Events are stored as the exact bytes received
 // and served without re-encoding. Fault injection (failed calls, dropped streams, delays, a stalled
 // server, a stop and restart on the same address) supports reliability tests.
 //
