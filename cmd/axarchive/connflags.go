@@ -73,5 +73,15 @@ func (o connOptions) dial(ctx context.Context, stderr io.Writer) (*axonclient.Co
 	if o.cfg.InsecureSkipVerify {
 		fmt.Fprintln(stderr, "axarchive: warning: --tls-skip-verify: the server's certificate is NOT checked; anyone on the network path can read and alter what is exported or imported")
 	}
-	return axonclient.Dial(ctx, o.cfg)
+	conn, err := axonclient.Dial(ctx, o.cfg)
+	if err != nil {
+		return nil, err
+	}
+	// Axon Server SE serves "default" whatever context a call names: an export would archive default's
+	// events under another name, an import would land in default.
+	if err := conn.CheckContext(ctx); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
 }

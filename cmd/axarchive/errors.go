@@ -151,6 +151,8 @@ func hint(err error) string {
 		return "check --tls, --ca-cert and the client certificate against the server's TLS settings"
 	case errors.Is(err, axonclient.ErrUnavailable):
 		return "check --server (Axon Server's gRPC port, 8124 by default) and the network"
+	case errors.Is(err, axonclient.ErrSingleContext):
+		return "leave out --context (or give --context default): Axon Server SE has the one context default"
 	case errors.Is(err, axonclient.ErrContextNotFound):
 		return "check --context: the server does not know it"
 	case errors.Is(err, writer.ErrTargetNotEmpty):

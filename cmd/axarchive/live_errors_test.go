@@ -171,3 +171,33 @@ func TestProgressLiveLine(t *testing.T) {
 	p.warn("event stream lost")
 	assert.Equal(t, "\r\033[Kaxarchive: warning: event stream lost\n", buf.String())
 }
+
+// Axon Server SE serves "default" whatever context a call names: export, import and diff refuse another
+// context there, before reading or writing anything, with a hint (issue 14). The double in SE mode plays
+// it; internal/e2etest checks the same against the real server.
+func TestSingleContextServer(t *testing.T) {
+	se := axontest.NewServer(t, axontest.WithSingleContext())
+	require.NoError(t, se.Load("default", eventgen.New(1, eventgen.Options{}).Generate(20)))
+	dir := filepath.Join(t.TempDir(), "a")
+	code, _, stderr := runCLI(t, "export", "--server", se.Addr(), "-o", dir)
+	require.Equal(t, 0, code, stderr)
+
+	refused := filepath.Join(t.TempDir(), "b")
+	want := `axarchive: error: check the context: context "orders": the server at ` + se.Addr() +
+		` has one context, "default", and serves it whatever context a call names (Axon Server SE)` + "\n" +
+		"axarchive: hint: leave out --context (or give --context default): Axon Server SE has the one context default\n"
+	for _, args := range [][]string{
+		{"export", "--server", se.Addr(), "--context", "orders", "-o", refused},
+		{"import", "--server", se.Addr(), "--context", "orders", dir},
+		{"diff", "--server", se.Addr(), "--context", "orders", dir},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			calls := se.Calls(axontest.MethodAppendEvent) + se.Calls(axontest.MethodListEvents)
+			code, _, stderr := runCLI(t, args...)
+			assert.Equal(t, 1, code)
+			assert.Equal(t, want, stderr)
+			assert.Equal(t, calls, se.Calls(axontest.MethodAppendEvent)+se.Calls(axontest.MethodListEvents), "nothing read or written")
+		})
+	}
+	assert.NoDirExists(t, refused)
+}

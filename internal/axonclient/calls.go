@@ -101,7 +101,7 @@ func (c *Conn) AppendEvents(ctx context.Context, events [][]byte) error {
 	defer cancel() // abandons the call, and with it the transaction, on every early return
 	cs, err := c.cc.NewStream(sctx, &appendEventDesc, methodAppendEvent, rawCodec)
 	if err != nil {
-		return c.convert(ctx, op, err, nil, sending)
+		return c.convert(ctx, op, err, nil, appending)
 	}
 	sentAll := true
 	for _, ev := range events {
@@ -111,17 +111,17 @@ func (c *Conn) AppendEvents(ctx context.Context, events [][]byte) error {
 				sentAll = false
 				break
 			}
-			return c.convert(ctx, op, err, nil, sending)
+			return c.convert(ctx, op, err, nil, appending)
 		}
 	}
 	if sentAll {
 		if err := cs.CloseSend(); err != nil {
-			return c.convert(ctx, op, err, nil, sending)
+			return c.convert(ctx, op, err, nil, appending)
 		}
 	}
 	var reply RawFrame
 	if err := cs.RecvMsg(&reply); err != nil {
-		return c.convert(ctx, op, err, cs.Trailer(), sending)
+		return c.convert(ctx, op, err, cs.Trailer(), appending)
 	}
 	if !sentAll {
 		return &Error{Op: op, Code: codes.Internal, Address: c.addr, Context: c.cfg.Context,
@@ -142,7 +142,7 @@ func (c *Conn) AppendSnapshot(ctx context.Context, event []byte) error {
 	var trailer metadata.MD
 	err := c.cc.Invoke(ctx, methodAppendSnapshot, &RawFrame{Data: event}, &reply, rawCodec, grpc.Trailer(&trailer))
 	if err != nil {
-		return c.convert(ctx, op, err, trailer, sending)
+		return c.convert(ctx, op, err, trailer, appending)
 	}
 	return c.checkConfirmation(op, reply.Data)
 }

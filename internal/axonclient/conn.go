@@ -221,11 +221,23 @@ func (c Config) tlsConfig() (*tls.Config, error) {
 // per-RPC credentials, because gRPC refuses credentials that require transport security on a plaintext
 // connection, and Axon Server without TLS but with access control is common.
 func (c *Conn) unaryMetadata(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-	return invoker(metadata.AppendToOutgoingContext(ctx, c.md...), method, req, reply, cc, opts...)
+	return invoker(metadata.AppendToOutgoingContext(ctx, c.metadata(ctx)...), method, req, reply, cc, opts...)
 }
 
 func (c *Conn) streamMetadata(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	return streamer(metadata.AppendToOutgoingContext(ctx, c.md...), desc, cc, method, opts...)
+	return streamer(metadata.AppendToOutgoingContext(ctx, c.metadata(ctx)...), desc, cc, method, opts...)
+}
+
+// metadata returns the pairs a call carries: the connection's, with the context name replaced when the
+// call's context says so (CheckContext's probe).
+func (c *Conn) metadata(ctx context.Context) []string {
+	name, ok := ctx.Value(contextOverride{}).(string)
+	if !ok {
+		return c.md
+	}
+	md := append([]string{}, c.md...)
+	md[1] = name // md starts with the context pair (Dial)
+	return md
 }
 
 // Address returns the server address as host:port.

@@ -140,6 +140,9 @@ type direction int
 const (
 	sending   direction = iota // the large message was one we sent: the server's limit
 	receiving                  // the large message was one we received: our own receive limit
+	// appending is sending events or a snapshot, which Axon Server cancels (CANCELLED, no code or
+	// AXONIQ-0001) when one exceeds its max-message-size: gRPC-Java's RESOURCE_EXHAUSTED only reaches its log.
+	appending
 )
 
 // axonCodeKey is the trailer in which Axon Server names its error code (gRPC lower-cases metadata keys).
@@ -189,6 +192,11 @@ func (c *Conn) convert(ctx context.Context, op string, err error, trailer metada
 		e.kind = ErrSequence
 	case codes.NotFound:
 		e.kind = ErrContextNotFound
+	case codes.Canceled:
+		if dir == appending && (e.AxonCode == "" || e.AxonCode == "AXONIQ-0001") {
+			e.kind = ErrTooLarge
+			e.msg = "the server cancelled the call, as Axon Server does when a message exceeds its max message size (raise axoniq.axonserver.max-message-size)"
+		}
 	case codes.ResourceExhausted:
 		switch {
 		case e.AxonCode == "" && dir == receiving:

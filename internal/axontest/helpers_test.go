@@ -17,7 +17,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/axarchive/axarchive/internal/axonpb"
-	"github.com/axarchive/axarchive/internal/axontest"
 	"github.com/axarchive/axarchive/internal/eventgen"
 )
 
@@ -50,8 +49,11 @@ func (testCodec) Unmarshal(b []byte, v any) error {
 
 var raw = grpc.ForceCodec(testCodec{})
 
+// server is what a conformance row talks to: the double or the real Axon Server.
+type server interface{ Addr() string }
+
 // connect returns a generated client for the server and a context carrying the given metadata pairs.
-func connect(t *testing.T, s *axontest.Server, md ...string) (axonpb.EventStoreClient, context.Context) {
+func connect(t *testing.T, s server, md ...string) (axonpb.EventStoreClient, context.Context) {
 	t.Helper()
 	cc := connectCC(t, s)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -63,7 +65,7 @@ func connect(t *testing.T, s *axontest.Server, md ...string) (axonpb.EventStoreC
 }
 
 // connectCC returns a plaintext client connection to the server.
-func connectCC(t *testing.T, s *axontest.Server) *grpc.ClientConn {
+func connectCC(t *testing.T, s server) *grpc.ClientConn {
 	t.Helper()
 	cc, err := grpc.NewClient("passthrough:///"+s.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))

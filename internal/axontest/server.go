@@ -5,8 +5,10 @@
 // It also serves the PlatformService (control.proto) that AxonIQ's Java connector needs before it makes any
 // EventStore call (platform.go).
 //
-// It is meant to be as strict as Axon Server SE: AXON.md section 2 is its specification, and its
-// conformance tests check it with the generated gRPC client. Events are stored as the exact bytes received
+// It is meant to answer as Axon Server SE does: AXON.md section 2 is its specification, and its
+// conformance tests run each row against the double and the real Axon Server SE 2023.2.1
+// (internal/realserver) through the generated gRPC client, requiring the same answers; where the two
+// differed, the real server was right. Events are stored as the exact bytes received
 // and served without re-encoding. Fault injection (failed calls, dropped streams, delays, a stalled
 // server, a stop and restart on the same address) supports reliability tests.
 //
@@ -19,8 +21,8 @@
 //   - an appended message that does not parse as an Event fails the call with INVALID_ARGUMENT, where
 //     gRPC-Java's parser would end it with INTERNAL ("Invalid protobuf byte sequence") or UNKNOWN;
 //     clients should not branch on either;
-//   - the context header is always honoured, as EE and 2023+ servers do (SE 4.6 serves every call from
-//     "default"); ListAggregateEvents ignores min_token, a search hint;
+//   - the context header is honoured, as EE does, unless WithSingleContext makes it SE, which serves every
+//     call from "default"; ListAggregateEvents ignores min_token, a search hint;
 //   - events are stored as the bytes received, where Axon Server stores its own re-serialization of the
 //     parsed Event (AXON.md 2.3): the same bytes for canonically encoded events, which is what clients
 //     send;
@@ -79,6 +81,7 @@ type options struct {
 	checkSnapshotSeq bool
 	confirmation     Confirmation
 	maxEventsPerTxn  int
+	singleContext    bool
 }
 
 // WithListenAddress sets the address to listen on; the default is "127.0.0.1:0" (a free port).
@@ -96,7 +99,8 @@ func WithContexts(names ...string) Option {
 }
 
 // WithMaxMessageSize sets the largest message the server accepts (max-message-size, default 4 MiB).
-// Larger messages are refused by gRPC with RESOURCE_EXHAUSTED and no Axon code.
+// A larger event or snapshot fails its call with CANCELLED, AXONIQ-0001, as Axon Server's does (gRPC-Java's
+// RESOURCE_EXHAUSTED stays in its log).
 func WithMaxMessageSize(n int) Option { return func(o *options) { o.maxMessageSize = n } }
 
 // WithPermitTimeout sets how long a ListEvents stream may sit at 0 permits before the server closes it
@@ -118,6 +122,11 @@ func WithTLSConfig(cfg *tls.Config) Option { return func(o *options) { o.tls = c
 func WithCheckSnapshotSequence(check bool) Option {
 	return func(o *options) { o.checkSnapshotSeq = check }
 }
+
+// WithSingleContext makes the double behave as Axon Server SE: it has one context, "default", and serves
+// it whatever context a call names (AXON.md 2.1), and it has no ContextAdminService. Without it the double
+// behaves as EE: contexts are separate stores, listed by ContextAdminService/GetContexts.
+func WithSingleContext() Option { return func(o *options) { o.singleContext = true } }
 
 // WithConfirmation selects the AppendEvent reply; see Confirmation.
 func WithConfirmation(c Confirmation) Option { return func(o *options) { o.confirmation = c } }
@@ -180,7 +189,9 @@ func Start(opts ...Option) (*Server, error) {
 func (s *Server) serve(lis net.Listener) {
 	opts := []grpc.ServerOption{
 		grpc.ForceServerCodecV2(serverCodec{}),
-		grpc.MaxRecvMsgSize(s.opts.maxMessageSize),
+		// Messages up to well past max-message-size reach the handlers, which refuse them as Axon Server
+		// does (checkSize); gRPC-Go's own refusal would be RESOURCE_EXHAUSTED.
+		grpc.MaxRecvMsgSize(max(4*s.opts.maxMessageSize, 64<<20)),
 		// Axon Server's keepalive settings (AXON.md 2.1): clients may ping every second, even when idle.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2500 * time.Millisecond, Timeout: 5 * time.Second}),
@@ -193,6 +204,9 @@ func (s *Server) serve(lis net.Listener) {
 	gs := grpc.NewServer(opts...)
 	gs.RegisterService(&serviceDesc, s)
 	axonpb.RegisterPlatformServiceServer(gs, platformService{s: s})
+	if !s.opts.singleContext {
+		gs.RegisterService(&contextAdminDesc, s)
+	}
 	s.gs = gs
 	done := make(chan struct{})
 	s.serving = done

@@ -3,9 +3,11 @@ package axontest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -96,20 +98,24 @@ func (s *Server) begin(ctx context.Context, method string) (*store, error) {
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
 	if s.opts.token != "" {
+		// Axon Server's texts name the full method, without the "[code] " prefix of its other errors.
+		fullMethod, _ := grpc.Method(ctx)
+		fullMethod = strings.TrimPrefix(fullMethod, "/")
 		tok, ok := header(md, "axoniq-access-token", "access-token")
 		if !ok {
-			return nil, reportError(ctx, &axonError{codes.PermissionDenied, codeTokenMissing, "Token missing"})
+			return nil, reportError(ctx, &axonError{codes.PermissionDenied, codeTokenMissing, "No token for " + fullMethod, true})
 		}
 		if tok != s.opts.token {
-			return nil, reportError(ctx, &axonError{codes.PermissionDenied, codeTokenInvalid, "Invalid token"})
+			return nil, reportError(ctx, &axonError{codes.PermissionDenied, codeTokenInvalid, "Invalid token for " + fullMethod, true})
 		}
 	}
 	name, ok := header(md, "axoniq-context", "context")
-	if !ok {
+	if !ok || s.opts.singleContext {
+		// SE serves its one context whatever a call names (AXON.md 2.1).
 		name = "default"
 	}
 	if s.opts.contexts != nil && !slices.Contains(s.opts.contexts, name) {
-		return nil, reportError(ctx, &axonError{codes.NotFound, codeContextNotFound, "Context " + name + " not found"})
+		return nil, reportError(ctx, &axonError{codes.NotFound, codeContextNotFound, "Context " + name + " not found", false})
 	}
 	return s.context(name), nil
 }
@@ -146,6 +152,9 @@ func (s *Server) appendEvent(stream grpc.ServerStream, c *store) error {
 			}
 			return err // cancelled or failed before the half-close: nothing is stored
 		}
+		if err := s.checkSize(f.Data); err != nil {
+			return err // at once, as gRPC-Java cancels the call: nothing of the transaction is stored
+		}
 		info, err := parseEvent(f.Data)
 		if err != nil {
 			return invalidEvent(err)
@@ -174,10 +183,24 @@ func (s *Server) appendEvent(stream grpc.ServerStream, c *store) error {
 	return stream.SendMsg(&axonclient.RawFrame{Data: reply})
 }
 
+// checkSize refuses a message over max-message-size as Axon Server does: gRPC-Java's RESOURCE_EXHAUSTED
+// ("gRPC message exceeds maximum size") only reaches its log; the client sees the call CANCELLED, with
+// AXONIQ-0001 when the trailer arrives before the stream's reset.
+func (s *Server) checkSize(msg []byte) error {
+	if len(msg) <= s.opts.maxMessageSize {
+		return nil
+	}
+	return &axonError{codes.Canceled, codeOther,
+		fmt.Sprintf("gRPC message exceeds maximum size %d: %d", s.opts.maxMessageSize, len(msg)), false}
+}
+
 // appendSnapshot stores one snapshot (AXON.md 2.4).
 func (s *Server) appendSnapshot(ctx context.Context, c *store, dec func(any) error) (any, error) {
 	var f axonclient.RawFrame
 	if err := dec(&f); err != nil {
+		return nil, err
+	}
+	if err := s.checkSize(f.Data); err != nil {
 		return nil, err
 	}
 	info, err := parseEvent(f.Data)
@@ -278,8 +301,8 @@ type tracker struct {
 // payloadKey is a payload type and revision.
 type payloadKey struct{ typ, revision string }
 
-// blacklistSendAfter is blacklisted-send-after: after this many consecutive skipped events the next
-// blacklisted one is sent anyway (AXON.md 2.2).
+// blacklistSendAfter is blacklisted-send-after (1000): SE counts it down with each skipped event and skips
+// only while the count is above 1, so after 999 skipped in a row the next blacklisted one is sent anyway.
 const blacklistSendAfter = 1000
 
 // addBlacklist adds a request's blacklist entries.
@@ -324,8 +347,12 @@ func (s *Server) listEvents(stream grpc.ServerStream, c *store) error {
 	c.mu.Lock()
 	start := c.firstToken()
 	c.mu.Unlock()
+	if next < 0 {
+		// Axon Server fails such a request inside its event stream without an error code or a text.
+		return status.Error(codes.Unknown, "")
+	}
 	if next < start {
-		return &axonError{codes.Canceled, codeOther, c.name + ": token " + strconv.FormatInt(next, 10) + " before start of event store"}
+		return &axonError{codes.Canceled, codeOther, c.name + ": token " + strconv.FormatInt(next, 10) + " before start of event store", false}
 	}
 	t := &tracker{added: make(chan struct{}, 1), halfClosed: make(chan struct{}), failed: make(chan error, 1),
 		notePermits: s.faults.notePermits}
@@ -384,7 +411,10 @@ func (s *Server) listEvents(stream grpc.ServerStream, c *store) error {
 			}
 			left := s.opts.permitTimeout - time.Since(starvedSince)
 			if left <= 0 {
-				return &axonError{codes.Canceled, codeOther, "Timeout waiting for permits from client"}
+				// SE closes the tracker and raises its error ("<context>: Timeout waiting for permits from
+				// client <id>", AXONIQ-0001) inside the event stream: the client sees UNKNOWN without a text,
+				// or a clean end when the close overtakes the error.
+				return status.Error(codes.Unknown, "")
 			}
 			if err := wait(left, t.added); err != nil {
 				return err
@@ -409,8 +439,8 @@ func (s *Server) listEvents(stream grpc.ServerStream, c *store) error {
 			if drop >= 0 && sent >= drop {
 				return status.Errorf(codes.Unavailable, "injected fault: stream dropped after %d events", sent)
 			}
-			if t.blacklisted(ev) && skipped < blacklistSendAfter {
-				// Skipped without using a permit; after blacklistSendAfter in a row one goes out anyway.
+			if t.blacklisted(ev) && skipped < blacklistSendAfter-1 {
+				// Skipped without using a permit; after 999 in a row one goes out anyway.
 				skipped++
 				next++
 				continue

@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"unicode/utf16"
 
 	"google.golang.org/grpc/codes"
 )
@@ -15,9 +16,15 @@ type axonError struct {
 	status codes.Code
 	code   string
 	msg    string
+	bare   bool // the description is msg alone, as in Axon Server's access-control refusals
 }
 
-func (e *axonError) Error() string { return "[" + e.code + "] " + e.msg }
+func (e *axonError) Error() string {
+	if e.bare {
+		return e.msg
+	}
+	return "[" + e.code + "] " + e.msg
+}
 
 // Axon Server error codes used by the double (AXON.md 2.9).
 const (
@@ -87,7 +94,7 @@ func (s *store) commit(txn []stored, maxEvents int) (int64, error) {
 	defer s.mu.Unlock()
 	if maxEvents > 0 && len(txn) > maxEvents {
 		return 0, &axonError{codes.InvalidArgument, codeTooManyEvents,
-			fmt.Sprintf("Too many events in transaction: %d, maximum is %d", len(txn), maxEvents)}
+			fmt.Sprintf("Too many events in transaction: %d, maximum is %d", len(txn), maxEvents), false}
 	}
 	if err := s.validate(txn); err != nil {
 		return 0, err
@@ -118,32 +125,99 @@ func (s *store) commit(txn []stored, maxEvents int) (int64, error) {
 	return first, nil
 }
 
-// validate applies AXON.md 2.3's sequence rule to the domain events of a transaction, event by event in
-// send order as Axon Server does: an aggregate's first event in the transaction must be its last stored
-// sequence + 1 (0 for a new aggregate), and each later one the previous + 1. The first violation in send
-// order is reported, with Axon Server's message. Callers hold mu.
+// validate applies AXON.md 2.3's sequence rule to the domain events of a transaction in the two passes of
+// Axon Server SE (SequenceNumberCache): first each aggregate's events must follow one another within the
+// transaction (the first break in send order is reported); then each aggregate's first sequence in the
+// transaction must be its last stored sequence + 1 (0 for a new aggregate), checked in the iteration order
+// of the Java HashMap the server collects the aggregates in, so that of several aggregates that fail, the
+// double names the one the real server names. Callers hold mu.
 func (s *store) validate(txn []stored) error {
-	var expected map[string]*int64 // aggregate id -> next sequence, for aggregates seen in txn
+	type minMax struct {
+		id       string
+		min, max int64
+	}
+	var order []*minMax // in order of first appearance
+	var seen map[string]*minMax
 	for _, ev := range txn {
 		if !ev.info.domain {
 			continue
 		}
-		next := expected[string(ev.info.aggregateID)] // no allocation for the lookup
-		if next == nil {
-			if expected == nil {
-				expected = make(map[string]*int64)
+		m := seen[string(ev.info.aggregateID)] // no allocation for the lookup
+		if m == nil {
+			if seen == nil {
+				seen = make(map[string]*minMax)
 			}
-			next = new(int64)
-			*next = s.aggs[string(ev.info.aggregateID)].last() + 1
-			expected[string(ev.info.aggregateID)] = next
+			m = &minMax{id: string(ev.info.aggregateID), min: ev.info.sequence, max: ev.info.sequence - 1}
+			seen[m.id] = m
+			order = append(order, m)
 		}
-		if seq := ev.info.sequence; seq != *next {
-			return &axonError{codes.OutOfRange, codeInvalidSequence,
-				fmt.Sprintf("Invalid sequence number %d for aggregate %s, expected %d", seq, ev.info.aggregateID, *next)}
+		if seq := ev.info.sequence; seq != m.max+1 {
+			return sequenceError(seq, m.id, m.max+1)
 		}
-		*next++
+		m.max = ev.info.sequence
+	}
+	if len(order) > 1 {
+		ids := make([]string, len(order))
+		for i, m := range order {
+			ids[i] = m.id
+		}
+		perm := javaHashMapOrder(ids)
+		sorted := make([]*minMax, len(order))
+		for i, j := range perm {
+			sorted[i] = order[j]
+		}
+		order = sorted
+	}
+	for _, m := range order {
+		if next := s.aggs[m.id].last() + 1; m.min != next {
+			return sequenceError(m.min, m.id, next)
+		}
 	}
 	return nil
+}
+
+func sequenceError(seq int64, id string, expected int64) error {
+	return &axonError{codes.OutOfRange, codeInvalidSequence,
+		fmt.Sprintf("Invalid sequence number %d for aggregate %s, expected %d", seq, id, expected), false}
+}
+
+// javaHashMapOrder returns the indexes of keys (distinct, in insertion order) in the order a java.util.HashMap
+// with default settings iterates them: by bucket (the spread String.hashCode masked by the table size, which
+// doubles whenever the map holds more than 3/4 of it), and in insertion order within a bucket. (A bucket of
+// more than 8 keys becomes a tree whose order can differ; sequence errors naming such a key may differ from
+// the real server's.)
+func javaHashMapOrder(keys []string) []int {
+	capacity := 16
+	for len(keys) > capacity*3/4 {
+		capacity *= 2
+	}
+	bucket := make([]int, len(keys))
+	for i, k := range keys {
+		h := javaStringHash(k)
+		h ^= int32(uint32(h) >> 16)
+		bucket[i] = int(h) & (capacity - 1)
+	}
+	perm := make([]int, len(keys))
+	for i := range perm {
+		perm[i] = i
+	}
+	slices.SortStableFunc(perm, func(a, b int) int { return bucket[a] - bucket[b] })
+	return perm
+}
+
+// javaStringHash is Java's String.hashCode: over the UTF-16 code units, h = 31*h + unit, in 32 bits.
+func javaStringHash(s string) int32 {
+	var h int32
+	for _, r := range s {
+		if r >= 0x10000 {
+			hi, lo := utf16.EncodeRune(r)
+			h = 31*h + int32(hi)
+			h = 31*h + int32(lo)
+			continue
+		}
+		h = 31*h + int32(r)
+	}
+	return h
 }
 
 // appendSnapshot stores a snapshot under AXON.md 2.4's rule.
@@ -154,7 +228,7 @@ func (s *store) appendSnapshot(ev stored, checkSequence bool) error {
 		if highest := s.aggs[string(ev.info.aggregateID)].last(); highest < ev.info.sequence {
 			return &axonError{codes.OutOfRange, codeInvalidSequence, fmt.Sprintf(
 				"Invalid sequence number while storing snapshot. Highest aggregate %s sequence number: %d, snapshot sequence %d.",
-				ev.info.aggregateID, highest, ev.info.sequence)}
+				ev.info.aggregateID, highest, ev.info.sequence), false}
 		}
 	}
 	s.snaps = append(s.snaps, ev)
@@ -172,7 +246,7 @@ func (s *store) read(next int64, max int) ([][]byte, <-chan struct{}, error) {
 	defer s.mu.Unlock()
 	if next < s.base {
 		return nil, nil, &axonError{codes.Canceled, codeOther,
-			fmt.Sprintf("%s: token %d before start of event store", s.name, next)}
+			fmt.Sprintf("%s: token %d before start of event store", s.name, next), false}
 	}
 	from := next - s.base
 	if from >= int64(len(s.events)) {
@@ -196,10 +270,8 @@ func (s *store) read(next int64, max int) ([][]byte, <-chan struct{}, error) {
 func (s *store) tokenAt(instant int64) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.events) == 0 {
-		return -1
-	}
-	if s.events[0].info.timestamp > instant {
+	// SE 2023 answers an empty store with its first token, 0 (AXON.md 2.7 said -1, from 4.6's source).
+	if len(s.events) == 0 || s.events[0].info.timestamp > instant {
 		return s.base
 	}
 	for i, ev := range s.events {

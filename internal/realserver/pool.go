@@ -18,6 +18,7 @@ type serverPool struct {
 	mu         sync.Mutex
 	idle       map[string][]*Server
 	recycling  map[string][]chan *Server
+	warming    map[string]chan struct{} // Shared servers starting in the background (Warm)
 	shared     map[string]*Server
 	sharedErrs map[string]error
 	dirs       []string
@@ -56,6 +57,7 @@ func Shared(tb testing.TB, props ...string) *Server {
 	k := key(props)
 	pool.mu.Lock()
 	defer pool.mu.Unlock()
+	pool.waitWarm(k)
 	if s := pool.shared[k]; s != nil && s.PID() != 0 {
 		return s
 	}
@@ -157,7 +159,14 @@ func (p *serverPool) close() {
 	p.mu.Lock()
 	waiting := p.recycling
 	p.recycling = nil
+	var warming []chan struct{}
+	for _, ch := range p.warming {
+		warming = append(warming, ch)
+	}
 	p.mu.Unlock()
+	for _, ch := range warming {
+		<-ch
+	}
 	dirsMu.Lock()
 	dirs := p.dirs
 	dirsMu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/axarchive/axarchive/archive"
@@ -128,6 +129,9 @@ func (im *importer) preflight(ctx context.Context) (*Plan, error) {
 	case !im.opts.Renumber && head >= 0:
 		return plan, fmt.Errorf("%w: it ends at token %d; import needs an empty context (or --resume to continue an import, --renumber to append)", ErrTargetNotEmpty, head)
 	}
+	if err := im.snapshotSizeScan(ctx); err != nil {
+		return plan, err
+	}
 	if measured != nil && plan.StartAt == plan.FirstToken {
 		return plan, measured.apply(plan)
 	}
@@ -214,6 +218,21 @@ func (im *importer) walkEvents(ctx context.Context, from int64, fn func(*archive
 		}
 	}
 	return nil
+}
+
+// snapshotSizeScan checks every snapshot against the message size before anything is sent: they go after
+// all events, too late to find out. A snapshot is sent with the snapshot flag the server set when it was
+// exported (two bytes more than it stores).
+func (im *importer) snapshotSizeScan(ctx context.Context) error {
+	var buf []byte
+	return im.eachSnapshot(ctx, func(_ *archive.Archive, r *archive.Record) error {
+		buf = codec.Encode(buf[:0], r)
+		if len(buf) > im.opts.MaxMessageSize {
+			return fmt.Errorf("%w: the snapshot at position %d (aggregate %q, sequence %d) is %d bytes, the server accepts %d (raise axoniq.axonserver.max-message-size on the server and pass --max-message-size)",
+				ErrEventTooLarge, r.Token, r.AggregateID, r.Sequence, len(buf), im.opts.MaxMessageSize)
+		}
+		return nil
+	})
 }
 
 // sizeScan checks every event against the message size before anything is sent, and counts the
@@ -379,6 +398,9 @@ func (im *importer) importEvents(ctx context.Context, plan *Plan) error {
 			if errors.Is(err, axonclient.ErrSequence) {
 				err = im.locateSequenceError(context.WithoutCancel(ctx), tx, err)
 			}
+			if errors.Is(err, axonclient.ErrTooLarge) {
+				err = largestIn(tx, err)
+			}
 			return fail(err)
 		}
 		crashpoint.Hit("import-appended") // faulttest: the server confirmed the transaction, the head is not checked yet
@@ -409,9 +431,31 @@ func (im *importer) importEvents(ctx context.Context, plan *Plan) error {
 	return ctx.Err()
 }
 
-// locateSequenceError finds the event the server refused: the first one whose sequence does not follow
-// the aggregate's highest stored sequence (events before it in the transaction count).
+// largestIn names the largest event of a transaction the server refused as too large: the server does
+// not say which (Axon Server cancels the call), and --max-message-size let it through the size scan.
+func largestIn(tx *transaction, cause error) error {
+	largest := 0
+	for i, ev := range tx.events {
+		if len(ev) > len(tx.events[largest]) {
+			largest = i
+		}
+	}
+	return fmt.Errorf("%w: the largest event of the refused transaction (tokens %d-%d) is at token %d, %d bytes; pass the server's axoniq.axonserver.max-message-size as --max-message-size, or raise it on the server: %w",
+		ErrEventTooLarge, tx.tokens[0], tx.tokens[len(tx.tokens)-1], tx.tokens[largest], len(tx.events[largest]), cause)
+}
+
+// locateSequenceError finds the event the server refused. Axon Server names it ("Invalid sequence number
+// <n> for aggregate <id>, expected <m>"), and of several aggregates that fail it names whichever it checked
+// first, not the first in token order (it checks within the transaction first, then each aggregate against
+// the store in the order of a hash map): the line must name that one, or it would contradict the server's.
+// Without a text to go by, the event is found by asking the server for the aggregates' highest sequences.
 func (im *importer) locateSequenceError(ctx context.Context, tx *transaction, cause error) error {
+	var ae *axonclient.Error
+	if errors.As(cause, &ae) {
+		if seq, id, want, ok := parseSequenceDetail(ae.Detail); ok {
+			return locateNamed(tx, seq, id, want, cause)
+		}
+	}
 	expected := map[string]int64{}
 	for i, raw := range tx.events {
 		var r archive.Record
@@ -432,6 +476,54 @@ func (im *importer) locateSequenceError(ctx context.Context, tx *transaction, ca
 		expected[r.AggregateID] = want + 1
 	}
 	return cause
+}
+
+// locateNamed finds the event of aggregate id with sequence seq that the server expected to be want: one
+// that breaks the aggregate's run within the transaction, else the aggregate's first event in it (which
+// did not follow the store).
+func locateNamed(tx *transaction, seq int64, id string, want int64, cause error) error {
+	first := -1
+	prev, seen := int64(0), false
+	for i, raw := range tx.events {
+		var r archive.Record
+		if codec.Decode(raw, &r) != nil || r.AggregateType == "" || r.AggregateID != id {
+			continue
+		}
+		switch {
+		case !seen && r.Sequence == seq:
+			first = i
+		case seen && r.Sequence == seq && prev+1 == want:
+			return &SequenceError{Token: tx.tokens[i], AggregateID: id, Sequence: seq, Expected: want, Err: cause}
+		}
+		prev, seen = r.Sequence, true
+	}
+	if first >= 0 {
+		return &SequenceError{Token: tx.tokens[first], AggregateID: id, Sequence: seq, Expected: want, Err: cause}
+	}
+	return fmt.Errorf("the server refused the transaction of tokens %d-%d: %w", tx.tokens[0], tx.tokens[len(tx.tokens)-1], cause)
+}
+
+// parseSequenceDetail reads Axon Server's "Invalid sequence number <n> for aggregate <id>, expected <m>";
+// the id may itself hold ", expected ", so the last one counts.
+func parseSequenceDetail(detail string) (seq int64, id string, want int64, ok bool) {
+	rest, found := strings.CutPrefix(detail, "Invalid sequence number ")
+	if !found {
+		return 0, "", 0, false
+	}
+	num, rest, found := strings.Cut(rest, " for aggregate ")
+	if !found {
+		return 0, "", 0, false
+	}
+	at := strings.LastIndex(rest, ", expected ")
+	if at < 0 {
+		return 0, "", 0, false
+	}
+	seq, err1 := strconv.ParseInt(num, 10, 64)
+	want, err2 := strconv.ParseInt(rest[at+len(", expected "):], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, "", 0, false
+	}
+	return seq, rest[:at], want, true
 }
 
 // tokenMapFile records where renumbered events went, one "archive-token target-token" line per event,

@@ -171,6 +171,39 @@ func TestImportEventTooLargeNamesEvent(t *testing.T) {
 	assert.Zero(t, srv.Calls(axontest.MethodAppendEvent))
 }
 
+// A --max-message-size above the server's lets a large event through the preflight; the server cancels its
+// transaction (as Axon Server does) and the import names the transaction's largest event and what to set.
+func TestImportServerRefusesLargeEvent(t *testing.T) {
+	srv := axontest.NewServer(t, axontest.WithMaxMessageSize(65536))
+	events := eventgen.New(3, eventgen.Options{}).Generate(50)
+	events = append(events, eventgen.Encode(&eventgen.Event{PayloadType: "blob", PayloadData: bytes.Repeat([]byte{1}, 70000)}))
+	require.NoError(t, srv.Load("source", events))
+	src := filepath.Join(t.TempDir(), "src")
+	_, err := export.Live(context.Background(), dial(t, srv, "source"), export.Options{Dir: src})
+	require.NoError(t, err)
+	_, err = writer.Import(context.Background(), dial(t, srv, "target"), []string{src}, writer.Options{MaxMessageSize: 1 << 20})
+	require.ErrorIs(t, err, writer.ErrEventTooLarge)
+	require.ErrorIs(t, err, axonclient.ErrTooLarge)
+	assert.Regexp(t, regexp.MustCompile(`the largest event of the refused transaction \(tokens 0-50\) is at token 50, 700\d\d bytes; pass the server's axoniq\.axonserver\.max-message-size as --max-message-size`), err.Error())
+	assert.Equal(t, 0, srv.EventCount("target"))
+}
+
+// A snapshot over the max message size stops the preflight too (snapshots go after all events: too late),
+// counted as sent, with the snapshot flag.
+func TestImportSnapshotTooLargeNamesSnapshot(t *testing.T) {
+	srv := axontest.NewServer(t)
+	require.NoError(t, srv.Load("source", [][]byte{eventgen.Encode(&eventgen.Event{AggregateID: "a", AggregateType: "A", PayloadType: "t"})}))
+	require.NoError(t, srv.LoadSnapshots("source", [][]byte{eventgen.Encode(&eventgen.Event{AggregateID: "a", AggregateType: "A",
+		PayloadType: "blob", PayloadData: bytes.Repeat([]byte{1}, 65536-20)})}))
+	src := filepath.Join(t.TempDir(), "src")
+	_, err := export.Live(context.Background(), dial(t, srv, "source"), export.Options{Dir: src})
+	require.NoError(t, err)
+	_, err = writer.Import(context.Background(), dial(t, srv, "target"), []string{src}, writer.Options{MaxMessageSize: 65536})
+	require.ErrorIs(t, err, writer.ErrEventTooLarge)
+	assert.Regexp(t, regexp.MustCompile(`the snapshot at position 0 \(aggregate "a", sequence 0\) is 6553[7-9] bytes, the server accepts 65536 .*axoniq\.axonserver\.max-message-size`), err.Error())
+	assert.Zero(t, srv.Calls(axontest.MethodAppendEvent))
+}
+
 // readMap returns the mappings of a token map, archive token -> target token, in file order.
 func readMap(t *testing.T, path string) [][2]int64 {
 	t.Helper()

@@ -211,6 +211,10 @@ func TestImportSequenceRejected(t *testing.T) {
 	require.ErrorAs(t, err, &se)
 	require.ErrorIs(t, err, axonclient.ErrSequence)
 	assert.NotEmpty(t, se.AggregateID)
+	// Every aggregate of the transaction fails; the line names the one the server's text names.
+	var ae *axonclient.Error
+	require.ErrorAs(t, err, &ae)
+	assert.Equal(t, fmt.Sprintf("Invalid sequence number %d for aggregate %s, expected %d", se.Sequence, se.AggregateID, se.Expected), ae.Detail)
 	assert.Equal(t, int64(499), pe.TargetHead, "nothing of the refused transaction was stored")
 }
 

@@ -145,7 +145,11 @@ func (s *snapshotSender) send(ctx context.Context, r *archive.Record) bool {
 	position, agg, seq := r.Token, r.AggregateID, r.Sequence
 	go func() {
 		err := s.im.conn.AppendSnapshot(ctx, event)
-		if err != nil {
+		switch {
+		case errors.Is(err, axonclient.ErrTooLarge):
+			err = fmt.Errorf("%w: the snapshot at position %d (aggregate %q, sequence %d) is %d bytes; pass the server's axoniq.axonserver.max-message-size as --max-message-size, or raise it on the server: %w",
+				ErrEventTooLarge, position, agg, seq, len(event), err)
+		case err != nil:
 			err = fmt.Errorf("snapshot at position %d (aggregate %q, sequence %d): %w", position, agg, seq, err)
 		}
 		s.done <- snapshotResult{aggregate: agg, size: size, position: position, err: err}
