@@ -19,6 +19,7 @@ type serverPool struct {
 	idle       map[string][]*Server
 	recycling  map[string][]chan *Server
 	warming    map[string]chan struct{} // Shared servers starting in the background (Warm)
+	closing    bool                     // the binary is ending: no more starts in the background
 	shared     map[string]*Server
 	sharedErrs map[string]error
 	dirs       []string
@@ -129,7 +130,7 @@ func (p *serverPool) recycle(s *Server) {
 		if err := s.Stop(); err != nil {
 			s.Kill()
 		}
-		if s.wipe() != nil || s.Start() != nil {
+		if s.wipe() != nil || p.isClosing() || s.Start() != nil {
 			s.Kill()
 			ch <- nil
 			return
@@ -138,8 +139,15 @@ func (p *serverPool) recycle(s *Server) {
 	}()
 }
 
+func (p *serverPool) isClosing() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closing
+}
+
 func (p *serverPool) close() {
 	p.mu.Lock()
+	p.closing = true
 	waiting := p.recycling
 	p.recycling = nil
 	var warming []chan struct{}
@@ -147,6 +155,9 @@ func (p *serverPool) close() {
 		warming = append(warming, ch)
 	}
 	p.mu.Unlock()
+	// A server still starting in the background (a recycled or warmed one nobody will use) is stopped
+	// rather than waited for: a start takes up to minutes.
+	StopAll()
 	for _, ch := range warming {
 		<-ch
 	}
