@@ -68,7 +68,7 @@ func (tg *target) note(format string, args ...any) {
 
 // setup says what a row needs of its servers.
 type setup struct {
-	fresh  bool              // an empty store (a Fresh real server)
+	fresh  bool              // an empty store (the shared real server while still empty, else a Fresh one)
 	props  []string          // real server properties; sharedProps when nil
 	double []axontest.Option // double options
 }

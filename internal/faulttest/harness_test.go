@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/axarchive/axarchive/internal/axontest"
 	"github.com/axarchive/axarchive/internal/eventgen"
+	"github.com/axarchive/axarchive/internal/realserver"
 	"github.com/axarchive/axarchive/internal/segmenttest"
 )
 
@@ -61,7 +63,12 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	if ok, err := regexp.MatchString(strings.Split(flag.Lookup("test.run").Value.String(), "/")[0], "TestRealServer"); ok || err != nil {
+		// TestRealServer's servers start while the other tests run.
+		realserver.Warm()
+		realserver.WarmFresh(accessProps...)
+	}
+	code := realserver.Main(m) // stops the real Axon Servers the tests started
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

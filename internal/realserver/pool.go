@@ -19,10 +19,10 @@ type serverPool struct {
 	idle       map[string][]*Server
 	recycling  map[string][]chan *Server
 	warming    map[string]chan struct{} // Shared servers starting in the background (Warm)
+	closing    bool                     // the binary is ending: no more starts in the background
 	shared     map[string]*Server
 	sharedErrs map[string]error
 	dirs       []string
-	closing    bool // set by close: recycled servers are not restarted
 }
 
 func key(props []string) string {
@@ -164,6 +164,9 @@ func (p *serverPool) close() {
 		warming = append(warming, ch)
 	}
 	p.mu.Unlock()
+	// A server still starting in the background (a recycled or warmed one nobody will use) is stopped
+	// rather than waited for: a start takes up to minutes.
+	StopAll()
 	for _, ch := range warming {
 		<-ch
 	}

@@ -1,6 +1,9 @@
 package realserver
 
-import "sync"
+import (
+	"errors"
+	"sync"
+)
 
 // warmMu makes background starts one at a time, in the order asked: several JVMs starting at once on a
 // small machine each take minutes, where one after the other the first is ready soonest.
@@ -26,7 +29,7 @@ func Warm(props ...string) {
 	pool.warming[k] = done
 	go func() {
 		warmMu.Lock()
-		s, err := pool.start(props)
+		s, err := pool.startUnlessClosing(props)
 		warmMu.Unlock()
 		pool.mu.Lock()
 		if err != nil {
@@ -58,7 +61,7 @@ func WarmFresh(props ...string) {
 	pool.mu.Unlock()
 	go func() {
 		warmMu.Lock()
-		s, err := pool.start(props)
+		s, err := pool.startUnlessClosing(props)
 		warmMu.Unlock()
 		if err != nil {
 			ch <- nil
@@ -76,4 +79,12 @@ func (p *serverPool) waitWarm(k string) {
 		<-ch
 		p.mu.Lock()
 	}
+}
+
+// startUnlessClosing starts a server unless the test binary is ending.
+func (p *serverPool) startUnlessClosing(props []string) (*Server, error) {
+	if p.isClosing() {
+		return nil, errors.New("the test binary is ending")
+	}
+	return p.start(props)
 }
