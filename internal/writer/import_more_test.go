@@ -130,7 +130,31 @@ func TestImportHeadCheck(t *testing.T) {
 	assert.Equal(t, int64(1000), pe.TargetHead)
 	assert.Equal(t, int64(500), pe.NextToken)
 	assert.Contains(t, err.Error(), "after the transaction of tokens 500-999 the target ends at token 1000, expected 999")
-	assert.Equal(t, 1, appends-1, "nothing was sent after the mismatch")
+	assert.Equal(t, 1, appends-1, "nothing was committed after the mismatch")
+	assert.Equal(t, 1001, srv.EventCount("target"), "the transaction sent while the mismatched one committed was abandoned, not stored")
+}
+
+// The next transaction's events are sent while the current one commits, but a transaction is committed
+// (its call half-closed) only once the one before it is confirmed: never two committing, never more than
+// two open, and the target holds the archive's events in order, one transaction per bound.
+func TestImportOverlapsSendingNotCommitting(t *testing.T) {
+	src, srv := generated(t, 3000, export.Options{Snapshots: export.SnapshotsNone})
+	// Each confirmation takes a moment, as a real server's write does, so that the next transaction is
+	// ready to be sent while one commits.
+	srv.SetDelay(2 * time.Millisecond)
+	plan, err := writer.Import(context.Background(), dial(t, srv, "target"), []string{src}, writer.Options{MaxTransactionEvents: 100})
+	require.NoError(t, err)
+	srv.SetDelay(0)
+	assert.Equal(t, int64(30), plan.Transactions)
+	assert.Equal(t, 1, srv.MaxConcurrentCalls(axontest.MethodAppendEvent), "never two transactions committing")
+	assert.Equal(t, 2, srv.MaxOpenAppendCalls(), "the next transaction is sent while one commits, and no more")
+	txs := srv.Transactions("target")
+	require.Len(t, txs, 30)
+	for i, tx := range txs {
+		assert.Equal(t, int64(i*100), tx.First, "transaction %d", i)
+		assert.Equal(t, 100, tx.Events)
+	}
+	assert.Equal(t, srv.Events("source"), srv.Events("target"))
 }
 
 // A refused token stops the import in the preflight, before anything is sent.
