@@ -33,7 +33,7 @@ func importCommand() *cli.Command {
 		ArgsUsage: "DIR [DIR...]",
 		Description: `axarchive import --server HOST:PORT --context CTX DIR [DIR...]
 
-Appends the events in token order, one transaction at a time, so that each keeps its token,
+Appends the events in token order, committing one transaction at a time, so that each keeps its token,
 then the snapshots; then compares the target with the archive (--no-check skips it).
 Several DIRs form an incremental chain and are imported in order.
 

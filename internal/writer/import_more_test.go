@@ -99,7 +99,7 @@ func TestImportTransactionBounds(t *testing.T) {
 			next += int64(tx.Events)
 		}
 		assert.Equal(t, int64(2000), next)
-		assert.Equal(t, 1, srv.MaxConcurrentCalls(axontest.MethodAppendEvent), "never two transactions in flight")
+		assert.Equal(t, 1, srv.MaxConcurrentCalls(axontest.MethodAppendEvent), "never two transactions committing")
 		assert.Equal(t, len(txs), srv.Calls(axontest.MethodAppendEvent))
 	})
 }
