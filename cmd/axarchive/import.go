@@ -159,9 +159,9 @@ func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) e
 	}
 	defer conn.Close()
 	start := time.Now()
-	// The check follows the import: it compares each event as soon as the target has committed it, on
-	// the cores the import leaves idle while the server commits, and is left with the snapshots and the
-	// target's head when the import ends.
+	// The check follows the import: it compares each transaction's events once the import has seen them
+	// confirmed, on the cores the import leaves idle while the server commits, and is left with the
+	// snapshots and the target's head when the import ends.
 	type checked struct {
 		d   *writer.Diff
 		err error
@@ -172,7 +172,7 @@ func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) e
 	defer stopCheck()
 	if !o.noCheck {
 		o.opts.Sending = func(plan *writer.Plan) {
-			copts := writer.CompareOptions{AfterImport: imported, Warn: rep.warn, MaxRetries: o.checkRetries}
+			copts := writer.CompareOptions{AfterImport: imported, Committed: progress.Token.Load, Warn: rep.warn, MaxRetries: o.checkRetries}
 			if o.opts.Renumber {
 				first := plan.TargetFirst
 				copts.TargetFirst = &first

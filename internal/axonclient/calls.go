@@ -124,18 +124,22 @@ func (c *Conn) BeginAppend(ctx context.Context, events [][]byte) *PendingAppend 
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	p.cancel = cancel
-	go p.send(sctx, events)
+	// The call is opened here, only its events are sent in the background: calls reach the server in the
+	// order they were begun.
+	cs, err := c.cc.NewStream(sctx, &appendEventDesc, methodAppendEvent, rawCodec)
+	if err != nil {
+		p.err = c.convert(ctx, opAppendEvents, err, nil, sending)
+		close(p.sent)
+		return p
+	}
+	p.cs, p.sentAll = cs, true
+	go p.send(events)
 	return p
 }
 
-func (p *PendingAppend) send(sctx context.Context, events [][]byte) {
+func (p *PendingAppend) send(events [][]byte) {
 	defer close(p.sent)
-	cs, err := p.c.cc.NewStream(sctx, &appendEventDesc, methodAppendEvent, rawCodec)
-	if err != nil {
-		p.err = p.c.convert(p.ctx, opAppendEvents, err, nil, sending)
-		return
-	}
-	p.cs, p.sentAll = cs, true
+	cs := p.cs
 	for _, ev := range events {
 		if err := cs.SendMsg(&RawFrame{Data: ev}); err != nil {
 			if errors.Is(err, io.EOF) {

@@ -35,6 +35,8 @@ func ImportArchives(ctx context.Context, conn *axonclient.Conn, archives []*arch
 	if err != nil || opts.DryRun {
 		return plan, err
 	}
+	// The target's head as known now, before Sending: a check that follows the import reads up to it.
+	im.progress.Token.Store(plan.TargetHead)
 	if opts.Sending != nil {
 		opts.Sending(plan)
 	}
