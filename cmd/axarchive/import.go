@@ -37,7 +37,7 @@ func importCommand() *cli.Command {
 		Description: `axarchive import --server HOST:PORT --context CTX DIR [DIR...]
 axarchive import --segments CONTEXT_DIR DIR [DIR...]
 
-Appends the events in token order, one transaction at a time, so that each keeps its token,
+Appends the events in token order, committing one transaction at a time, so that each keeps its token,
 then the snapshots; then compares the target with the archive (--no-check skips it).
 Several DIRs form an incremental chain and are imported in order. An archive that records
 its source's transactions (an offline export) is sent one transaction per recorded one.
@@ -180,9 +180,9 @@ func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) e
 	}
 	defer conn.Close()
 	start := time.Now()
-	// The check follows the import: it compares each event as soon as the target has committed it, on
-	// the cores the import leaves idle while the server commits, and is left with the snapshots and the
-	// target's head when the import ends.
+	// The check follows the import: it compares each transaction's events once the import has seen them
+	// confirmed, on the cores the import leaves idle while the server commits, and is left with the
+	// snapshots and the target's head when the import ends.
 	type checked struct {
 		d   *writer.Diff
 		err error
@@ -193,7 +193,7 @@ func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) e
 	defer stopCheck()
 	if !o.noCheck {
 		o.opts.Sending = func(plan *writer.Plan) {
-			copts := writer.CompareOptions{AfterImport: imported, Warn: rep.warn, MaxRetries: o.checkRetries}
+			copts := writer.CompareOptions{AfterImport: imported, Committed: progress.Token.Load, Warn: rep.warn, MaxRetries: o.checkRetries}
 			if o.opts.Renumber {
 				first := plan.TargetFirst
 				copts.TargetFirst = &first

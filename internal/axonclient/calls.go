@@ -91,43 +91,101 @@ func (c *Conn) unary(ctx context.Context, op, method string, req, resp proto.Mes
 // Config.MaxSendMsgSize, checked before anything is sent, or the server's max-message-size),
 // ErrUnauthorized, ErrContextNotFound, ErrUnavailable, or the context's error.
 func (c *Conn) AppendEvents(ctx context.Context, events [][]byte) error {
-	const op = "append events"
+	return c.BeginAppend(ctx, events).Commit()
+}
+
+// PendingAppend is an AppendEvent call whose events are being sent, and which is not half-closed yet:
+// the server holds them in memory and stores nothing until Commit half-closes the call, and nothing at all
+// if the call ends otherwise, by Abandon, a cancelled context, a lost connection or the end of this
+// process (AXON.md 2.3). Sending one transaction's events while the previous one commits keeps the server
+// busy without ever making two transactions whose outcome is pending at once.
+type PendingAppend struct {
+	c       *Conn
+	ctx     context.Context
+	cancel  context.CancelFunc // of the call; nil when nothing was started
+	sent    chan struct{}      // closed when the sending ends
+	cs      grpc.ClientStream
+	sentAll bool  // false when the server ended the call before every event was sent
+	err     error // of opening the call or sending, converted
+}
+
+const opAppendEvents = "append events"
+
+// BeginAppend opens an AppendEvent call and starts sending events on it, in the background; Commit or
+// Abandon must follow. events must not be modified until then.
+func (c *Conn) BeginAppend(ctx context.Context, events [][]byte) *PendingAppend {
+	p := &PendingAppend{c: c, ctx: ctx, sent: make(chan struct{})}
 	for i, ev := range events {
 		if len(ev) > c.cfg.MaxSendMsgSize {
-			return c.localTooLarge(op, i, len(ev))
+			p.err = c.localTooLarge(opAppendEvents, i, len(ev))
+			close(p.sent)
+			return p
 		}
 	}
 	sctx, cancel := context.WithCancel(ctx)
-	defer cancel() // abandons the call, and with it the transaction, on every early return
+	p.cancel = cancel
+	// The call is opened here, only its events are sent in the background: calls reach the server in the
+	// order they were begun.
 	cs, err := c.cc.NewStream(sctx, &appendEventDesc, methodAppendEvent, rawCodec)
 	if err != nil {
-		return c.convert(ctx, op, err, nil, appending)
+		p.err = c.convert(ctx, opAppendEvents, err, nil, appending)
+		close(p.sent)
+		return p
 	}
-	sentAll := true
+	p.cs, p.sentAll = cs, true
+	go p.send(events)
+	return p
+}
+
+func (p *PendingAppend) send(events [][]byte) {
+	defer close(p.sent)
+	cs := p.cs
 	for _, ev := range events {
 		if err := cs.SendMsg(&RawFrame{Data: ev}); err != nil {
 			if errors.Is(err, io.EOF) {
-				// The server ended the call; RecvMsg below returns its status.
-				sentAll = false
-				break
+				// The server ended the call; Commit's RecvMsg returns its status.
+				p.sentAll = false
+				return
 			}
-			return c.convert(ctx, op, err, nil, appending)
+			p.err = p.c.convert(p.ctx, opAppendEvents, err, nil, appending)
+			return
 		}
 	}
-	if sentAll {
-		if err := cs.CloseSend(); err != nil {
-			return c.convert(ctx, op, err, nil, appending)
+}
+
+// Commit waits until every event is sent, half-closes the call and waits for the server's confirmation:
+// AppendEvents' contract from there on (a lost confirmation leaves the outcome unknown).
+func (p *PendingAppend) Commit() error {
+	<-p.sent
+	if p.cancel != nil {
+		defer p.cancel() // abandons the call, and with it the transaction, on every early return
+	}
+	if p.err != nil {
+		return p.err
+	}
+	if p.sentAll {
+		if err := p.cs.CloseSend(); err != nil {
+			return p.c.convert(p.ctx, opAppendEvents, err, nil, appending)
 		}
 	}
 	var reply RawFrame
-	if err := cs.RecvMsg(&reply); err != nil {
-		return c.convert(ctx, op, err, cs.Trailer(), appending)
+	if err := p.cs.RecvMsg(&reply); err != nil {
+		return p.c.convert(p.ctx, opAppendEvents, err, p.cs.Trailer(), appending)
 	}
-	if !sentAll {
-		return &Error{Op: op, Code: codes.Internal, Address: c.addr, Context: c.cfg.Context,
+	if !p.sentAll {
+		return &Error{Op: opAppendEvents, Code: codes.Internal, Address: p.c.addr, Context: p.c.cfg.Context,
 			Detail: "the server confirmed a transaction before all its events were sent"}
 	}
-	return c.checkConfirmation(op, reply.Data)
+	return p.c.checkConfirmation(opAppendEvents, reply.Data)
+}
+
+// Abandon ends the call without half-closing it, so that the server stores none of its events, and waits
+// until the sending has stopped.
+func (p *PendingAppend) Abandon() {
+	if p.cancel != nil {
+		p.cancel()
+	}
+	<-p.sent
 }
 
 // AppendSnapshot stores one snapshot, given as the exact bytes of a protobuf Event. The server refuses a

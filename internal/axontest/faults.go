@@ -263,11 +263,25 @@ func (s *Server) Calls(method string) int {
 }
 
 // MaxConcurrentCalls returns the most calls of method (one of the Method constants) that were running at
-// the same time since the server started: 1 for a client that never overlaps them.
+// the same time since the server started: 1 for a client that never overlaps them. An AppendEvent call
+// counts from its half-close (when its transaction becomes the server's to commit) to its confirmation:
+// MaxConcurrentCalls(MethodAppendEvent) is the most transactions whose outcome was pending at once.
 func (s *Server) MaxConcurrentCalls(method string) int {
 	s.faults.mu.Lock()
 	defer s.faults.mu.Unlock()
 	return s.faults.maxInflight[method]
+}
+
+// openAppends counts AppendEvent calls from their start, half-closed or not, beside MethodAppendEvent.
+const openAppends = MethodAppendEvent + ", open"
+
+// MaxOpenAppendCalls returns the most AppendEvent calls that were open at the same time, whether sending
+// their events or committing: a client that sends the next transaction while one commits reaches 2, where
+// MaxConcurrentCalls(MethodAppendEvent), which counts committing transactions, stays 1.
+func (s *Server) MaxOpenAppendCalls() int {
+	s.faults.mu.Lock()
+	defer s.faults.mu.Unlock()
+	return s.faults.maxInflight[openAppends]
 }
 
 // MaxOutstandingPermits returns the most permits any ListEvents stream has had outstanding (granted and not

@@ -138,11 +138,8 @@ func invalidEvent(err error) error {
 // appendEvent: one call is one transaction, stored when the client half-closes (AXON.md 2.3).
 func (s *Server) appendEvent(stream grpc.ServerStream, c *store) error {
 	ctx := stream.Context()
-	// The call counts as running until its confirmation is about to be sent: a client that waits for each
-	// confirmation before starting the next transaction is never seen running two.
-	s.faults.enter(MethodAppendEvent)
-	leave := sync.OnceFunc(func() { s.faults.leave(MethodAppendEvent) })
-	defer leave()
+	s.faults.enter(openAppends)
+	defer s.faults.leave(openAppends)
 	var txn []stored
 	for {
 		var f axonclient.RawFrame
@@ -161,7 +158,13 @@ func (s *Server) appendEvent(stream grpc.ServerStream, c *store) error {
 		}
 		txn = append(txn, stored{raw: f.Data, info: info})
 	}
-	// Half-closed: the transaction is the server's now, whatever becomes of the client (AXON.md 2.3).
+	// Half-closed: the transaction is the server's now, whatever becomes of the client (AXON.md 2.3). It
+	// counts as running from here until its confirmation is about to be sent: a client that half-closes a
+	// transaction only once the previous one is confirmed is never seen running two, however it overlaps
+	// their sending (a call not half-closed stores nothing, whatever happens).
+	s.faults.enter(MethodAppendEvent)
+	leave := sync.OnceFunc(func() { s.faults.leave(MethodAppendEvent) })
+	defer leave()
 	if !s.faults.holdCommit(MethodAppendEvent) {
 		return status.Error(codes.Unavailable, "server stopped")
 	}

@@ -56,6 +56,11 @@ type CompareOptions struct {
 	// does what needs the import finished (the target's head, the snapshots) once AfterImport is closed.
 	// An import that fails must cancel the comparison's context instead.
 	AfterImport <-chan struct{}
+	// Committed, if set with AfterImport, returns the target's head as the import last saw it confirmed:
+	// the comparison then reads the target's events only up to it, one stream per stretch, and never
+	// keeps a stream waiting at the head, where Axon Server re-polls it every 100 ms and wakes it on every
+	// append (AXON.md 2.2): work for the server while it should be committing the import's appends.
+	Committed func() int64
 	// Warn, if set, hears of a lost event stream that the comparison re-opens.
 	Warn func(string)
 	// MaxRetries bounds how many times in a row a lost event stream is re-opened without progress; 0 means
@@ -199,7 +204,11 @@ func CompareArchives(ctx context.Context, conn *axonclient.Conn, archives []*arc
 		if opts.Warn != nil {
 			warn = func(msg string) { opts.Warn("check: " + msg) }
 		}
-		if err := compareTarget(ctx, conn, targetFirst, streamTo, opts.MaxRetries, warn, compare); err != nil {
+		var committed func() int64
+		if following {
+			committed = opts.Committed
+		}
+		if err := compareTarget(ctx, conn, targetFirst, streamTo, opts.MaxRetries, warn, committed, compare); err != nil {
 			return nil, err
 		}
 	}
@@ -463,7 +472,8 @@ func (b *targetBatch) convert() {
 // compareTarget streams the target's events from..to and calls fn with each, in token order, with its
 // canonical line (or the error decoding it), converting on all cores. The slices passed to fn are valid
 // only during the call.
-func compareTarget(ctx context.Context, conn *axonclient.Conn, from, to int64, retries int, warn func(string), fn func(token int64, raw, line []byte, decodeErr error) error) error {
+// With committed set, it reads only what committed says the target holds, waiting for more.
+func compareTarget(ctx context.Context, conn *axonclient.Conn, from, to int64, retries int, warn func(string), committed func() int64, fn func(token int64, raw, line []byte, decodeErr error) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	p := ordered.New(func() *targetBatch { return new(targetBatch) }, func() func(*targetBatch) {
@@ -473,7 +483,22 @@ func compareTarget(ctx context.Context, conn *axonclient.Conn, from, to int64, r
 	go func() {
 		defer p.Finish()
 		var s *ordered.Slot[*targetBatch]
-		streamErr = streamTarget(ctx, conn, from, to, retries, warn, func(token int64, raw []byte) error {
+		read := streamTarget
+		if committed != nil {
+			read = func(ctx context.Context, conn *axonclient.Conn, from, to int64, retries int, warn func(string), fn func(int64, []byte) error) error {
+				// A stretch's last events are compared now, not once the next stretch fills their batch.
+				flush := func() error {
+					if s == nil || len(s.Batch.tokens) == 0 {
+						return nil
+					}
+					err := p.Submit(ctx, s)
+					s = nil
+					return err
+				}
+				return followCommitted(ctx, conn, from, to, retries, warn, committed, flush, fn)
+			}
+		}
+		streamErr = read(ctx, conn, from, to, retries, warn, func(token int64, raw []byte) error {
 			if s == nil {
 				var err error
 				if s, err = p.Get(ctx); err != nil {
@@ -534,6 +559,36 @@ func streamTarget(ctx context.Context, conn *axonclient.Conn, from, to int64, re
 		MaxBackoff: 5 * time.Second,
 		Warn:       warn,
 	}, fn)
+}
+
+// followPoll is how often followCommitted looks whether the import has committed more: a transaction takes
+// longer than that to commit.
+const followPoll = 5 * time.Millisecond
+
+// followCommitted reads the target's events from..to as streamTarget does, in stretches that end at what
+// committed reports, so that no stream waits at the target's head.
+// endStretch is called after each stretch.
+func followCommitted(ctx context.Context, conn *axonclient.Conn, from, to int64, retries int, warn func(string), committed func() int64, endStretch func() error, fn func(int64, []byte) error) error {
+	next := from
+	for next <= to {
+		upTo := min(committed(), to)
+		if upTo < next {
+			select {
+			case <-time.After(followPoll):
+				continue
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if err := streamTarget(ctx, conn, next, upTo, retries, warn, fn); err != nil {
+			return err
+		}
+		if err := endStretch(); err != nil {
+			return err
+		}
+		next = upTo + 1
+	}
+	return nil
 }
 
 // readTargetEvent returns the raw bytes of the target's event at token.

@@ -36,6 +36,8 @@ func ImportArchives(ctx context.Context, conn *axonclient.Conn, archives []*arch
 	if err != nil || opts.DryRun {
 		return plan, err
 	}
+	// The target's head as known now, before Sending: a check that follows the import reads up to it.
+	im.progress.Token.Store(plan.TargetHead)
 	if opts.Sending != nil {
 		opts.Sending(plan)
 	}
@@ -302,8 +304,9 @@ type transaction struct {
 	err    error
 }
 
-// importEvents sends the events one transaction at a time (AXON.md 5.2: concurrent appends would lose
-// token order) while the next transaction is read, decoded and encoded on another core.
+// importEvents commits the events one transaction at a time (AXON.md 5.2: concurrent appends would lose
+// token order) while the next transaction is sent, and the one after it read, decoded and encoded on
+// another core.
 func (im *importer) importEvents(ctx context.Context, plan *Plan) error {
 	im.progress.Phase.Store("events")
 	im.progress.Total.Store(plan.Events)
@@ -378,7 +381,7 @@ func (im *importer) importEvents(ctx context.Context, plan *Plan) error {
 	}()
 
 	var confirmed int64
-	next := plan.StartAt
+	nextToken := plan.StartAt
 	fail := func(err error) error {
 		unknown := false
 		hctx, hcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -388,13 +391,63 @@ func (im *importer) importEvents(ctx context.Context, plan *Plan) error {
 		} else {
 			unknown = true
 		}
-		return &ProgressError{Imported: confirmed, TargetHead: head, HeadUnknown: unknown, NextToken: next, Phase: "events", Err: err}
+		return &ProgressError{Imported: confirmed, TargetHead: head, HeadUnknown: unknown, NextToken: nextToken, Phase: "events", Err: err}
 	}
-	for tx := range txs {
-		if tx.err != nil {
-			return fail(tx.err)
+	// Two transactions may be on the wire at once, never two committing: the next transaction's events
+	// are sent while the current one commits, and its call is half-closed (committed) only once the
+	// current one is confirmed and the head checked. A call that is not half-closed stores nothing
+	// whatever happens to it or to this process (AXON.md 2.3), so a failure or a crash leaves at most
+	// one transaction whose outcome is unknown, as before; the one behind it is abandoned.
+	var cur, next *sendingTx
+	defer func() {
+		for _, s := range []*sendingTx{cur, next} {
+			if s != nil {
+				s.append.Abandon() // a no-op for a committed call
+			}
 		}
-		if err := im.conn.AppendEvents(ctx, tx.events); err != nil {
+	}()
+	open := true
+	receive := func(wait bool) (*transaction, error) {
+		var tx *transaction
+		if !open {
+			return nil, nil
+		}
+		if wait {
+			tx, open = <-txs
+		} else {
+			select {
+			case tx, open = <-txs:
+			default:
+				return nil, nil // not read yet: the current transaction commits without waiting for it
+			}
+		}
+		if !open {
+			return nil, nil
+		}
+		return tx, tx.err
+	}
+	for {
+		if cur == nil {
+			tx, err := receive(true)
+			if err != nil {
+				return fail(err)
+			}
+			if tx == nil {
+				break
+			}
+			cur = &sendingTx{tx: tx, append: im.conn.BeginAppend(ctx, tx.events)}
+		}
+		if next == nil {
+			tx, err := receive(false)
+			if err != nil {
+				return fail(err)
+			}
+			if tx != nil {
+				next = &sendingTx{tx: tx, append: im.conn.BeginAppend(ctx, tx.events)}
+			}
+		}
+		tx := cur.tx
+		if err := cur.append.Commit(); err != nil {
 			if errors.Is(err, axonclient.ErrSequence) {
 				err = im.locateSequenceError(context.WithoutCancel(ctx), tx, err)
 			}
@@ -421,14 +474,21 @@ func (im *importer) importEvents(ctx context.Context, plan *Plan) error {
 		}
 		head = got
 		confirmed += int64(len(tx.events))
-		next = tx.tokens[len(tx.tokens)-1] + 1
+		nextToken = tx.tokens[len(tx.tokens)-1] + 1
 		im.progress.Events.Add(int64(len(tx.events)))
 		im.progress.Bytes.Add(tx.bytes)
 		im.progress.Transactions.Add(1)
 		im.progress.Token.Store(head)
 		crashpoint.Hit("import-transaction") // faulttest: between two transactions
+		cur, next = next, nil
 	}
 	return ctx.Err()
+}
+
+// sendingTx is a transaction whose AppendEvent call is open.
+type sendingTx struct {
+	tx     *transaction
+	append *axonclient.PendingAppend
 }
 
 // largestIn names the largest event of a transaction the server refused as too large: the server does

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -99,7 +100,7 @@ func TestImportTransactionBounds(t *testing.T) {
 			next += int64(tx.Events)
 		}
 		assert.Equal(t, int64(2000), next)
-		assert.Equal(t, 1, srv.MaxConcurrentCalls(axontest.MethodAppendEvent), "never two transactions in flight")
+		assert.Equal(t, 1, srv.MaxConcurrentCalls(axontest.MethodAppendEvent), "never two transactions committing")
 		assert.Equal(t, len(txs), srv.Calls(axontest.MethodAppendEvent))
 	})
 }
@@ -130,7 +131,31 @@ func TestImportHeadCheck(t *testing.T) {
 	assert.Equal(t, int64(1000), pe.TargetHead)
 	assert.Equal(t, int64(500), pe.NextToken)
 	assert.Contains(t, err.Error(), "after the transaction of tokens 500-999 the target ends at token 1000, expected 999")
-	assert.Equal(t, 1, appends-1, "nothing was sent after the mismatch")
+	assert.Equal(t, 1, appends-1, "nothing was committed after the mismatch")
+	assert.Equal(t, 1001, srv.EventCount("target"), "the transaction sent while the mismatched one committed was abandoned, not stored")
+}
+
+// The next transaction's events are sent while the current one commits, but a transaction is committed
+// (its call half-closed) only once the one before it is confirmed: never two committing, never more than
+// two open, and the target holds the archive's events in order, one transaction per bound.
+func TestImportOverlapsSendingNotCommitting(t *testing.T) {
+	src, srv := generated(t, 3000, export.Options{Snapshots: export.SnapshotsNone})
+	// Each confirmation takes a moment, as a real server's write does, so that the next transaction is
+	// ready to be sent while one commits.
+	srv.SetDelay(2 * time.Millisecond)
+	plan, err := writer.Import(context.Background(), dial(t, srv, "target"), []string{src}, writer.Options{MaxTransactionEvents: 100})
+	require.NoError(t, err)
+	srv.SetDelay(0)
+	assert.Equal(t, int64(30), plan.Transactions)
+	assert.Equal(t, 1, srv.MaxConcurrentCalls(axontest.MethodAppendEvent), "never two transactions committing")
+	assert.Equal(t, 2, srv.MaxOpenAppendCalls(), "the next transaction is sent while one commits, and no more")
+	txs := srv.Transactions("target")
+	require.Len(t, txs, 30)
+	for i, tx := range txs {
+		assert.Equal(t, int64(i*100), tx.First, "transaction %d", i)
+		assert.Equal(t, 100, tx.Events)
+	}
+	assert.Equal(t, srv.Events("source"), srv.Events("target"))
 }
 
 // A refused token stops the import in the preflight, before anything is sent.
@@ -257,15 +282,16 @@ func TestImportRenumberResume(t *testing.T) {
 	_, err := writer.Import(context.Background(), conn, []string{src}, opts)
 	var pe *writer.ProgressError
 	require.ErrorAs(t, err, &pe)
-	assert.Equal(t, int64(600), pe.Imported)
-	assert.Equal(t, int64(609), pe.TargetHead)
-	require.Len(t, readMap(t, tokenMap), 600)
+	// The second, third or fourth transaction failed (see TestImportResume).
+	assert.Contains(t, []int64{300, 600, 900}, pe.Imported)
+	assert.Equal(t, pe.Imported+9, pe.TargetHead)
+	require.Len(t, readMap(t, tokenMap), int(pe.Imported))
 
 	// Without --resume the map (and the target) are not touched.
 	_, err = writer.Import(context.Background(), conn, []string{src}, opts)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "add --resume")
-	require.Equal(t, 610, srv.EventCount("target"))
+	require.Equal(t, 10+int(pe.Imported), srv.EventCount("target"))
 
 	opts.Resume = true
 	plan, err := writer.Import(context.Background(), conn, []string{src}, opts)
@@ -527,9 +553,10 @@ func TestCompareFollowingImport(t *testing.T) {
 		}
 		check := make(chan result, 1)
 		opts.MaxTransactionEvents = 250 // many transactions, so that the check has something to follow
+		opts.Progress = new(writer.Progress)
 		opts.Sending = func(*writer.Plan) {
 			go func() {
-				d, err := writer.CompareArchives(ctx, conn, archives, writer.CompareOptions{AfterImport: imported})
+				d, err := writer.CompareArchives(ctx, conn, archives, writer.CompareOptions{AfterImport: imported, Committed: opts.Progress.Token.Load})
 				check <- result{d, err}
 			}()
 		}
@@ -569,11 +596,12 @@ func TestCompareFollowingImport(t *testing.T) {
 		var d *writer.Diff
 		var cerr error
 		done := make(chan struct{})
-		opts := writer.Options{Renumber: true, TokenMap: filepath.Join(t.TempDir(), "map"), Sending: func(plan *writer.Plan) {
+		progress := new(writer.Progress)
+		opts := writer.Options{Renumber: true, TokenMap: filepath.Join(t.TempDir(), "map"), Progress: progress, Sending: func(plan *writer.Plan) {
 			first := plan.TargetFirst
 			go func() {
 				defer close(done)
-				d, cerr = writer.CompareArchives(ctx, conn, archives, writer.CompareOptions{AfterImport: imported, TargetFirst: &first})
+				d, cerr = writer.CompareArchives(ctx, conn, archives, writer.CompareOptions{AfterImport: imported, TargetFirst: &first, Committed: progress.Token.Load})
 			}()
 		}}
 		_, err = writer.ImportArchives(ctx, conn, archives, opts)
@@ -581,6 +609,36 @@ func TestCompareFollowingImport(t *testing.T) {
 		close(imported)
 		<-done
 		require.NoError(t, cerr)
+		require.True(t, d.Equal(), "%v", d.Differences)
+		assert.Equal(t, int64(3000), d.Events)
+	})
+	t.Run("reads only what the import saw committed", func(t *testing.T) {
+		var raws [][]byte
+		for _, e := range srv.Events("source") {
+			raws = append(raws, e.Raw)
+		}
+		require.NoError(t, srv.Load("committed", raws))
+		require.NoError(t, srv.LoadSnapshots("committed", srv.Snapshots("source")))
+		conn := dial(t, srv, "committed")
+		archives, err := writer.OpenArchives([]string{src})
+		require.NoError(t, err)
+		var committed atomic.Int64
+		committed.Store(999)
+		imported := make(chan struct{})
+		progress := new(writer.Progress)
+		errc := make(chan error, 1)
+		var d *writer.Diff
+		go func() {
+			var err error
+			d, err = writer.CompareArchives(ctx, conn, archives, writer.CompareOptions{AfterImport: imported, Committed: committed.Load, Progress: progress})
+			errc <- err
+		}()
+		require.Eventually(t, func() bool { return progress.Events.Load() == 1000 }, 10*time.Second, time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // the target holds 2,000 events more: none is compared yet
+		assert.Equal(t, int64(1000), progress.Events.Load())
+		committed.Store(2999)
+		close(imported)
+		require.NoError(t, <-errc)
 		require.True(t, d.Equal(), "%v", d.Differences)
 		assert.Equal(t, int64(3000), d.Events)
 	})

@@ -226,9 +226,12 @@ func TestImportResume(t *testing.T) {
 	_, err := writer.Import(context.Background(), conn, []string{src}, writer.Options{MaxTransactionEvents: 500})
 	var pe *writer.ProgressError
 	require.ErrorAs(t, err, &pe)
-	assert.Equal(t, int64(1000), pe.Imported)
-	assert.Equal(t, int64(999), pe.TargetHead)
-	assert.Equal(t, int64(1000), pe.NextToken)
+	// The third call the double counts is the second, third or fourth transaction: the next one's call is
+	// open while one commits, and the double counts two open calls in whichever order its handlers run.
+	assert.Contains(t, []int64{500, 1000, 1500}, pe.Imported)
+	assert.Equal(t, pe.Imported-1, pe.TargetHead)
+	assert.Equal(t, pe.Imported, pe.NextToken)
+	assert.Equal(t, int(pe.Imported), srv.EventCount("target"), "nothing after the failed transaction was stored")
 
 	// Without --resume the target is not empty any more.
 	_, err = writer.Import(context.Background(), conn, []string{src}, writer.Options{})
@@ -236,7 +239,7 @@ func TestImportResume(t *testing.T) {
 
 	plan, err := writer.Import(context.Background(), conn, []string{src}, writer.Options{Resume: true, MaxTransactionEvents: 500})
 	require.NoError(t, err)
-	assert.Equal(t, int64(1000), plan.StartAt)
+	assert.Equal(t, pe.NextToken, plan.StartAt)
 	d, err := writer.Compare(context.Background(), conn, []string{src}, writer.CompareOptions{})
 	require.NoError(t, err)
 	require.True(t, d.Equal(), "%v", d.Differences)
