@@ -30,13 +30,14 @@ Exit status: 0 valid, 1 error, 2 usage, 3 invalid, corrupt or incomplete, 130 in
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "quick", Usage: "check sizes and digests only, without decompressing"},
 			&cli.BoolFlag{Name: "json", Usage: "print the result as one JSON object on stdout"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but the problems (the exit status says the rest)"},
 		},
 		Action: func(c *cli.Context) error {
 			dirs, err := archiveArgs(c, 1, -1)
 			if err != nil {
 				return err
 			}
-			return runVerify(c.Context, verifyOptions{dirs: dirs, quick: c.Bool("quick"), json: c.Bool("json")}, c.App.Writer, c.App.ErrWriter)
+			return runVerify(c.Context, verifyOptions{dirs: dirs, quick: c.Bool("quick"), json: c.Bool("json"), quiet: c.Bool("quiet")}, c.App.Writer, c.App.ErrWriter)
 		},
 	}
 }
@@ -45,6 +46,7 @@ type verifyOptions struct {
 	dirs  []string
 	quick bool
 	json  bool
+	quiet bool
 }
 
 // verifyResult is one archive's entry in the JSON output.
@@ -155,10 +157,10 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 			continue
 		}
 		res.OK = true
-		if !o.json {
+		if !o.json && !o.quiet {
 			m := a.Manifest()
-			fmt.Fprintf(stdout, "ok %s: %d events (tokens %d to %d), %d snapshots, %d chunks, %s read in %s (%s verification); fingerprint %s\n",
-				dir, m.Events.Count, m.Events.FirstToken, m.Events.LastToken, m.Snapshots.Count, rep.Chunks,
+			fmt.Fprintf(stdout, "ok %s: %s (tokens %d to %d), %s, %s, %s read in %s (%s verification); fingerprint %s\n",
+				dir, plural(m.Events.Count, "event"), m.Events.FirstToken, m.Events.LastToken, plural(m.Snapshots.Count, "snapshot"), plural(int64(rep.Chunks), "chunk"),
 				formatBytes(rep.Bytes), time.Since(start).Round(time.Millisecond), level, m.Fingerprint)
 		}
 	}
@@ -172,7 +174,7 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 				chainProblems = append(chainProblems, problemOf(e))
 				report("chain", e)
 			}
-		} else if !o.json {
+		} else if !o.json && !o.quiet {
 			fmt.Fprintf(stdout, "ok chain of %d archives: tokens %d to %d\n", len(archives),
 				archives[0].Manifest().Events.FirstToken, archives[len(archives)-1].Manifest().Events.LastToken)
 		}
@@ -247,4 +249,12 @@ func formatBytes(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+// plural says "1 chunk", "2 chunks", "0 chunks".
+func plural(n int64, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
