@@ -592,6 +592,10 @@ func testHostileArchives(t *testing.T, heavy bool) {
 			require.NoError(t, os.CopyFS(h.dir, os.DirFS(base)))
 			require.NoError(t, os.Mkdir(h.outside, 0o755))
 			c.damage(h)
+			if keep := os.Getenv("AXARCHIVE_HOSTILE_KEEP"); keep != "" {
+				// For measuring each input's time and peak memory outside the test process.
+				_ = os.CopyFS(filepath.Join(keep, c.name), os.DirFS(h.dir))
+			}
 			before := snapshotFiles(t, sandbox)
 			appends := srv.Calls(axontest.MethodAppendEvent) + srv.Calls(axontest.MethodAppendSnapshot)
 

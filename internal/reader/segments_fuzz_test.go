@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // fuzzSeeds are small seeds from the real fixtures: both legacy files whole, and the first bytes of a
@@ -147,4 +148,39 @@ func TestHostileBlocks(t *testing.T) {
 	require.Equal(t, int64(5), sc.cut.Offset)
 	_, err = scan(seeds["torn-final-block"], false)
 	require.ErrorIs(t, err, ErrCorrupt)
+}
+
+// BenchmarkCheckEvent: the wire check every event of a verified block gets (a realistic event: ids,
+// aggregate, a 200-byte payload, two metadata entries).
+func BenchmarkCheckEvent(b *testing.B) {
+	ev := protowire.AppendTag(nil, 1, protowire.BytesType)
+	ev = protowire.AppendString(ev, "0a311055-3988-43a1-bf08-3879f01dd6d8")
+	ev = protowire.AppendTag(ev, 2, protowire.BytesType)
+	ev = protowire.AppendString(ev, "22258d54-10e1-436b-8c12-011be9174c98")
+	ev = protowire.AppendTag(ev, 3, protowire.VarintType)
+	ev = protowire.AppendVarint(ev, 12)
+	ev = protowire.AppendTag(ev, 5, protowire.VarintType)
+	ev = protowire.AppendVarint(ev, 1672628652031)
+	payload := protowire.AppendTag(nil, 1, protowire.BytesType)
+	payload = protowire.AppendString(payload, "com.example.logistics.api.ShipmentCreatedEvent")
+	payload = protowire.AppendTag(payload, 3, protowire.BytesType)
+	payload = protowire.AppendBytes(payload, make([]byte, 200))
+	ev = protowire.AppendTag(ev, 6, protowire.BytesType)
+	ev = protowire.AppendBytes(ev, payload)
+	for range 2 {
+		value := protowire.AppendTag(nil, 1, protowire.BytesType)
+		value = protowire.AppendString(value, "b9532839-9111-4ead-86ee-ffdbf0c521df")
+		entry := protowire.AppendTag(nil, 1, protowire.BytesType)
+		entry = protowire.AppendString(entry, "traceId")
+		entry = protowire.AppendTag(entry, 2, protowire.BytesType)
+		entry = protowire.AppendBytes(entry, value)
+		ev = protowire.AppendTag(ev, 7, protowire.BytesType)
+		ev = protowire.AppendBytes(ev, entry)
+	}
+	b.SetBytes(int64(len(ev)))
+	for b.Loop() {
+		if err := checkEvent(ev); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
