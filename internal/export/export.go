@@ -129,7 +129,12 @@ type PreviousError struct {
 	Err error
 }
 
-func (e *PreviousError) Error() string { return fmt.Sprintf("previous archive %s: %v", e.Dir, e.Err) }
+func (e *PreviousError) Error() string {
+	msg := e.Err.Error()
+	// Open's errors often start with the directory already: say it once.
+	msg = strings.TrimPrefix(msg, e.Dir+": ")
+	return fmt.Sprintf("previous archive %s: %s", e.Dir, msg)
+}
 
 func (e *PreviousError) Unwrap() error { return e.Err }
 
