@@ -131,6 +131,8 @@ var errTargetDiffers = errors.New("the target context differs from the archive")
 func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) error {
 	progress := new(writer.Progress)
 	o.opts.Progress = progress
+	var toSend atomic.Int64 // events this run sends, once the plan is known: a resumed run sends the rest
+	toSend.Store(-1)
 	rep := startProgress(stderr, o.progress, func() progressSample {
 		s := progressSample{Phase: "import", Records: progress.Events.Load(), Bytes: progress.Bytes.Load(), Token: progress.Token.Load()}
 		if ph, _ := progress.Phase.Load().(string); ph != "" {
@@ -142,7 +144,11 @@ func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) e
 		case "done":
 			s.Percent = 100
 		default:
-			s.Percent = percent(s.Records, progress.Total.Load())
+			total := progress.Total.Load()
+			if n := toSend.Load(); n >= 0 {
+				total = n
+			}
+			s.Percent = percent(s.Records, total)
 		}
 		return s
 	})
@@ -178,10 +184,14 @@ func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) e
 	checkCtx, stopCheck := context.WithCancel(ctx)
 	defer stopCheck()
 	var sending atomic.Bool // the preflight passed and the first append may be under way
-	o.opts.Sending = func(*writer.Plan) { sending.Store(true) }
+	started := func(plan *writer.Plan) {
+		sending.Store(true)
+		toSend.Store(eventsToSend(plan))
+	}
+	o.opts.Sending = started
 	if !o.noCheck {
 		o.opts.Sending = func(plan *writer.Plan) {
-			sending.Store(true)
+			started(plan)
 			copts := writer.CompareOptions{AfterImport: imported, Warn: rep.warn, MaxRetries: o.checkRetries}
 			if o.opts.Renumber {
 				first := plan.TargetFirst
@@ -366,6 +376,22 @@ Exit status: 0 equal, 1 error, 2 usage, 3 archive invalid (or not a chain), 4 th
 			return printDiff(c.App.Writer, d, len(dirs), false)
 		},
 	}
+}
+
+// eventsToSend is the number of events a run of the plan sends: all of them, or for a resumed import
+// (without renumbering: archive tokens are target tokens) those from StartAt on, declared gaps left out.
+// A renumbered resume is counted whole (the percentage then starts where the first run left it).
+func eventsToSend(p *writer.Plan) int64 {
+	if p.Renumber || p.StartAt <= p.FirstToken {
+		return p.Events
+	}
+	n := p.LastToken - p.StartAt + 1
+	for _, g := range p.Gaps {
+		if from, to := max(g.From, p.StartAt), min(g.To, p.LastToken); to >= from {
+			n -= to - from + 1
+		}
+	}
+	return max(n, 0)
 }
 
 // interruptedBeforeSending is an import stopped (Ctrl-C, SIGTERM) while it still verified the archive or
