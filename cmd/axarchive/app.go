@@ -41,7 +41,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Name:            "axarchive",
 		Usage:           "export an Axon Server event store to a verifiable archive, and back",
 		Version:         version,
-		Description:     "Archives are described in SPEC.md (format axarchive, version 1).\n\n" + exitStatusHelp,
+		Description:     "Archives are described in SPEC.md (format axarchive, version 1). axarchive help COMMAND shows a\ncommand's flags; axarchive version prints the version.\n\n" + exitStatusHelp,
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
