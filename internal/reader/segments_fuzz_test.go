@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/axarchive/axarchive/internal/segmenttest"
 )
 
 // fuzzSeeds are small seeds from the real fixtures: both legacy files whole, and the first bytes of a
@@ -183,4 +185,54 @@ func BenchmarkCheckEvent(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// referenceCheck is checkEvent written with protowire's generic functions only.
+func referenceCheck(b []byte, nested map[protowire.Number]any) bool {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return false
+		}
+		b = b[n:]
+		if typ == protowire.BytesType {
+			v, m := protowire.ConsumeBytes(b)
+			if m < 0 {
+				return false
+			}
+			if sub, ok := nested[num]; ok && !referenceCheck(v, sub.(map[protowire.Number]any)) {
+				return false
+			}
+			b = b[m:]
+			continue
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b)
+		if m < 0 {
+			return false
+		}
+		b = b[m:]
+	}
+	return true
+}
+
+var referenceEvent = func() map[protowire.Number]any {
+	object := map[protowire.Number]any{}
+	value := map[protowire.Number]any{5: object}
+	entry := map[protowire.Number]any{2: value}
+	return map[protowire.Number]any{6: object, 7: entry}
+}()
+
+// FuzzCheckEvent: the wire check of verified blocks (with its fast paths) accepts exactly what a check
+// written with protowire's generic functions accepts, and never panics.
+func FuzzCheckEvent(f *testing.F) {
+	f.Add(segmenttest.SampleEvent(nil, 7, 20))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	f.Add([]byte{0x0a, 0x7f, 'a'})
+	f.Add([]byte{0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02})
+	f.Add([]byte{0x3a, 0x04, 0x12, 0x02, 0x2a, 0x05})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := checkEvent(b) == nil, referenceCheck(b, referenceEvent); got != want {
+			t.Fatalf("checkEvent accepts=%v, reference %v, for %x (%v)", got, want, b, checkEvent(b))
+		}
+	})
 }
