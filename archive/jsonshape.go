@@ -3,6 +3,9 @@ package archive
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 	"unsafe"
 )
 
@@ -41,7 +44,7 @@ func checkJSONShape(b []byte) *shapeError {
 		members   int
 	}
 	var stack [maxJSONDepth]level
-	var keys [maxJSONDepth]map[string]struct{} // names of the open objects, reused from object to object
+	var keys [maxJSONDepth]map[string]string // folded names of the open objects, reused from object to object
 	depth := 0
 	line := int64(1)
 	fail := func(i int, format string, args ...any) *shapeError {
@@ -58,7 +61,7 @@ func checkJSONShape(b []byte) *shapeError {
 			stack[depth] = level{object: c == '{', expectKey: c == '{'}
 			if c == '{' {
 				if keys[depth] == nil {
-					keys[depth] = make(map[string]struct{}, 16)
+					keys[depth] = make(map[string]string, 16)
 				} else {
 					clear(keys[depth])
 				}
@@ -106,11 +109,36 @@ func checkJSONShape(b []byte) *shapeError {
 				// The map only lives while b does: no copy of the name.
 				name = unsafe.String(unsafe.SliceData(raw), len(raw))
 			}
-			if _, dup := keys[depth-1][name]; dup {
+			// Go's decoder (and others) match member names to fields ignoring case: "Version" after
+			// "version" overrides it there, and not in a case-sensitive reader.
+			folded := foldName(name)
+			if first, dup := keys[depth-1][folded]; dup {
+				if first != name {
+					return fail(start, "duplicate member name %s (%q ignoring case, as some decoders compare names)", truncateForError(b[start:i+1]), first)
+				}
 				return fail(start, "duplicate member name %s", truncateForError(b[start:i+1]))
 			}
-			keys[depth-1][name] = struct{}{}
+			keys[depth-1][folded] = name
 		}
 	}
 	return nil
+}
+
+// foldName maps names that strings.EqualFold (and encoding/json's field matching) calls equal to the same
+// string: each rune to the least rune of its simple case-folding orbit (for ASCII: its upper case).
+func foldName(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			var b strings.Builder
+			for _, r := range s {
+				m := r
+				for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+					m = min(m, f)
+				}
+				b.WriteRune(m)
+			}
+			return b.String()
+		}
+	}
+	return strings.ToUpper(s)
 }

@@ -39,6 +39,10 @@ func TestJSONShape(t *testing.T) {
 		{"escaped-duplicate", `{"version":1,"\u0076ersion":2}`, `duplicate member name "\u0076ersion" at byte 13`},
 		{"duplicate-after-nested-object", `{"a":{"a":{"a":1}},"a":2}`, `duplicate member name "a" at byte 19`},
 		{"empty-name-twice", `{"":1,"":2}`, `duplicate member name "" at byte 6`},
+		{"case-variant", `{"version":1,"Version":2}`, `duplicate member name "Version" ("version" ignoring case, as some decoders compare names) at byte 13`},
+		{"case-variant-kelvin", "{\"k\":1,\"\u212a\":2}", `duplicate member name`},
+		{"case-variant-long-s", "{\"s\":1,\"\u017f\":2}", `duplicate member name`},
+		{"different-names", `{"ab":1,"aB ":2,"ba":3}`, ""},
 		{"depth-32", deep(32), ""},
 		{"depth-33", deep(33), "nested more than 32 deep at byte 32"},
 		{"deep-objects", strings.Repeat(`{"a":`, 40) + "1" + strings.Repeat("}", 40), "nested more than 32 deep at byte 160"},
@@ -157,8 +161,10 @@ func referenceShape(b []byte) bool {
 			continue
 		case string:
 			if l := top(); l != nil && l.object && !l.key {
-				if l.names[v] {
-					return false
+				for name := range l.names {
+					if strings.EqualFold(name, v) {
+						return false
+					}
 				}
 				l.names[v] = true
 				l.key = true
@@ -182,6 +188,8 @@ func FuzzJSONShape(f *testing.F) {
 	f.Add([]byte(`{"a":1,"\u0061":2}`))
 	f.Add([]byte(strings.Repeat("[", 40) + strings.Repeat("]", 40)))
 	f.Add([]byte(`[{"x":"}{","x":1}]`))
+	f.Add([]byte(`{"fingerprint":"a","FINGERprint":"b"}`))
+	f.Add([]byte("{\"k\":1,\"\u212a\":2}"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got := checkJSONShape(b) == nil
 		if !json.Valid(b) {

@@ -44,7 +44,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Name:            "axarchive",
 		Usage:           "export an Axon Server event store to a verifiable archive, and back",
 		Version:         version,
-		Description:     "Archives are described in SPEC.md (format axarchive, version 1).\n\n" + exitStatusHelp,
+		Description:     "Archives are described in SPEC.md (format axarchive, version 1). axarchive help COMMAND shows a\ncommand's flags; axarchive version prints the version.\n\n" + exitStatusHelp,
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
@@ -55,6 +55,21 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		},
 		Commands: commands(),
 		Action: func(c *cli.Context) error {
+			// `axarchive help [COMMAND]` and `axarchive version`, as users type them: the same as
+			// --help and --version (the help command urfave adds to every command stays hidden).
+			switch c.Args().First() {
+			case "help":
+				if name := c.Args().Get(1); name != "" {
+					if c.App.Command(name) == nil {
+						return &usageError{msg: "unknown command " + quote(name), hint: "run axarchive help for the commands"}
+					}
+					return cli.ShowCommandHelp(c, name)
+				}
+				return cli.ShowAppHelp(c)
+			case "version":
+				cli.ShowVersion(c)
+				return nil
+			}
 			if c.NArg() > 0 {
 				return &usageError{msg: "unknown command " + quote(c.Args().First()), hint: "run axarchive --help for the commands"}
 			}

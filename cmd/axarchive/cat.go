@@ -28,8 +28,8 @@ does not match stops the output with exit status 3. With --snapshots, --from-tok
 Exit status: 0 done, 1 error, 2 usage, 3 archive invalid, corrupt or incomplete, 130 interrupted.`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "snapshots", Usage: "print the snapshots instead of the events"},
-			&cli.Int64Flag{Name: "from-token", Usage: "print records from `TOKEN` on"},
-			&cli.Int64Flag{Name: "to-token", Usage: "print records up to `TOKEN` (inclusive)"},
+			&cli.Int64Flag{Name: "from-token", DefaultText: "the first", Usage: "print records from `TOKEN` on"},
+			&cli.Int64Flag{Name: "to-token", DefaultText: "the last", Usage: "print records up to `TOKEN` (inclusive)"},
 			&cli.StringSliceFlag{Name: "type", Usage: "print only records of payload `TYPE` (repeatable)"},
 			&cli.StringSliceFlag{Name: "aggregate", Usage: "print only records of aggregate `ID` (repeatable)"},
 			identityFlag(),

@@ -90,7 +90,8 @@ func exitCode(err error) int {
 func printError(w io.Writer, err error) {
 	msg := err.Error()
 	if errors.Is(err, context.Canceled) && !strings.Contains(msg, "\n") &&
-		!errors.As(err, new(*export.InterruptedError)) && !errors.As(err, new(*writer.ProgressError)) {
+		!errors.As(err, new(*export.InterruptedError)) && !errors.As(err, new(*writer.ProgressError)) &&
+		!errors.As(err, new(*interruptedBeforeSending)) {
 		msg = "interrupted"
 	}
 	for _, line := range strings.Split(msg, "\n") {
@@ -120,6 +121,10 @@ func hint(err error) string {
 		return "the directory holds an interrupted export: run the same export command with --resume to complete it"
 	case errors.Is(err, archive.ErrVersion):
 		return fmt.Sprintf("upgrade axarchive: this one reads archive format versions %d to %d", archive.MinVersion, archive.MaxVersion)
+	case errors.Is(err, export.ErrEmpty):
+		return "check --context (on a server that keeps contexts apart, a mistyped name is an empty context); to archive an empty context on purpose, add --allow-empty"
+	case errors.Is(err, archive.ErrComplete):
+		return "the archive in that directory is complete: nothing to resume (axarchive verify DIR checks it); to export newer events, export into a new directory with --since DIR"
 	case errors.Is(err, archive.ErrNotEmpty):
 		return "choose a new directory, or add --resume to continue an export interrupted in it"
 	case errors.Is(err, archive.ErrMismatch):

@@ -15,6 +15,7 @@ import (
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/export"
 	"github.com/axarchive/axarchive/internal/reader"
+	"github.com/axarchive/axarchive/internal/writer"
 )
 
 func TestExitCode(t *testing.T) {
@@ -37,6 +38,10 @@ func TestExitCode(t *testing.T) {
 		{errBackupDamaged, exitInvalid},
 		{&export.InterruptedError{Err: &reader.SegmentError{File: "00000000000000000000.events", Err: reader.ErrChecksum}}, exitInvalid},
 		{&export.InterruptedError{Err: fmt.Errorf("x: %w", reader.ErrGap)}, exitInvalid},
+		{&reader.SegmentError{File: "x.events", Token: -1, Err: fmt.Errorf("%w: a FIFO", reader.ErrNotSegment)}, exitInvalid},
+		{writer.ErrChain, exitInvalid},
+		{fmt.Errorf("x: %w", export.ErrEmpty), exitError},
+		{&interruptedBeforeSending{err: context.Canceled}, exitInterrupted},
 		{errTargetDiffers, exitDiffers},
 		{archive.ErrNotEmpty, exitError},
 		{archive.ErrMismatch, exitError},

@@ -23,8 +23,9 @@ func exportCommand() *cli.Command {
 		&cli.StringFlag{Name: "events-dir", Usage: "offline: `DIR` of the *.events files, when apart from the snapshots"},
 		&cli.StringFlag{Name: "snapshots-dir", Usage: "offline: `DIR` of the *.snapshots files"},
 		&cli.BoolFlag{Name: "resume", Usage: "continue an interrupted export in the output directory"},
-		&cli.Int64Flag{Name: "from-token", Value: -1, Usage: "first `TOKEN` to export"},
-		&cli.Int64Flag{Name: "to-token", Value: -1, Usage: "last `TOKEN` to export"},
+		&cli.BoolFlag{Name: "allow-empty", Usage: "write an empty archive for a context with no events (without it, that is an error: usually a mistyped --context)"},
+		&cli.Int64Flag{Name: "from-token", Value: -1, DefaultText: "the first", Usage: "first `TOKEN` to export"},
+		&cli.Int64Flag{Name: "to-token", Value: -1, DefaultText: "the head when the export starts", Usage: "last `TOKEN` to export"},
 		&cli.StringFlag{Name: "from-time", Usage: "live: export events from `TIME` (RFC 3339) on, as found by the server's token index"},
 		&cli.StringFlag{Name: "to-time", Usage: "live: export events before `TIME` (RFC 3339)"},
 		&cli.StringSliceFlag{Name: "include-type", Usage: "export only events of payload `TYPE` (repeatable)"},
@@ -35,7 +36,7 @@ func exportCommand() *cli.Command {
 		&cli.Int64Flag{Name: "chunk-size", Value: 64 << 20, Usage: "start a new chunk after `BYTES` of JSON Lines"},
 		&cli.Int64Flag{Name: "chunk-records", Value: 1 << 20, Usage: "start a new chunk after `N` records"},
 		&cli.IntFlag{Name: "level", Value: export.DefaultLevel, Usage: "zstd compression `LEVEL`, 1 to 22: 1 (the default) is the fastest; 3 is about 1% smaller and a fifth slower to export; 7 and up are smaller still and much slower"},
-		&cli.IntFlag{Name: "retries", Value: export.DefaultMaxRetries, Usage: "re-open a lost event stream up to `N` times in a row, with backoff (10: about a minute; 0: never)"},
+		&cli.IntFlag{Name: "retries", Value: export.DefaultMaxRetries, Usage: "re-open a lost event stream up to `N` times in a row, waiting 0.2 s doubling up to 10 s between tries (10: about a minute; 0: never)"},
 		&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress on stderr: auto, json or none"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors and warnings"},
 		signKeyFlag(),
@@ -54,8 +55,8 @@ Exports every event in token order, up to the head captured at the start, and th
 An interrupted export (Ctrl-C, kill, crash, lost network) is continued by running the same
 command with --resume; the result equals an uninterrupted run.
 
-Exit status: 0 done, 1 error (the directory stays resumable), 2 usage, 3 damaged segment files,
-130 interrupted.`,
+Exit status: 0 done, 1 error (the directory stays resumable; also a context with no events, unless
+--allow-empty), 2 usage, 3 damaged segment files, 130 interrupted.`,
 		Flags: append(flags, connFlags()...),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
@@ -82,6 +83,7 @@ func readExportFlags(c *cli.Context) (exportOptions, error) {
 	o.export = export.Options{
 		Dir:          c.String("output"),
 		Resume:       c.Bool("resume"),
+		AllowEmpty:   c.Bool("allow-empty"),
 		Snapshots:    c.String("snapshots"),
 		Since:        c.String("since"),
 		ChunkBytes:   c.Int64("chunk-size"),
@@ -95,6 +97,10 @@ func readExportFlags(c *cli.Context) (exportOptions, error) {
 	}
 	if o.export.Dir == "" {
 		return o, usageErrorf("-o DIR is required")
+	}
+	if o.export.Dir == "-" {
+		// An archive is a directory of files: there is no stream to write to stdout.
+		return o, &usageError{msg: "-o -: an archive is a directory, it cannot be written to stdout", hint: "give a directory (-o ./- if you mean a directory named -); axarchive cat prints an archive's records to stdout"}
 	}
 	switch o.export.Snapshots {
 	case export.SnapshotsAll, export.SnapshotsLatest, export.SnapshotsNone:
@@ -119,6 +125,18 @@ func readExportFlags(c *cli.Context) (exportOptions, error) {
 	}
 	if o.export.ChunkBytes <= 0 || o.export.ChunkRecords <= 0 {
 		return o, usageErrorf("--chunk-size and --chunk-records must be positive")
+	}
+	if o.export.Resume {
+		// A resumed export keeps the interrupted one's settings: only those given here are compared
+		// with them (and warned about), not the defaults.
+		for name, dst := range map[string]*int64{"chunk-size": &o.export.ChunkBytes, "chunk-records": &o.export.ChunkRecords} {
+			if !c.IsSet(name) {
+				*dst = 0
+			}
+		}
+		if !c.IsSet("level") {
+			o.export.Level = 0
+		}
 	}
 	for _, f := range []struct {
 		name string
@@ -170,6 +188,8 @@ func readExportFlags(c *cli.Context) (exportOptions, error) {
 		if c.IsSet("context") {
 			o.export.Context = c.String("context") // the manifest's name for it; the default is the directory's
 		}
+	case c.String("server") == "":
+		return o, &usageError{msg: "no source: give --server HOST:PORT (live export) or --segments DIR (offline export from segment files)", hint: "run axarchive export --help for its flags"}
 	default:
 		conn, err := readConnFlags(c)
 		if err != nil {
@@ -183,21 +203,7 @@ func readExportFlags(c *cli.Context) (exportOptions, error) {
 func runExport(ctx context.Context, o exportOptions, stdout, stderr io.Writer) error {
 	progress := new(export.Progress)
 	o.export.Progress = progress
-	rep := startProgress(stderr, o.progress, func() progressSample {
-		s := progressSample{Phase: "export", Records: progress.Events.Load(), Bytes: progress.Bytes.Load(), Token: progress.Token.Load()}
-		if ph, _ := progress.Phase.Load().(string); ph != "" {
-			s.Phase = ph
-		}
-		first, last := progress.First.Load(), progress.Last.Load()
-		if s.Phase == "events" && last >= first {
-			s.Percent = percent(s.Token-first+1, last-first+1)
-		}
-		if s.Phase == "snapshots" {
-			s.Records = progress.Snapshots.Load()
-			s.Percent = percent(progress.AggsDone.Load(), progress.Aggregates.Load())
-		}
-		return s
-	})
+	rep := startProgress(stderr, o.progress, func() progressSample { return exportSample(progress) })
 	o.export.Warn = rep.warn
 
 	start := time.Now()
@@ -230,9 +236,43 @@ func runExport(ctx context.Context, o exportOptions, stdout, stderr io.Writer) e
 	}
 	if !rep.quiet() {
 		el := time.Since(start)
-		rate := float64(progress.Events.Load()) / max(el.Seconds(), 1e-9)
-		fmt.Fprintf(stdout, "exported %d events (tokens %d-%d) and %d snapshots to %s in %s (%.0f events/s)\nfingerprint %s\n",
-			res.Events, res.Range.First, res.Range.Last, res.Snapshots, res.Dir, el.Round(time.Millisecond), rate, res.Fingerprint)
+		n := progress.Events.Load()
+		how := fmt.Sprintf(" (%.0f events/s)", float64(n)/max(el.Seconds(), 1e-9))
+		if resumed := progress.Resumed.Load(); resumed >= 0 {
+			how = fmt.Sprintf(" (resumed at token %d: %s read in this run%s)", resumed, plural(n, "event"), rateOf(n, el))
+		}
+		fmt.Fprintf(stdout, "exported %d events (tokens %d-%d) and %d snapshots to %s in %s%s\nfingerprint %s\n",
+			res.Events, res.Range.First, res.Range.Last, res.Snapshots, res.Dir, el.Round(time.Millisecond), how, res.Fingerprint)
 	}
 	return nil
+}
+
+// rateOf is ", N events/s", or nothing when there was nothing to measure.
+func rateOf(n int64, el time.Duration) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %.0f events/s", float64(n)/max(el.Seconds(), 1e-9))
+}
+
+// exportSample is what export's progress reports: the percentage of the token range written (of the
+// aggregates asked in the snapshot phase), 100 once all is written.
+func exportSample(progress *export.Progress) progressSample {
+	s := progressSample{Phase: "export", Records: progress.Events.Load(), Bytes: progress.Bytes.Load(), Token: progress.Token.Load()}
+	if ph, _ := progress.Phase.Load().(string); ph != "" {
+		s.Phase = ph
+	}
+	first, last := progress.First.Load(), progress.Last.Load()
+	switch s.Phase {
+	case "events":
+		if last >= first && s.Token >= first {
+			s.Percent = percent(s.Token-first+1, last-first+1)
+		}
+	case "snapshots":
+		s.Records = progress.Snapshots.Load()
+		s.Percent = percent(progress.AggsDone.Load(), progress.Aggregates.Load())
+	case "committing", "done":
+		s.Percent = 100
+	}
+	return s
 }

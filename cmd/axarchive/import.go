@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -151,15 +152,24 @@ var errTargetDiffers = errors.New("the target context differs from the archive")
 func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) error {
 	progress := new(writer.Progress)
 	o.opts.Progress = progress
+	var toSend atomic.Int64 // events this run sends, once the plan is known: a resumed run sends the rest
+	toSend.Store(-1)
 	rep := startProgress(stderr, o.progress, func() progressSample {
 		s := progressSample{Phase: "import", Records: progress.Events.Load(), Bytes: progress.Bytes.Load(), Token: progress.Token.Load()}
 		if ph, _ := progress.Phase.Load().(string); ph != "" {
 			s.Phase = ph
 		}
-		if s.Phase == "snapshots" {
+		switch s.Phase {
+		case "snapshots":
 			s.Records = progress.Snapshots.Load()
-		} else {
-			s.Percent = percent(s.Records, progress.Total.Load())
+		case "done":
+			s.Percent = 100
+		default:
+			total := progress.Total.Load()
+			if n := toSend.Load(); n >= 0 {
+				total = n
+			}
+			s.Percent = percent(s.Records, total)
 		}
 		return s
 	})
@@ -176,6 +186,9 @@ func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) e
 	conn, err := o.conn.dial(ctx, stderr)
 	if err != nil {
 		rep.finish()
+		if errors.Is(err, context.Canceled) {
+			return &interruptedBeforeSending{err: err}
+		}
 		return err
 	}
 	defer conn.Close()
@@ -191,8 +204,15 @@ func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) e
 	imported := make(chan struct{})
 	checkCtx, stopCheck := context.WithCancel(ctx)
 	defer stopCheck()
+	var sending atomic.Bool // the preflight passed and the first append may be under way
+	started := func(plan *writer.Plan) {
+		sending.Store(true)
+		toSend.Store(eventsToSend(plan))
+	}
+	o.opts.Sending = started
 	if !o.noCheck {
 		o.opts.Sending = func(plan *writer.Plan) {
+			started(plan)
 			copts := writer.CompareOptions{AfterImport: imported, Committed: progress.Token.Load, Warn: rep.warn, MaxRetries: o.checkRetries}
 			if o.opts.Renumber {
 				first := plan.TargetFirst
@@ -216,6 +236,9 @@ func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) e
 	}
 	if err != nil {
 		var pe *writer.ProgressError
+		if errors.Is(err, context.Canceled) && !sending.Load() && !errors.As(err, &pe) {
+			return &interruptedBeforeSending{err: err}
+		}
 		if errors.As(err, &pe) {
 			return &continueError{err: err, hint: fmt.Sprintf("to continue, run: axarchive import --resume %s %s", o.flagsLine, strings.Join(o.dirs, " "))}
 		}
@@ -227,9 +250,17 @@ func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) e
 	}
 	if !rep.quiet() {
 		el := time.Since(start)
-		fmt.Fprintf(stdout, "imported %d events in %d transactions and %d snapshots into %s/%s in %s (%.0f events/s)\n",
-			progress.Events.Load(), progress.Transactions.Load(), progress.Snapshots.Load(), conn.Address(), conn.Context(),
-			el.Round(time.Millisecond), float64(progress.Events.Load())/max(el.Seconds(), 1e-9))
+		rate := ""
+		if n := progress.Events.Load(); n > 0 {
+			rate = fmt.Sprintf(" (%.0f events/s)", float64(n)/max(el.Seconds(), 1e-9))
+		}
+		if progress.Events.Load() == 0 && progress.Snapshots.Load() == 0 && o.opts.Resume {
+			fmt.Fprintf(stdout, "nothing left to import: %s/%s already holds every event and snapshot of the archive\n", conn.Address(), conn.Context())
+		} else {
+			fmt.Fprintf(stdout, "imported %s in %s and %s into %s/%s in %s%s\n",
+				plural(progress.Events.Load(), "event"), plural(progress.Transactions.Load(), "transaction"), plural(progress.Snapshots.Load(), "snapshot"),
+				conn.Address(), conn.Context(), el.Round(time.Millisecond), rate)
+		}
 	}
 	if o.noCheck {
 		return nil
@@ -245,7 +276,7 @@ func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) e
 		return &continueError{err: fmt.Errorf("check the target against the archive: %w", err),
 			hint: fmt.Sprintf("the import itself is complete; to run the check again, run: %s %s", diff, strings.Join(o.dirs, " "))}
 	}
-	return printDiff(stdout, d, o.progress == progressQuiet)
+	return printDiff(stdout, d, len(o.dirs), o.progress == progressQuiet)
 }
 
 func printPlan(w io.Writer, p *writer.Plan, conn *axonclient.Conn) {
@@ -265,25 +296,47 @@ func printPlan(w io.Writer, p *writer.Plan, conn *axonclient.Conn) {
 	}
 }
 
-func printDiff(w io.Writer, d *writer.Diff, quiet bool) error {
+// printDiff prints the verdict, the differences and the fingerprints, each fingerprint said for what it
+// covers, so that the verdict and the fingerprints never seem to contradict each other.
+func printDiff(w io.Writer, d *writer.Diff, archives int, quiet bool) error {
+	what := "archive"
+	if archives > 1 {
+		what = fmt.Sprintf("the chain of %d archives", archives)
+	}
+	compared := fmt.Sprintf("%s and %s compared", plural(d.Events, "event"), plural(d.Snapshots, "snapshot"))
+	fingerprints := func() {
+		switch {
+		case archives > 1:
+			// A chain has no one fingerprint: each archive's covers its own records only.
+			fmt.Fprintf(w, "last archive's fingerprint    %s (its own records only)\n", d.ArchiveFingerprint)
+			fmt.Fprintf(w, "target records' fingerprint   %s (all %s compared)\n", d.TargetFingerprint, plural(d.Events+d.Snapshots, "record"))
+		case d.ArchiveFingerprint == d.TargetFingerprint:
+			fmt.Fprintf(w, "fingerprint %s (archive and target records alike)\n", d.ArchiveFingerprint)
+		default:
+			fmt.Fprintf(w, "archive fingerprint %s\ntarget  fingerprint %s\n", d.ArchiveFingerprint, d.TargetFingerprint)
+		}
+	}
 	if d.Equal() {
 		if !quiet {
-			fmt.Fprintf(w, "target equals archive: %d events and %d snapshots compared\n", d.Events, d.Snapshots)
-			fmt.Fprintf(w, "archive fingerprint %s\ntarget  fingerprint %s\n", d.ArchiveFingerprint, d.TargetFingerprint)
+			fmt.Fprintf(w, "target equals %s: %s\n", what, compared)
+			fingerprints()
 			if d.SnapshotFlagOnly {
 				fmt.Fprintln(w, "note: the target serves snapshots with the snapshot flag set, which the archive's records (from segment files) do not carry; the fingerprints differ by that flag only")
 			}
 		}
 		return nil
 	}
-	fmt.Fprintf(w, "target DIFFERS from archive (%d events and %d snapshots compared):\n", d.Events, d.Snapshots)
+	fmt.Fprintf(w, "target DIFFERS from %s (%s):\n", what, compared)
 	for _, s := range d.Differences {
 		fmt.Fprintf(w, "  %s\n", s)
 	}
 	if d.More > 0 {
-		fmt.Fprintf(w, "  ... and %d more differences\n", d.More)
+		fmt.Fprintf(w, "  ... and %s more\n", plural(d.More, "difference"))
 	}
-	fmt.Fprintf(w, "archive fingerprint %s\ntarget  fingerprint %s\n", d.ArchiveFingerprint, d.TargetFingerprint)
+	fingerprints()
+	if archives == 1 && d.ArchiveFingerprint == d.TargetFingerprint {
+		fmt.Fprintln(w, "note: the records compared are equal; the differences are in what only one side holds (the fingerprint covers the archive's records)")
+	}
 	return errTargetDiffers
 }
 
@@ -299,7 +352,8 @@ token, identity and bytes of every event, and every snapshot. Prints the first d
 and a verdict with both fingerprints. For a target of a renumbered import, give its token
 map (--token-map): the archive's events are then expected from the target token it names.
 
-Exit status: 0 equal, 1 error, 2 usage, 3 archive invalid, 4 the target differs.`,
+Exit status: 0 equal, 1 error, 2 usage, 3 archive invalid (or not a chain), 4 the target differs,
+130 interrupted.`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "token-map", Usage: "the target was filled by import --renumber with this token map `FILE`"},
 			checkRetriesFlag("a"),
@@ -345,10 +399,35 @@ Exit status: 0 equal, 1 error, 2 usage, 3 archive invalid, 4 the target differs.
 			if err != nil {
 				return err
 			}
-			return printDiff(c.App.Writer, d, false)
+			return printDiff(c.App.Writer, d, len(dirs), false)
 		},
 	}
 }
+
+// eventsToSend is the number of events a run of the plan sends: all of them, or for a resumed import
+// (without renumbering: archive tokens are target tokens) those from StartAt on, declared gaps left out.
+// A renumbered resume is counted whole (the percentage then starts where the first run left it).
+func eventsToSend(p *writer.Plan) int64 {
+	if p.Renumber || p.StartAt <= p.FirstToken {
+		return p.Events
+	}
+	n := p.LastToken - p.StartAt + 1
+	for _, g := range p.Gaps {
+		if from, to := max(g.From, p.StartAt), min(g.To, p.LastToken); to >= from {
+			n -= to - from + 1
+		}
+	}
+	return max(n, 0)
+}
+
+// interruptedBeforeSending is an import stopped (Ctrl-C, SIGTERM) while it still verified the archive or
+// checked the target: the message says that the target was not touched.
+type interruptedBeforeSending struct{ err error }
+
+func (e *interruptedBeforeSending) Error() string {
+	return "interrupted before anything was sent (while connecting, verifying the archive or checking the target): the target is unchanged"
+}
+func (e *interruptedBeforeSending) Unwrap() error { return e.err }
 
 // continueError carries the exact command that continues a failed import.
 type continueError struct {
@@ -363,7 +442,7 @@ func (e *continueError) Unwrap() error { return e.err }
 // retried; the comparison's event stream is re-opened where it was lost.
 func checkRetriesFlag(whose string) cli.Flag {
 	return &cli.IntFlag{Name: "retries", Value: writer.DefaultCheckRetries,
-		Usage: "re-open " + whose + " lost event stream up to `N` times in a row, with backoff (10: about half a minute; 0: never)"}
+		Usage: "re-open " + whose + " lost event stream up to `N` times in a row, waiting 0.2 s doubling up to 10 s between tries (10: about a minute; 0: never)"}
 }
 
 // checkRetries reads --retries as CompareOptions.MaxRetries.

@@ -34,13 +34,14 @@ Exit status: 0 valid, 1 error, 2 usage, 3 invalid, corrupt or incomplete, 130 in
 			&cli.BoolFlag{Name: "json", Usage: "print the result as one JSON object on stdout"},
 			allowedSignersFlag(),
 			identityFlag(),
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but the problems (the exit status says the rest)"},
 		},
 		Action: func(c *cli.Context) error {
 			dirs, err := archiveArgs(c, 1, -1)
 			if err != nil {
 				return err
 			}
-			o := verifyOptions{dirs: dirs, quick: c.Bool("quick"), json: c.Bool("json")}
+			o := verifyOptions{dirs: dirs, quick: c.Bool("quick"), json: c.Bool("json"), quiet: c.Bool("quiet")}
 			if o.identities, err = identities(c); err != nil {
 				return err
 			}
@@ -63,6 +64,7 @@ type verifyOptions struct {
 	checkSignatures bool
 	allowedSigners  []sshsig.AllowedSigner
 	identities      []age.Identity // decrypt encrypted archives for a full verification
+	quiet           bool
 }
 
 // verifyResult is one archive's entry in the JSON output.
@@ -195,10 +197,10 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 			res.SignedBy, res.SigningKey = signed.Principals, signed.Fingerprint
 		}
 		res.OK = true
-		if !o.json {
+		if !o.json && !o.quiet {
 			m := a.Manifest()
-			fmt.Fprintf(stdout, "ok %s: %d events (tokens %d to %d), %d snapshots, %d chunks, %s read in %s (%s verification); fingerprint %s\n",
-				dir, m.Events.Count, m.Events.FirstToken, m.Events.LastToken, m.Snapshots.Count, rep.Chunks,
+			fmt.Fprintf(stdout, "ok %s: %s (tokens %d to %d), %s, %s, %s read in %s (%s verification); fingerprint %s\n",
+				dir, plural(m.Events.Count, "event"), m.Events.FirstToken, m.Events.LastToken, plural(m.Snapshots.Count, "snapshot"), plural(int64(rep.Chunks), "chunk"),
 				formatBytes(rep.Bytes), time.Since(start).Round(time.Millisecond), level, m.Fingerprint)
 			switch {
 			case o.checkSignatures:
@@ -218,7 +220,7 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 				chainProblems = append(chainProblems, problemOf(e))
 				report("chain", e)
 			}
-		} else if !o.json {
+		} else if !o.json && !o.quiet {
 			fmt.Fprintf(stdout, "ok chain of %d archives: tokens %d to %d\n", len(archives),
 				archives[0].Manifest().Events.FirstToken, archives[len(archives)-1].Manifest().Events.LastToken)
 		}
@@ -301,4 +303,12 @@ func formatBytes(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+// plural says "1 chunk", "2 chunks", "0 chunks".
+func plural(n int64, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"filippo.io/age"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +40,10 @@ type Options struct {
 	Identities []age.Identity
 	// Resume continues an interrupted export in Dir; the source and selection must be the same.
 	Resume bool
+	// AllowEmpty lets a source that holds no events at all (a context never written to, or a mistyped
+	// context name on a server that keeps contexts apart) make an empty archive; without it that is
+	// ErrEmpty, before anything is written.
+	AllowEmpty bool
 
 	Filter    *archive.Filter
 	Snapshots string // SnapshotsAll (default), SnapshotsLatest or SnapshotsNone
@@ -131,12 +136,21 @@ type PreviousError struct {
 	Err error
 }
 
-func (e *PreviousError) Error() string { return fmt.Sprintf("previous archive %s: %v", e.Dir, e.Err) }
+func (e *PreviousError) Error() string {
+	msg := e.Err.Error()
+	// Open's errors often start with the directory already: say it once.
+	msg = strings.TrimPrefix(msg, e.Dir+": ")
+	return fmt.Sprintf("previous archive %s: %s", e.Dir, msg)
+}
 
 func (e *PreviousError) Unwrap() error { return e.Err }
 
 // ErrRange is returned for a requested range that the source cannot serve.
 var ErrRange = errors.New("requested range not available")
+
+// ErrEmpty is returned for a new, non-incremental export of a source that holds no events, unless
+// Options.AllowEmpty.
+var ErrEmpty = errors.New("nothing to export: the source holds no events")
 
 // source is where records come from.
 type source interface {
@@ -227,6 +241,7 @@ func run(ctx context.Context, src source, opts Options) (*Result, error) {
 	}
 	if w != nil {
 		progress.Resumed.Store(w.NextToken())
+		warnKeptSettings(&opts, w.Options())
 	} else {
 		r, err := planRange(ctx, src, opts, wopts.Previous)
 		if err != nil {
@@ -258,12 +273,41 @@ func run(ctx context.Context, src source, opts Options) (*Result, error) {
 	return res, nil
 }
 
+// warnKeptSettings says which of the settings given to a resumed export it does not use: the chunking and
+// the level are the interrupted export's, so that the archive is the one an uninterrupted run writes. Zero
+// means not given.
+func warnKeptSettings(opts *Options, kept archive.Options) {
+	var ignored []string
+	if opts.Level != 0 && opts.Level != kept.Level {
+		ignored = append(ignored, fmt.Sprintf("--level %d (it keeps %d)", opts.Level, kept.Level))
+	}
+	if opts.ChunkRecords != 0 && opts.ChunkRecords != kept.ChunkRecords {
+		ignored = append(ignored, fmt.Sprintf("--chunk-records %d (it keeps %d)", opts.ChunkRecords, kept.ChunkRecords))
+	}
+	if opts.ChunkBytes != 0 && opts.ChunkBytes != kept.ChunkBytes {
+		ignored = append(ignored, fmt.Sprintf("--chunk-size %d (it keeps %d)", opts.ChunkBytes, kept.ChunkBytes))
+	}
+	if len(ignored) > 0 {
+		opts.warn("resuming keeps the chunking and compression level the interrupted export started with, so that the archive is the one an uninterrupted run writes: ignoring %s", strings.Join(ignored, ", "))
+	}
+}
+
 // planRange fixes the token range of a new export: what was asked for, within what the source holds now.
 // Events appended later are not included, so that the archive describes one moment of the store.
 func planRange(ctx context.Context, src source, opts Options, prev *archive.Link) (archive.Range, error) {
 	first, last, err := src.bounds(ctx)
 	if err != nil {
 		return archive.Range{}, err
+	}
+	if seg, ok := src.(*segmentSource); ok && len(seg.s.SnapshotFiles()) > 0 {
+		opts.AllowEmpty = true // a snapshot store alone is something to archive
+	}
+	if last < first && prev == nil && !opts.AllowEmpty {
+		d := src.describe()
+		if d.Kind == archive.SourceSegments {
+			return archive.Range{}, fmt.Errorf("%w: the segment files in %s hold no events", ErrEmpty, d.Path)
+		}
+		return archive.Range{}, fmt.Errorf("%w: context %q on %s has no events (its last token is %d)", ErrEmpty, d.Context, d.Address, last)
 	}
 	from, to := first, last
 	if prev != nil {
@@ -366,7 +410,6 @@ func (j *job) exportEvents(ctx context.Context, r archive.Range, wantAggs bool) 
 		err = j.src.events(ctx, from, r.Last, func(token int64, raw []byte, txEnd bool) error {
 			b := s.Batch
 			b.add(token, raw, txEnd)
-			j.progress.Token.Store(token)
 			if !b.full() && (len(b.tokens)%64 != 0 || time.Since(started) < maxBatchAge) {
 				return nil
 			}
@@ -407,6 +450,12 @@ func (j *job) exportEvents(ctx context.Context, r archive.Range, wantAggs bool) 
 			j.noteAggregate(id)
 		}
 		j.progress.Events.Add(int64(len(b.tokens)))
+		// The token of what is written, not of what was received: the source runs ahead of the
+		// converters by up to the pipeline's batches, and a percentage from it ran ahead of the events
+		// counted (81% shown at 56% of the events).
+		if n := len(b.tokens); n > 0 {
+			j.progress.Token.Store(b.tokens[n-1])
+		}
 		j.progress.Written.Add(int64(len(b.lineEnds)))
 		j.progress.Bytes.Add(b.rawBytes)
 		return nil

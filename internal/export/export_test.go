@@ -111,7 +111,12 @@ func TestLiveExportEqualsServer(t *testing.T) {
 func TestLiveExportEmptyContext(t *testing.T) {
 	srv := axontest.NewServer(t)
 	dir := filepath.Join(t.TempDir(), "a")
-	res, err := export.Live(context.Background(), dial(t, srv, "empty"), export.Options{Dir: dir})
+	// Without AllowEmpty: refused, nothing written (a mistyped context looks like this).
+	_, err := export.Live(context.Background(), dial(t, srv, "empty"), export.Options{Dir: dir})
+	require.ErrorIs(t, err, export.ErrEmpty)
+	assert.Contains(t, err.Error(), `context "empty"`)
+	assert.NoDirExists(t, dir)
+	res, err := export.Live(context.Background(), dial(t, srv, "empty"), export.Options{Dir: dir, AllowEmpty: true})
 	require.NoError(t, err)
 	assert.Equal(t, int64(0), res.Events)
 	assert.Equal(t, archive.Range{First: 0, Last: -1}, res.Range)

@@ -50,6 +50,9 @@ func (s *liveSource) describe() archive.Source {
 func (s *liveSource) wantsAggregates() bool { return true }
 
 func (s *liveSource) notes() []archive.Note {
+	if s.opts.Snapshots == SnapshotsNone {
+		return nil // no snapshots were read: there is no scope to speak of
+	}
 	return []archive.Note{{Kind: "snapshot-scope", Token: -1, Detail: "snapshots were read over gRPC for the aggregates " +
 		"of the exported domain events only; snapshots of other aggregates cannot be reached that way (an offline " +
 		"export from segment files includes every snapshot)"}}

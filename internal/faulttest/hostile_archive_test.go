@@ -489,6 +489,10 @@ func hostileCases() []hostileCase {
 			verify: `data/manifest\.json:\d+: invalid manifest: duplicate member name "records" at byte \d+`},
 		{name: "manifest-escaped-fingerprint-twice", quick: true, damage: manifestText(`"fingerprint": `, `"\u0066ingerprint": "x", "fingerprint": `),
 			verify: `data/manifest\.json:\d+: invalid manifest: duplicate member name "fingerprint" at byte \d+`},
+		{name: "manifest-fingerprint-case-variant", quick: true, cat: "events", damage: manifestText(`"version": 1,`, `"version": 1,
+  "fingerprinT": "0",`), verify: `data/manifest\.json:\d+: invalid manifest: duplicate member name "fingerprint" \("fingerprinT" ignoring case`},
+		{name: "manifest-version-case-variant", quick: true, damage: manifestText(`"version": 1,`, `"version": 1,
+  "VERSION": 2,`), verify: `data/manifest\.json:\d+: invalid manifest: duplicate member name "VERSION" \("version" ignoring case`},
 		{name: "events-middle-record-token-twice", damage: line("events", middle, editLine(3, func(l []byte) []byte {
 			return append(l[:len(l)-2:len(l)-2], []byte(`,"token":1}`+"\n")...)
 		})), verify: `data/events/\d{20}\.jsonl\.zst:4 \(token \d+\): invalid record: duplicate member name "token" at byte \d+`},
@@ -592,6 +596,10 @@ func testHostileArchives(t *testing.T, heavy bool) {
 			require.NoError(t, os.CopyFS(h.dir, os.DirFS(base)))
 			require.NoError(t, os.Mkdir(h.outside, 0o755))
 			c.damage(h)
+			if keep := os.Getenv("AXARCHIVE_HOSTILE_KEEP"); keep != "" {
+				// For measuring each input's time and peak memory outside the test process.
+				_ = os.CopyFS(filepath.Join(keep, c.name), os.DirFS(h.dir))
+			}
 			before := snapshotFiles(t, sandbox)
 			appends := srv.Calls(axontest.MethodAppendEvent) + srv.Calls(axontest.MethodAppendSnapshot)
 

@@ -10,6 +10,9 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/axarchive/axarchive/internal/segmenttest"
 )
 
 // fuzzSeeds are small seeds from the real fixtures: both legacy files whole, and the first bytes of a
@@ -147,4 +150,89 @@ func TestHostileBlocks(t *testing.T) {
 	require.Equal(t, int64(5), sc.cut.Offset)
 	_, err = scan(seeds["torn-final-block"], false)
 	require.ErrorIs(t, err, ErrCorrupt)
+}
+
+// BenchmarkCheckEvent: the wire check every event of a verified block gets (a realistic event: ids,
+// aggregate, a 200-byte payload, two metadata entries).
+func BenchmarkCheckEvent(b *testing.B) {
+	ev := protowire.AppendTag(nil, 1, protowire.BytesType)
+	ev = protowire.AppendString(ev, "0a311055-3988-43a1-bf08-3879f01dd6d8")
+	ev = protowire.AppendTag(ev, 2, protowire.BytesType)
+	ev = protowire.AppendString(ev, "22258d54-10e1-436b-8c12-011be9174c98")
+	ev = protowire.AppendTag(ev, 3, protowire.VarintType)
+	ev = protowire.AppendVarint(ev, 12)
+	ev = protowire.AppendTag(ev, 5, protowire.VarintType)
+	ev = protowire.AppendVarint(ev, 1672628652031)
+	payload := protowire.AppendTag(nil, 1, protowire.BytesType)
+	payload = protowire.AppendString(payload, "com.example.logistics.api.ShipmentCreatedEvent")
+	payload = protowire.AppendTag(payload, 3, protowire.BytesType)
+	payload = protowire.AppendBytes(payload, make([]byte, 200))
+	ev = protowire.AppendTag(ev, 6, protowire.BytesType)
+	ev = protowire.AppendBytes(ev, payload)
+	for range 2 {
+		value := protowire.AppendTag(nil, 1, protowire.BytesType)
+		value = protowire.AppendString(value, "b9532839-9111-4ead-86ee-ffdbf0c521df")
+		entry := protowire.AppendTag(nil, 1, protowire.BytesType)
+		entry = protowire.AppendString(entry, "traceId")
+		entry = protowire.AppendTag(entry, 2, protowire.BytesType)
+		entry = protowire.AppendBytes(entry, value)
+		ev = protowire.AppendTag(ev, 7, protowire.BytesType)
+		ev = protowire.AppendBytes(ev, entry)
+	}
+	b.SetBytes(int64(len(ev)))
+	for b.Loop() {
+		if err := checkEvent(ev); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// referenceCheck is checkEvent written with protowire's generic functions only.
+func referenceCheck(b []byte, nested map[protowire.Number]any) bool {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return false
+		}
+		b = b[n:]
+		if typ == protowire.BytesType {
+			v, m := protowire.ConsumeBytes(b)
+			if m < 0 {
+				return false
+			}
+			if sub, ok := nested[num]; ok && !referenceCheck(v, sub.(map[protowire.Number]any)) {
+				return false
+			}
+			b = b[m:]
+			continue
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b)
+		if m < 0 {
+			return false
+		}
+		b = b[m:]
+	}
+	return true
+}
+
+var referenceEvent = func() map[protowire.Number]any {
+	object := map[protowire.Number]any{}
+	value := map[protowire.Number]any{5: object}
+	entry := map[protowire.Number]any{2: value}
+	return map[protowire.Number]any{6: object, 7: entry}
+}()
+
+// FuzzCheckEvent: the wire check of verified blocks (with its fast paths) accepts exactly what a check
+// written with protowire's generic functions accepts, and never panics.
+func FuzzCheckEvent(f *testing.F) {
+	f.Add(segmenttest.SampleEvent(nil, 7, 20))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	f.Add([]byte{0x0a, 0x7f, 'a'})
+	f.Add([]byte{0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02})
+	f.Add([]byte{0x3a, 0x04, 0x12, 0x02, 0x2a, 0x05})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := checkEvent(b) == nil, referenceCheck(b, referenceEvent); got != want {
+			t.Fatalf("checkEvent accepts=%v, reference %v, for %x (%v)", got, want, b, checkEvent(b))
+		}
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/axarchive/axarchive/archive"
@@ -544,7 +545,7 @@ func compareTarget(ctx context.Context, conn *axonclient.Conn, from, to int64, r
 }
 
 // DefaultCheckRetries is CompareOptions.MaxRetries when it is 0: with the backoff (200 ms doubling up to
-// 5 s) about half a minute of a server that does not answer.
+// 10 s, as export's) about a minute of a server that does not answer, which a restart of Axon Server takes.
 const DefaultCheckRetries = 10
 
 // streamTarget reads the target's events from..to (inclusive) and stops, re-opening a lost stream where it
@@ -556,7 +557,7 @@ func streamTarget(ctx context.Context, conn *axonclient.Conn, from, to int64, re
 		// events, which matters while the check runs beside an import.
 		Window:     2048,
 		MaxRetries: retries,
-		MaxBackoff: 5 * time.Second,
+		MaxBackoff: 10 * time.Second, // export's: --retries means the same wait for every command
 		Warn:       warn,
 	}, fn)
 }
@@ -624,8 +625,11 @@ func describeDifference(want, got []byte) string {
 	check("payload", string(archive.AppendEventJSON(nil, &archive.Record{Payload: w.Payload})) == string(archive.AppendEventJSON(nil, &archive.Record{Payload: g.Payload})))
 	check("metadata", string(archive.AppendEventJSON(nil, &archive.Record{Metadata: w.Metadata})) == string(archive.AppendEventJSON(nil, &archive.Record{Metadata: g.Metadata})))
 	check("snapshot flag", w.Snapshot == g.Snapshot)
-	if len(diffs) == 0 {
+	switch len(diffs) {
+	case 0:
 		return "the bytes differ"
+	case 1:
+		return diffs[0] + " differs"
 	}
-	return fmt.Sprintf("%v differ%s", diffs, map[bool]string{true: "s", false: ""}[len(diffs) == 1])
+	return strings.Join(diffs[:len(diffs)-1], ", ") + " and " + diffs[len(diffs)-1] + " differ"
 }
