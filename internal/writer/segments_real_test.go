@@ -227,5 +227,6 @@ func requireServerHolds(t *testing.T, conn *axonclient.Conn, arch string) {
 	lm := openArchive(t, live).Manifest()
 	assert.Equal(t, a.Manifest().Events.SHA256, lm.Events.SHA256, "live export: the same events")
 	assert.Equal(t, a.Manifest().Events.Count, lm.Events.Count)
+	assert.Equal(t, a.Manifest().Snapshots.Count, lm.Snapshots.Count, "live export: every snapshot")
 	t.Logf("live export: %d events, %d snapshots (archive %d); notes %v", lm.Events.Count, lm.Snapshots.Count, a.Manifest().Snapshots.Count, lm.Notes)
 }
