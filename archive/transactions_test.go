@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/axarchive/axarchive/schema"
 )
 
 // txSizes is the grouping the transaction tests write: runs of equal sizes (kept as one line each), a
@@ -98,6 +100,13 @@ func TestTransactions(t *testing.T) {
 		}
 	}
 	assert.Equal(t, want, txEnds(t, a))
+	// Every record is valid against schema/transaction.v2.json too.
+	tit := a.newIterator(context.Background(), StreamTransactions, 0, m.Transactions.SHA256)
+	for tit.Next() {
+		require.NoError(t, schema.Validate(schema.Transaction(), tit.Line()))
+	}
+	require.NoError(t, tit.Err())
+	tit.Close()
 	assert.Equal(t, int64(len(want)), m.Transactions.Count)
 
 	// The fingerprint covers the records only: the same records without transactions give the same.

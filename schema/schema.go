@@ -1,4 +1,4 @@
-// Package schema holds the JSON Schemas (draft 2020-12) of the axarchive format, version 1: the event
+// Package schema holds the JSON Schemas (draft 2020-12) of the axarchive format, versions 1 and 2: the event
 // and snapshot records of the chunks and the archive manifest. They are the normative description of
 // the JSON shapes in SPEC.md; the canonical encoding rules that a schema cannot express (key order, no
 // whitespace, string escaping) are in SPEC.md only.

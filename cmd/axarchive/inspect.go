@@ -72,6 +72,9 @@ func runInspect(dir string, asJSON bool, stdout io.Writer) error {
 		row("events", "%d, tokens %d to %d (%d tokens in gaps, %d filtered)", ev.Count, ev.FirstToken, ev.LastToken, gapTokens, ev.Filtered)
 	}
 	row("snapshots", "%d (mode %s)", m.Snapshots.Count, m.Snapshots.Mode)
+	if tx := m.Transactions; tx != nil {
+		row("transactions", "%d, as the source grouped the events (not part of the fingerprint)", tx.Count)
+	}
 	row("fingerprint", "%s", m.Fingerprint)
 	if m.Encryption != "" {
 		row("encryption", "%s: every chunk is encrypted (cat, verify and import need --identity)", m.Encryption)

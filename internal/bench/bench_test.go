@@ -28,8 +28,8 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.rows) != 9 {
-		t.Fatalf("%d rows, want 9", len(rep.rows))
+	if len(rep.rows) != 10 {
+		t.Fatalf("%d rows, want 10", len(rep.rows))
 	}
 	for _, r := range rep.rows {
 		if r.m.records <= 0 || r.m.elapsed <= 0 || r.m.maxRSS <= 0 {
@@ -38,7 +38,7 @@ func TestRun(t *testing.T) {
 	}
 	var out bytes.Buffer
 	rep.write(&out)
-	for _, want := range []string{"axarchive export --segments", "plain ListEvents", "archive vs segment files", "bytes/event"} {
+	for _, want := range []string{"axarchive export --segments", "axarchive import --segments", "plain ListEvents", "archive vs segment files", "bytes/event"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}

@@ -1,6 +1,7 @@
 // Package segmenttest writes Axon Server segment files (*.events, *.snapshots) for tests and benchmarks:
-// single files with chosen headers, blocks and end markers, whole stores of many pre-allocated segments,
-// and damaged copies. The format is AXON.md section 3; the reader under test is internal/reader.
+// single files with chosen headers, blocks and end markers, and damaged copies, which the real writer
+// (internal/writer's SegmentStore) never makes; whole generated stores, which it writes with that writer.
+// The format is AXON.md section 3; the reader under test is internal/reader.
 //
 // It is for tests only: it trusts its arguments and writes whatever it is told, including invalid files.
 package segmenttest

@@ -1,24 +1,26 @@
 package segmenttest
 
 import (
-	"bufio"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/axarchive/axarchive/internal/writer"
 )
 
 // StoreOptions describes a generated store for WriteStore. The zero value writes nothing; set Entries.
 type StoreOptions struct {
 	// Suffix is Events (the default) or Snapshots.
 	Suffix string
-	// First is the number of the first file (a store whose older segments were removed starts above 0).
-	First int64
 	// Entries is the number of events (snapshots) to write.
 	Entries int64
-	// PerBlock is the number of events per block (transaction); 0 means 1.
+	// PerBlock is the number of events per block (transaction); 0 means 1. Snapshots are one per block,
+	// as Axon Server writes them.
 	PerBlock int
 	// SegmentSize is the pre-allocated size of each file; 0 means 16 MiB. Files roll over as Axon
 	// Server's do: when the next block and a marker do not fit, the file gets a -1 marker and the next
@@ -47,14 +49,16 @@ type StoreStats struct {
 	EventBytes int64
 }
 
-// WriteStore writes a store of many segment files into dir, which must exist. The newest file ends with a 0
-// marker, like an active segment; all others with -1.
+// WriteStore writes a store of many segment files of one kind into dir, which must exist and may hold
+// the other kind's files: with the segment-file writer of axarchive (internal/writer), so that the
+// stores the reader is tested and measured on are the ones the import writes. The newest file ends with
+// a 0 marker, like an active segment; all others with -1.
 func WriteStore(dir string, opts StoreOptions) (*StoreStats, error) {
 	suffix := opts.Suffix
 	if suffix == "" {
 		suffix = Events
 	}
-	perBlock := max(opts.PerBlock, 1)
+	perBlock := int64(max(opts.PerBlock, 1))
 	segSize := opts.SegmentSize
 	if segSize <= 0 {
 		segSize = 16 << 20
@@ -67,91 +71,91 @@ func WriteStore(dir string, opts StoreOptions) (*StoreStats, error) {
 		}
 		event = func(dst []byte, token int64) []byte { return SampleEvent(dst, token, payload) }
 	}
-
-	st := &StoreStats{}
-	var (
-		f     *os.File
-		w     *bufio.Writer
-		off   int64 // bytes written to the current file
-		block []byte
-		evbuf []byte
-		evs   [][]byte
-		lens  []int
-	)
-	closeFile := func(marker int32) error {
-		w.Write(binary.BigEndian.AppendUint32(nil, uint32(marker)))
-		off += 4
-		st.DataBytes += off
-		st.Used = append(st.Used, off)
-		if err := w.Flush(); err != nil {
-			return err
-		}
-		if off < segSize {
-			if err := f.Truncate(segSize); err != nil {
-				return err
-			}
-		}
-		return f.Close()
+	// The writer takes an empty directory: write there, then move the files beside the other kind's.
+	tmp, err := os.MkdirTemp(dir, ".segmenttest-")
+	if err != nil {
+		return nil, err
 	}
-	openFile := func(first int64) error {
-		path := filepath.Join(dir, Name(first, suffix))
-		var err error
-		if f, err = os.Create(path); err != nil {
-			return err
-		}
-		if w == nil {
-			w = bufio.NewWriterSize(f, 1<<20)
-		} else {
-			w.Reset(f)
-		}
-		w.Write([]byte{2, 0, 0, 0, 0})
-		off = 5
-		st.Files = append(st.Files, path)
-		return nil
+	defer os.RemoveAll(tmp)
+	store, err := writer.CreateSegmentStore(filepath.Join(tmp, "store"), writer.SegmentStoreOptions{SegmentSize: segSize, NoSync: true})
+	if err != nil {
+		return nil, err
 	}
-
-	token := opts.First
-	end := opts.First + opts.Entries
-	for token < end {
-		n := min(int64(perBlock), end-token)
-		evbuf, evs, lens = evbuf[:0], evs[:0], lens[:0]
-		for i := int64(0); i < n; i++ {
-			start := len(evbuf)
-			evbuf = event(evbuf, token+i)
-			lens = append(lens, len(evbuf)-start)
-			st.EventBytes += int64(len(evbuf) - start)
-		}
-		pos := 0
-		for _, l := range lens {
-			evs = append(evs, evbuf[pos:pos+l:pos+l])
-			pos += l
-		}
-		block, _ = AppendBlock(block[:0], 2, evs)
-		if f != nil && off+int64(len(block))+4 > segSize && off > 5 {
-			if err := closeFile(-1); err != nil {
-				return nil, err
-			}
-			f = nil
-		}
-		if f == nil {
-			if err := openFile(token); err != nil {
-				return nil, err
-			}
-		}
-		w.Write(block)
-		off += int64(len(block))
-		token += n
-	}
-	if f == nil {
-		if err := openFile(token); err != nil {
+	st := &StoreStats{Entries: opts.Entries}
+	if suffix == Snapshots {
+		if err := store.FinishEvents(); err != nil {
 			return nil, err
 		}
 	}
-	if err := closeFile(0); err != nil {
+	var buf []byte
+	for i := int64(0); i < opts.Entries; i++ {
+		buf = event(buf[:0], i)
+		st.EventBytes += int64(len(buf))
+		if suffix == Snapshots {
+			err = store.WriteSnapshot(buf)
+		} else {
+			err = store.WriteEvent(buf, (i+1)%perBlock == 0)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := store.Close(); err != nil {
 		return nil, err
 	}
-	st.Entries = opts.Entries
+	entries, err := os.ReadDir(filepath.Join(tmp, "store"))
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), suffix) {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		if err := os.Rename(filepath.Join(tmp, "store", e.Name()), path); err != nil {
+			return nil, err
+		}
+		used, err := usedLength(path)
+		if err != nil {
+			return nil, err
+		}
+		st.Files = append(st.Files, path)
+		st.Used = append(st.Used, used)
+		st.DataBytes += used
+	}
+	if len(st.Files) == 0 {
+		// An empty store is one active file: header and marker.
+		path := filepath.Join(dir, Name(0, suffix))
+		if err := os.WriteFile(path, []byte{2, 0, 0, 0, 0, 0, 0, 0, 0}, 0o644); err != nil {
+			return nil, err
+		}
+		if err := os.Truncate(path, segSize); err != nil {
+			return nil, err
+		}
+		st.Files, st.Used, st.DataBytes = []string{path}, []int64{9}, 9
+	}
 	return st, nil
+}
+
+// usedLength returns the bytes of a segment file that hold data: header, blocks and end marker.
+func usedLength(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	var b [4]byte
+	off := int64(5)
+	for {
+		if _, err := f.ReadAt(b[:], off); err != nil {
+			return 0, fmt.Errorf("%s at %d: %w", path, off, err)
+		}
+		size := int32(binary.BigEndian.Uint32(b[:]))
+		if size == 0 || size == -1 {
+			return off + 4, nil
+		}
+		off += 7 + int64(size) + 4
+	}
 }
 
 // SampleEvent appends a plausible protobuf Event for token to dst: message id, aggregate id (one of 1000,

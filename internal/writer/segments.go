@@ -171,6 +171,8 @@ func CheckSegmentDir(dir string) error {
 	if err != nil {
 		return fmt.Errorf("segment directory: %w", err)
 	}
+	// What a run killed while writing its first journal leaves: nothing else was written yet.
+	entries = slices.DeleteFunc(entries, func(e fs.DirEntry) bool { return e.Name() == SegmentJournal+".tmp" && e.Type().IsRegular() })
 	if len(entries) > 0 {
 		if slices.ContainsFunc(entries, func(e fs.DirEntry) bool { return e.Name() == SegmentJournal }) {
 			return fmt.Errorf("%w: %s holds an interrupted import (%s): continue it with --resume, or empty the directory", ErrSegmentDir, dir, SegmentJournal)
@@ -233,6 +235,13 @@ func ResumeSegmentStore(dir string, opts SegmentStoreOptions) (*SegmentStore, er
 func (j *segmentJournal) check() error {
 	if j.SegmentSize <= 0 {
 		return fmt.Errorf("segment size %d", j.SegmentSize)
+	}
+	for _, name := range j.Final {
+		// Names go into paths: only what SegmentName makes.
+		stem, suffix, _ := strings.Cut(name, ".")
+		if len(stem) != 20 || strings.Trim(stem, "0123456789") != "" || ("."+suffix != EventsSuffix && "."+suffix != SnapshotsSuffix) {
+			return fmt.Errorf("final name %q is not a segment file name", name)
+		}
 	}
 	for _, st := range []segmentStreamState{j.Events, j.Snapshots} {
 		prev := int64(-1)

@@ -1,0 +1,134 @@
+package faulttest
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// The segment import (import --segments, issue 17) killed at its checkpoints, out of disk space, on a
+// read-only file system: it stops with the cause, never leaves anything a server would load as a store,
+// and --resume completes files byte-identical to an uninterrupted run.
+
+// segmentJob is an archive of an offline export (which records transactions) and the segment files of an
+// uninterrupted import of it.
+type segmentJob struct {
+	archive, ref string
+}
+
+const segmentSizeFlag = "262144"
+
+func newSegmentJob(t *testing.T) *segmentJob {
+	t.Helper()
+	j := &segmentJob{archive: filepath.Join(t.TempDir(), "archive"), ref: filepath.Join(t.TempDir(), "ref")}
+	requireCode(t, run(t, plain(t), nil, "export", "--segments", newSegments(t, 20000, 51), "-o", j.archive), 0)
+	requireCode(t, run(t, plain(t), nil, j.cmd(j.ref, false)...), 0)
+	return j
+}
+
+func (j *segmentJob) cmd(dir string, resume bool) []string {
+	args := []string{"import", "--segments", dir, "--segment-size", segmentSizeFlag, j.archive}
+	if resume {
+		args = append(args, "--resume")
+	}
+	return args
+}
+
+// requireSameStore compares every file of dir with the uninterrupted run's.
+func (j *segmentJob) requireSameStore(t *testing.T, dir string) {
+	t.Helper()
+	want, err := os.ReadDir(j.ref)
+	require.NoError(t, err)
+	got, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	names := func(es []os.DirEntry) []string {
+		var out []string
+		for _, e := range es {
+			out = append(out, e.Name())
+		}
+		return out
+	}
+	require.Equal(t, names(want), names(got))
+	for _, e := range want {
+		w, err := os.ReadFile(filepath.Join(j.ref, e.Name()))
+		require.NoError(t, err)
+		g, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		require.NoError(t, err)
+		require.True(t, string(w) == string(g), "%s differs from the uninterrupted run's", e.Name())
+	}
+}
+
+// requireNoStore checks that an interrupted directory holds nothing Axon Server loads (no *.events or
+// *.snapshots name) and the journal that makes it resumable.
+func requireNoStore(t *testing.T, dir string) {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	journal := false
+	for _, e := range es {
+		n := e.Name()
+		require.False(t, strings.HasSuffix(n, ".events") || strings.HasSuffix(n, ".snapshots"), "%s: a server would load it", n)
+		journal = journal || n == "axarchive-segments.json"
+	}
+	require.True(t, journal, "no journal in %s", dir)
+}
+
+func TestSegmentImportKilled(t *testing.T) {
+	j := newSegmentJob(t)
+	for _, at := range []string{"segments-synced:1", "segments-synced:4", "segments-complete:1"} {
+		t.Run(at, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "default")
+			r := run(t, faulty(t), []string{"AXARCHIVE_CRASH_AT=" + at}, j.cmd(dir, false)...)
+			require.Equal(t, syscall.SIGKILL, r.Signal, r)
+			requireNoStore(t, dir)
+			r = run(t, plain(t), nil, j.cmd(dir, false)...)
+			requireCode(t, r, 1)
+			require.Contains(t, r.Stderr, "holds an interrupted import", r)
+			requireCode(t, run(t, plain(t), nil, j.cmd(dir, true)...), 0)
+			j.requireSameStore(t, dir)
+		})
+	}
+}
+
+func TestSegmentImportDiskFull(t *testing.T) {
+	j := newSegmentJob(t)
+	t.Run("refused before writing", func(t *testing.T) {
+		mnt := mountTmpfs(t, "size=256k")
+		dir := filepath.Join(mnt, "default")
+		r := run(t, plain(t), nil, j.cmd(dir, false)...)
+		requireCode(t, r, 1)
+		require.Regexp(t, `(?m)^axarchive: error: not enough free space: the store needs about \d+ bytes, the file system of .* has \d+ free$`, r.Stderr)
+		require.NoDirExists(t, dir)
+	})
+	t.Run("while writing", func(t *testing.T) {
+		mnt := mountTmpfs(t, "size=64m")
+		dir := filepath.Join(mnt, "default")
+		r := run(t, faulty(t), []string{"AXARCHIVE_CRASH_AT=segments-synced:3"}, j.cmd(dir, false)...)
+		require.Equal(t, syscall.SIGKILL, r.Signal, r)
+		// The disk fills up while the resumed run writes.
+		remount(t, mnt, fmt.Sprintf("size=%d", used(t, mnt)+128<<10))
+		r = run(t, plain(t), nil, j.cmd(dir, true)...)
+		requireCode(t, r, 1)
+		require.Contains(t, r.Stderr, "no space left on device", r)
+		require.Regexp(t, `(?m)^axarchive: error: segment import into .* stopped before token \d+: `, r.Stderr)
+		require.Regexp(t, `(?m)^axarchive: hint: to continue, run: axarchive import --segments .* --resume `, r.Stderr)
+		requireNoStore(t, dir)
+		remount(t, mnt, "size=64m")
+		requireCode(t, run(t, plain(t), nil, j.cmd(dir, true)...), 0)
+		j.requireSameStore(t, dir)
+	})
+	t.Run("read-only", func(t *testing.T) {
+		mnt := mountTmpfs(t, "size=64m")
+		remount(t, mnt, "ro")
+		dir := filepath.Join(mnt, "default")
+		r := run(t, plain(t), nil, j.cmd(dir, false)...)
+		requireCode(t, r, 1)
+		require.Contains(t, r.Stderr, "read-only file system", r)
+		require.NoDirExists(t, dir)
+	})
+}
