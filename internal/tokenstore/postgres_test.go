@@ -308,3 +308,52 @@ func TestOpenBadInput(t *testing.T) {
 		t.Errorf("malformed URL: %v (must fail without showing the password)", err)
 	}
 }
+
+// Axon Framework 5: a mask column and the tokens' new package. The rewrite keeps both.
+func TestAxon5Layout(t *testing.T) {
+	ctx := context.Background()
+	const af4, af5 = "org.axonframework.eventhandling.", "org.axonframework.messaging.eventhandling.processing.streaming.token."
+	_, s := loadFixture(t, "jdbc-jackson.sql",
+		`DELETE FROM tokenentry WHERE processorname IN ('multi-source-processor', 'gap-aware-processor', '__config')`,
+		`ALTER TABLE tokenentry ADD mask integer NOT NULL DEFAULT 0`,
+		`UPDATE tokenentry SET mask = segment + 7`,
+		`UPDATE tokenentry SET tokentype = replace(tokentype, '`+af4+`', '`+af5+`'), token = convert_to(replace(convert_from(token, 'UTF8'), '`+af4+`', '`+af5+`'), 'UTF8') WHERE token IS NOT NULL`)
+	backup := filepath.Join(t.TempDir(), "b.json")
+	res, err := Rewrite(ctx, s, func([]Row) (Mode, error) { return ToHead(100), nil }, Options{Now: fixtureNow, Force: true}, backup, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Changes) != 7 { // ahead, claimed, orders[1], orders[3], replay[0], replay[1], replay-merged
+		t.Errorf("%d changes, want 7", len(res.Changes))
+	}
+	rows, err := s.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := shown(t, rows)
+	for k, want := range map[string]string{"ahead-processor[0]": "100", "replay-processor[1]": "Replay(reset=100, current=100)", "gs-processor[0]": "41"} {
+		if got[k] != want {
+			t.Errorf("%s: %s, want %s", k, got[k], want)
+		}
+	}
+	for _, r := range rows {
+		if r.Mask == nil || *r.Mask != r.Segment+7 {
+			t.Errorf("%s: mask %v", r, r.Mask)
+		}
+		if r.TokenType != nil && !strings.HasPrefix(*r.TokenType, af5) {
+			t.Errorf("%s: token type %s", r, *r.TokenType)
+		}
+	}
+	if _, err := Restore(ctx, s, mustBackup(t, backup), Options{Now: fixtureNow, Force: true}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustBackup(t *testing.T, path string) []Row {
+	t.Helper()
+	_, rows, err := ReadBackup(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
