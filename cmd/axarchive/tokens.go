@@ -57,10 +57,15 @@ func dbFlags() []cli.Flag {
 	}
 }
 
+// claimTimeoutFlag says when a claim has expired (list and check show it, rewrite and restore respect it).
+func claimTimeoutFlag() cli.Flag {
+	return &cli.DurationFlag{Name: "claim-timeout", Value: tokenstore.DefaultClaimTimeout, Usage: "the applications' claim timeout: a claim not renewed for this `DURATION` has expired"}
+}
+
 func claimFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.BoolFlag{Name: "force", Usage: "change processors that a node holds a live claim on (stop them first instead)"},
-		&cli.DurationFlag{Name: "claim-timeout", Value: tokenstore.DefaultClaimTimeout, Usage: "the applications' claim timeout: a claim not renewed for this `DURATION` has expired"},
+		claimTimeoutFlag(),
 	}
 }
 
@@ -95,7 +100,7 @@ One line per processor segment: the token's kind and position(s) (a replay shows
 reset and where it is; a merge both halves; a multi-source token each source), the owner and
 whether its claim is live, and the serializer. Exit status: 0 ok, 1 error, 2 usage, 3 a row that
 is not what its token type says.`,
-		Flags: append(append(dbFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}), claimFlags()[1]),
+		Flags: append(append(dbFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}), claimTimeoutFlag()),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
 				return err
@@ -177,7 +182,8 @@ func printTokenList(w io.Writer, table string, rows []tokenstore.Row, asJSON boo
 	return tw.Flush()
 }
 
-// storeFlags say where the event store's bounds come from: a live server (connFlags) or archives.
+// tokensStoreUsage is the usage line of a command that needs the event store's tokens: from a live
+// server (connFlags) or from the archives it was restored from.
 func tokensStoreUsage(cmd string) string {
 	return "axarchive tokens " + cmd + " --db URL (--server HOST:PORT --context CTX | ARCHIVE...)"
 }
@@ -220,7 +226,7 @@ archives it was restored from (a full archive and its incrementals, oldest first
 Exit status: 0 consistent, 1 error, 2 usage, 3 invalid input, 4 inconsistent.`,
 		Flags: append(append(append(dbFlags(),
 			&cli.StringFlag{Name: "token-map", Usage: "also check positions against the token map `FILE` of a renumbered import"}),
-			connFlags()...), claimFlags()[1]),
+			connFlags()...), claimTimeoutFlag()),
 		Action: func(c *cli.Context) error {
 			dirs, err := archiveArgs(c, 0, -1)
 			if err != nil {
