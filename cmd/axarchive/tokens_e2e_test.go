@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/axonclient"
@@ -20,9 +21,19 @@ import (
 	"github.com/axarchive/axarchive/internal/tokenstore"
 )
 
+// mustCLI runs the command line in this process, as main does, and requires exit status want. (Not
+// runCLI: its 30 s limit is tight for an import and its proof on a shared machine.)
 func mustCLI(t *testing.T, want int, args ...string) string {
 	t.Helper()
-	code, out, errs := runCLI(t, args...)
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	app := newApp(&stdout, &stderr)
+	err := app.RunContext(ctx, append([]string{"axarchive"}, args...))
+	if err != nil {
+		printError(&stderr, err)
+	}
+	code, out, errs := exitCode(err), stdout.String(), stderr.String()
 	if code != want {
 		t.Fatalf("axarchive %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, want, out, errs)
 	}
