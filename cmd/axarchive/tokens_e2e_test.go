@@ -14,6 +14,7 @@ import (
 
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/axonclient"
+	"github.com/axarchive/axarchive/internal/axontest"
 	"github.com/axarchive/axarchive/internal/codec"
 	"github.com/axarchive/axarchive/internal/eventgen"
 	"github.com/axarchive/axarchive/internal/pgtest"
@@ -63,10 +64,11 @@ func positionsOf(t *testing.T, url string) map[string][]int64 {
 }
 
 // The seed failure and the renumbered import, end to end with the real Axon Server and a real
-// PostgreSQL holding the token table Axon Framework wrote.
+// PostgreSQL holding the token table Axon Framework wrote. The store the archives come from is the test
+// double (one real server start is enough: on a shared machine each takes a minute or more).
 func TestTokensEndToEnd(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts two Axon Servers")
+		t.Skip("starts the real Axon Server")
 	}
 	realserver.Require(t)
 	pg := pgtest.Get(t)
@@ -74,7 +76,7 @@ func TestTokensEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 
 	// The store as it was: 40 events, archived; then 20 more, which the processors also handled.
-	live := realserver.Fresh(t)
+	live := axontest.NewServer(t)
 	conn, err := axonclient.Dial(ctx, axonclient.Config{Address: live.Addr(), Context: "default"})
 	if err != nil {
 		t.Fatal(err)
@@ -98,6 +100,8 @@ func TestTokensEndToEnd(t *testing.T) {
 	if err := conn.AppendEvents(ctx, events[40:]); err != nil {
 		t.Fatal(err)
 	}
+	filtered := filepath.Join(dir, "filtered")
+	mustCLI(t, 0, "export", "--server", live.Addr(), "--context", "default", "--from-token", "40", "--aggregate-type", aggregateType, "-o", filtered)
 
 	// The projections' database, restored first: tokens up to and past 59 (the fixture's processors).
 	projections, err := pg.CreateDB()
@@ -144,11 +148,9 @@ func TestTokensEndToEnd(t *testing.T) {
 		}
 	}
 
-	// A renumbered import into a non-empty server: the live store's events 40 to 59 of one aggregate
+	// A renumbered import into a non-empty server: the old store's events 40 to 59 of one aggregate
 	// type (the aggregates continue where the restored store ends, so their sequences fit), appended to
 	// the restored store (0 to 39) from 40 on.
-	filtered := filepath.Join(dir, "filtered")
-	mustCLI(t, 0, "export", "--server", live.Addr(), "--context", "default", "--from-token", "40", "--aggregate-type", aggregateType, "-o", filtered)
 	tokenMap := filepath.Join(dir, "filtered.tokenmap")
 	mustCLI(t, 0, "import", "--server", restored.Addr(), "--context", "default", "--renumber", "--token-map", tokenMap, filtered)
 	listed, headBefore := readMap(t, tokenMap)
