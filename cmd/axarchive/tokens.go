@@ -87,7 +87,8 @@ func openStore(c *cli.Context) (*tokenstore.Postgres, error) {
 		}
 		opts.Columns[field] = name
 	}
-	return tokenstore.OpenPostgres(c.Context, db, opts)
+	s, err := tokenstore.OpenPostgres(c.Context, db, opts)
+	return s, tokensError(err)
 }
 
 func tokensListCommand() *cli.Command {
@@ -112,7 +113,7 @@ is not what its token type says.`,
 			defer s.Close(context.Background())
 			rows, err := s.Read(c.Context)
 			if err != nil {
-				return err
+				return tokensError(err)
 			}
 			return printTokenList(c.App.Writer, s.Describe(), rows, c.Bool("json"), time.Now(), c.Duration("claim-timeout"))
 		},
@@ -243,7 +244,7 @@ Exit status: 0 consistent, 1 error, 2 usage, 3 invalid input, 4 inconsistent.`,
 			defer s.Close(context.Background())
 			rows, err := s.Read(c.Context)
 			if err != nil {
-				return err
+				return tokensError(err)
 			}
 			var m *tokenstore.TokenMap
 			if path := c.String("token-map"); path != "" {
@@ -402,6 +403,12 @@ func tokensError(err error) error {
 	switch {
 	case errors.Is(err, tokenstore.ErrClaimed):
 		return &continueError{err: err, hint: "stop the application's event processors (a clean shutdown releases the claims), or wait until their claims expire; --force changes them anyway"}
+	case errors.Is(err, tokenstore.ErrConnect):
+		return &continueError{err: err, hint: "check --db (host, port, database, user; sslmode=disable for a server without TLS) and that the password is in $PGPASSWORD or the password file"}
+	case errors.Is(err, tokenstore.ErrPermission):
+		return &continueError{err: err, hint: "the database user needs SELECT and UPDATE on the token table (and, for oid tokens, on their large objects): connect as the application's user"}
+	case errors.Is(err, tokenstore.ErrNotTokenTable):
+		return &continueError{err: err, hint: "name the table with --table [SCHEMA.]NAME and its columns with --column FIELD=NAME (Axon's TokenSchema)"}
 	case errors.Is(err, tokenstore.ErrUnsupported):
 		return &continueError{err: err, hint: "leave those processors out with --processor NAME for each one to rewrite, or reset them in the application"}
 	}
