@@ -57,10 +57,15 @@ func dbFlags() []cli.Flag {
 	}
 }
 
+// claimTimeoutFlag says when a claim has expired (list and check show it, rewrite and restore respect it).
+func claimTimeoutFlag() cli.Flag {
+	return &cli.DurationFlag{Name: "claim-timeout", Value: tokenstore.DefaultClaimTimeout, Usage: "the applications' claim timeout: a claim not renewed for this `DURATION` has expired"}
+}
+
 func claimFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.BoolFlag{Name: "force", Usage: "change processors that a node holds a live claim on (stop them first instead)"},
-		&cli.DurationFlag{Name: "claim-timeout", Value: tokenstore.DefaultClaimTimeout, Usage: "the applications' claim timeout: a claim not renewed for this `DURATION` has expired"},
+		claimTimeoutFlag(),
 	}
 }
 
@@ -82,7 +87,8 @@ func openStore(c *cli.Context) (*tokenstore.Postgres, error) {
 		}
 		opts.Columns[field] = name
 	}
-	return tokenstore.OpenPostgres(c.Context, db, opts)
+	s, err := tokenstore.OpenPostgres(c.Context, db, opts)
+	return s, tokensError(err)
 }
 
 func tokensListCommand() *cli.Command {
@@ -95,7 +101,7 @@ One line per processor segment: the token's kind and position(s) (a replay shows
 reset and where it is; a merge both halves; a multi-source token each source), the owner and
 whether its claim is live, and the serializer. Exit status: 0 ok, 1 error, 2 usage, 3 a row that
 is not what its token type says.`,
-		Flags: append(append(dbFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}), claimFlags()[1]),
+		Flags: append(append(dbFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}), claimTimeoutFlag()),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
 				return err
@@ -107,7 +113,7 @@ is not what its token type says.`,
 			defer s.Close(context.Background())
 			rows, err := s.Read(c.Context)
 			if err != nil {
-				return err
+				return tokensError(err)
 			}
 			return printTokenList(c.App.Writer, s.Describe(), rows, c.Bool("json"), time.Now(), c.Duration("claim-timeout"))
 		},
@@ -177,7 +183,8 @@ func printTokenList(w io.Writer, table string, rows []tokenstore.Row, asJSON boo
 	return tw.Flush()
 }
 
-// storeFlags say where the event store's bounds come from: a live server (connFlags) or archives.
+// tokensStoreUsage is the usage line of a command that needs the event store's tokens: from a live
+// server (connFlags) or from the archives it was restored from.
 func tokensStoreUsage(cmd string) string {
 	return "axarchive tokens " + cmd + " --db URL (--server HOST:PORT --context CTX | ARCHIVE...)"
 }
@@ -220,7 +227,7 @@ archives it was restored from (a full archive and its incrementals, oldest first
 Exit status: 0 consistent, 1 error, 2 usage, 3 invalid input, 4 inconsistent.`,
 		Flags: append(append(append(dbFlags(),
 			&cli.StringFlag{Name: "token-map", Usage: "also check positions against the token map `FILE` of a renumbered import"}),
-			connFlags()...), claimFlags()[1]),
+			connFlags()...), claimTimeoutFlag()),
 		Action: func(c *cli.Context) error {
 			dirs, err := archiveArgs(c, 0, -1)
 			if err != nil {
@@ -237,7 +244,7 @@ Exit status: 0 consistent, 1 error, 2 usage, 3 invalid input, 4 inconsistent.`,
 			defer s.Close(context.Background())
 			rows, err := s.Read(c.Context)
 			if err != nil {
-				return err
+				return tokensError(err)
 			}
 			var m *tokenstore.TokenMap
 			if path := c.String("token-map"); path != "" {
@@ -396,6 +403,12 @@ func tokensError(err error) error {
 	switch {
 	case errors.Is(err, tokenstore.ErrClaimed):
 		return &continueError{err: err, hint: "stop the application's event processors (a clean shutdown releases the claims), or wait until their claims expire; --force changes them anyway"}
+	case errors.Is(err, tokenstore.ErrConnect):
+		return &continueError{err: err, hint: "check --db (host, port, database, user; sslmode=disable for a server without TLS) and that the password is in $PGPASSWORD or the password file"}
+	case errors.Is(err, tokenstore.ErrPermission):
+		return &continueError{err: err, hint: "the database user needs SELECT and UPDATE on the token table (and, for oid tokens, on their large objects): connect as the application's user"}
+	case errors.Is(err, tokenstore.ErrNotTokenTable):
+		return &continueError{err: err, hint: "name the table with --table [SCHEMA.]NAME and its columns with --column FIELD=NAME (Axon's TokenSchema)"}
 	case errors.Is(err, tokenstore.ErrUnsupported):
 		return &continueError{err: err, hint: "leave those processors out with --processor NAME for each one to rewrite, or reset them in the application"}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -14,7 +15,8 @@ import (
 //
 // Command added:
 //
-//	pgdb VAR FILE...    create a fresh database, run the SQL files in it (psql), set $VAR to its URL
+//	pgdb VAR FILE...        create a fresh database, run the SQL files in it (psql), set $VAR to its URL
+//	pguser VAR USER URL     set $VAR to URL with USER as the user
 func TestTokensScript(t *testing.T) {
 	server := pgtest.Get(t)
 	archives, err := filepath.Abs("../../testdata/archives/v1")
@@ -47,6 +49,12 @@ func TestTokensScript(t *testing.T) {
 					ts.Check(server.LoadFile(name, ts.MkAbs(f)))
 				}
 				ts.Setenv(args[0], server.URL(name))
+			},
+			"pguser": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 3 {
+					ts.Fatalf("usage: pguser VAR USER URL")
+				}
+				ts.Setenv(args[0], strings.Replace(args[2], "://postgres@", "://"+args[1]+"@", 1))
 			},
 		},
 	})

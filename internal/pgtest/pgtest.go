@@ -79,7 +79,11 @@ func start() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "pgtest-")
+	parent := "" // $TMPDIR
+	if os.Geteuid() == 0 {
+		parent = "/tmp" // the postgres user must be able to reach the directory; root's $TMPDIR may not let it
+	}
+	dir, err := os.MkdirTemp(parent, "pgtest-")
 	if err != nil {
 		return nil, err
 	}

@@ -709,7 +709,8 @@ func jacksonToken(v *jsonValue, class, pkg, typeKey string, depth int) (*Node, e
 	case KindGlobalSequence:
 		allowed["globalIndex"] = true
 	case KindReplay:
-		allowed["tokenAtReset"], allowed["currentToken"], allowed["context"] = true, true, true
+		// Axon writes the context as "context" and reads "resetContext" too (its @JsonCreator parameter).
+		allowed["tokenAtReset"], allowed["currentToken"], allowed["context"], allowed["resetContext"] = true, true, true, true
 	case KindMerged:
 		allowed["lowerSegmentToken"], allowed["upperSegmentToken"] = true, true
 	case KindMultiSource:

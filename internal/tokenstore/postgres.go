@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Fields are the logical columns of a token table (Axon's TokenSchema names them so).
@@ -29,6 +30,22 @@ var columnCandidates = map[string][]string{
 
 // defaultTables are the table names of those layouts.
 var defaultTables = []string{"tokenentry", "token_entry"}
+
+var (
+	// ErrConnect: the database cannot be reached or refuses the login.
+	ErrConnect = errors.New("cannot connect to")
+	// ErrPermission: the database user may not read or change the token table.
+	ErrPermission = errors.New("no privilege")
+)
+
+// classify marks PostgreSQL's insufficient_privilege (SQLSTATE 42501) with ErrPermission.
+func classify(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "42501" {
+		return fmt.Errorf("%w: %w", ErrPermission, err)
+	}
+	return err
+}
 
 // PostgresOptions override what OpenPostgres finds in the catalogue, for a custom TokenSchema.
 type PostgresOptions struct {
@@ -56,7 +73,7 @@ func OpenPostgres(ctx context.Context, connString string, opts PostgresOptions) 
 	where := fmt.Sprintf("postgres://%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", where, err)
+		return nil, fmt.Errorf("%w %s: %w", ErrConnect, where, err)
 	}
 	p := &Postgres{conn: conn, where: where}
 	// A live processor holds its rows locked only for a moment; waiting longer than this means
@@ -235,7 +252,7 @@ type pgRow struct {
 func (p *Postgres) read(ctx context.Context, q pgxQuerier, lock bool) ([]pgRow, error) {
 	rows, err := q.Query(ctx, p.selectSQL(lock))
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", p.qualified(), err)
+		return nil, fmt.Errorf("read %s: %w", p.qualified(), classify(err))
 	}
 	var out []pgRow
 	for rows.Next() {
@@ -248,7 +265,7 @@ func (p *Postgres) read(ctx context.Context, q pgxQuerier, lock bool) ([]pgRow, 
 		}
 		if err := rows.Scan(dest...); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("read %s: %w", p.qualified(), err)
+			return nil, fmt.Errorf("read %s: %w", p.qualified(), classify(err))
 		}
 		r.Segment = int32(segment)
 		if mask != nil {
@@ -258,7 +275,7 @@ func (p *Postgres) read(ctx context.Context, q pgxQuerier, lock bool) ([]pgRow, 
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read %s: %w", p.qualified(), err)
+		return nil, fmt.Errorf("read %s: %w", p.qualified(), classify(err))
 	}
 	if p.largeObject {
 		for i := range out {
@@ -350,7 +367,7 @@ func (t *pgTx) Update(ctx context.Context, row Row) error {
 		p.ident("processorName"), p.ident("segment")),
 		value, row.TokenType, row.Timestamp, row.Owner, row.Processor, row.Segment)
 	if err != nil {
-		return fmt.Errorf("update %s %s: %w", p.qualified(), row, err)
+		return fmt.Errorf("update %s %s: %w", p.qualified(), row, classify(err))
 	}
 	if tag.RowsAffected() != 1 {
 		return fmt.Errorf("update %s %s: %d rows matched, want 1", p.qualified(), row, tag.RowsAffected())
@@ -396,7 +413,7 @@ func (t *pgTx) Insert(ctx context.Context, row Row) error {
 	}
 	ph[2] += cast
 	if _, err := t.tx.Exec(ctx, fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", p.tableIdent(), strings.Join(cols, ", "), strings.Join(ph, ", ")), args...); err != nil {
-		return fmt.Errorf("insert %s %s: %w", p.qualified(), row, err)
+		return fmt.Errorf("insert %s %s: %w", p.qualified(), row, classify(err))
 	}
 	return nil
 }

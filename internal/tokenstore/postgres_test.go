@@ -22,12 +22,17 @@ var fixtureNow = time.Date(2026, 12, 6, 18, 55, 30, 0, time.UTC)
 
 func loadFixture(t *testing.T, file string, alter ...string) (*pgtest.DB, *Postgres) {
 	t.Helper()
+	return loadFixtureWith(t, PostgresOptions{}, file, alter...)
+}
+
+func loadFixtureWith(t *testing.T, opts PostgresOptions, file string, alter ...string) (*pgtest.DB, *Postgres) {
+	t.Helper()
 	db := pgtest.NewDB(t)
 	db.Load(t, pgtest.Fixture(t, file))
 	for _, sql := range alter {
 		db.Exec(t, sql)
 	}
-	s, err := OpenPostgres(context.Background(), db.URL(), PostgresOptions{})
+	s, err := OpenPostgres(context.Background(), db.URL(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,17 +64,20 @@ func TestReadLayouts(t *testing.T) {
 		name, file string
 		alter      []string
 		describe   string
+		opts       PostgresOptions
 	}{
-		{"jdbc xstream", "jdbc-xstream.sql", nil, "table public.tokenentry, token column token bytea"},
-		{"jdbc jackson", "jdbc-jackson.sql", nil, "table public.tokenentry, token column token bytea"},
-		{"jpa spring naming, oid", "jpa-xstream.sql", nil, "table public.token_entry, token column token oid (large objects)"},
-		{"jpa jackson, oid", "jpa-jackson.sql", nil, "table public.token_entry, token column token oid (large objects)"},
-		{"jpa plain hibernate naming", "jpa-xstream.sql", []string{toHibernate}, "table public.tokenentry, token column token oid (large objects)"},
-		{"jpa migrated to bytea", "jpa-jackson.sql", []string{`ALTER TABLE token_entry ALTER token TYPE bytea USING lo_get(token)`}, "table public.token_entry, token column token bytea"},
-		{"axon 5 mask column", "jdbc-jackson.sql", []string{`ALTER TABLE tokenentry ADD mask integer NOT NULL DEFAULT 0`}, "mask column (Axon Framework 5)"},
+		{"jdbc xstream", "jdbc-xstream.sql", nil, "table public.tokenentry, token column token bytea", PostgresOptions{}},
+		{"jdbc jackson", "jdbc-jackson.sql", nil, "table public.tokenentry, token column token bytea", PostgresOptions{}},
+		{"jpa spring naming, oid", "jpa-xstream.sql", nil, "table public.token_entry, token column token oid (large objects)", PostgresOptions{}},
+		{"jpa jackson, oid", "jpa-jackson.sql", nil, "table public.token_entry, token column token oid (large objects)", PostgresOptions{}},
+		{"jpa plain hibernate naming", "jpa-xstream.sql", []string{toHibernate}, "table public.tokenentry, token column token oid (large objects)", PostgresOptions{}},
+		{"jpa migrated to bytea", "jpa-jackson.sql", []string{`ALTER TABLE token_entry ALTER token TYPE bytea USING lo_get(token)`}, "table public.token_entry, token column token bytea", PostgresOptions{}},
+		{"axon 5 mask column", "jdbc-jackson.sql", []string{`ALTER TABLE tokenentry ADD mask integer NOT NULL DEFAULT 0`}, "mask column (Axon Framework 5)", PostgresOptions{}},
+		{"custom TokenSchema", "jdbc-xstream.sql", []string{`CREATE SCHEMA app; ALTER TABLE tokenentry SET SCHEMA app; ALTER TABLE app.tokenentry RENAME TO my_tokens; ALTER TABLE app.my_tokens RENAME processorname TO proc; ALTER TABLE app.my_tokens RENAME "timestamp" TO ts`},
+			"table app.my_tokens", PostgresOptions{Table: "app.my_tokens", Columns: map[string]string{"processorName": "proc", "timestamp": "ts"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, s := loadFixture(t, tc.file, tc.alter...)
+			_, s := loadFixtureWith(t, tc.opts, tc.file, tc.alter...)
 			if !strings.Contains(s.Describe(), tc.describe) {
 				t.Errorf("Describe: %s, want %q in it", s.Describe(), tc.describe)
 			}
@@ -152,6 +160,15 @@ func TestRewriteToHeadAndRestore(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// A segment deleted since the rewrite (a merge) is inserted again.
+			table, proc := "tokenentry", "processorname"
+			if s.LargeObjects() {
+				table, proc = "token_entry", "processor_name"
+			}
+			if s.LargeObjects() {
+				db.Exec(t, "SELECT lo_unlink(token) FROM "+table+" WHERE "+proc+" = 'orders-projection' AND segment = 3")
+			}
+			db.Exec(t, "DELETE FROM "+table+" WHERE "+proc+" = 'orders-projection' AND segment = 3")
 			if _, err := Restore(ctx, s, backupRows, Options{Now: fixtureNow, ClaimTimeout: DefaultClaimTimeout}); err != nil {
 				t.Fatal(err)
 			}
@@ -290,4 +307,53 @@ func TestOpenBadInput(t *testing.T) {
 	if _, err := OpenPostgres(ctx, "postgres://u:secret@[::1", PostgresOptions{}); err == nil || strings.Contains(err.Error(), "secret") {
 		t.Errorf("malformed URL: %v (must fail without showing the password)", err)
 	}
+}
+
+// Axon Framework 5: a mask column and the tokens' new package. The rewrite keeps both.
+func TestAxon5Layout(t *testing.T) {
+	ctx := context.Background()
+	const af4, af5 = "org.axonframework.eventhandling.", "org.axonframework.messaging.eventhandling.processing.streaming.token."
+	_, s := loadFixture(t, "jdbc-jackson.sql",
+		`DELETE FROM tokenentry WHERE processorname IN ('multi-source-processor', 'gap-aware-processor', '__config')`,
+		`ALTER TABLE tokenentry ADD mask integer NOT NULL DEFAULT 0`,
+		`UPDATE tokenentry SET mask = segment + 7`,
+		`UPDATE tokenentry SET tokentype = replace(tokentype, '`+af4+`', '`+af5+`'), token = convert_to(replace(convert_from(token, 'UTF8'), '`+af4+`', '`+af5+`'), 'UTF8') WHERE token IS NOT NULL`)
+	backup := filepath.Join(t.TempDir(), "b.json")
+	res, err := Rewrite(ctx, s, func([]Row) (Mode, error) { return ToHead(100), nil }, Options{Now: fixtureNow, Force: true}, backup, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Changes) != 7 { // ahead, claimed, orders[1], orders[3], replay[0], replay[1], replay-merged
+		t.Errorf("%d changes, want 7", len(res.Changes))
+	}
+	rows, err := s.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := shown(t, rows)
+	for k, want := range map[string]string{"ahead-processor[0]": "100", "replay-processor[1]": "Replay(reset=100, current=100)", "gs-processor[0]": "41"} {
+		if got[k] != want {
+			t.Errorf("%s: %s, want %s", k, got[k], want)
+		}
+	}
+	for _, r := range rows {
+		if r.Mask == nil || *r.Mask != r.Segment+7 {
+			t.Errorf("%s: mask %v", r, r.Mask)
+		}
+		if r.TokenType != nil && !strings.HasPrefix(*r.TokenType, af5) {
+			t.Errorf("%s: token type %s", r, *r.TokenType)
+		}
+	}
+	if _, err := Restore(ctx, s, mustBackup(t, backup), Options{Now: fixtureNow, Force: true}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustBackup(t *testing.T, path string) []Row {
+	t.Helper()
+	_, rows, err := ReadBackup(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
 }

@@ -2,6 +2,7 @@ package tokenstore
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -85,27 +86,11 @@ func readTokenMap(path string, in io.Reader, positions []int64) (*TokenMap, erro
 		if err != nil {
 			return nil, fmt.Errorf("read token map %s: %w", path, err)
 		}
-		line := strings.TrimSuffix(string(b), "\n")
-		switch {
-		case lineNo == 1:
-			if line != tokenMapHeader {
-				return nil, bad("not an axarchive token map")
-			}
-		case strings.HasPrefix(line, tokenMapHeadPrefix):
-			v, err := strconv.ParseInt(strings.TrimPrefix(line, tokenMapHeadPrefix), 10, 64)
-			if err != nil || lineNo != 2 || v < -1 {
-				return nil, bad("malformed head line")
-			}
-			m.HeadBefore, headSeen = v, true
-		case strings.HasPrefix(line, "#"):
-		default:
-			fields := strings.Fields(line)
-			if len(fields) != 2 {
-				return nil, bad("want two tokens")
-			}
-			a, err1 := strconv.ParseInt(fields[0], 10, 64)
-			t, err2 := strconv.ParseInt(fields[1], 10, 64)
-			if err1 != nil || err2 != nil || a < 0 {
+		b = b[:len(b)-1]
+		if lineNo > 1 && len(b) > 0 && b[0] != '#' {
+			// A mapping: the bulk of the file, parsed without allocating.
+			a, t, ok := parseMapping(b)
+			if !ok {
 				return nil, bad("want two tokens")
 			}
 			if !headSeen {
@@ -127,6 +112,23 @@ func readTokenMap(path string, in io.Reader, positions []int64) (*TokenMap, erro
 				qi++
 			}
 			lastArchive, lastTarget, mapped = a, t, true
+			continue
+		}
+		line := string(b)
+		switch {
+		case lineNo == 1:
+			if line != tokenMapHeader {
+				return nil, bad("not an axarchive token map")
+			}
+		case strings.HasPrefix(line, tokenMapHeadPrefix):
+			v, err := strconv.ParseInt(strings.TrimPrefix(line, tokenMapHeadPrefix), 10, 64)
+			if err != nil || lineNo != 2 || v < -1 {
+				return nil, bad("malformed head line")
+			}
+			m.HeadBefore, headSeen = v, true
+		case strings.HasPrefix(line, "#"):
+		default:
+			return nil, bad("want two tokens")
 		}
 	}
 	if !headSeen {
@@ -137,4 +139,30 @@ func readTokenMap(path string, in io.Reader, positions []int64) (*TokenMap, erro
 		m.resolved[queries[qi]] = lastTarget
 	}
 	return m, nil
+}
+
+// parseMapping parses "ARCHIVE TARGET": two non-negative decimal numbers and one space, as the import
+// writes them.
+func parseMapping(b []byte) (a, t int64, ok bool) {
+	sp := bytes.IndexByte(b, ' ')
+	if sp < 0 {
+		return 0, 0, false
+	}
+	a, ok1 := parseNonNegative(b[:sp])
+	t, ok2 := parseNonNegative(b[sp+1:])
+	return a, t, ok1 && ok2
+}
+
+func parseNonNegative(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 { // 18 digits cannot overflow an int64
+		return 0, false
+	}
+	var v int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	return v, true
 }
