@@ -18,9 +18,8 @@
 //   - a transaction is validated and stored in one step, so in-flight reservations are never observable;
 //   - the permit timeout is checked exactly rather than every 2 s, and blacklisted events are skipped
 //     without using permits (AXON.md does not say);
-//   - an appended message that does not parse as an Event fails the call with INVALID_ARGUMENT, where
-//     gRPC-Java's parser would end it with INTERNAL ("Invalid protobuf byte sequence") or UNKNOWN;
-//     clients should not branch on either;
+//   - an appended message that does not parse as an Event fails the call with CANCELLED, AXONIQ-9000, as
+//     SE does, with one of two protobuf-java texts where Java has more;
 //   - the context header is honoured, as EE does, unless WithSingleContext makes it SE, which serves every
 //     call from "default"; ListAggregateEvents ignores min_token, a search hint;
 //   - events are stored as the bytes received, where Axon Server stores its own re-serialization of the

@@ -130,9 +130,15 @@ func header(md metadata.MD, keys ...string) (string, bool) {
 	return "", false
 }
 
-// invalidEvent is the refusal of an appended message that is not an Event.
+// invalidEvent is the refusal of an appended message that is not an Event, as Axon Server SE words it:
+// CANCELLED, AXONIQ-9000, and protobuf-java's text (the two the conformance table saw: invalid UTF-8, and
+// a message that ends inside a field, which is also what SE says of garbage).
 func invalidEvent(err error) error {
-	return status.Errorf(codes.InvalidArgument, "invalid protobuf byte sequence: %v", err)
+	msg := "While parsing a protocol message, the input ended unexpectedly in the middle of a field.  This could mean either that the input has been truncated or that an embedded message misreported its own length."
+	if errors.Is(err, errInvalidUTF8) {
+		msg = "Protocol message had invalid UTF-8."
+	}
+	return &axonError{codes.Canceled, codeReadWrite, msg, false}
 }
 
 // appendEvent: one call is one transaction, stored when the client half-closes (AXON.md 2.3).

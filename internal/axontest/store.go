@@ -34,6 +34,7 @@ const (
 	codeContextNotFound = "AXONIQ-1302"
 	codeInvalidSequence = "AXONIQ-2000"
 	codeTooManyEvents   = "AXONIQ-2002"
+	codeReadWrite       = "AXONIQ-9000"
 )
 
 // stored is one event of the store with the fields the server indexes.

@@ -23,18 +23,18 @@ func killAndResume(t *testing.T, job *exportJob, dir string, r *rand.Rand, kills
 	resume := false
 	for i := range kills {
 		p := start(t, plain(t), nil, job.cmd(dir, resume)...)
-		if !p.waitUntil(func() bool { return exists(journalPath(dir)) }) {
-			requireCode(t, p.wait(processDeadline), 0)
+		if !p.WaitUntil(func() bool { return exists(journalPath(dir)) }) {
+			requireCode(t, p.Wait(processDeadline), 0)
 			t.Logf("kill %d: the run completed before its journal could be seen", i+1)
 			break
 		}
 		delay := time.Duration(r.Int64N(int64(window)))
 		select {
 		case <-time.After(delay):
-		case <-p.done:
+		case <-p.Done():
 		}
-		p.signal(syscall.SIGKILL)
-		res := p.wait(processDeadline)
+		p.Signal(syscall.SIGKILL)
+		res := p.Wait(processDeadline)
 		if res.Signal == 0 {
 			requireCode(t, res, 0)
 			t.Logf("kill %d at +%s: the run had completed", i+1, delay)
@@ -275,11 +275,11 @@ func TestExportSIGINT(t *testing.T) {
 		t.Run("live/"+sig.String(), func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "a")
 			p := start(t, plain(t), nil, live.cmd(dir, false)...)
-			require.True(t, p.waitUntil(func() bool { return journalChunks(dir) >= 2 }), "export ended before two chunks were committed")
+			require.True(t, p.WaitUntil(func() bool { return journalChunks(dir) >= 2 }), "export ended before two chunks were committed")
 			srv.Stall()
 			time.Sleep(100 * time.Millisecond)
-			p.signal(sig)
-			r := p.wait(processDeadline)
+			p.Signal(sig)
+			r := p.Wait(processDeadline)
 			srv.Unstall()
 			requireInterrupted(t, r, dir)
 			live.finish(t, dir)
@@ -289,9 +289,9 @@ func TestExportSIGINT(t *testing.T) {
 		job := offlineJob(t, newSegments(t, 15000, 12), "--chunk-records", "100")
 		dir := filepath.Join(t.TempDir(), "a")
 		p := start(t, plain(t), nil, job.cmd(dir, false)...)
-		require.True(t, p.waitUntil(func() bool { return journalChunks(dir) >= 3 }), "export ended before three chunks were committed")
-		p.signal(syscall.SIGINT)
-		r := p.wait(processDeadline)
+		require.True(t, p.WaitUntil(func() bool { return journalChunks(dir) >= 3 }), "export ended before three chunks were committed")
+		p.Signal(syscall.SIGINT)
+		r := p.Wait(processDeadline)
 		if r.Code == 0 {
 			t.Skip("the export completed before SIGINT arrived")
 		}
@@ -324,10 +324,10 @@ func TestLongExportSIGINTRandom(t *testing.T) {
 			r := newRand(seed, 200+round)
 			dir := filepath.Join(t.TempDir(), "a")
 			p := start(t, plain(t), nil, job.cmd(dir, false)...)
-			p.waitUntil(func() bool { return exists(journalPath(dir)) })
+			p.WaitUntil(func() bool { return exists(journalPath(dir)) })
 			time.Sleep(time.Duration(r.Int64N(int64(window))))
-			p.signal(syscall.SIGINT)
-			res := p.wait(processDeadline)
+			p.Signal(syscall.SIGINT)
+			res := p.Wait(processDeadline)
 			if res.Code == 0 {
 				requireSameArchive(t, dir, job.ref)
 				return

@@ -1,106 +1,47 @@
 package faulttest
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/axarchive/axarchive/internal/axontest"
+	"github.com/axarchive/axarchive/internal/clitest"
 	"github.com/axarchive/axarchive/internal/eventgen"
-	"github.com/axarchive/axarchive/internal/realserver"
 	"github.com/axarchive/axarchive/internal/segmenttest"
 )
 
-// sourceDateEpoch makes every archive's manifest reproducible, so that an interrupted and resumed export
-// can be compared with an uninterrupted one byte for byte.
-const sourceDateEpoch = "1714564800"
-
-// processDeadline bounds every run of the binary: a hang is a failure, never a stuck test.
-const processDeadline = 90 * time.Second
+// sourceDateEpoch and processDeadline: see clitest.
+const (
+	sourceDateEpoch = clitest.SourceDateEpoch
+	processDeadline = clitest.ProcessDeadline
+)
 
 // srcContext is the context the test servers are loaded into.
 const srcContext = "default"
 
-var (
-	binDir     string
-	moduleRoot string
-	builds     sync.Map // build tags -> *build
-)
-
-type build struct {
-	once sync.Once
-	path string
-	err  error
-}
-
 func TestMain(m *testing.M) {
 	flag.Parse()
-	dir, err := os.MkdirTemp("", "axarchive-faulttest-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binDir = dir
-	if moduleRoot, err = filepath.Abs("../.."); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if ok, err := regexp.MatchString(strings.Split(flag.Lookup("test.run").Value.String(), "/")[0], "TestRealServer"); ok || err != nil {
-		// TestRealServer's servers start while the other tests run.
-		realserver.Warm()
-		realserver.WarmFresh(accessProps...)
-	}
-	code := realserver.Main(m) // stops the real Axon Servers the tests started
-	os.RemoveAll(dir)
+	code := m.Run()
+	clitest.Cleanup()
 	os.Exit(code)
 }
 
-// buildBinary returns cmd/axarchive built with the given build tags ("" for the plain program), building it on
-// first use.
-func buildBinary(t testing.TB, tags string) string {
-	t.Helper()
-	v, _ := builds.LoadOrStore(tags, new(build))
-	b := v.(*build)
-	b.once.Do(func() {
-		name := "axarchive"
-		args := []string{"build", "-o"}
-		if tags != "" {
-			name += "-" + tags
-		}
-		b.path = filepath.Join(binDir, name)
-		args = append(args, b.path)
-		if tags != "" {
-			args = append(args, "-tags", tags)
-		}
-		cmd := exec.Command("go", append(args, "./cmd/axarchive")...)
-		cmd.Dir = moduleRoot
-		if out, err := cmd.CombinedOutput(); err != nil {
-			b.err = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	})
-	if b.err != nil {
-		t.Fatal(b.err)
-	}
-	return b.path
-}
+// buildBinary returns cmd/axarchive built with the given build tags ("" for the plain program).
+func buildBinary(t testing.TB, tags string) string { return clitest.Build(t, tags) }
 
 // plain is the program as shipped.
 func plain(t testing.TB) string { return buildBinary(t, "") }
@@ -141,144 +82,29 @@ func newRand(seed uint64, stream uint64) *rand.Rand {
 	return rand.New(rand.NewPCG(seed, stream))
 }
 
-// --- processes ---
+// --- processes (clitest) ---
 
-// proc is one run of the binary.
-type proc struct {
-	t      testing.TB
-	args   []string
-	cmd    *exec.Cmd
-	stdout bytes.Buffer
-	stderr bytes.Buffer
-	done   chan struct{}
-	start  time.Time
-	res    *result
-}
-
-// result is how a run of the binary ended.
-type result struct {
-	Code    int            // exit status; -1 when a signal ended it
-	Signal  syscall.Signal // the signal that ended it, or 0
-	Stdout  string
-	Stderr  string
-	Elapsed time.Duration
-	Args    []string
-}
-
-func (r *result) String() string {
-	how := fmt.Sprintf("exit %d", r.Code)
-	if r.Signal != 0 {
-		how = "killed by " + r.Signal.String()
-	}
-	return fmt.Sprintf("axarchive %s: %s after %s\n--- stdout:\n%s--- stderr:\n%s", strings.Join(r.Args, " "), how,
-		r.Elapsed.Round(time.Millisecond), r.Stdout, r.Stderr)
-}
-
-// environ is the environment of the binary: the test's, without what would change its behaviour, plus a
-// fixed SOURCE_DATE_EPOCH and extra.
-func environ(extra []string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch k {
-		case "AXARCHIVE_CRASH_AT", "SOURCE_DATE_EPOCH", "AXONIQ_ACCESS_TOKEN":
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(append(env, "SOURCE_DATE_EPOCH="+sourceDateEpoch), extra...)
-}
+type (
+	proc   = clitest.Proc
+	result = clitest.Result
+)
 
 // start runs bin in the background; the test ends it (SIGKILL) if it is still running at cleanup.
 func start(t testing.TB, bin string, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, args: args, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = environ(env)
-	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
-	p.start = time.Now()
-	require.NoError(t, p.cmd.Start())
-	go func() {
-		_ = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		if !p.exited() {
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	return p
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func (p *proc) signal(sig syscall.Signal) {
-	if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		p.t.Fatalf("signal %s: %v", sig, err)
-	}
-}
-
-// wait waits for the process to end, at most d; a process still running then is killed and the test fails.
-func (p *proc) wait(d time.Duration) *result {
-	p.t.Helper()
-	if p.res != nil {
-		return p.res
-	}
-	select {
-	case <-p.done:
-	case <-time.After(d):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		p.t.Fatalf("axarchive %s: still running after %s (killed)\n--- stderr:\n%s", strings.Join(p.args, " "), d, p.stderr.String())
-	}
-	r := &result{Code: -1, Stdout: p.stdout.String(), Stderr: p.stderr.String(), Elapsed: time.Since(p.start), Args: p.args}
-	st := p.cmd.ProcessState
-	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		r.Signal = ws.Signal()
-	} else {
-		r.Code = st.ExitCode()
-	}
-	p.res = r
-	return r
-}
-
-// waitUntil polls cond until it holds (true) or the process ends (false).
-func (p *proc) waitUntil(cond func() bool) bool {
-	p.t.Helper()
-	deadline := time.Now().Add(processDeadline)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return true
-		}
-		if p.exited() {
-			return cond()
-		}
-		time.Sleep(time.Millisecond)
-	}
-	p.t.Fatalf("axarchive %s: condition not reached in %s", strings.Join(p.args, " "), processDeadline)
-	return false
+	return clitest.Start(t, bin, env, args...)
 }
 
 // run runs bin to its end.
 func run(t testing.TB, bin string, env []string, args ...string) *result {
 	t.Helper()
-	return start(t, bin, env, args...).wait(processDeadline)
+	return clitest.Run(t, bin, env, args...)
 }
 
 // requireCode fails the test unless r ended with exit status code.
 func requireCode(t testing.TB, r *result, code int) {
 	t.Helper()
-	if r.Signal != 0 || r.Code != code {
-		t.Fatalf("want exit %d, got:\n%s", code, r)
-	}
+	clitest.RequireCode(t, r, code)
 }
 
 // --- sources ---

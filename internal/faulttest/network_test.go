@@ -31,12 +31,12 @@ func TestExportNetworkFaults(t *testing.T) {
 		}
 		p := start(t, plain(t), nil, job.cmd(dir, false)...)
 		if fault != nil {
-			require.True(t, p.waitUntil(func() bool { return journalChunks(dir) >= 2 }), "export ended before two chunks were committed")
+			require.True(t, p.WaitUntil(func() bool { return journalChunks(dir) >= 2 }), "export ended before two chunks were committed")
 			require.Less(t, journalChunks(dir), 8000/300, "the export finished its events before the fault")
 			fault(p)
 			srv.SetDelay(0)
 		}
-		return p.wait(processDeadline)
+		return p.Wait(processDeadline)
 	}
 	recovered := func(t *testing.T, r *result, dir string, retries int) {
 		t.Helper()
@@ -92,11 +92,11 @@ func TestExportNetworkFaults(t *testing.T) {
 		job.args = append(job.args, "--retries", "2")
 		slowDown(t, srv)
 		p := start(t, plain(t), nil, job.cmd(dir, false)...)
-		require.True(t, p.waitUntil(func() bool { return journalChunks(dir) >= 2 }))
+		require.True(t, p.WaitUntil(func() bool { return journalChunks(dir) >= 2 }))
 		require.Less(t, journalChunks(dir), 8000/300, "the export finished its events before the fault")
 		srv.Stop()
 		srv.SetDelay(0)
-		r := p.wait(processDeadline)
+		r := p.Wait(processDeadline)
 		require.NoError(t, srv.Restart())
 		requireCode(t, r, 1)
 		require.Regexp(t, `(?m)^axarchive: error: export stopped before token \d+ \(\d+ events committed in .*\): event stream lost 3 times at token \d+`, r.Stderr)
@@ -113,9 +113,9 @@ func TestExportNetworkFaults(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "a")
 		calls := srv.Calls(axontest.MethodListAggregateSnapshots)
 		p := start(t, plain(t), nil, job.cmd(dir, false)...)
-		require.True(t, p.waitUntil(func() bool { return srv.Calls(axontest.MethodListAggregateSnapshots) > calls+20 }))
+		require.True(t, p.WaitUntil(func() bool { return srv.Calls(axontest.MethodListAggregateSnapshots) > calls+20 }))
 		srv.Stop()
-		r := p.wait(processDeadline)
+		r := p.Wait(processDeadline)
 		require.NoError(t, srv.Restart())
 		requireCode(t, r, 1)
 		require.Regexp(t, `(?m)^axarchive: error: export stopped before token 8000 \(8000 events committed in .*\): snapshots of aggregate `, r.Stderr)
@@ -209,7 +209,7 @@ func TestImportNetworkFaults(t *testing.T) {
 		require.NoError(t, j.srv.Restart())
 		// Between two transactions the client layer's retries of the head check ride out the restart; an
 		// append in flight fails and is never retried (its fate is unknown).
-		if r := p.wait(processDeadline); r.Code == 0 {
+		if r := p.Wait(processDeadline); r.Code == 0 {
 			t.Log("the import rode out the restart")
 			j.requireImported(t, target)
 		} else {
@@ -220,7 +220,7 @@ func TestImportNetworkFaults(t *testing.T) {
 		target := j.target()
 		p := midImport(t, j, target)
 		j.srv.Stop()
-		r := p.wait(processDeadline)
+		r := p.Wait(processDeadline)
 		require.NoError(t, j.srv.Restart())
 		stopped(t, r, target, "events")
 	})
@@ -230,7 +230,7 @@ func TestImportNetworkFaults(t *testing.T) {
 		j.srv.SetDelay(20 * time.Millisecond)
 		time.Sleep(500 * time.Millisecond)
 		j.srv.SetDelay(0)
-		r := p.wait(processDeadline)
+		r := p.Wait(processDeadline)
 		requireCode(t, r, 0)
 		j.requireImported(t, target)
 	})
@@ -240,7 +240,7 @@ func TestImportNetworkFaults(t *testing.T) {
 		j.srv.Stall()
 		time.Sleep(time.Second)
 		j.srv.Unstall()
-		r := p.wait(processDeadline)
+		r := p.Wait(processDeadline)
 		requireCode(t, r, 0)
 		j.requireImported(t, target)
 	})
@@ -252,7 +252,7 @@ func midImport(t *testing.T, j *importJob, target string) *proc {
 	t.Helper()
 	slowDown(t, j.srv) // a fast import must not finish before the fault
 	p := start(t, plain(t), nil, j.cmd(target, false)...)
-	p.waitUntil(func() bool { return j.srv.EventCount(target) >= 1500 })
+	p.WaitUntil(func() bool { return j.srv.EventCount(target) >= 1500 })
 	require.Less(t, j.srv.EventCount(target), j.events, "the import finished before the fault")
 	j.srv.SetDelay(0)
 	return p

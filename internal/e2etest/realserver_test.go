@@ -1,8 +1,10 @@
-package faulttest
+package e2etest
 
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -18,11 +20,16 @@ import (
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/axonclient"
 	"github.com/axarchive/axarchive/internal/axontest"
+	"github.com/axarchive/axarchive/internal/clitest"
 	"github.com/axarchive/axarchive/internal/codec"
 	"github.com/axarchive/axarchive/internal/eventgen"
 	"github.com/axarchive/axarchive/internal/realserver"
 )
 
+// Package e2etest runs the axarchive binary end to end against the real Axon Server SE
+// (internal/realserver); it has a test binary of its own because its servers take minutes on a busy
+// machine.
+//
 // The real Axon Server SE end to end, through the axarchive binary: what the double stands in for
 // everywhere else must hold against the real thing. Two real servers: the shared one (empty when this
 // binary first uses it) and a fresh one with access control, which also takes the kill -9 of axarchive and
@@ -57,18 +64,18 @@ func realHead(t testing.TB, s *realserver.Server, token string) int64 {
 func e2eSource(t testing.TB) *axontest.Server {
 	t.Helper()
 	srv := axontest.NewServer(t)
-	require.NoError(t, srv.Load(srcContext, eventgen.EdgeCases()))
+	require.NoError(t, srv.Load("default", eventgen.EdgeCases()))
 	gen := eventgen.New(41, eventgen.Options{Aggregates: 200})
-	require.NoError(t, srv.Load(srcContext, gen.Generate(3000)))
+	require.NoError(t, srv.Load("default", gen.Generate(3000)))
 	var big [][]byte
 	for i, size := range []int{axontest.DefaultMaxMessageSize, axontest.DefaultMaxMessageSize - 1, 1 << 20} {
 		big = append(big, sized(t, eventgen.Event{MessageID: "big", AggregateID: "big-1", AggregateSequence: int64(i),
 			AggregateType: "Blob", PayloadType: "blob"}, size))
 	}
-	require.NoError(t, srv.Load(srcContext, big))
-	require.NoError(t, srv.LoadSnapshots(srcContext, eventgen.EdgeSnapshots()))
-	require.NoError(t, srv.LoadSnapshots(srcContext, gen.Snapshots()))
-	require.NoError(t, srv.LoadSnapshots(srcContext, [][]byte{sized(t, eventgen.Event{MessageID: "big-snap", AggregateID: "big-1",
+	require.NoError(t, srv.Load("default", big))
+	require.NoError(t, srv.LoadSnapshots("default", eventgen.EdgeSnapshots()))
+	require.NoError(t, srv.LoadSnapshots("default", gen.Snapshots()))
+	require.NoError(t, srv.LoadSnapshots("default", [][]byte{sized(t, eventgen.Event{MessageID: "big-snap", AggregateID: "big-1",
 		AggregateSequence: 2, AggregateType: "Blob", PayloadType: "blob"}, axontest.DefaultMaxMessageSize-2)}))
 	return srv
 }
@@ -92,10 +99,10 @@ func sized(t testing.TB, e eventgen.Event, size int) []byte {
 // (axarchive cat of both streams) and the same fingerprint and stream digests. Their sources differ.
 func requireSameContent(t testing.TB, got, want string) {
 	t.Helper()
-	requireCode(t, run(t, plain(t), nil, "verify", got), 0)
+	clitest.RequireCode(t, clitest.Run(t, clitest.Plain(t), nil, "verify", got), 0)
 	for _, snaps := range []bool{false, true} {
-		g, gn := catDigestRun(t, got, snaps)
-		w, wn := catDigestRun(t, want, snaps)
+		g, gn := catDigest(t, got, snaps)
+		w, wn := catDigest(t, want, snaps)
 		require.Equal(t, wn, gn, "records (snapshots: %v)", snaps)
 		require.Equal(t, w, g, "JSON Lines (snapshots: %v)", snaps)
 	}
@@ -111,9 +118,9 @@ func requireSameContent(t testing.TB, got, want string) {
 // over gRPC snapshots can only be listed per aggregate (AXON.md 2.6).
 func requireSameOffline(t testing.TB, offline, live string) {
 	t.Helper()
-	requireCode(t, run(t, plain(t), nil, "verify", offline), 0)
-	g, gn := catDigestRun(t, offline, false)
-	w, wn := catDigestRun(t, live, false)
+	clitest.RequireCode(t, clitest.Run(t, clitest.Plain(t), nil, "verify", offline), 0)
+	g, gn := catDigest(t, offline, false)
+	w, wn := catDigest(t, live, false)
 	require.Equal(t, wn, gn, "events")
 	require.Equal(t, w, g, "events' JSON Lines")
 	require.Equal(t, readManifest(t, live).Events.SHA256, readManifest(t, offline).Events.SHA256)
@@ -124,8 +131,8 @@ func requireSameOffline(t testing.TB, offline, live string) {
 // stream order.
 func snapshotsByAggregate(t testing.TB, dir string) map[string][]string {
 	t.Helper()
-	r := run(t, plain(t), nil, "cat", "--snapshots", dir)
-	requireCode(t, r, 0)
+	r := clitest.Run(t, clitest.Plain(t), nil, "cat", "--snapshots", dir)
+	clitest.RequireCode(t, r, 0)
 	out := map[string][]string{}
 	for _, line := range strings.Split(strings.TrimSpace(r.Stdout), "\n") {
 		var rec map[string]any
@@ -163,13 +170,37 @@ func readManifest(t testing.TB, dir string) *archive.Manifest {
 	return &m
 }
 
+func TestMain(m *testing.M) {
+	// The servers start while the binary is built and the source prepared.
+	realserver.Warm()
+	realserver.WarmFresh(accessProps...)
+	code := realserver.Main(m)
+	clitest.Cleanup()
+	os.Exit(code)
+}
+
+func manifestPath(dir string) string { return filepath.Join(dir, "data", "manifest.json") }
+
+// catDigest returns the SHA-256 of `axarchive cat` of a stream of dir, and the number of lines.
+func catDigest(t testing.TB, dir string, snapshots bool) (string, int) {
+	t.Helper()
+	args := []string{"cat", dir}
+	if snapshots {
+		args = []string{"cat", "--snapshots", dir}
+	}
+	r := clitest.Run(t, clitest.Plain(t), nil, args...)
+	clitest.RequireCode(t, r, 0)
+	sum := sha256.Sum256([]byte(r.Stdout))
+	return hex.EncodeToString(sum[:]), strings.Count(r.Stdout, "\n")
+}
+
 func TestRealServer(t *testing.T) {
 	realserver.Require(t)
 	started := time.Now()
 	src := e2eSource(t)
 	base := t.TempDir() // the archives the subtests share
 	a0 := filepath.Join(base, "source")
-	requireCode(t, run(t, plain(t), nil, "export", "--server", src.Addr(), "-o", a0), 0)
+	clitest.RequireCode(t, clitest.Run(t, clitest.Plain(t), nil, "export", "--server", src.Addr(), "-o", a0), 0)
 
 	r1 := realserver.Shared(t)
 	if realHead(t, r1, "") != -1 {
@@ -178,11 +209,11 @@ func TestRealServer(t *testing.T) {
 	t.Logf("real server ready after %s", time.Since(started).Round(time.Second))
 	var a1 string
 	t.Run("import-export-byte-identical", func(t *testing.T) {
-		r := run(t, plain(t), nil, "import", "--server", r1.Addr(), a0)
-		requireCode(t, r, 0)
+		r := clitest.Run(t, clitest.Plain(t), nil, "import", "--server", r1.Addr(), a0)
+		clitest.RequireCode(t, r, 0)
 		require.Contains(t, r.Stdout, "target equals archive", r)
 		a1 = filepath.Join(base, "live")
-		requireCode(t, run(t, plain(t), nil, "export", "--server", r1.Addr(), "-o", a1), 0)
+		clitest.RequireCode(t, clitest.Run(t, clitest.Plain(t), nil, "export", "--server", r1.Addr(), "-o", a1), 0)
 		requireSameContent(t, a1, a0)
 	})
 	require.NotEmpty(t, a1)
@@ -191,16 +222,16 @@ func TestRealServer(t *testing.T) {
 		cp := filepath.Join(t.TempDir(), "copy")
 		out, err := exec.Command("cp", "-r", r1.ContextDir("default"), cp).CombinedOutput()
 		require.NoError(t, err, "%s", out)
-		requireCode(t, run(t, plain(t), nil, "segments", cp), 0)
+		clitest.RequireCode(t, clitest.Run(t, clitest.Plain(t), nil, "segments", cp), 0)
 		off := filepath.Join(t.TempDir(), "offline")
-		requireCode(t, run(t, plain(t), nil, "export", "--segments", cp, "-o", off), 0)
+		clitest.RequireCode(t, clitest.Run(t, clitest.Plain(t), nil, "export", "--segments", cp, "-o", off), 0)
 		requireSameOffline(t, off, a1)
 	})
 	t.Run("snapshots-latest-none", func(t *testing.T) {
 		all := readManifest(t, a1)
 		for _, mode := range []string{"latest", "none"} {
 			dir := filepath.Join(t.TempDir(), mode)
-			requireCode(t, run(t, plain(t), nil, "export", "--server", r1.Addr(), "--snapshots", mode, "-o", dir), 0)
+			clitest.RequireCode(t, clitest.Run(t, clitest.Plain(t), nil, "export", "--server", r1.Addr(), "--snapshots", mode, "-o", dir), 0)
 			m := readManifest(t, dir)
 			assert.Equal(t, all.Events.SHA256, m.Events.SHA256, "%s: the events are all there", mode)
 			assert.Equal(t, mode, m.Snapshots.Mode)
@@ -219,8 +250,8 @@ func TestRealServer(t *testing.T) {
 			{"import", "--server", r1.Addr(), "--context", "orders", a1},
 			{"diff", "--server", r1.Addr(), "--context", "orders", a1},
 		} {
-			r := run(t, plain(t), nil, args...)
-			requireCode(t, r, 1)
+			r := clitest.Run(t, clitest.Plain(t), nil, args...)
+			clitest.RequireCode(t, r, 1)
 			require.Contains(t, r.Stderr, `has one context, "default", and serves it whatever context a call names (Axon Server SE)`, r)
 			require.Contains(t, r.Stderr, "axarchive: hint: leave out --context", r)
 		}
@@ -229,19 +260,19 @@ func TestRealServer(t *testing.T) {
 		// Another store, whose aggregates the target does not have.
 		other := axontest.NewServer(t)
 		gen := eventgen.New(43, eventgen.Options{Aggregates: 50})
-		require.NoError(t, other.Load(srcContext, prefixed(t, "other-", gen.Generate(500))))
-		require.NoError(t, other.LoadSnapshots(srcContext, prefixed(t, "other-", gen.Snapshots())))
+		require.NoError(t, other.Load("default", prefixed(t, "other-", gen.Generate(500))))
+		require.NoError(t, other.LoadSnapshots("default", prefixed(t, "other-", gen.Snapshots())))
 		arch := filepath.Join(t.TempDir(), "other")
-		requireCode(t, run(t, plain(t), nil, "export", "--server", other.Addr(), "-o", arch), 0)
+		clitest.RequireCode(t, clitest.Run(t, clitest.Plain(t), nil, "export", "--server", other.Addr(), "-o", arch), 0)
 
 		head := realHead(t, r1, "")
 		tokenMap := filepath.Join(t.TempDir(), "token-map")
-		r := run(t, plain(t), nil, "import", "--server", r1.Addr(), "--renumber", "--token-map", tokenMap, arch)
-		requireCode(t, r, 0)
+		r := clitest.Run(t, clitest.Plain(t), nil, "import", "--server", r1.Addr(), "--renumber", "--token-map", tokenMap, arch)
+		clitest.RequireCode(t, r, 0)
 		require.Contains(t, r.Stdout, "target equals archive", r)
 		require.Equal(t, head+500, realHead(t, r1, ""))
-		r = run(t, plain(t), nil, "diff", "--server", r1.Addr(), "--token-map", tokenMap, arch)
-		requireCode(t, r, 0)
+		r = clitest.Run(t, clitest.Plain(t), nil, "diff", "--server", r1.Addr(), "--token-map", tokenMap, arch)
+		clitest.RequireCode(t, r, 0)
 		require.Contains(t, r.Stdout, "target equals archive", r)
 	})
 
@@ -252,40 +283,40 @@ func TestRealServer(t *testing.T) {
 		r2 := realserver.Fresh(t, accessProps...)
 		env := []string{"AXONIQ_ACCESS_TOKEN=" + accessToken}
 		cmd := []string{"import", "--server", r2.Addr(), "--max-transaction-events", "100", a1}
-		r := run(t, plain(t), nil, "import", "--server", r2.Addr(), a1)
-		requireCode(t, r, 1)
+		r := clitest.Run(t, clitest.Plain(t), nil, "import", "--server", r2.Addr(), a1)
+		clitest.RequireCode(t, r, 1)
 		require.Contains(t, r.Stderr, "access token missing or not accepted (AXONIQ-1000)", r)
 
 		total := readManifest(t, a1).Events.Count
-		p := start(t, plain(t), env, cmd...)
-		p.waitUntil(func() bool { return realHead(t, r2, accessToken) >= total/3 })
-		p.signal(syscall.SIGKILL)
-		res := p.wait(processDeadline)
+		p := clitest.Start(t, clitest.Plain(t), env, cmd...)
+		p.WaitUntil(func() bool { return realHead(t, r2, accessToken) >= total/3 })
+		p.Signal(syscall.SIGKILL)
+		res := p.Wait(clitest.ProcessDeadline)
 		require.Equal(t, syscall.SIGKILL, res.Signal, "the import ended before the kill:\n%s", res)
 		killedAt := realHead(t, r2, accessToken)
 		t.Logf("killed with the target at token %d of %d", killedAt, total-1)
 
-		p = start(t, plain(t), env, append(cmd, "--resume")...)
-		p.waitUntil(func() bool { return realHead(t, r2, accessToken) > killedAt })
+		p = clitest.Start(t, clitest.Plain(t), env, append(cmd, "--resume")...)
+		p.WaitUntil(func() bool { return realHead(t, r2, accessToken) > killedAt })
 		require.NoError(t, r2.Restart())
-		res = p.wait(5 * time.Minute)
+		res = p.Wait(5 * time.Minute)
 		t.Logf("the import across the server restart ended with %d:\n%s", res.Code, res.Stderr)
 		if res.Code != 0 {
-			r = run(t, plain(t), env, append(cmd, "--resume")...)
-			requireCode(t, r, 0)
+			r = clitest.Run(t, clitest.Plain(t), env, append(cmd, "--resume")...)
+			clitest.RequireCode(t, r, 0)
 		}
-		r = run(t, plain(t), env, "diff", "--server", r2.Addr(), a1)
-		requireCode(t, r, 0)
+		r = clitest.Run(t, clitest.Plain(t), env, "diff", "--server", r2.Addr(), a1)
+		clitest.RequireCode(t, r, 0)
 		require.Contains(t, r.Stdout, "target equals archive", r)
 		live := filepath.Join(t.TempDir(), "live")
-		requireCode(t, run(t, plain(t), env, "export", "--server", r2.Addr(), "-o", live), 0)
+		clitest.RequireCode(t, clitest.Run(t, clitest.Plain(t), env, "export", "--server", r2.Addr(), "-o", live), 0)
 		requireSameContent(t, live, a1)
 
 		// The offline export of its files once the server has stopped equals the live export.
 		require.NoError(t, r2.Stop())
-		requireCode(t, run(t, plain(t), nil, "segments", r2.ContextDir("default")), 0)
+		clitest.RequireCode(t, clitest.Run(t, clitest.Plain(t), nil, "segments", r2.ContextDir("default")), 0)
 		off := filepath.Join(t.TempDir(), "offline")
-		requireCode(t, run(t, plain(t), nil, "export", "--segments", r2.ContextDir("default"), "-o", off), 0)
+		clitest.RequireCode(t, clitest.Run(t, clitest.Plain(t), nil, "export", "--segments", r2.ContextDir("default"), "-o", off), 0)
 		requireSameOffline(t, off, live)
 	})
 }
