@@ -347,9 +347,12 @@ func hostileCases() []hostileCase {
 		{name: "manifest-path-absolute", damage: func(h *hostile) {
 			h.editManifest(func(m map[string]any) { m["chunks"].([]any)[1].(map[string]any)["path"] = "/etc/passwd" })
 		}, verify: `data/manifest\.json: invalid manifest: .* at /chunks/1/path: does not match pattern`},
-		{name: "manifest-version-2", damage: func(h *hostile) {
+		{name: "manifest-version-3", damage: func(h *hostile) {
+			h.editManifest(func(m map[string]any) { m["version"] = json.Number("3") })
+		}, verify: `data/manifest\.json: unsupported archive format version: version 3`},
+		{name: "manifest-version-2-without-transactions", damage: func(h *hostile) {
 			h.editManifest(func(m map[string]any) { m["version"] = json.Number("2") })
-		}, verify: `data/manifest\.json: unsupported archive format version: version 2`},
+		}, verify: `data/manifest\.json: invalid manifest: not valid against manifest\.v2\.json: .*'transactions'`},
 		{name: "manifest-count-lies", damage: func(h *hostile) {
 			h.editManifest(func(m map[string]any) {
 				ev := m["events"].(map[string]any)
