@@ -187,8 +187,11 @@ func (s *Server) Start() error {
 		logFile.Close()
 		return fmt.Errorf("starting java: %w", err)
 	}
-	s.cmd, s.done = cmd, make(chan struct{})
-	go func() { cmd.Wait(); logFile.Close(); close(s.done) }()
+	// The channel of this process, not s.done: a later Start replaces s.done, and this goroutine must not
+	// close that one (a restart after a timed-out start closed it twice and panicked).
+	done := make(chan struct{})
+	s.cmd, s.done = cmd, done
+	go func() { cmd.Wait(); logFile.Close(); close(done) }()
 	track(s)
 	if err := s.waitReady(logPath); err != nil {
 		s.Kill()
