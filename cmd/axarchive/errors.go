@@ -50,7 +50,7 @@ func usageErrorf(format string, args ...any) error {
 var invalidErrors = []error{
 	archive.ErrVerify, archive.ErrIncomplete, archive.ErrNotArchive, archive.ErrVersion, archive.ErrManifest,
 	archive.ErrCorrupt, archive.ErrBag, archive.ErrRecord, archive.ErrSequence, archive.ErrTooLarge,
-	archive.ErrChain, errBackupDamaged,
+	archive.ErrChain, errBackupDamaged, errSegmentsIncomplete,
 	// The segment files an export reads: damage there is the input's, as with a damaged archive.
 	reader.ErrCorrupt, reader.ErrChecksum, reader.ErrTruncated, reader.ErrGap, reader.ErrOverlap,
 	reader.ErrUnsupported, reader.ErrTooLarge,
