@@ -1,4 +1,4 @@
-// Package archive implements the axarchive format, version 1 (SPEC.md): a vendor-neutral archive of
+// Package archive implements the axarchive format, versions 1 and 2 (SPEC.md): a vendor-neutral archive of
 // an Axon Server event store that an auditor can open in ten years with zstd, jq and sha256sum, and that
 // proves nothing in it changed.
 //
@@ -8,6 +8,7 @@
 //	data/manifest.json                            what the archive holds and how to check it
 //	data/events/<first token, 20 digits>.jsonl.zst      event records, in token order
 //	data/snapshots/<first position, 20 digits>.jsonl.zst snapshot records, in position order
+//	data/transactions/<first token, 20 digits>.jsonl.zst version 2: the source's transactions (TxRun)
 //
 // Each chunk is one zstd frame of JSON Lines, one canonical record per line (see Record and
 // AppendEventJSON). The manifest gives every chunk's record count, first and last token, sizes and
@@ -52,7 +53,10 @@
 // Archives carry their format version in data/manifest.json. Open accepts versions MinVersion to
 // MaxVersion and refuses others with ErrVersion. Within a version, readers ignore manifest members they
 // do not know, and writers never change the meaning of existing ones; anything an older reader would
-// misread takes a new version. The golden archives in testdata/archives/v1 are frozen once released.
+// misread takes a new version: version 2 adds the transactions stream (Options.Transactions,
+// Writer.EndTransaction, Archive.TxCursor), and writers write it only for archives that record
+// transactions, so every other archive stays version 1. The golden archives in testdata/archives/v1 and
+// v2 are frozen once released.
 // The compressed bytes of a chunk may differ between versions of the zstd library; the records, the
 // fingerprint and every check do not.
 package archive

@@ -250,6 +250,11 @@ func checkManifest(m *Manifest) []string {
 	if m.Snapshots.Mode == SnapshotsNone && m.Snapshots.Count != 0 {
 		add("snapshots: count is %d but mode is %q", m.Snapshots.Count, SnapshotsNone)
 	}
+	if m.Version >= VersionTransactions && m.Transactions == nil && m.Encryption == "" {
+		// Writers write the lowest version that describes an archive (SPEC 12): one without transactions
+		// or encryption is version 1, and a version 2 claim there is no archive of ours.
+		add("version 2 without a member of version 2 (transactions, encryption)")
+	}
 	switch m.Encryption {
 	case "":
 	case EncryptionAge:

@@ -52,7 +52,7 @@ func usageErrorf(format string, args ...any) error {
 var invalidErrors = []error{
 	archive.ErrVerify, archive.ErrIncomplete, archive.ErrNotArchive, archive.ErrVersion, archive.ErrManifest,
 	archive.ErrCorrupt, archive.ErrBag, archive.ErrRecord, archive.ErrSequence, archive.ErrTooLarge,
-	archive.ErrChain, errBackupDamaged, archive.ErrIdentity,
+	archive.ErrChain, errBackupDamaged, errSegmentsIncomplete, archive.ErrIdentity,
 	// A signature that --allowed-signers asked for and that is missing, malformed, for another purpose,
 	// not of this archive or by a key nobody vouches for: the archive is not proved authentic.
 	archive.ErrUnsigned, sshsig.ErrMalformed, sshsig.ErrMismatch, sshsig.ErrNamespace, sshsig.ErrNotAllowed,

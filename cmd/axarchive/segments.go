@@ -3,14 +3,21 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/axarchive/axarchive/internal/reader"
+	"github.com/axarchive/axarchive/internal/writer"
 )
 
 // errBackupDamaged makes the exit status 3: the segment files are not a usable backup as they are.
 var errBackupDamaged = errors.New("the segment files are damaged or incomplete")
+
+// errSegmentsIncomplete makes the exit status 3 for a directory an import --segments has not finished.
+var errSegmentsIncomplete = errors.New("incomplete segment store")
 
 func segmentsCommand() *cli.Command {
 	return &cli.Command{
@@ -41,6 +48,12 @@ file, as a copy of a running server leaves it, is reported but is not damage).`,
 				opts.Dir = args[0]
 			} else if err := noArgs(c); err != nil {
 				return err
+			}
+			if opts.Dir != "" {
+				if _, err := os.Lstat(filepath.Join(opts.Dir, writer.SegmentJournal)); err == nil {
+					return fmt.Errorf("%w: %s holds an interrupted import --segments (%s): its files still have temporary names; complete it with axarchive import --segments %s --resume ARCHIVE",
+						errSegmentsIncomplete, opts.Dir, writer.SegmentJournal, opts.Dir)
+				}
 			}
 			rep, err := reader.CheckSegments(opts)
 			if err != nil {

@@ -354,6 +354,9 @@ func hostileCases() []hostileCase {
 		{name: "manifest-version-3", damage: func(h *hostile) {
 			h.editManifest(func(m map[string]any) { m["version"] = json.Number("3") })
 		}, verify: `data/manifest\.json: unsupported archive format version: version 3`},
+		{name: "manifest-version-2-without-transactions", damage: func(h *hostile) {
+			h.editManifest(func(m map[string]any) { m["version"] = json.Number("2") })
+		}, verify: `data/manifest\.json: invalid manifest: version 2 without a member of version 2`},
 		{name: "manifest-count-lies", damage: func(h *hostile) {
 			h.editManifest(func(m map[string]any) {
 				ev := m["events"].(map[string]any)
