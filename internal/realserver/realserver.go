@@ -186,8 +186,10 @@ func (s *Server) Start() error {
 		logFile.Close()
 		return fmt.Errorf("starting java: %w", err)
 	}
-	s.cmd, s.done = cmd, make(chan struct{})
-	go func() { cmd.Wait(); logFile.Close(); close(s.done) }()
+	done := make(chan struct{})
+	s.cmd, s.done = cmd, done
+	// done, not s.done: a later Start replaces s.done before this process is reaped.
+	go func() { cmd.Wait(); logFile.Close(); close(done) }()
 	track(s)
 	if err := s.waitReady(logPath); err != nil {
 		s.Kill()
