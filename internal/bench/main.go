@@ -352,9 +352,8 @@ func run(cfg config, log io.Writer) (*report, error) {
 				target{"import, append only (--no-verify --no-check) vs plain AppendEvent client", "≥ 0.8×", fmt.Sprintf("%.2f×", ra), ra >= 0.8},
 				target{"import peak RSS", "≤ 128 MiB", mib(imp.maxRSS), imp.maxRSS <= 128<<20},
 				target{"import --segments", "≥ 200,000 events/s", fmt.Sprintf("%.0f events/s", seg.rate()), seg.rate() >= 200_000},
-				// The goal is 5× the import into the real server; the test double answers far faster than
-				// the real server (12–24k events/s on this machine), so this ratio understates it.
-				target{"import --segments vs import into the test double", "≥ 5×", fmt.Sprintf("%.2f×", rs), rs >= 5},
+				// No target against the double's import: the goal, 5×, is against the real server's import
+				// (-target real), and the double answers far faster than the real server does.
 				target{"import --segments peak RSS", "≤ 128 MiB", mib(seg.maxRSS), seg.maxRSS <= 128<<20})
 		}
 	}
