@@ -1,7 +1,6 @@
 package main
 
 import (
-	"path/filepath"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -16,28 +15,8 @@ func TestKeysScript(t *testing.T) {
 	testenv.LookPath(t, "age", "apt-get install age")
 	testenv.LookPath(t, "age-keygen", "apt-get install age")
 	testenv.LookPath(t, "zstd", "apt-get install zstd")
-	archives, err := filepath.Abs("../../testdata/archives/v1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fixtures, err := filepath.Abs("../../testdata/segments")
-	if err != nil {
-		t.Fatal(err)
-	}
-	testscript.Run(t, testscript.Params{
-		Dir:                 "../../testdata/script/keys",
-		RequireExplicitExec: true,
-		RequireUniqueNames:  true,
-		UpdateScripts:       *update,
-		Setup: func(env *testscript.Env) error {
-			env.Setenv("ARCHIVES", archives)
-			env.Setenv("FIXTURES", fixtures)
-			env.Setenv("SSH_AUTH_SOCK", "")
-			return nil
-		},
-		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"cpdir":    cmdCpdir,
-			"exitcode": cmdExitcode,
-		},
-	})
+	testscript.Run(t, scriptParams(t, "../../testdata/script/keys", func(env *testscript.Env) error {
+		env.Setenv("SSH_AUTH_SOCK", "") // the scripts' keys are files, never an agent's
+		return nil
+	}))
 }

@@ -46,6 +46,16 @@ func TestMain(m *testing.M) {
 //	exitcode N PROGRAM ARGS...   run PROGRAM and require exit status N (testscript's ! cannot say which);
 //	                             its stdout and stderr are checked like exec's
 func TestScript(t *testing.T) {
+	p := scriptParams(t, "../../testdata/script", setupServer)
+	p.Cmds["axon"] = cmdAxon
+	p.Cmds["sleep"] = cmdSleep
+	testscript.Run(t, p)
+}
+
+// scriptParams are what every CLI script runner shares: $ARCHIVES, $FIXTURES, SOURCE_DATE_EPOCH and the
+// commands listed at TestScript; setup, if not nil, adds to the environment.
+func scriptParams(t *testing.T, dir string, setup func(*testscript.Env) error) testscript.Params {
+	t.Helper()
 	archives, err := filepath.Abs("../../testdata/archives/v1")
 	if err != nil {
 		t.Fatal(err)
@@ -54,8 +64,8 @@ func TestScript(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testscript.Run(t, testscript.Params{
-		Dir:                 "../../testdata/script",
+	return testscript.Params{
+		Dir:                 dir,
 		RequireExplicitExec: true,
 		RequireUniqueNames:  true,
 		UpdateScripts:       *update,
@@ -63,17 +73,18 @@ func TestScript(t *testing.T) {
 			env.Setenv("ARCHIVES", archives)
 			env.Setenv("FIXTURES", fixtures)
 			env.Setenv("SOURCE_DATE_EPOCH", "1714564800")
-			return setupServer(env)
+			if setup != nil {
+				return setup(env)
+			}
+			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"cpdir":    cmdCpdir,
 			"flipbit":  cmdFlipbit,
 			"truncate": cmdTruncate,
 			"exitcode": cmdExitcode,
-			"axon":     cmdAxon,
-			"sleep":    cmdSleep,
 		},
-	})
+	}
 }
 
 func cmdCpdir(ts *testscript.TestScript, neg bool, args []string) {

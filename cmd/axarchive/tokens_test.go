@@ -19,43 +19,34 @@ import (
 //	pguser VAR USER URL     set $VAR to URL with USER as the user
 func TestTokensScript(t *testing.T) {
 	server := pgtest.Get(t)
-	archives, err := filepath.Abs("../../testdata/archives/v1")
-	if err != nil {
-		t.Fatal(err)
-	}
 	dumps, err := filepath.Abs("../../testdata/tokenstore")
 	if err != nil {
 		t.Fatal(err)
 	}
-	testscript.Run(t, testscript.Params{
-		Dir:                 "../../testdata/script/tokens",
-		RequireExplicitExec: true,
-		RequireUniqueNames:  true,
-		UpdateScripts:       *update,
-		Setup: func(env *testscript.Env) error {
-			env.Setenv("ARCHIVES", archives)
-			env.Setenv("TOKENSTORE", dumps)
-			return nil
-		},
-		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exitcode": cmdExitcode,
-			"pgdb": func(ts *testscript.TestScript, neg bool, args []string) {
-				if neg || len(args) < 1 {
-					ts.Fatalf("usage: pgdb VAR FILE...")
-				}
-				name, err := server.CreateDB()
-				ts.Check(err)
-				for _, f := range args[1:] {
-					ts.Check(server.LoadFile(name, ts.MkAbs(f)))
-				}
-				ts.Setenv(args[0], server.URL(name))
-			},
-			"pguser": func(ts *testscript.TestScript, neg bool, args []string) {
-				if neg || len(args) != 3 {
-					ts.Fatalf("usage: pguser VAR USER URL")
-				}
-				ts.Setenv(args[0], strings.Replace(args[2], "://postgres@", "://"+args[1]+"@", 1))
-			},
-		},
+	p := scriptParams(t, "../../testdata/script/tokens", func(env *testscript.Env) error {
+		env.Setenv("TOKENSTORE", dumps)
+		return nil
 	})
+	for name, cmd := range map[string]func(ts *testscript.TestScript, neg bool, args []string){
+		"pgdb": func(ts *testscript.TestScript, neg bool, args []string) {
+			if neg || len(args) < 1 {
+				ts.Fatalf("usage: pgdb VAR FILE...")
+			}
+			name, err := server.CreateDB()
+			ts.Check(err)
+			for _, f := range args[1:] {
+				ts.Check(server.LoadFile(name, ts.MkAbs(f)))
+			}
+			ts.Setenv(args[0], server.URL(name))
+		},
+		"pguser": func(ts *testscript.TestScript, neg bool, args []string) {
+			if neg || len(args) != 3 {
+				ts.Fatalf("usage: pguser VAR USER URL")
+			}
+			ts.Setenv(args[0], strings.Replace(args[2], "://postgres@", "://"+args[1]+"@", 1))
+		},
+	} {
+		p.Cmds[name] = cmd
+	}
+	testscript.Run(t, p)
 }
