@@ -1,0 +1,268 @@
+package s3store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/axarchive/axarchive/archive"
+)
+
+// checksum is the algorithm of the checksum sent with every object and part, which the server checks
+// before it stores them (and S3 keeps, so that a later GetObjectAttributes can report it).
+const checksum = types.ChecksumAlgorithmCrc32c
+
+// errCommitted and errAborted are returned by a file's Write after Commit or Abort.
+var (
+	errCommitted = errors.New("write after commit")
+	errAborted   = errors.New("write after abort")
+)
+
+// Create starts writing an object. Up to one part (Options.PartSize) is held in memory and sent with one
+// PutObject at Commit; beyond that the file becomes a multipart upload whose parts go up while the
+// caller writes, Options.Concurrency at a time, each request retried on its own. Commit completes the
+// upload; Abort (or AbortUploads after a crash) aborts it, so that nothing shows under the name until
+// Commit has returned nil.
+func (s *Store) Create(name string) (archive.NewFile, error) {
+	if err := checkName(name); err != nil {
+		return nil, &fs.PathError{Op: "create", Path: s.path(name), Err: fs.ErrInvalid}
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	return &upload{
+		s:      s,
+		name:   name,
+		key:    s.loc.Key(name),
+		ctx:    ctx,
+		cancel: cancel,
+		sem:    make(chan struct{}, s.concurrency),
+		free:   make(chan []byte, s.concurrency+1),
+	}, nil
+}
+
+// upload is a NewFile of a Store. Its methods are for one goroutine; the part uploads it starts run in
+// their own.
+type upload struct {
+	s        *Store
+	name     string
+	key      string
+	ctx      context.Context // cancelled by Abort and by the first failed part
+	cancel   context.CancelFunc
+	buf      []byte        // the part being filled
+	free     chan []byte   // part buffers back from their upload
+	nbuf     int           // part buffers allocated: at most concurrency+1
+	sem      chan struct{} // a token per part upload in flight
+	id       string        // the multipart upload's ID, once started
+	nextPart int32
+	wg       sync.WaitGroup
+
+	mu    sync.Mutex
+	parts []types.CompletedPart
+	err   error // first error: sticky
+
+	committed, aborted bool
+}
+
+func (u *upload) fail(err error) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.err == nil {
+		u.err = err
+		u.cancel()
+	}
+	return u.err
+}
+
+func (u *upload) failed() error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.err
+}
+
+func (u *upload) Write(p []byte) (int, error) {
+	switch {
+	case u.committed:
+		return 0, errCommitted
+	case u.aborted:
+		return 0, errAborted
+	}
+	if err := u.failed(); err != nil {
+		return 0, err
+	}
+	n := 0
+	for len(p) > 0 {
+		if int64(len(u.buf)) == u.s.partSize {
+			if err := u.sendPart(); err != nil {
+				return n, err
+			}
+		}
+		if u.buf == nil && u.id != "" {
+			b, err := u.buffer()
+			if err != nil {
+				return n, err
+			}
+			u.buf = b
+		}
+		// The first part grows by append (a small file never takes a whole part of memory); later
+		// parts fill a buffer of the part's size.
+		k := min(len(p), int(u.s.partSize)-len(u.buf))
+		u.buf = append(u.buf, p[:k]...)
+		p = p[k:]
+		n += k
+	}
+	return n, nil
+}
+
+// buffer returns an empty part buffer: one back from an upload, a new one while fewer than
+// concurrency+1 exist, else the next one an upload gives back.
+func (u *upload) buffer() ([]byte, error) {
+	select {
+	case b := <-u.free:
+		return b[:0], nil
+	default:
+	}
+	if u.nbuf < u.s.concurrency+1 {
+		u.nbuf++
+		return make([]byte, 0, u.s.partSize), nil
+	}
+	select {
+	case b := <-u.free:
+		return b[:0], nil
+	case <-u.ctx.Done():
+		return nil, u.fail(u.ctxErr())
+	}
+}
+
+func (u *upload) ctxErr() error {
+	if err := u.failed(); err != nil {
+		return err
+	}
+	return fmt.Errorf("upload %s: %w", u.s.path(u.name), context.Cause(u.ctx))
+}
+
+// sendPart starts the upload of u.buf as the next part, starting the multipart upload first if needed,
+// and leaves u.buf nil.
+func (u *upload) sendPart() error {
+	if u.id == "" {
+		out, err := u.s.client.CreateMultipartUpload(u.ctx, &s3.CreateMultipartUploadInput{
+			Bucket: aws.String(u.s.loc.Bucket), Key: aws.String(u.key), ChecksumAlgorithm: checksum,
+		})
+		if err != nil {
+			return u.fail(fmt.Errorf("start upload of %s: %w", u.s.path(u.name), err))
+		}
+		u.id = aws.ToString(out.UploadId)
+		u.nbuf = 1 // the first part's buffer, grown to the part's size
+	}
+	if u.nextPart == MaxParts {
+		return u.fail(fmt.Errorf("upload %s: more than %d parts of %d bytes", u.s.path(u.name), MaxParts, u.s.partSize))
+	}
+	select {
+	case u.sem <- struct{}{}:
+	case <-u.ctx.Done():
+		return u.fail(u.ctxErr())
+	}
+	u.nextPart++
+	num, b := u.nextPart, u.buf
+	u.buf = nil
+	u.wg.Add(1)
+	go func() {
+		defer u.wg.Done()
+		defer func() { <-u.sem }()
+		out, err := u.s.client.UploadPart(u.ctx, &s3.UploadPartInput{
+			Bucket: aws.String(u.s.loc.Bucket), Key: aws.String(u.key), UploadId: aws.String(u.id),
+			PartNumber: aws.Int32(num), Body: bytes.NewReader(b), ContentLength: aws.Int64(int64(len(b))),
+			ChecksumAlgorithm: checksum,
+		})
+		u.free <- b
+		if err != nil {
+			u.fail(fmt.Errorf("upload part %d of %s: %w", num, u.s.path(u.name), err))
+			return
+		}
+		u.mu.Lock()
+		u.parts = append(u.parts, types.CompletedPart{PartNumber: aws.Int32(num), ETag: out.ETag, ChecksumCRC32C: out.ChecksumCRC32C})
+		u.mu.Unlock()
+	}()
+	return nil
+}
+
+// Commit sends what is left and makes the object visible: a PutObject for a file of at most one part,
+// else the last part and CompleteMultipartUpload. A failed Commit leaves the file to Abort.
+func (u *upload) Commit() error {
+	switch {
+	case u.committed:
+		return errCommitted
+	case u.aborted:
+		return errAborted
+	}
+	if err := u.failed(); err != nil {
+		return err
+	}
+	if u.id == "" {
+		body := u.buf
+		_, err := u.s.client.PutObject(u.ctx, &s3.PutObjectInput{
+			Bucket: aws.String(u.s.loc.Bucket), Key: aws.String(u.key),
+			Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body))), ChecksumAlgorithm: checksum,
+		})
+		if err != nil {
+			return u.fail(fmt.Errorf("upload %s: %w", u.s.path(u.name), err))
+		}
+		u.done()
+		return nil
+	}
+	if len(u.buf) > 0 {
+		if err := u.sendPart(); err != nil {
+			return err
+		}
+	}
+	u.wg.Wait()
+	if err := u.failed(); err != nil {
+		return err
+	}
+	parts := u.parts
+	sort.Slice(parts, func(i, j int) bool { return *parts[i].PartNumber < *parts[j].PartNumber })
+	_, err := u.s.client.CompleteMultipartUpload(u.ctx, &s3.CompleteMultipartUploadInput{
+		Bucket: aws.String(u.s.loc.Bucket), Key: aws.String(u.key), UploadId: aws.String(u.id),
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+	})
+	if err != nil {
+		return u.fail(fmt.Errorf("complete upload of %s: %w", u.s.path(u.name), err))
+	}
+	u.done()
+	return nil
+}
+
+// done marks the file committed and lets its buffers go.
+func (u *upload) done() {
+	u.committed = true
+	u.buf, u.free, u.parts = nil, nil, nil
+	u.cancel()
+}
+
+// Abort stops the part uploads in flight and aborts the multipart upload, so that the server drops its
+// parts. It does nothing after a successful Commit or a first Abort.
+func (u *upload) Abort() error {
+	if u.committed || u.aborted {
+		return nil
+	}
+	u.aborted = true
+	u.fail(errAborted)
+	u.wg.Wait()
+	u.buf, u.parts = nil, nil
+	if u.id == "" {
+		return nil
+	}
+	_, err := u.s.client.AbortMultipartUpload(u.s.ctx, &s3.AbortMultipartUploadInput{
+		Bucket: aws.String(u.s.loc.Bucket), Key: aws.String(u.key), UploadId: aws.String(u.id),
+	})
+	if err != nil && errorCode(err) != "NoSuchUpload" {
+		return fmt.Errorf("abort upload of %s: %w", u.s.path(u.name), err)
+	}
+	return nil
+}
