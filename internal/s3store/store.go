@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/axarchive/axarchive/archive"
 )
@@ -151,6 +152,9 @@ func New(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
 			so.BaseEndpoint = aws.String(o.Endpoint)
 		}
 		so.UsePathStyle = o.PathStyle
+		// The SDK would log to stderr, for instance that it cannot check the checksum of a multipart
+		// object on download (the archive's SHA-256 does): everything that matters comes back as an error.
+		so.Logger = logging.Nop{}
 	})
 	s := &Store{ctx: ctx, loc: loc, client: client, partSize: o.PartSize, concurrency: o.Concurrency, attempts: o.Attempts}
 	if _, err := client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(loc.Bucket)}); err != nil {
