@@ -129,9 +129,11 @@ func (p *Proxy) pipe(c *pair, d Direction, dst, src net.Conn) {
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
-			chunk, cut := p.take(d, n)
-			if _, werr := dst.Write(buf[:chunk]); werr != nil {
-				err = werr
+			chunk, cut := p.take(c, d, n)
+			if chunk > 0 {
+				if _, werr := dst.Write(buf[:chunk]); werr != nil {
+					err = werr
+				}
 			}
 			if cut {
 				p.mu.Lock()
@@ -160,11 +162,14 @@ func (p *Proxy) pipe(c *pair, d Direction, dst, src net.Conn) {
 	}
 }
 
-// take returns how many of n bytes in direction d may pass, and whether the connection is cut after
-// them.
-func (p *Proxy) take(d Direction, n int) (int, bool) {
+// take returns how many of n bytes read from c in direction d may pass, and whether c is cut after
+// them. A connection already cut passes nothing (and takes no armed cut for itself).
+func (p *Proxy) take(c *pair, d Direction, n int) (int, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if _, ok := p.conns[c]; !ok {
+		return 0, true
+	}
 	if len(p.armed[d]) == 0 {
 		return n, false
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"unicode/utf8"
 )
 
 // Scheme is the URL scheme of an object-store location.
@@ -12,7 +13,7 @@ const Scheme = "s3://"
 
 // ErrBadKey is the error (wrapped with the key) for a key name that a bucket listed back and that
 // does not name a file inside the store's prefix: outside it, with "." or ".." elements, empty elements,
-// a backslash or a control character. Such a listing is refused whole rather than filtered.
+// a backslash, a control character or invalid UTF-8. Such a listing is refused whole rather than filtered.
 var ErrBadKey = errors.New("key outside the archive's prefix or not a valid name")
 
 // Location is a parsed s3://bucket/prefix URL.
@@ -30,7 +31,7 @@ func IsURL(s string) bool { return strings.HasPrefix(s, Scheme) }
 // ParseURL parses s3://bucket or s3://bucket/prefix (a trailing slash is allowed). The bucket must be
 // a valid S3 bucket name (3 to 63 lower-case letters, digits, dots and hyphens, starting and ending with
 // a letter or digit); the prefix must be a slash-separated relative path without "." or ".." elements,
-// empty elements, backslashes or control characters. The rest is taken literally: no percent-decoding,
+// empty elements, backslashes, control characters or invalid UTF-8. The rest is taken literally: no percent-decoding,
 // no query. A URL with credentials in it (s3://key:secret@bucket) is refused without echoing them.
 func ParseURL(s string) (Location, error) {
 	if !IsURL(s) {
@@ -124,6 +125,9 @@ func checkBucket(b string) error {
 func checkName(name string) error {
 	if name == "" || name == "." || !fs.ValidPath(name) {
 		return fmt.Errorf("%q is not a relative name without empty, \".\" or \"..\" elements", name)
+	}
+	if !utf8.ValidString(name) {
+		return fmt.Errorf("%q is not UTF-8", name)
 	}
 	for _, r := range name {
 		if r == '\\' || r < 0x20 || r == 0x7f {
