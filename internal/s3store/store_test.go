@@ -226,6 +226,25 @@ func TestAbort(t *testing.T) {
 	}
 }
 
+// TestAbortCancelled: a file whose Store's context was cancelled (an interrupted export) still aborts
+// its upload, and fails its writes with the cancellation.
+func TestAbortCancelled(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, false, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	s, err := New(ctx, "s3://arch/exports/one", &Options{Endpoint: e.srv.Endpoint, PathStyle: true, Credentials: e.srv.Credentials()})
+	require.NoError(t, err)
+	f, err := s.Create("data/events/x")
+	require.NoError(t, err)
+	writeOdd(t, f, randomBytes(2, 2*MinPartSize+1))
+	cancel()
+	_, err = f.Write(make([]byte, MinPartSize))
+	require.ErrorIs(t, err, context.Canceled)
+	require.NoError(t, f.Abort())
+	require.Empty(t, e.pending(t))
+	require.Empty(t, e.keys(t))
+}
+
 // TestAbortUploads: the unfinished uploads of a writer that died before Commit or Abort are found and
 // aborted; those of other prefixes are left alone.
 func TestAbortUploads(t *testing.T) {

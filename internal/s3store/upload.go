@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -95,6 +96,9 @@ func (u *upload) Write(p []byte) (int, error) {
 	}
 	if err := u.failed(); err != nil {
 		return 0, err
+	}
+	if u.ctx.Err() != nil {
+		return 0, u.fail(u.ctxErr())
 	}
 	n := 0
 	for len(p) > 0 {
@@ -245,8 +249,13 @@ func (u *upload) done() {
 	u.cancel()
 }
 
+// abortTimeout bounds the AbortMultipartUpload of Abort, which runs even when the Store's context is
+// cancelled.
+const abortTimeout = 30 * time.Second
+
 // Abort stops the part uploads in flight and aborts the multipart upload, so that the server drops its
-// parts. It does nothing after a successful Commit or a first Abort.
+// parts, even when the Store's context has been cancelled (an interrupted export). It does nothing after
+// a successful Commit or a first Abort.
 func (u *upload) Abort() error {
 	if u.committed || u.aborted {
 		return nil
@@ -258,7 +267,10 @@ func (u *upload) Abort() error {
 	if u.id == "" {
 		return nil
 	}
-	_, err := u.s.client.AbortMultipartUpload(u.s.ctx, &s3.AbortMultipartUploadInput{
+	// An interrupted export (its context cancelled) still aborts what it was uploading.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(u.s.ctx), abortTimeout)
+	defer cancel()
+	_, err := u.s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
 		Bucket: aws.String(u.s.loc.Bucket), Key: aws.String(u.key), UploadId: aws.String(u.id),
 	})
 	if err != nil && errorCode(err) != "NoSuchUpload" {
