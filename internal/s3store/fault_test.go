@@ -2,6 +2,7 @@ package s3store
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -9,6 +10,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -287,4 +289,72 @@ func TestMemoryBounded(t *testing.T) {
 	// parts, never a share of the file's 200 MiB.
 	require.Less(t, upPeak, bound+16<<20, "upload heap")
 	require.Less(t, downPeak, uint64(16<<20), "download heap")
+}
+
+// loseAnswer sends requests on, but loses the answer to the first one that match accepts, as a
+// connection cut after the server acted and before its answer arrived would. With forget, it answers
+// the retries of that request NoSuchUpload, as a server that forgets a completed upload at once does
+// (versitygw, like AWS, answers a repeated Complete with success).
+type loseAnswer struct {
+	match  func(*http.Request) bool
+	forget bool
+	mu     sync.Mutex
+	lost   int
+}
+
+func (l *loseAnswer) Do(r *http.Request) (*http.Response, error) {
+	if l.match(r) && l.forget {
+		l.mu.Lock()
+		lost := l.lost
+		l.mu.Unlock()
+		if lost > 0 {
+			body := `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchUpload</Code><Message>gone</Message></Error>`
+			return &http.Response{StatusCode: http.StatusNotFound, Status: "404 Not Found", Header: http.Header{"Content-Type": {"application/xml"}},
+				Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), Request: r}, nil
+		}
+	}
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err != nil || !l.match(r) {
+		return resp, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.lost > 0 {
+		return resp, err
+	}
+	l.lost++
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return nil, errors.New("read: connection reset by peer (lost on purpose)")
+}
+
+// TestCompleteAnswerLost: a CompleteMultipartUpload that worked but whose answer was lost is retried;
+// the server no longer knows the upload, and the object it made is recognised by its checksum.
+func TestCompleteAnswerLost(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, false, nil)
+	data := randomBytes(12, 2*MinPartSize+10)
+	put(t, e.store, "data/events/x", randomBytes(13, 2*MinPartSize+10)) // an older version under the name
+
+	complete := func(r *http.Request) bool { return r.Method == http.MethodPost && r.URL.Query().Has("uploadId") }
+	for _, forget := range []bool{false, true} {
+		lose := &loseAnswer{match: complete, forget: forget}
+		s := e.open(t, "s3://arch/exports/one", &Options{HTTPClient: lose})
+		put(t, s, "data/events/x", data)
+		require.Equal(t, 1, lose.lost)
+		require.Equal(t, data, get(t, e.store, "data/events/x"))
+	}
+	s := e.open(t, "s3://arch/exports/one", &Options{HTTPClient: &loseAnswer{match: complete, forget: true}})
+
+	// Had the first Complete not happened, the retry's NoSuchUpload is an error, never taken for success.
+	f, err := s.Create("data/events/y")
+	require.NoError(t, err)
+	writeOdd(t, f, data)
+	u := f.(*upload)
+	require.NoError(t, u.sendPart())
+	u.wg.Wait()
+	_, err = e.srv.Client().AbortMultipartUpload(t.Context(), &s3.AbortMultipartUploadInput{Bucket: aws.String(e.bucket), Key: aws.String(u.key), UploadId: aws.String(u.id)})
+	require.NoError(t, err)
+	require.Error(t, f.Commit())
+	require.NoError(t, f.Abort())
 }

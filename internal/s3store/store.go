@@ -68,7 +68,8 @@ type Options struct {
 	// error is returned, with exponential back-off up to 2 s in between; 0 means DefaultAttempts. A
 	// download cut off mid-stream is resumed from where it stopped as often.
 	Attempts int
-	// HTTPClient, when not nil, sends the requests (for timeouts or a proxy of one's own).
+	// HTTPClient, when not nil, sends the requests (for timeouts or a proxy of one's own) instead of the
+	// SDK's client; AWS_CA_BUNDLE then is its business.
 	HTTPClient aws.HTTPClient
 }
 
@@ -137,9 +138,6 @@ func New(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
 	if o.Credentials != nil {
 		loaders = append(loaders, config.WithCredentialsProvider(o.Credentials))
 	}
-	if o.HTTPClient != nil {
-		loaders = append(loaders, config.WithHTTPClient(o.HTTPClient))
-	}
 	cfg, err := config.LoadDefaultConfig(ctx, loaders...)
 	if err != nil {
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
@@ -152,6 +150,9 @@ func New(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
 			so.BaseEndpoint = aws.String(o.Endpoint)
 		}
 		so.UsePathStyle = o.PathStyle
+		if o.HTTPClient != nil {
+			so.HTTPClient = o.HTTPClient
+		}
 		// The SDK would log to stderr, for instance that it cannot check the checksum of a multipart
 		// object on download (the archive's SHA-256 does): everything that matters comes back as an error.
 		so.Logger = logging.Nop{}

@@ -3,8 +3,10 @@ package s3store
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io/fs"
 	"sort"
 	"sync"
@@ -197,7 +199,9 @@ func (u *upload) sendPart() error {
 }
 
 // Commit sends what is left and makes the object visible: a PutObject for a file of at most one part,
-// else the last part and CompleteMultipartUpload. A failed Commit leaves the file to Abort.
+// else the last part and CompleteMultipartUpload. A Complete retried after its answer was lost, which a
+// server may then no longer know (NoSuchUpload), counts as done when the object under the name has the
+// parts' composite checksum. A failed Commit leaves the file to Abort.
 func (u *upload) Commit() error {
 	switch {
 	case u.committed:
@@ -235,11 +239,43 @@ func (u *upload) Commit() error {
 		Bucket: aws.String(u.s.loc.Bucket), Key: aws.String(u.key), UploadId: aws.String(u.id),
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
 	})
+	if err != nil && errorCode(err) == "NoSuchUpload" && u.completedEarlier(parts) {
+		// A retry of a Complete whose answer was lost (a cut connection): the first one did it.
+		err = nil
+	}
 	if err != nil {
 		return u.fail(fmt.Errorf("complete upload of %s: %w", u.s.path(u.name), err))
 	}
 	u.done()
 	return nil
+}
+
+// completedEarlier reports whether the object under the key is the one these parts make, by its
+// composite CRC32C (the CRC32C of the parts' CRC32Cs, then "-" and their number): the check after a
+// CompleteMultipartUpload that the server no longer knows, which it does when a retried Complete follows
+// one that succeeded.
+func (u *upload) completedEarlier(parts []types.CompletedPart) bool {
+	want, ok := compositeCRC32C(parts)
+	if !ok {
+		return false
+	}
+	head, err := u.s.client.HeadObject(u.ctx, &s3.HeadObjectInput{
+		Bucket: aws.String(u.s.loc.Bucket), Key: aws.String(u.key), ChecksumMode: types.ChecksumModeEnabled,
+	})
+	return err == nil && aws.ToString(head.ChecksumCRC32C) == want
+}
+
+// compositeCRC32C is S3's checksum of a multipart object made of parts.
+func compositeCRC32C(parts []types.CompletedPart) (string, bool) {
+	h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	for _, p := range parts {
+		sum, err := base64.StdEncoding.DecodeString(aws.ToString(p.ChecksumCRC32C))
+		if err != nil || len(sum) != 4 {
+			return "", false
+		}
+		h.Write(sum)
+	}
+	return fmt.Sprintf("%s-%d", base64.StdEncoding.EncodeToString(h.Sum(nil)), len(parts)), true
 }
 
 // done marks the file committed and lets its buffers go.
