@@ -158,14 +158,25 @@ func TestHostileListing(t *testing.T) {
 		list, err := s.List("")
 		require.NoError(t, err)
 		require.Len(t, list, 1)
+		n, err := s.AbortUploads(t.Context())
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
 	})
 }
 
-// lyingServer answers HeadBucket, and every listing (objects or uploads) with keys.
+// lyingServer answers HeadBucket, and every listing (objects or uploads) with keys; aborts work.
 func lyingServer(t *testing.T, keys []string) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/xml")
-		if r.Method == http.MethodHead {
+		switch {
+		case r.Method == http.MethodHead:
+			return
+		case r.Method == http.MethodDelete:
+			w.WriteHeader(http.StatusNoContent)
+			return
+		case r.URL.Query().Has("uploadId"):
+			w.WriteHeader(http.StatusNotFound)
+			io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchUpload</Code></Error>`)
 			return
 		}
 		var b strings.Builder

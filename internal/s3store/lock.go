@@ -247,15 +247,14 @@ func (s *Store) AbortUploads(ctx context.Context) (int, error) {
 		if err != nil {
 			return n, fmt.Errorf("list unfinished uploads of %s: %w", s, err)
 		}
-		for _, up := range page.Uploads {
-			key := aws.ToString(up.Key)
-			if _, err := s.loc.Name(key); err != nil {
+		for _, up := range page.Uploads { // a hostile listing is refused whole, before any abort
+			if _, err := s.loc.Name(aws.ToString(up.Key)); err != nil {
 				return n, fmt.Errorf("list unfinished uploads of %s: %w", s, err)
 			}
-			_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
-				Bucket: aws.String(s.loc.Bucket), Key: up.Key, UploadId: up.UploadId,
-			})
-			if err != nil && errorCode(err) != "NoSuchUpload" {
+		}
+		for _, up := range page.Uploads {
+			key := aws.ToString(up.Key)
+			if err := s.abortUpload(ctx, key, aws.ToString(up.UploadId)); err != nil {
 				return n, fmt.Errorf("abort upload of %q in %s: %w", key, s, err)
 			}
 			n++

@@ -306,11 +306,41 @@ func (u *upload) Abort() error {
 	// An interrupted export (its context cancelled) still aborts what it was uploading.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(u.s.ctx), abortTimeout)
 	defer cancel()
-	_, err := u.s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
-		Bucket: aws.String(u.s.loc.Bucket), Key: aws.String(u.key), UploadId: aws.String(u.id),
-	})
-	if err != nil && errorCode(err) != "NoSuchUpload" {
+	if err := u.s.abortUpload(ctx, u.key, u.id); err != nil {
 		return fmt.Errorf("abort upload of %s: %w", u.s.path(u.name), err)
 	}
 	return nil
+}
+
+// abortUpload aborts a multipart upload until the server no longer lists it. A part whose request the
+// client gave up on may still be being stored by the server, and S3 says that such a part may come back
+// after the abort ("it might be necessary to abort a given multipart upload multiple times"): versitygw
+// does exactly that.
+func (s *Store) abortUpload(ctx context.Context, key, id string) error {
+	for attempt := 0; ; attempt++ {
+		_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+			Bucket: aws.String(s.loc.Bucket), Key: aws.String(key), UploadId: aws.String(id),
+		})
+		if err != nil && errorCode(err) != "NoSuchUpload" {
+			return err
+		}
+		_, err = s.client.ListParts(ctx, &s3.ListPartsInput{
+			Bucket: aws.String(s.loc.Bucket), Key: aws.String(key), UploadId: aws.String(id), MaxParts: aws.Int32(1),
+		})
+		switch {
+		case err != nil && errorCode(err) == "NoSuchUpload":
+			return nil
+		case err != nil:
+			return err
+		case attempt == 20:
+			return fmt.Errorf("upload %s still listed after %d aborts", id, attempt+1)
+		}
+		t := time.NewTimer(time.Duration(attempt+1) * 50 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return context.Cause(ctx)
+		}
+	}
 }
