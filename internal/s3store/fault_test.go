@@ -77,7 +77,7 @@ func TestDownloadConnectionCut(t *testing.T) {
 	_, err = io.ReadFull(r, make([]byte, 1<<20))
 	require.NoError(t, err)
 	put(t, e.store, "data/events/x", randomBytes(10, 12<<20))
-	p.CutAll()
+	r.(*objectReader).body.Close() // the cut, deterministically: the rest may sit in socket buffers
 	_, err = io.ReadAll(r)
 	require.ErrorIs(t, err, ErrChanged)
 }
