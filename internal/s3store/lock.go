@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -224,6 +225,69 @@ func (s *Store) RetentionOf(ctx context.Context, name string) (ObjectRetention, 
 		return o, s.pathError("read legal hold of", name, err)
 	}
 	return o, nil
+}
+
+// RetentionReport is the Object Lock state of an archive's objects, for verify and inspect.
+type RetentionReport struct {
+	Objects map[string]ObjectRetention // by name
+	// Until is the latest retain-until date among the objects (zero when none is retained).
+	Until time.Time
+	// Unprotected names the objects that could be deleted at the time of the report (no retention
+	// running and no legal hold), sorted.
+	Unprotected []string
+	// Earlier names the objects whose retention ends before Until (whether held or not), sorted: the
+	// part of the archive that loses its protection first.
+	Earlier []string
+}
+
+// Retentions reads the retention and legal hold of every named object, a few at a time, and reports
+// which are unprotected at now and which expire earlier than the rest.
+func (s *Store) Retentions(ctx context.Context, names []string, now time.Time) (RetentionReport, error) {
+	rep := RetentionReport{Objects: make(map[string]ObjectRetention, len(names))}
+	var (
+		mu    sync.Mutex
+		wg    sync.WaitGroup
+		first error
+		sem   = make(chan struct{}, s.concurrency)
+	)
+	for _, name := range names {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			o, err := s.RetentionOf(ctx, name)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if first == nil {
+					first = err
+				}
+				return
+			}
+			rep.Objects[name] = o
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		return RetentionReport{}, first
+	}
+	for _, o := range rep.Objects {
+		if o.Until.After(rep.Until) {
+			rep.Until = o.Until
+		}
+	}
+	for name, o := range rep.Objects {
+		if !o.Protected(now) {
+			rep.Unprotected = append(rep.Unprotected, name)
+		}
+		if !rep.Until.IsZero() && o.Until.Before(rep.Until) {
+			rep.Earlier = append(rep.Earlier, name)
+		}
+	}
+	sort.Strings(rep.Unprotected)
+	sort.Strings(rep.Earlier)
+	return rep, nil
 }
 
 // noLockState tells the answers that mean "this object has no retention (or hold)" from real errors.

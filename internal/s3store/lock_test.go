@@ -1,6 +1,7 @@
 package s3store
 
 import (
+	"io/fs"
 	"testing"
 	"time"
 
@@ -61,6 +62,22 @@ func TestObjectLock(t *testing.T) {
 		}
 		return ns
 	}())
+
+	// The report for verify and inspect: the unretained object stands out, and so does one retained
+	// for less long than the rest.
+	put(t, e.store, "short", []byte("s"))
+	require.NoError(t, e.store.Retain(ctx, []string{"short"}, Retention{Mode: Governance, Until: until.Add(-time.Minute)}))
+	rep, err := e.store.Retentions(ctx, append([]string{"unretained", "short"}, names...), time.Now())
+	require.NoError(t, err)
+	require.Len(t, rep.Objects, 5)
+	require.True(t, rep.Until.Equal(until))
+	require.Equal(t, []string{"unretained"}, rep.Unprotected)
+	require.Equal(t, []string{"short", "unretained"}, rep.Earlier)
+	rep, err = e.store.Retentions(ctx, []string{"short"}, until) // once the short retention has run out
+	require.NoError(t, err)
+	require.Equal(t, []string{"short"}, rep.Unprotected)
+	_, err = e.store.Retentions(ctx, []string{"missing"}, time.Now())
+	require.ErrorIs(t, err, fs.ErrNotExist)
 
 	// ... while an unretained version goes (so the refusals were the retention's).
 	head, err := e.srv.Client().HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(e.bucket), Key: aws.String(e.store.loc.Key("unretained"))})
