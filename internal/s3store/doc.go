@@ -15,8 +15,8 @@
 //
 // archive.Storage's methods take no context, so a Store keeps the one given to New and makes every
 // request of those methods with it: cancelling it stops the uploads and downloads in flight. The
-// methods that are the Store's own (ObjectLock, CheckRetention, Retain, RetentionOf, AbortUploads) take
-// a context each.
+// methods that are the Store's own (ObjectLock, CheckRetention, Retain, RetentionOf, Retentions,
+// AbortUploads) take a context each.
 //
 // # Writing
 //
@@ -44,7 +44,8 @@
 // unprotected, and a re-run of Retain (with the same date) finishes an interrupted one. A bucket whose
 // Object Lock has a default retention rule retains every version as it is written, including each
 // journal version; ObjectLock reports such a rule so that a caller can warn. RetentionOf reads an object's
-// retention and legal hold for verify and inspect.
+// retention and legal hold, and Retentions those of a whole archive, naming the objects that are
+// unprotected or expire before the rest, for verify and inspect.
 //
 // # Names
 //
