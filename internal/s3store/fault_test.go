@@ -128,7 +128,13 @@ func TestHostileListing(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, false, nil)
 	put(t, e.store, "bagit.txt", []byte("ok"))
-	_, err := e.srv.Client().PutObject(t.Context(), &s3.PutObjectInput{
+	// The folder marker of the prefix is no file, and no threat.
+	_, err := e.srv.Client().PutObject(t.Context(), &s3.PutObjectInput{Bucket: aws.String(e.bucket), Key: aws.String("exports/one/"), Body: strings.NewReader("")})
+	require.NoError(t, err)
+	list, err := e.store.List("")
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	_, err = e.srv.Client().PutObject(t.Context(), &s3.PutObjectInput{
 		Bucket: aws.String(e.bucket), Key: aws.String(`exports/one/data\..\..\x`), Body: strings.NewReader("x"),
 	})
 	require.NoError(t, err)

@@ -214,7 +214,9 @@ func (s *Store) Stat(name string) (archive.StorageEntry, error) {
 }
 
 // List returns the objects whose names start with prefix, sorted by name. Every key listed back must
-// lie inside the store's prefix and be a valid name, or the listing fails with ErrBadKey.
+// lie inside the store's prefix and be a valid name, or the listing fails with ErrBadKey; the one
+// exception is an empty object named like the prefix with a slash (a console's folder marker), which
+// is left out.
 func (s *Store) List(prefix string) ([]archive.StorageEntry, error) {
 	if err := checkListPrefix(prefix); err != nil {
 		return nil, fmt.Errorf("list %s: %w", s, err)
@@ -229,6 +231,9 @@ func (s *Store) List(prefix string) ([]archive.StorageEntry, error) {
 		}
 		for _, obj := range page.Contents {
 			key := aws.ToString(obj.Key)
+			if key == s.loc.keyPrefix() && aws.ToInt64(obj.Size) == 0 {
+				continue // the prefix's own "folder" marker, as the S3 console's "Create folder" makes
+			}
 			name, err := s.loc.Name(key)
 			if err == nil && !strings.HasPrefix(name, prefix) {
 				err = fmt.Errorf("listed key %q: %w: not under the prefix asked for", key, ErrBadKey)
