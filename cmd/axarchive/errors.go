@@ -18,7 +18,7 @@ import (
 
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/axonclient"
-	"github.com/axarchive/axarchive/internal/export"
+	"github.com/axarchive/axarchive/internal/job"
 	"github.com/axarchive/axarchive/internal/reader"
 	"github.com/axarchive/axarchive/internal/sshsig"
 	"github.com/axarchive/axarchive/internal/tokenstore"
@@ -90,7 +90,7 @@ func exitCode(err error) int {
 func printError(w io.Writer, err error) {
 	msg := err.Error()
 	if errors.Is(err, context.Canceled) && !strings.Contains(msg, "\n") &&
-		!errors.As(err, new(*export.InterruptedError)) && !errors.As(err, new(*writer.ProgressError)) &&
+		!errors.As(err, new(*job.InterruptedError)) && !errors.As(err, new(*writer.ProgressError)) &&
 		!errors.As(err, new(*interruptedBeforeSending)) {
 		msg = "interrupted"
 	}
@@ -114,14 +114,14 @@ func hint(err error) string {
 		return "run axarchive --help for usage"
 	case errors.As(err, &ce):
 		return ce.hint
-	case errors.As(err, new(*export.PreviousError)) && errors.Is(err, archive.ErrIncomplete):
+	case errors.As(err, new(*job.PreviousError)) && errors.Is(err, archive.ErrIncomplete):
 		// Before ErrIncomplete: the directory to resume is the previous archive's, not this export's.
 		return "the archive given to --since is an interrupted export: complete it first (its own export command with --resume), then run this one again"
 	case errors.Is(err, archive.ErrIncomplete):
 		return "the directory holds an interrupted export: run the same export command with --resume to complete it"
 	case errors.Is(err, archive.ErrVersion):
 		return fmt.Sprintf("upgrade axarchive: this one reads archive format versions %d to %d", archive.MinVersion, archive.MaxVersion)
-	case errors.Is(err, export.ErrEmpty):
+	case errors.Is(err, job.ErrEmpty):
 		return "check --context (on a server that keeps contexts apart, a mistyped name is an empty context); to archive an empty context on purpose, add --allow-empty"
 	case errors.Is(err, archive.ErrComplete):
 		return "the archive in that directory is complete: nothing to resume (axarchive verify DIR checks it); to export newer events, export into a new directory with --since DIR"
@@ -148,7 +148,7 @@ func hint(err error) string {
 	case errors.As(err, new(*reader.SegmentError)):
 		// Before the InterruptedError case: --resume would stop at the same damage.
 		return "the segment files are damaged or incomplete: axarchive segments DIR shows what is missing or damaged; to archive what is readable, export into a new directory with --to-token set to the token before the damage"
-	case errors.As(err, new(*export.InterruptedError)):
+	case errors.As(err, new(*job.InterruptedError)):
 		return "run the same command with --resume to continue; what is committed is kept"
 	case errors.Is(err, axonclient.ErrUnauthorized):
 		return "check the access token (--access-token-file or $" + tokenEnv + ") and that it may use this context"

@@ -13,7 +13,7 @@ import (
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/axontest"
 	"github.com/axarchive/axarchive/internal/eventgen"
-	"github.com/axarchive/axarchive/internal/export"
+	"github.com/axarchive/axarchive/internal/job"
 	"github.com/axarchive/axarchive/internal/writer"
 )
 
@@ -21,7 +21,7 @@ import (
 // what it wrote, so the figure cannot run ahead of the events counted), of the aggregates asked in the
 // snapshot phase, and 100 once everything is written.
 func TestExportSampleFigures(t *testing.T) {
-	p := new(export.Progress)
+	p := new(job.ExportProgress)
 	p.First.Store(1000)
 	p.Last.Store(1999)
 	p.Phase.Store("events")

@@ -9,7 +9,7 @@ import (
 	"github.com/axarchive/axarchive/internal/axonclient"
 	"github.com/axarchive/axarchive/internal/axontest"
 	"github.com/axarchive/axarchive/internal/eventgen"
-	"github.com/axarchive/axarchive/internal/export"
+	"github.com/axarchive/axarchive/internal/job"
 	"github.com/axarchive/axarchive/internal/writer"
 )
 
@@ -45,7 +45,7 @@ func BenchmarkImport(b *testing.B) {
 		return conn
 	}
 	dir := filepath.Join(b.TempDir(), "archive")
-	if _, err := export.Live(ctx, dial("source"), export.Options{Dir: dir}); err != nil {
+	if _, err := job.ExportServer(ctx, dial("source"), job.ExportOptions{Dir: dir}); err != nil {
 		b.Fatal(err)
 	}
 	targets := 0

@@ -23,7 +23,7 @@ import (
 	"github.com/axarchive/axarchive/internal/axontest"
 	"github.com/axarchive/axarchive/internal/codec"
 	"github.com/axarchive/axarchive/internal/eventgen"
-	"github.com/axarchive/axarchive/internal/export"
+	"github.com/axarchive/axarchive/internal/job"
 	"github.com/axarchive/axarchive/internal/writer"
 )
 
@@ -38,7 +38,7 @@ func TestRoundTripEdgeCases(t *testing.T) {
 	require.NoError(t, srv.LoadSnapshots("source", eventgen.EdgeSnapshots()))
 	require.NoError(t, srv.LoadSnapshots("source", gen.Snapshots()))
 	src := filepath.Join(t.TempDir(), "src")
-	_, err := export.Live(context.Background(), dial(t, srv, "source"), export.Options{Dir: src, ChunkRecords: 400})
+	_, err := job.ExportServer(context.Background(), dial(t, srv, "source"), job.ExportOptions{Dir: src, ChunkRecords: 400})
 	require.NoError(t, err)
 
 	conn := dial(t, srv, "target")
@@ -50,7 +50,7 @@ func TestRoundTripEdgeCases(t *testing.T) {
 	assert.Equal(t, d.ArchiveFingerprint, d.TargetFingerprint)
 
 	again := filepath.Join(t.TempDir(), "again")
-	_, err = export.Live(context.Background(), conn, export.Options{Dir: again, ChunkRecords: 400})
+	_, err = job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: again, ChunkRecords: 400})
 	require.NoError(t, err)
 	assert.Equal(t, lines(t, src, false), lines(t, again, false))
 	assert.Equal(t, lines(t, src, true), lines(t, again, true))
@@ -75,7 +75,7 @@ func TestImportTransactionBounds(t *testing.T) {
 		}
 		require.NoError(t, srv.Load("source", tiny))
 		src := filepath.Join(t.TempDir(), "src")
-		_, err := export.Live(context.Background(), dial(t, srv, "source"), export.Options{Dir: src})
+		_, err := job.ExportServer(context.Background(), dial(t, srv, "source"), job.ExportOptions{Dir: src})
 		require.NoError(t, err)
 		plan, err := writer.Import(context.Background(), dial(t, srv, "target"), []string{src},
 			writer.Options{MaxTransactionEvents: 100000}) // more than Axon Server takes: capped
@@ -85,7 +85,7 @@ func TestImportTransactionBounds(t *testing.T) {
 		assert.Equal(t, int64(2), plan.Transactions)
 	})
 	t.Run("bytes", func(t *testing.T) {
-		src, srv := generated(t, 2000, export.Options{})
+		src, srv := generated(t, 2000, job.ExportOptions{})
 		const maxMessage = 64 << 10
 		plan, err := writer.Import(context.Background(), dial(t, srv, "target"), []string{src},
 			writer.Options{MaxMessageSize: maxMessage})
@@ -116,7 +116,7 @@ func sizes(events [][]byte) int {
 // After each transaction the target's head must be where the import put it: another writer appending to
 // the context stops the import with the exact position.
 func TestImportHeadCheck(t *testing.T) {
-	src, srv := generated(t, 2000, export.Options{Snapshots: export.SnapshotsNone})
+	src, srv := generated(t, 2000, job.ExportOptions{Snapshots: job.SnapshotsNone})
 	appends := 0
 	srv.AfterAppend(func(context string) {
 		if appends++; appends == 2 {
@@ -139,7 +139,7 @@ func TestImportHeadCheck(t *testing.T) {
 // (its call half-closed) only once the one before it is confirmed: never two committing, never more than
 // two open, and the target holds the archive's events in order, one transaction per bound.
 func TestImportOverlapsSendingNotCommitting(t *testing.T) {
-	src, srv := generated(t, 3000, export.Options{Snapshots: export.SnapshotsNone})
+	src, srv := generated(t, 3000, job.ExportOptions{Snapshots: job.SnapshotsNone})
 	// Each confirmation takes a moment, as a real server's write does, so that the next transaction is
 	// ready to be sent while one commits.
 	srv.SetDelay(2 * time.Millisecond)
@@ -166,7 +166,7 @@ func TestImportTokenRefused(t *testing.T) {
 	good, err := axonclient.Dial(context.Background(), axonclient.Config{Address: srv.Addr(), Context: "source", Token: "right"})
 	require.NoError(t, err)
 	defer good.Close()
-	_, err = export.Live(context.Background(), good, export.Options{Dir: src})
+	_, err = job.ExportServer(context.Background(), good, job.ExportOptions{Dir: src})
 	require.NoError(t, err)
 
 	for _, token := range []string{"", "wrong"} {
@@ -188,7 +188,7 @@ func TestImportEventTooLargeNamesEvent(t *testing.T) {
 	events = append(events, eventgen.Encode(&eventgen.Event{PayloadType: "blob", PayloadData: bytes.Repeat([]byte{1}, 70000)}))
 	require.NoError(t, srv.Load("source", events))
 	src := filepath.Join(t.TempDir(), "src")
-	_, err := export.Live(context.Background(), dial(t, srv, "source"), export.Options{Dir: src})
+	_, err := job.ExportServer(context.Background(), dial(t, srv, "source"), job.ExportOptions{Dir: src})
 	require.NoError(t, err)
 	_, err = writer.Import(context.Background(), dial(t, srv, "target"), []string{src}, writer.Options{MaxMessageSize: 65536})
 	require.ErrorIs(t, err, writer.ErrEventTooLarge)
@@ -204,7 +204,7 @@ func TestImportServerRefusesLargeEvent(t *testing.T) {
 	events = append(events, eventgen.Encode(&eventgen.Event{PayloadType: "blob", PayloadData: bytes.Repeat([]byte{1}, 70000)}))
 	require.NoError(t, srv.Load("source", events))
 	src := filepath.Join(t.TempDir(), "src")
-	_, err := export.Live(context.Background(), dial(t, srv, "source"), export.Options{Dir: src})
+	_, err := job.ExportServer(context.Background(), dial(t, srv, "source"), job.ExportOptions{Dir: src})
 	require.NoError(t, err)
 	_, err = writer.Import(context.Background(), dial(t, srv, "target"), []string{src}, writer.Options{MaxMessageSize: 1 << 20})
 	require.ErrorIs(t, err, writer.ErrEventTooLarge)
@@ -221,7 +221,7 @@ func TestImportSnapshotTooLargeNamesSnapshot(t *testing.T) {
 	require.NoError(t, srv.LoadSnapshots("source", [][]byte{eventgen.Encode(&eventgen.Event{AggregateID: "a", AggregateType: "A",
 		PayloadType: "blob", PayloadData: bytes.Repeat([]byte{1}, 65536-20)})}))
 	src := filepath.Join(t.TempDir(), "src")
-	_, err := export.Live(context.Background(), dial(t, srv, "source"), export.Options{Dir: src})
+	_, err := job.ExportServer(context.Background(), dial(t, srv, "source"), job.ExportOptions{Dir: src})
 	require.NoError(t, err)
 	_, err = writer.Import(context.Background(), dial(t, srv, "target"), []string{src}, writer.Options{MaxMessageSize: 65536})
 	require.ErrorIs(t, err, writer.ErrEventTooLarge)
@@ -273,7 +273,7 @@ func requireMapMatches(t *testing.T, src string, srv *axontest.Server, ctx strin
 // A renumbered import that fails part way is continued with --resume --renumber: the token map says what
 // was confirmed and where; the result has every event once, and the map is complete.
 func TestImportRenumberResume(t *testing.T) {
-	src, srv := generated(t, 3000, export.Options{Filter: &archive.Filter{ExcludeTypes: []string{"com.example.notification.EmailSentEvent"}}})
+	src, srv := generated(t, 3000, job.ExportOptions{Filter: &archive.Filter{ExcludeTypes: []string{"com.example.notification.EmailSentEvent"}}})
 	require.NoError(t, srv.Load("target", eventgen.New(99, eventgen.Options{NonDomainPercent: 100}).Generate(10)))
 	conn := dial(t, srv, "target")
 	tokenMap := filepath.Join(t.TempDir(), "map")
@@ -315,7 +315,7 @@ func TestImportRenumberResume(t *testing.T) {
 // middle of a line): the resumed import finds those events in the target, checks them against the
 // archive and adds them to the map. A target that holds something else there is refused.
 func TestImportRenumberResumeRecoversUnmapped(t *testing.T) {
-	src, srv := generated(t, 1000, export.Options{Snapshots: export.SnapshotsNone})
+	src, srv := generated(t, 1000, job.ExportOptions{Snapshots: job.SnapshotsNone})
 	conn := dial(t, srv, "target")
 	tokenMap := filepath.Join(t.TempDir(), "map")
 	opts := writer.Options{Renumber: true, TokenMap: tokenMap, MaxTransactionEvents: 200}
@@ -367,7 +367,7 @@ func TestImportRenumberResumeRecoversUnmapped(t *testing.T) {
 // The proof compares snapshot by snapshot: an altered snapshot and one the archive does not have are
 // found; an archive of the latest snapshots only equals a server that holds older ones too.
 func TestCompareSnapshots(t *testing.T) {
-	src, srv := generated(t, 2000, export.Options{})
+	src, srv := generated(t, 2000, job.ExportOptions{})
 	conn := dial(t, srv, "target")
 	_, err := writer.Import(context.Background(), conn, []string{src}, writer.Options{})
 	require.NoError(t, err)
@@ -389,7 +389,7 @@ func TestCompareSnapshots(t *testing.T) {
 	assert.NotEqual(t, d.ArchiveFingerprint, d.TargetFingerprint)
 
 	latest := filepath.Join(t.TempDir(), "latest")
-	_, err = export.Live(context.Background(), dial(t, srv, "source"), export.Options{Dir: latest, Snapshots: export.SnapshotsLatest})
+	_, err = job.ExportServer(context.Background(), dial(t, srv, "source"), job.ExportOptions{Dir: latest, Snapshots: job.SnapshotsLatest})
 	require.NoError(t, err)
 	d, err = writer.Compare(context.Background(), dial(t, srv, "source"), []string{latest}, writer.CompareOptions{})
 	require.NoError(t, err)
@@ -425,11 +425,11 @@ func TestImportRefusesBadInput(t *testing.T) {
 	for i := range 3 {
 		require.NoError(t, source.Load("default", gen.Generate(100)))
 		dir := filepath.Join(t.TempDir(), fmt.Sprint(i))
-		opts := export.Options{Dir: dir, Snapshots: export.SnapshotsNone}
+		opts := job.ExportOptions{Dir: dir, Snapshots: job.SnapshotsNone}
 		if i > 0 {
 			opts.Since = dirs[i-1]
 		}
-		_, err := export.Live(context.Background(), sconn, opts)
+		_, err := job.ExportServer(context.Background(), sconn, opts)
 		require.NoError(t, err)
 		dirs = append(dirs, dir)
 	}
@@ -449,7 +449,7 @@ func TestImportRefusesBadInput(t *testing.T) {
 // damaged in its last chunk is refused by the reader's chunk checks instead (today in the preflight's
 // size scan, which reads every event, so before anything is sent).
 func TestImportNoVerify(t *testing.T) {
-	src, srv := generated(t, 1000, export.Options{ChunkRecords: 250, Snapshots: export.SnapshotsNone})
+	src, srv := generated(t, 1000, job.ExportOptions{ChunkRecords: 250, Snapshots: job.SnapshotsNone})
 	chunks, err := filepath.Glob(filepath.Join(src, "data", "events", "*.zst"))
 	require.NoError(t, err)
 	require.Len(t, chunks, 4)
@@ -486,11 +486,11 @@ func TestImportPlanMeasuredWhileVerifying(t *testing.T) {
 	for i := range 3 {
 		require.NoError(t, source.Load("default", gen.Generate(700)))
 		dir := filepath.Join(t.TempDir(), fmt.Sprint(i))
-		opts := export.Options{Dir: dir, Snapshots: export.SnapshotsNone, ChunkRecords: 150}
+		opts := job.ExportOptions{Dir: dir, Snapshots: job.SnapshotsNone, ChunkRecords: 150}
 		if i > 0 {
 			opts.Since = dirs[i-1]
 		}
-		_, err := export.Live(context.Background(), sconn, opts)
+		_, err := job.ExportServer(context.Background(), sconn, opts)
 		require.NoError(t, err)
 		dirs = append(dirs, dir)
 	}
@@ -540,7 +540,7 @@ func TestTokenMapRefusesForeignFiles(t *testing.T) {
 // every event while the import sends, then the head and the snapshots once the import is done: the same
 // verdict as a check afterwards, differences included; cancelled, it stops at once.
 func TestCompareFollowingImport(t *testing.T) {
-	src, srv := generated(t, 3000, export.Options{})
+	src, srv := generated(t, 3000, job.ExportOptions{})
 	ctx := context.Background()
 	follow := func(t *testing.T, target string, opts writer.Options, beforeDone func()) (*writer.Diff, error) {
 		conn := dial(t, srv, target)
@@ -667,7 +667,7 @@ func TestCompareFollowingImport(t *testing.T) {
 // aggregate together, so that each aggregate's land in the archive's order; a failure part way stops the
 // import with the first failed position, and --resume stores each missing snapshot once.
 func TestImportSnapshotsInFlight(t *testing.T) {
-	src, srv := generated(t, 3000, export.Options{})
+	src, srv := generated(t, 3000, job.ExportOptions{})
 	ctx := context.Background()
 	n := srv.SnapshotCount("source")
 	a, err := archive.Open(src)
@@ -717,7 +717,7 @@ func TestImportSnapshotsInFlight(t *testing.T) {
 // round trips), and still compares them in the archive's order.
 func TestCompareSnapshotsReadAhead(t *testing.T) {
 	ctx := context.Background()
-	src, _ := generated(t, 800, export.Options{}) // few events: the delay below holds up each
+	src, _ := generated(t, 800, job.ExportOptions{}) // few events: the delay below holds up each
 	srv := axontest.NewServer(t)
 	conn := dial(t, srv, "target")
 	_, err := writer.Import(ctx, conn, []string{src}, writer.Options{})

@@ -18,7 +18,7 @@ import (
 	"github.com/axarchive/axarchive/internal/axontest"
 	"github.com/axarchive/axarchive/internal/codec"
 	"github.com/axarchive/axarchive/internal/eventgen"
-	"github.com/axarchive/axarchive/internal/export"
+	"github.com/axarchive/axarchive/internal/job"
 	"github.com/axarchive/axarchive/internal/reader"
 	"github.com/axarchive/axarchive/internal/writer"
 )
@@ -33,14 +33,14 @@ func dial(t *testing.T, srv *axontest.Server, ctx string) *axonclient.Conn {
 
 // generated exports a generated store of n events (with snapshots) from a double and returns the
 // archive directory and the server.
-func generated(t *testing.T, n int, opts export.Options) (string, *axontest.Server) {
+func generated(t *testing.T, n int, opts job.ExportOptions) (string, *axontest.Server) {
 	t.Helper()
 	srv := axontest.NewServer(t)
 	gen := eventgen.New(7, eventgen.Options{Aggregates: 40})
 	require.NoError(t, srv.Load("source", gen.Generate(n)))
 	require.NoError(t, srv.LoadSnapshots("source", gen.Snapshots()))
 	opts.Dir = filepath.Join(t.TempDir(), "archive")
-	_, err := export.Live(context.Background(), dial(t, srv, "source"), opts)
+	_, err := job.ExportServer(context.Background(), dial(t, srv, "source"), opts)
 	require.NoError(t, err)
 	return opts.Dir, srv
 }
@@ -70,7 +70,7 @@ func fingerprint(t *testing.T, dir string) string {
 
 // export -> import -> export gives byte-identical JSON Lines and the same fingerprint.
 func TestRoundTripGenerated(t *testing.T) {
-	src, srv := generated(t, 5000, export.Options{ChunkRecords: 1000})
+	src, srv := generated(t, 5000, job.ExportOptions{ChunkRecords: 1000})
 	conn := dial(t, srv, "target")
 	plan, err := writer.Import(context.Background(), conn, []string{src}, writer.Options{MaxTransactionEvents: 700})
 	require.NoError(t, err)
@@ -83,7 +83,7 @@ func TestRoundTripGenerated(t *testing.T) {
 	assert.Equal(t, d.ArchiveFingerprint, d.TargetFingerprint)
 
 	again := filepath.Join(t.TempDir(), "again")
-	_, err = export.Live(context.Background(), conn, export.Options{Dir: again, ChunkRecords: 1000})
+	_, err = job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: again, ChunkRecords: 1000})
 	require.NoError(t, err)
 	assert.Equal(t, lines(t, src, false), lines(t, again, false))
 	assert.Equal(t, lines(t, src, true), lines(t, again, true))
@@ -103,7 +103,7 @@ func TestRoundTripFixtures(t *testing.T) {
 	for _, fixture := range []string{"three-segments", "legacy-v0"} {
 		t.Run(fixture, func(t *testing.T) {
 			src := filepath.Join(t.TempDir(), "offline")
-			_, err := export.Segments(context.Background(), reader.SegmentsOptions{Dir: filepath.Join("..", "..", "testdata", "segments", fixture, "default")}, export.Options{Dir: src})
+			_, err := job.ExportSegments(context.Background(), reader.SegmentsOptions{Dir: filepath.Join("..", "..", "testdata", "segments", fixture, "default")}, job.ExportOptions{Dir: src})
 			require.NoError(t, err)
 			srv := axontest.NewServer(t)
 			conn := dial(t, srv, "default")
@@ -113,7 +113,7 @@ func TestRoundTripFixtures(t *testing.T) {
 			require.NoError(t, err)
 			require.True(t, d.Equal(), "%v", d.Differences)
 			live := filepath.Join(t.TempDir(), "live")
-			_, err = export.Live(context.Background(), conn, export.Options{Dir: live})
+			_, err = job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: live})
 			require.NoError(t, err)
 			assert.Equal(t, lines(t, src, false), lines(t, live, false))
 			// Without snapshots (whose records from segment files lack the flag a server sets when
@@ -126,7 +126,7 @@ func TestRoundTripFixtures(t *testing.T) {
 }
 
 func TestImportRefusesNonEmptyTarget(t *testing.T) {
-	src, srv := generated(t, 100, export.Options{})
+	src, srv := generated(t, 100, job.ExportOptions{})
 	conn := dial(t, srv, "source")
 	_, err := writer.Import(context.Background(), conn, []string{src}, writer.Options{})
 	require.ErrorIs(t, err, writer.ErrTargetNotEmpty)
@@ -134,7 +134,7 @@ func TestImportRefusesNonEmptyTarget(t *testing.T) {
 }
 
 func TestImportDryRunSendsNothing(t *testing.T) {
-	src, srv := generated(t, 1000, export.Options{})
+	src, srv := generated(t, 1000, job.ExportOptions{})
 	conn := dial(t, srv, "target")
 	plan, err := writer.Import(context.Background(), conn, []string{src}, writer.Options{DryRun: true})
 	require.NoError(t, err)
@@ -146,7 +146,7 @@ func TestImportDryRunSendsNothing(t *testing.T) {
 }
 
 func TestImportEventTooLarge(t *testing.T) {
-	src, srv := generated(t, 300, export.Options{})
+	src, srv := generated(t, 300, job.ExportOptions{})
 	conn := dial(t, srv, "target")
 	_, err := writer.Import(context.Background(), conn, []string{src}, writer.Options{MaxMessageSize: 700})
 	require.ErrorIs(t, err, writer.ErrEventTooLarge)
@@ -155,7 +155,7 @@ func TestImportEventTooLarge(t *testing.T) {
 }
 
 func TestImportFilteredNeedsRenumber(t *testing.T) {
-	src, srv := generated(t, 2000, export.Options{Filter: &archive.Filter{ExcludeTypes: []string{"com.example.notification.EmailSentEvent"}}, Snapshots: export.SnapshotsNone})
+	src, srv := generated(t, 2000, job.ExportOptions{Filter: &archive.Filter{ExcludeTypes: []string{"com.example.notification.EmailSentEvent"}}, Snapshots: job.SnapshotsNone})
 	conn := dial(t, srv, "target")
 	_, err := writer.Import(context.Background(), conn, []string{src}, writer.Options{})
 	require.ErrorIs(t, err, writer.ErrNotContiguous)
@@ -198,7 +198,7 @@ func TestImportFilteredNeedsRenumber(t *testing.T) {
 
 // A sequence the server refuses stops the import naming the aggregate, sequence and token.
 func TestImportSequenceRejected(t *testing.T) {
-	src, srv := generated(t, 500, export.Options{Snapshots: export.SnapshotsNone})
+	src, srv := generated(t, 500, job.ExportOptions{Snapshots: job.SnapshotsNone})
 	conn := dial(t, srv, "target")
 	// Pre-load the target with the archive's first event under a different context to make the
 	// aggregate's first event a duplicate: simplest is to import once, then resume a renumbered copy.
@@ -220,7 +220,7 @@ func TestImportSequenceRejected(t *testing.T) {
 
 // An import interrupted between transactions is resumed: no duplicate, no gap.
 func TestImportResume(t *testing.T) {
-	src, srv := generated(t, 4000, export.Options{})
+	src, srv := generated(t, 4000, job.ExportOptions{})
 	conn := dial(t, srv, "target")
 	srv.FailNthCall(axontest.MethodAppendEvent, 3)
 	_, err := writer.Import(context.Background(), conn, []string{src}, writer.Options{MaxTransactionEvents: 500})
@@ -253,7 +253,7 @@ func TestImportResume(t *testing.T) {
 
 // A resume against a target whose head is not the archive's event is refused.
 func TestImportResumeMismatch(t *testing.T) {
-	src, srv := generated(t, 300, export.Options{Snapshots: export.SnapshotsNone})
+	src, srv := generated(t, 300, job.ExportOptions{Snapshots: job.SnapshotsNone})
 	require.NoError(t, srv.Load("target", eventgen.New(1234, eventgen.Options{}).Generate(10)))
 	conn := dial(t, srv, "target")
 	_, err := writer.Import(context.Background(), conn, []string{src}, writer.Options{Resume: true})
@@ -263,7 +263,7 @@ func TestImportResumeMismatch(t *testing.T) {
 
 // The proof catches an event altered in the target.
 func TestCompareFindsAlteredEvent(t *testing.T) {
-	src, srv := generated(t, 1000, export.Options{})
+	src, srv := generated(t, 1000, job.ExportOptions{})
 	conn := dial(t, srv, "target")
 	_, err := writer.Import(context.Background(), conn, []string{src}, writer.Options{})
 	require.NoError(t, err)
@@ -290,11 +290,11 @@ func TestImportChain(t *testing.T) {
 	require.NoError(t, srv.Load("source", gen.Generate(1500)))
 	conn := dial(t, srv, "source")
 	a := filepath.Join(t.TempDir(), "a")
-	_, err := export.Live(context.Background(), conn, export.Options{Dir: a, Snapshots: export.SnapshotsNone})
+	_, err := job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: a, Snapshots: job.SnapshotsNone})
 	require.NoError(t, err)
 	require.NoError(t, conn.AppendEvents(context.Background(), gen.Generate(700)))
 	b := filepath.Join(t.TempDir(), "b")
-	_, err = export.Live(context.Background(), conn, export.Options{Dir: b, Since: a, Snapshots: export.SnapshotsNone})
+	_, err = job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: b, Since: a, Snapshots: job.SnapshotsNone})
 	require.NoError(t, err)
 
 	target := dial(t, srv, "target")
@@ -312,7 +312,7 @@ func TestImportChain(t *testing.T) {
 
 // Server gone mid-import: the error says how far it got.
 func TestImportServerGone(t *testing.T) {
-	src, srv := generated(t, 3000, export.Options{Snapshots: export.SnapshotsNone})
+	src, srv := generated(t, 3000, job.ExportOptions{Snapshots: job.SnapshotsNone})
 	conn := dial(t, srv, "target")
 	srv.SetDelay(2 * time.Millisecond)
 	go func() {

@@ -14,7 +14,7 @@ import (
 	"github.com/axarchive/axarchive/internal/axonclient"
 	"github.com/axarchive/axarchive/internal/codec"
 	"github.com/axarchive/axarchive/internal/eventgen"
-	"github.com/axarchive/axarchive/internal/export"
+	"github.com/axarchive/axarchive/internal/job"
 	"github.com/axarchive/axarchive/internal/reader"
 	"github.com/axarchive/axarchive/internal/realserver"
 	"github.com/axarchive/axarchive/internal/writer"
@@ -235,7 +235,7 @@ func requireServerHolds(t *testing.T, conn *axonclient.Conn, arch string) {
 	require.NoError(t, err)
 	require.True(t, d.Equal(), "%v", d.Differences)
 	live := filepath.Join(t.TempDir(), "live")
-	_, err = export.Live(ctx, conn, export.Options{Dir: live})
+	_, err = job.ExportServer(ctx, conn, job.ExportOptions{Dir: live})
 	require.NoError(t, err)
 	lm := openArchive(t, live).Manifest()
 	assert.Equal(t, a.Manifest().Events.SHA256, lm.Events.SHA256, "live export: the same events")

@@ -13,7 +13,7 @@ import (
 
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/axontest"
-	"github.com/axarchive/axarchive/internal/export"
+	"github.com/axarchive/axarchive/internal/job"
 	"github.com/axarchive/axarchive/internal/reader"
 	"github.com/axarchive/axarchive/internal/writer"
 )
@@ -26,7 +26,7 @@ func segFixture(name string) string {
 func offlineExport(t *testing.T, dir string) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "archive")
-	_, err := export.Segments(context.Background(), reader.SegmentsOptions{Dir: dir}, export.Options{Dir: out})
+	_, err := job.ExportSegments(context.Background(), reader.SegmentsOptions{Dir: dir}, job.ExportOptions{Dir: out})
 	require.NoError(t, err)
 	return out
 }
