@@ -90,7 +90,7 @@ func exitCode(err error) int {
 func printError(w io.Writer, err error) {
 	msg := err.Error()
 	if errors.Is(err, context.Canceled) && !strings.Contains(msg, "\n") &&
-		!errors.As(err, new(*job.InterruptedError)) && !errors.As(err, new(*writer.ProgressError)) &&
+		!errors.As(err, new(*job.InterruptedError)) && !errors.As(err, new(*job.ProgressError)) &&
 		!errors.As(err, new(*interruptedBeforeSending)) {
 		msg = "interrupted"
 	}
@@ -160,21 +160,21 @@ func hint(err error) string {
 		return "leave out --context (or give --context default): Axon Server SE has the one context default"
 	case errors.Is(err, axonclient.ErrContextNotFound):
 		return "check --context: the server does not know it"
-	case errors.Is(err, writer.ErrTargetNotEmpty):
+	case errors.Is(err, job.ErrTargetNotEmpty):
 		return "import into a new, empty context; or --resume to continue an interrupted import; or --renumber to append"
-	case errors.Is(err, writer.ErrSegmentsNotContiguous):
+	case errors.Is(err, job.ErrSegmentsNotContiguous):
 		return "segment files can only hold a whole store from token 0: import such an archive into a running server instead (axarchive import --server … --renumber)"
 	case errors.Is(err, writer.ErrSegmentDir):
 		return "give import --segments a new or empty directory, or add --resume to continue an import interrupted in it"
-	case errors.Is(err, writer.ErrNoSpace):
+	case errors.Is(err, job.ErrNoSpace):
 		return "free space on that file system, or write the segment files to another one"
-	case errors.Is(err, writer.ErrDirInArchive):
+	case errors.Is(err, job.ErrDirInArchive):
 		return "write the segment files outside the archive's directory"
-	case errors.As(err, new(*writer.IncrementalError)):
-		var ie *writer.IncrementalError
+	case errors.As(err, new(*job.IncrementalError)):
+		var ie *job.IncrementalError
 		errors.As(err, &ie)
 		return fmt.Sprintf("import the chain in one command, oldest first: axarchive import [flags] ARCHIVE_%.8s… %s (axarchive inspect shows an archive's fingerprint); --renumber would append these events alone at the target's next tokens", ie.Previous.Fingerprint, ie.Dir)
-	case errors.Is(err, writer.ErrNotContiguous):
+	case errors.Is(err, job.ErrNotContiguous):
 		return "import with --renumber: events then take the target's next tokens, and a token map records where each went"
 	case errors.Is(err, archive.ErrVerify), errors.Is(err, archive.ErrCorrupt), errors.Is(err, archive.ErrBag):
 		return "the archive's files are not what was written; restore it from another copy (sha256sum -c manifest-sha256.txt in the archive lists the damaged files)"

@@ -15,7 +15,6 @@ import (
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/job"
 	"github.com/axarchive/axarchive/internal/reader"
-	"github.com/axarchive/axarchive/internal/writer"
 )
 
 func TestExitCode(t *testing.T) {
@@ -39,7 +38,7 @@ func TestExitCode(t *testing.T) {
 		{&job.InterruptedError{Err: &reader.SegmentError{File: "00000000000000000000.events", Err: reader.ErrChecksum}}, exitInvalid},
 		{&job.InterruptedError{Err: fmt.Errorf("x: %w", reader.ErrGap)}, exitInvalid},
 		{&reader.SegmentError{File: "x.events", Token: -1, Err: fmt.Errorf("%w: a FIFO", reader.ErrNotSegment)}, exitInvalid},
-		{writer.ErrChain, exitInvalid},
+		{job.ErrChain, exitInvalid},
 		{fmt.Errorf("x: %w", job.ErrEmpty), exitError},
 		{&interruptedBeforeSending{err: context.Canceled}, exitInterrupted},
 		{errTargetDiffers, exitDiffers},

@@ -13,7 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/axarchive/axarchive/internal/axonclient"
-	"github.com/axarchive/axarchive/internal/writer"
+	"github.com/axarchive/axarchive/internal/job"
 )
 
 func importCommand() *cli.Command {
@@ -25,7 +25,7 @@ func importCommand() *cli.Command {
 		&cli.BoolFlag{Name: "no-verify", Usage: "skip the full verification of the archive before sending"},
 		&cli.BoolFlag{Name: "no-check", Usage: "skip the comparison of the target with the archive afterwards"},
 		checkRetriesFlag("the check's"),
-		&cli.IntFlag{Name: "max-transaction-events", Value: writer.MaxTransactionEvents, Usage: "at most `N` events per AppendEvent transaction"},
+		&cli.IntFlag{Name: "max-transaction-events", Value: job.MaxTransactionEvents, Usage: "at most `N` events per AppendEvent transaction"},
 		&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress on stderr: auto, json or none"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors and warnings"},
 		identityFlag(),
@@ -67,8 +67,8 @@ continue), 2 usage, 3 archive invalid, 4 target differs from the archive, 130 in
 			if err != nil {
 				return err
 			}
-			if n := c.Int("max-transaction-events"); n < 1 || n > writer.MaxTransactionEvents {
-				return usageErrorf("--max-transaction-events %d: Axon Server takes 1 to %d events per transaction", n, writer.MaxTransactionEvents)
+			if n := c.Int("max-transaction-events"); n < 1 || n > job.MaxTransactionEvents {
+				return usageErrorf("--max-transaction-events %d: Axon Server takes 1 to %d events per transaction", n, job.MaxTransactionEvents)
 			}
 			if n := c.Int("max-message-size"); n < 64<<10 {
 				return usageErrorf("--max-message-size %d: give the server's axoniq.axonserver.max-message-size in bytes (4194304 by default)", n)
@@ -83,7 +83,7 @@ continue), 2 usage, 3 archive invalid, 4 target differs from the archive, 130 in
 			}
 			o := importOptions{dirs: dirs, conn: conn, progress: mode, noCheck: c.Bool("no-check"), args: c.Args().Slice(),
 				flagsLine: importFlagsLine(c), diffFlagsLine: connFlagsLine(c), checkRetries: retries, identities: ids}
-			o.opts = writer.Options{
+			o.opts = job.ImportOptions{
 				Resume:               c.Bool("resume"),
 				Renumber:             c.Bool("renumber"),
 				TokenMap:             c.String("token-map"),
@@ -103,7 +103,7 @@ continue), 2 usage, 3 archive invalid, 4 target differs from the archive, 130 in
 type importOptions struct {
 	dirs          []string
 	conn          connOptions
-	opts          writer.Options
+	opts          job.ImportOptions
 	progress      progressMode
 	noCheck       bool
 	checkRetries  int // CompareOptions.MaxRetries
@@ -150,7 +150,7 @@ func importFlagsLine(c *cli.Context) string {
 var errTargetDiffers = errors.New("the target context differs from the archive")
 
 func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) error {
-	progress := new(writer.Progress)
+	progress := new(job.ImportProgress)
 	o.opts.Progress = progress
 	var toSend atomic.Int64 // events this run sends, once the plan is known: a resumed run sends the rest
 	toSend.Store(-1)
@@ -178,7 +178,7 @@ func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) e
 	// Opened before the server is dialled, so that a directory that is not an archive, or an incomplete
 	// one, is reported as such (exit 3) and not hidden behind a connection error; the same archives then
 	// serve the import and its check.
-	archives, err := writer.OpenArchives(o.dirs, o.identities...)
+	archives, err := job.OpenArchives(o.dirs, o.identities...)
 	if err != nil {
 		rep.finish()
 		return err
@@ -197,7 +197,7 @@ func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) e
 	// confirmed, on the cores the import leaves idle while the server commits, and is left with the
 	// snapshots and the target's head when the import ends.
 	type checked struct {
-		d   *writer.Diff
+		d   *job.Diff
 		err error
 	}
 	var check chan checked
@@ -205,27 +205,27 @@ func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) e
 	checkCtx, stopCheck := context.WithCancel(ctx)
 	defer stopCheck()
 	var sending atomic.Bool // the preflight passed and the first append may be under way
-	started := func(plan *writer.Plan) {
+	started := func(plan *job.Plan) {
 		sending.Store(true)
 		toSend.Store(eventsToSend(plan))
 	}
 	o.opts.Sending = started
 	if !o.noCheck {
-		o.opts.Sending = func(plan *writer.Plan) {
+		o.opts.Sending = func(plan *job.Plan) {
 			started(plan)
-			copts := writer.CompareOptions{AfterImport: imported, Committed: progress.Token.Load, Warn: rep.warn, MaxRetries: o.checkRetries}
+			copts := job.CompareOptions{AfterImport: imported, Committed: progress.Token.Load, Warn: rep.warn, MaxRetries: o.checkRetries}
 			if o.opts.Renumber {
 				first := plan.TargetFirst
 				copts.TargetFirst = &first
 			}
 			check = make(chan checked, 1)
 			go func() {
-				d, err := writer.CompareArchives(checkCtx, conn, archives, copts)
+				d, err := job.CompareArchives(checkCtx, conn, archives, copts)
 				check <- checked{d, err}
 			}()
 		}
 	}
-	plan, err := writer.ImportArchives(ctx, conn, archives, o.opts)
+	plan, err := job.ImportArchives(ctx, conn, archives, o.opts)
 	if err == nil {
 		progress.Phase.Store("done") // the final progress sample counts events, not snapshots
 	}
@@ -235,7 +235,7 @@ func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) e
 		<-check
 	}
 	if err != nil {
-		var pe *writer.ProgressError
+		var pe *job.ProgressError
 		if errors.Is(err, context.Canceled) && !sending.Load() && !errors.As(err, &pe) {
 			return &interruptedBeforeSending{err: err}
 		}
@@ -279,7 +279,7 @@ func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) e
 	return printDiff(stdout, d, len(o.dirs), o.progress == progressQuiet)
 }
 
-func printPlan(w io.Writer, p *writer.Plan, conn *axonclient.Conn) {
+func printPlan(w io.Writer, p *job.Plan, conn *axonclient.Conn) {
 	fmt.Fprintf(w, "plan (dry run, nothing sent):\n")
 	fmt.Fprintf(w, "  archives:      %s\n", strings.Join(p.Archives, " "))
 	fmt.Fprintf(w, "  target:        %s context %s, ", conn.Address(), conn.Context())
@@ -298,7 +298,7 @@ func printPlan(w io.Writer, p *writer.Plan, conn *axonclient.Conn) {
 
 // printDiff prints the verdict, the differences and the fingerprints, each fingerprint said for what it
 // covers, so that the verdict and the fingerprints never seem to contradict each other.
-func printDiff(w io.Writer, d *writer.Diff, archives int, quiet bool) error {
+func printDiff(w io.Writer, d *job.Diff, archives int, quiet bool) error {
 	what := "archive"
 	if archives > 1 {
 		what = fmt.Sprintf("the chain of %d archives", archives)
@@ -372,7 +372,7 @@ Exit status: 0 equal, 1 error, 2 usage, 3 archive invalid (or not a chain), 4 th
 			if err != nil {
 				return err
 			}
-			archives, err := writer.OpenArchives(dirs, ids...)
+			archives, err := job.OpenArchives(dirs, ids...)
 			if err != nil {
 				return err
 			}
@@ -385,17 +385,17 @@ Exit status: 0 equal, 1 error, 2 usage, 3 archive invalid (or not a chain), 4 th
 			if err != nil {
 				return err
 			}
-			copts := writer.CompareOptions{MaxRetries: retries, Warn: func(msg string) {
+			copts := job.CompareOptions{MaxRetries: retries, Warn: func(msg string) {
 				fmt.Fprintf(c.App.ErrWriter, "axarchive: warning: %s\n", msg)
 			}}
 			if path := c.String("token-map"); path != "" {
-				first, err := writer.TokenMapTargetFirst(path)
+				first, err := job.TokenMapTargetFirst(path)
 				if err != nil {
 					return err
 				}
 				copts.TargetFirst = &first
 			}
-			d, err := writer.CompareArchives(c.Context, conn, archives, copts)
+			d, err := job.CompareArchives(c.Context, conn, archives, copts)
 			if err != nil {
 				return err
 			}
@@ -407,7 +407,7 @@ Exit status: 0 equal, 1 error, 2 usage, 3 archive invalid (or not a chain), 4 th
 // eventsToSend is the number of events a run of the plan sends: all of them, or for a resumed import
 // (without renumbering: archive tokens are target tokens) those from StartAt on, declared gaps left out.
 // A renumbered resume is counted whole (the percentage then starts where the first run left it).
-func eventsToSend(p *writer.Plan) int64 {
+func eventsToSend(p *job.Plan) int64 {
 	if p.Renumber || p.StartAt <= p.FirstToken {
 		return p.Events
 	}
@@ -441,7 +441,7 @@ func (e *continueError) Unwrap() error { return e.err }
 // checkRetriesFlag is --retries of the commands that compare a target with an archive. Appends are never
 // retried; the comparison's event stream is re-opened where it was lost.
 func checkRetriesFlag(whose string) cli.Flag {
-	return &cli.IntFlag{Name: "retries", Value: writer.DefaultCheckRetries,
+	return &cli.IntFlag{Name: "retries", Value: job.DefaultCheckRetries,
 		Usage: "re-open " + whose + " lost event stream up to `N` times in a row, waiting 0.2 s doubling up to 10 s between tries (10: about a minute; 0: never)"}
 }
 

@@ -14,7 +14,6 @@ import (
 	"github.com/axarchive/axarchive/internal/axontest"
 	"github.com/axarchive/axarchive/internal/eventgen"
 	"github.com/axarchive/axarchive/internal/job"
-	"github.com/axarchive/axarchive/internal/writer"
 )
 
 // TestExportSampleFigures: export's percentage is of the token range written (the sink stores the token of
@@ -78,7 +77,7 @@ func TestImportInterruptedBeforeSending(t *testing.T) {
 
 // TestEventsToSend: a resumed import's percentage is of what this run sends.
 func TestEventsToSend(t *testing.T) {
-	p := &writer.Plan{Events: 997, FirstToken: 0, LastToken: 999, StartAt: 0, Gaps: []archive.Gap{{From: 10, To: 11}, {From: 600, To: 600}}}
+	p := &job.Plan{Events: 997, FirstToken: 0, LastToken: 999, StartAt: 0, Gaps: []archive.Gap{{From: 10, To: 11}, {From: 600, To: 600}}}
 	assert.EqualValues(t, 997, eventsToSend(p))
 	p.StartAt = 500
 	assert.EqualValues(t, 499, eventsToSend(p))

@@ -28,24 +28,6 @@ func segFixture(name string) string {
 	return filepath.Join("..", "..", "testdata", "segments", name, "default")
 }
 
-// segLines returns every line of a stream of an archive, concatenated.
-func segLines(t *testing.T, dir string, snapshots bool) []byte {
-	t.Helper()
-	a, err := archive.Open(dir)
-	require.NoError(t, err)
-	it := a.Events(context.Background(), 0)
-	if snapshots {
-		it = a.Snapshots(context.Background())
-	}
-	defer it.Close()
-	var out []byte
-	for it.Next() {
-		out = append(out, it.Line()...)
-	}
-	require.NoError(t, it.Err())
-	return out
-}
-
 // verified opens dir and verifies it fully.
 func verified(t *testing.T, dir string) *archive.Archive {
 	t.Helper()
@@ -168,8 +150,8 @@ func TestSegmentsExportSeparateDirs(t *testing.T) {
 		reader.SegmentsOptions{EventsDir: segFixture("three-segments"), SnapshotsDir: segFixture("snapshots")}, job.ExportOptions{Dir: apart})
 	require.NoError(t, err)
 	verified(t, apart)
-	assert.Equal(t, segLines(t, both, false), segLines(t, apart, false))
-	assert.Equal(t, segLines(t, both, true), segLines(t, apart, true))
+	assert.Equal(t, lines(t, both, false), lines(t, apart, false))
+	assert.Equal(t, lines(t, both, true), lines(t, apart, true))
 	assert.Equal(t, verified(t, both).Manifest().Fingerprint, verified(t, apart).Manifest().Fingerprint)
 }
 
@@ -180,7 +162,7 @@ func TestSegmentsExportSelection(t *testing.T) {
 	full := filepath.Join(t.TempDir(), "full")
 	_, err := job.ExportSegments(context.Background(), reader.SegmentsOptions{Dir: src}, job.ExportOptions{Dir: full})
 	require.NoError(t, err)
-	allEvents := strings.SplitAfter(string(segLines(t, full, false)), "\n")
+	allEvents := strings.SplitAfter(string(lines(t, full, false)), "\n")
 	allEvents = allEvents[:len(allEvents)-1]
 	require.Len(t, allEvents, 1386)
 
@@ -241,7 +223,7 @@ func TestSegmentsExportSelection(t *testing.T) {
 			assert.Equal(t, tc.mode, m.Snapshots.Mode)
 			assert.Equal(t, tc.snapshots, m.Snapshots.Count)
 			assert.Equal(t, tc.wantFilter, m.Filter)
-			assert.Equal(t, strings.Join(tc.events, ""), string(segLines(t, dir, false)))
+			assert.Equal(t, strings.Join(tc.events, ""), string(lines(t, dir, false)))
 			if tc.mode == "latest" {
 				a := verified(t, dir)
 				it := a.Snapshots(context.Background())
@@ -277,7 +259,7 @@ func TestSegmentsExportSince(t *testing.T) {
 	require.NotNil(t, a2.Manifest().Previous)
 	assert.Equal(t, archive.Link{Fingerprint: r1.Fingerprint, LastToken: 461}, *a2.Manifest().Previous)
 	require.NoError(t, archive.VerifyChain([]*archive.Archive{a1, a2}))
-	assert.Equal(t, string(segLines(t, full, false)), string(segLines(t, first, false))+string(segLines(t, second, false)))
+	assert.Equal(t, string(lines(t, full, false)), string(lines(t, first, false))+string(lines(t, second, false)))
 }
 
 // TestSegmentsExportTailCut: a copy of the active segment cut in its final block (taken while the server

@@ -17,6 +17,7 @@ import (
 	"github.com/axarchive/axarchive/internal/eventgen"
 	"github.com/axarchive/axarchive/internal/job"
 	"github.com/axarchive/axarchive/internal/reader"
+	"github.com/axarchive/axarchive/internal/testkit"
 )
 
 const ctxName = "default"
@@ -33,10 +34,7 @@ func loaded(t *testing.T, n int, opts ...axontest.Option) (*axontest.Server, *ev
 
 func dial(t *testing.T, srv *axontest.Server, ctx string) *axonclient.Conn {
 	t.Helper()
-	conn, err := axonclient.Dial(context.Background(), axonclient.Config{Address: srv.Addr(), Context: ctx})
-	require.NoError(t, err)
-	t.Cleanup(func() { conn.Close() })
-	return conn
+	return testkit.Dial(t, srv.Addr(), ctx)
 }
 
 type logger struct {
@@ -50,23 +48,10 @@ func (l *logger) warn(s string) {
 	l.msgs = append(l.msgs, s)
 }
 
-// lines returns every line of a stream of an archive, concatenated: what must be byte-identical
-// between two exports of the same data.
+// lines returns every line of a stream of an archive, concatenated (testkit.Lines).
 func lines(t *testing.T, dir string, snapshots bool) []byte {
 	t.Helper()
-	a, err := archive.Open(dir)
-	require.NoError(t, err)
-	it := a.Events(context.Background(), 0)
-	if snapshots {
-		it = a.Snapshots(context.Background())
-	}
-	defer it.Close()
-	var out []byte
-	for it.Next() {
-		out = append(out, it.Line()...)
-	}
-	require.NoError(t, it.Err())
-	return out
+	return testkit.Lines(t, dir, snapshots)
 }
 
 // records rebuild, from the archive, exactly the bytes the server holds.

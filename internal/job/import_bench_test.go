@@ -1,4 +1,4 @@
-package writer_test
+package job_test
 
 import (
 	"context"
@@ -10,7 +10,6 @@ import (
 	"github.com/axarchive/axarchive/internal/axontest"
 	"github.com/axarchive/axarchive/internal/eventgen"
 	"github.com/axarchive/axarchive/internal/job"
-	"github.com/axarchive/axarchive/internal/writer"
 )
 
 // BenchmarkImport imports an archive of 200,000 generated events (and their snapshots) into a fresh
@@ -51,14 +50,14 @@ func BenchmarkImport(b *testing.B) {
 	targets := 0
 	for _, bc := range []struct {
 		name string
-		opts writer.Options
-	}{{"full", writer.Options{}}, {"append", writer.Options{NoVerify: true}}} {
+		opts job.ImportOptions
+	}{{"full", job.ImportOptions{}}, {"append", job.ImportOptions{NoVerify: true}}} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.SetBytes(size)
 			b.ReportAllocs()
 			for b.Loop() {
 				targets++
-				plan, err := writer.Import(ctx, dial(fmt.Sprintf("target-%d", targets)), []string{dir}, bc.opts)
+				plan, err := job.Import(ctx, dial(fmt.Sprintf("target-%d", targets)), []string{dir}, bc.opts)
 				if err != nil || plan.Events != n {
 					b.Fatalf("import: %v (%+v)", err, plan)
 				}
@@ -71,7 +70,7 @@ func BenchmarkImport(b *testing.B) {
 		b.ReportAllocs()
 		conn := dial("source")
 		for b.Loop() {
-			d, err := writer.Compare(ctx, conn, []string{dir}, writer.CompareOptions{})
+			d, err := job.Compare(ctx, conn, []string{dir}, job.CompareOptions{})
 			if err != nil || !d.Equal() || d.Events != n {
 				b.Fatalf("compare: %v (%+v)", err, d)
 			}

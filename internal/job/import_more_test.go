@@ -1,4 +1,4 @@
-package writer_test
+package job_test
 
 import (
 	"bytes"
@@ -24,7 +24,6 @@ import (
 	"github.com/axarchive/axarchive/internal/codec"
 	"github.com/axarchive/axarchive/internal/eventgen"
 	"github.com/axarchive/axarchive/internal/job"
-	"github.com/axarchive/axarchive/internal/writer"
 )
 
 // export -> import -> export of a store holding every edge value (eventgen.EdgeCases, EdgeSnapshots) and
@@ -42,9 +41,9 @@ func TestRoundTripEdgeCases(t *testing.T) {
 	require.NoError(t, err)
 
 	conn := dial(t, srv, "target")
-	_, err = writer.Import(context.Background(), conn, []string{src}, writer.Options{MaxTransactionEvents: 300})
+	_, err = job.Import(context.Background(), conn, []string{src}, job.ImportOptions{MaxTransactionEvents: 300})
 	require.NoError(t, err)
-	d, err := writer.Compare(context.Background(), conn, []string{src}, writer.CompareOptions{})
+	d, err := job.Compare(context.Background(), conn, []string{src}, job.CompareOptions{})
 	require.NoError(t, err)
 	require.True(t, d.Equal(), "%v", d.Differences)
 	assert.Equal(t, d.ArchiveFingerprint, d.TargetFingerprint)
@@ -77,8 +76,8 @@ func TestImportTransactionBounds(t *testing.T) {
 		src := filepath.Join(t.TempDir(), "src")
 		_, err := job.ExportServer(context.Background(), dial(t, srv, "source"), job.ExportOptions{Dir: src})
 		require.NoError(t, err)
-		plan, err := writer.Import(context.Background(), dial(t, srv, "target"), []string{src},
-			writer.Options{MaxTransactionEvents: 100000}) // more than Axon Server takes: capped
+		plan, err := job.Import(context.Background(), dial(t, srv, "target"), []string{src},
+			job.ImportOptions{MaxTransactionEvents: 100000}) // more than Axon Server takes: capped
 		require.NoError(t, err)
 		assert.Equal(t, []axontest.Transaction{{First: 0, Events: 32767, Bytes: sizes(tiny[:32767])},
 			{First: 32767, Events: 233, Bytes: sizes(tiny[32767:])}}, srv.Transactions("target"))
@@ -87,8 +86,8 @@ func TestImportTransactionBounds(t *testing.T) {
 	t.Run("bytes", func(t *testing.T) {
 		src, srv := generated(t, 2000, job.ExportOptions{})
 		const maxMessage = 64 << 10
-		plan, err := writer.Import(context.Background(), dial(t, srv, "target"), []string{src},
-			writer.Options{MaxMessageSize: maxMessage})
+		plan, err := job.Import(context.Background(), dial(t, srv, "target"), []string{src},
+			job.ImportOptions{MaxMessageSize: maxMessage})
 		require.NoError(t, err)
 		txs := srv.Transactions("target")
 		require.Equal(t, int(plan.Transactions), len(txs))
@@ -123,9 +122,9 @@ func TestImportHeadCheck(t *testing.T) {
 			require.NoError(t, srv.Load(context, [][]byte{eventgen.Encode(&eventgen.Event{PayloadType: "intruder"})}))
 		}
 	})
-	_, err := writer.Import(context.Background(), dial(t, srv, "target"), []string{src}, writer.Options{MaxTransactionEvents: 500})
-	require.ErrorIs(t, err, writer.ErrMismatch)
-	var pe *writer.ProgressError
+	_, err := job.Import(context.Background(), dial(t, srv, "target"), []string{src}, job.ImportOptions{MaxTransactionEvents: 500})
+	require.ErrorIs(t, err, job.ErrMismatch)
+	var pe *job.ProgressError
 	require.ErrorAs(t, err, &pe)
 	assert.Equal(t, int64(500), pe.Imported, "the transaction before the intruder")
 	assert.Equal(t, int64(1000), pe.TargetHead)
@@ -143,7 +142,7 @@ func TestImportOverlapsSendingNotCommitting(t *testing.T) {
 	// Each confirmation takes a moment, as a real server's write does, so that the next transaction is
 	// ready to be sent while one commits.
 	srv.SetDelay(2 * time.Millisecond)
-	plan, err := writer.Import(context.Background(), dial(t, srv, "target"), []string{src}, writer.Options{MaxTransactionEvents: 100})
+	plan, err := job.Import(context.Background(), dial(t, srv, "target"), []string{src}, job.ImportOptions{MaxTransactionEvents: 100})
 	require.NoError(t, err)
 	srv.SetDelay(0)
 	assert.Equal(t, int64(30), plan.Transactions)
@@ -173,9 +172,9 @@ func TestImportTokenRefused(t *testing.T) {
 		conn, err := axonclient.Dial(context.Background(), axonclient.Config{Address: srv.Addr(), Context: "target", Token: token})
 		require.NoError(t, err)
 		defer conn.Close()
-		_, err = writer.Import(context.Background(), conn, []string{src}, writer.Options{})
+		_, err = job.Import(context.Background(), conn, []string{src}, job.ImportOptions{})
 		require.ErrorIs(t, err, axonclient.ErrUnauthorized)
-		assert.NotErrorAs(t, err, new(*writer.ProgressError), "nothing was sent: nothing to continue")
+		assert.NotErrorAs(t, err, new(*job.ProgressError), "nothing was sent: nothing to continue")
 	}
 	assert.Zero(t, srv.Calls(axontest.MethodAppendEvent))
 }
@@ -190,8 +189,8 @@ func TestImportEventTooLargeNamesEvent(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "src")
 	_, err := job.ExportServer(context.Background(), dial(t, srv, "source"), job.ExportOptions{Dir: src})
 	require.NoError(t, err)
-	_, err = writer.Import(context.Background(), dial(t, srv, "target"), []string{src}, writer.Options{MaxMessageSize: 65536})
-	require.ErrorIs(t, err, writer.ErrEventTooLarge)
+	_, err = job.Import(context.Background(), dial(t, srv, "target"), []string{src}, job.ImportOptions{MaxMessageSize: 65536})
+	require.ErrorIs(t, err, job.ErrEventTooLarge)
 	assert.Regexp(t, regexp.MustCompile(`the event at token 50 is 700\d\d bytes, the server accepts 65536 .*axoniq\.axonserver\.max-message-size`), err.Error())
 	assert.Zero(t, srv.Calls(axontest.MethodAppendEvent))
 }
@@ -206,8 +205,8 @@ func TestImportServerRefusesLargeEvent(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "src")
 	_, err := job.ExportServer(context.Background(), dial(t, srv, "source"), job.ExportOptions{Dir: src})
 	require.NoError(t, err)
-	_, err = writer.Import(context.Background(), dial(t, srv, "target"), []string{src}, writer.Options{MaxMessageSize: 1 << 20})
-	require.ErrorIs(t, err, writer.ErrEventTooLarge)
+	_, err = job.Import(context.Background(), dial(t, srv, "target"), []string{src}, job.ImportOptions{MaxMessageSize: 1 << 20})
+	require.ErrorIs(t, err, job.ErrEventTooLarge)
 	require.ErrorIs(t, err, axonclient.ErrTooLarge)
 	assert.Regexp(t, regexp.MustCompile(`the largest event of the refused transaction \(tokens 0-50\) is at token 50, 700\d\d bytes; pass the server's axoniq\.axonserver\.max-message-size as --max-message-size`), err.Error())
 	assert.Equal(t, 0, srv.EventCount("target"))
@@ -223,8 +222,8 @@ func TestImportSnapshotTooLargeNamesSnapshot(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "src")
 	_, err := job.ExportServer(context.Background(), dial(t, srv, "source"), job.ExportOptions{Dir: src})
 	require.NoError(t, err)
-	_, err = writer.Import(context.Background(), dial(t, srv, "target"), []string{src}, writer.Options{MaxMessageSize: 65536})
-	require.ErrorIs(t, err, writer.ErrEventTooLarge)
+	_, err = job.Import(context.Background(), dial(t, srv, "target"), []string{src}, job.ImportOptions{MaxMessageSize: 65536})
+	require.ErrorIs(t, err, job.ErrEventTooLarge)
 	assert.Regexp(t, regexp.MustCompile(`the snapshot at position 0 \(aggregate "a", sequence 0\) is 6553[7-9] bytes, the server accepts 65536 .*axoniq\.axonserver\.max-message-size`), err.Error())
 	assert.Zero(t, srv.Calls(axontest.MethodAppendEvent))
 }
@@ -277,10 +276,10 @@ func TestImportRenumberResume(t *testing.T) {
 	require.NoError(t, srv.Load("target", eventgen.New(99, eventgen.Options{NonDomainPercent: 100}).Generate(10)))
 	conn := dial(t, srv, "target")
 	tokenMap := filepath.Join(t.TempDir(), "map")
-	opts := writer.Options{Renumber: true, TokenMap: tokenMap, MaxTransactionEvents: 300}
+	opts := job.ImportOptions{Renumber: true, TokenMap: tokenMap, MaxTransactionEvents: 300}
 	srv.FailNthCall(axontest.MethodAppendEvent, 3)
-	_, err := writer.Import(context.Background(), conn, []string{src}, opts)
-	var pe *writer.ProgressError
+	_, err := job.Import(context.Background(), conn, []string{src}, opts)
+	var pe *job.ProgressError
 	require.ErrorAs(t, err, &pe)
 	// The second, third or fourth transaction failed (see TestImportResume).
 	assert.Contains(t, []int64{300, 600, 900}, pe.Imported)
@@ -288,24 +287,24 @@ func TestImportRenumberResume(t *testing.T) {
 	require.Len(t, readMap(t, tokenMap), int(pe.Imported))
 
 	// Without --resume the map (and the target) are not touched.
-	_, err = writer.Import(context.Background(), conn, []string{src}, opts)
+	_, err = job.Import(context.Background(), conn, []string{src}, opts)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "add --resume")
 	require.Equal(t, 10+int(pe.Imported), srv.EventCount("target"))
 
 	opts.Resume = true
-	plan, err := writer.Import(context.Background(), conn, []string{src}, opts)
+	plan, err := job.Import(context.Background(), conn, []string{src}, opts)
 	require.NoError(t, err)
 	assert.Equal(t, int64(10), plan.TargetFirst)
 	requireMapMatches(t, src, srv, "target", readMap(t, tokenMap), 10)
 	first := plan.TargetFirst
-	d, err := writer.Compare(context.Background(), conn, []string{src}, writer.CompareOptions{TargetFirst: &first})
+	d, err := job.Compare(context.Background(), conn, []string{src}, job.CompareOptions{TargetFirst: &first})
 	require.NoError(t, err)
 	require.True(t, d.Equal(), "%v", d.Differences)
 	assert.Equal(t, srv.SnapshotCount("source"), srv.SnapshotCount("target"), "snapshots sent once")
 
 	// Resuming a finished import changes nothing.
-	_, err = writer.Import(context.Background(), conn, []string{src}, opts)
+	_, err = job.Import(context.Background(), conn, []string{src}, opts)
 	require.NoError(t, err)
 	requireMapMatches(t, src, srv, "target", readMap(t, tokenMap), 10)
 	assert.Equal(t, srv.SnapshotCount("source"), srv.SnapshotCount("target"))
@@ -318,8 +317,8 @@ func TestImportRenumberResumeRecoversUnmapped(t *testing.T) {
 	src, srv := generated(t, 1000, job.ExportOptions{Snapshots: job.SnapshotsNone})
 	conn := dial(t, srv, "target")
 	tokenMap := filepath.Join(t.TempDir(), "map")
-	opts := writer.Options{Renumber: true, TokenMap: tokenMap, MaxTransactionEvents: 200}
-	_, err := writer.Import(context.Background(), conn, []string{src}, opts)
+	opts := job.ImportOptions{Renumber: true, TokenMap: tokenMap, MaxTransactionEvents: 200}
+	_, err := job.Import(context.Background(), conn, []string{src}, opts)
 	require.NoError(t, err)
 	full, err := os.ReadFile(tokenMap)
 	require.NoError(t, err)
@@ -336,7 +335,7 @@ func TestImportRenumberResumeRecoversUnmapped(t *testing.T) {
 		tail string
 	}{{800, ""}, {650, "812 "}, {0, ""}} {
 		cut(tc.keep, tc.tail)
-		_, err = writer.Import(context.Background(), conn, []string{src}, opts)
+		_, err = job.Import(context.Background(), conn, []string{src}, opts)
 		require.NoError(t, err)
 		got, err := os.ReadFile(tokenMap)
 		require.NoError(t, err)
@@ -353,14 +352,14 @@ func TestImportRenumberResumeRecoversUnmapped(t *testing.T) {
 	require.NoError(t, codec.Decode(srv.Events("target")[700].Raw, &r))
 	r.MessageID = "someone else"
 	require.NoError(t, srv.ReplaceEvent("target", 700, codec.Encode(nil, &r)))
-	_, err = writer.Import(context.Background(), conn, []string{src}, opts)
-	require.ErrorIs(t, err, writer.ErrMismatch)
+	_, err = job.Import(context.Background(), conn, []string{src}, opts)
+	require.ErrorIs(t, err, job.ErrMismatch)
 	assert.Contains(t, err.Error(), "the target's event at token 700, which the token map does not list, is not archive token 700 (message id differs)")
 
 	// No map: nothing to resume.
 	require.NoError(t, os.Remove(tokenMap))
-	_, err = writer.Import(context.Background(), conn, []string{src}, opts)
-	require.ErrorIs(t, err, writer.ErrMismatch)
+	_, err = job.Import(context.Background(), conn, []string{src}, opts)
+	require.ErrorIs(t, err, job.ErrMismatch)
 	assert.Contains(t, err.Error(), "no token map at")
 }
 
@@ -369,7 +368,7 @@ func TestImportRenumberResumeRecoversUnmapped(t *testing.T) {
 func TestCompareSnapshots(t *testing.T) {
 	src, srv := generated(t, 2000, job.ExportOptions{})
 	conn := dial(t, srv, "target")
-	_, err := writer.Import(context.Background(), conn, []string{src}, writer.Options{})
+	_, err := job.Import(context.Background(), conn, []string{src}, job.ImportOptions{})
 	require.NoError(t, err)
 	snaps := srv.Snapshots("target")
 	require.Greater(t, len(snaps), 3)
@@ -381,7 +380,7 @@ func TestCompareSnapshots(t *testing.T) {
 	r.Timestamp--
 	r.MessageID = "extra"
 	require.NoError(t, srv.LoadSnapshots("target", [][]byte{codec.Encode(nil, &r)}))
-	d, err := writer.Compare(context.Background(), conn, []string{src}, writer.CompareOptions{})
+	d, err := job.Compare(context.Background(), conn, []string{src}, job.CompareOptions{})
 	require.NoError(t, err)
 	require.Len(t, d.Differences, 2, "%v", d.Differences)
 	assert.Contains(t, d.Differences[0], fmt.Sprintf("(aggregate %q): timestamp differs", r.AggregateID))
@@ -391,7 +390,7 @@ func TestCompareSnapshots(t *testing.T) {
 	latest := filepath.Join(t.TempDir(), "latest")
 	_, err = job.ExportServer(context.Background(), dial(t, srv, "source"), job.ExportOptions{Dir: latest, Snapshots: job.SnapshotsLatest})
 	require.NoError(t, err)
-	d, err = writer.Compare(context.Background(), dial(t, srv, "source"), []string{latest}, writer.CompareOptions{})
+	d, err = job.Compare(context.Background(), dial(t, srv, "source"), []string{latest}, job.CompareOptions{})
 	require.NoError(t, err)
 	require.True(t, d.Equal(), "%v", d.Differences)
 	assert.Equal(t, d.ArchiveFingerprint, d.TargetFingerprint)
@@ -412,9 +411,9 @@ func TestImportRefusesBadInput(t *testing.T) {
 		{[]string{filepath.Join(v1, "bad-truncated-chunk")}, archive.ErrVerify},
 		{[]string{filepath.Join(v1, "bad-missing-chunk")}, archive.ErrVerify},
 	} {
-		_, err := writer.Import(context.Background(), conn, tc.dirs, writer.Options{})
+		_, err := job.Import(context.Background(), conn, tc.dirs, job.ImportOptions{})
 		require.ErrorIs(t, err, tc.want, "%v", tc.dirs)
-		assert.NotErrorAs(t, err, new(*writer.ProgressError))
+		assert.NotErrorAs(t, err, new(*job.ProgressError))
 	}
 
 	// A chain of three from one source: leaving out the middle one or repeating one is refused.
@@ -434,13 +433,13 @@ func TestImportRefusesBadInput(t *testing.T) {
 		dirs = append(dirs, dir)
 	}
 	for _, chain := range [][]string{{dirs[0], dirs[2]}, {dirs[0], dirs[1], dirs[1], dirs[2]}, {dirs[1], dirs[0], dirs[2]}} {
-		_, err := writer.Import(context.Background(), conn, chain, writer.Options{})
-		require.ErrorIs(t, err, writer.ErrChain)
+		_, err := job.Import(context.Background(), conn, chain, job.ImportOptions{})
+		require.ErrorIs(t, err, job.ErrChain)
 	}
 	assert.Zero(t, srv.Calls(axontest.MethodAppendEvent), "nothing was sent")
 	assert.Zero(t, srv.EventCount("target"))
 
-	_, err := writer.Import(context.Background(), conn, dirs, writer.Options{})
+	_, err := job.Import(context.Background(), conn, dirs, job.ImportOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, 300, srv.EventCount("target"))
 }
@@ -460,11 +459,11 @@ func TestImportNoVerify(t *testing.T) {
 	require.NoError(t, os.WriteFile(last, b, 0o644))
 
 	conn := dial(t, srv, "target")
-	_, err = writer.Import(context.Background(), conn, []string{src}, writer.Options{})
+	_, err = job.Import(context.Background(), conn, []string{src}, job.ImportOptions{})
 	require.ErrorIs(t, err, archive.ErrVerify)
 	assert.Contains(t, err.Error(), "problems")
 
-	_, err = writer.Import(context.Background(), conn, []string{src}, writer.Options{NoVerify: true})
+	_, err = job.Import(context.Background(), conn, []string{src}, job.ImportOptions{NoVerify: true})
 	// The reader stops at the first thing wrong in what it decompresses: the frame's checksum, or a line
 	// the flipped bit broke before the checksum at the frame's end is reached.
 	if !errors.Is(err, archive.ErrCorrupt) {
@@ -499,15 +498,15 @@ func TestImportPlanMeasuredWhileVerifying(t *testing.T) {
 	for _, chain := range [][]string{dirs[:1], dirs} {
 		tooLarge := false
 		for _, size := range []int{0, 20000, 700} {
-			scanned, serr := writer.Import(context.Background(), conn, chain, writer.Options{DryRun: true, NoVerify: true, MaxMessageSize: size})
-			measured, merr := writer.Import(context.Background(), conn, chain, writer.Options{DryRun: true, MaxMessageSize: size})
+			scanned, serr := job.Import(context.Background(), conn, chain, job.ImportOptions{DryRun: true, NoVerify: true, MaxMessageSize: size})
+			measured, merr := job.Import(context.Background(), conn, chain, job.ImportOptions{DryRun: true, MaxMessageSize: size})
 			assert.Equal(t, scanned, measured, "chain of %d, max message size %d", len(chain), size)
 			if serr == nil {
 				require.NoError(t, merr)
 				assert.Equal(t, int64(700*len(chain)), measured.Events)
 				continue
 			}
-			require.ErrorIs(t, serr, writer.ErrEventTooLarge)
+			require.ErrorIs(t, serr, job.ErrEventTooLarge)
 			assert.Equal(t, serr.Error(), merr.Error())
 			tooLarge = true
 		}
@@ -529,8 +528,8 @@ func TestTokenMapRefusesForeignFiles(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(dir, tc.name)
 			require.NoError(t, os.WriteFile(path, []byte(tc.content), 0o644))
-			_, err := writer.TokenMapTargetFirst(path)
-			require.ErrorIs(t, err, writer.ErrMismatch)
+			_, err := job.TokenMapTargetFirst(path)
+			require.ErrorIs(t, err, job.ErrMismatch)
 			assert.Contains(t, err.Error(), tc.want)
 		})
 	}
@@ -542,25 +541,25 @@ func TestTokenMapRefusesForeignFiles(t *testing.T) {
 func TestCompareFollowingImport(t *testing.T) {
 	src, srv := generated(t, 3000, job.ExportOptions{})
 	ctx := context.Background()
-	follow := func(t *testing.T, target string, opts writer.Options, beforeDone func()) (*writer.Diff, error) {
+	follow := func(t *testing.T, target string, opts job.ImportOptions, beforeDone func()) (*job.Diff, error) {
 		conn := dial(t, srv, target)
-		archives, err := writer.OpenArchives([]string{src})
+		archives, err := job.OpenArchives([]string{src})
 		require.NoError(t, err)
 		imported := make(chan struct{})
 		type result struct {
-			d   *writer.Diff
+			d   *job.Diff
 			err error
 		}
 		check := make(chan result, 1)
 		opts.MaxTransactionEvents = 250 // many transactions, so that the check has something to follow
-		opts.Progress = new(writer.Progress)
-		opts.Sending = func(*writer.Plan) {
+		opts.Progress = new(job.ImportProgress)
+		opts.Sending = func(*job.Plan) {
 			go func() {
-				d, err := writer.CompareArchives(ctx, conn, archives, writer.CompareOptions{AfterImport: imported, Committed: opts.Progress.Token.Load})
+				d, err := job.CompareArchives(ctx, conn, archives, job.CompareOptions{AfterImport: imported, Committed: opts.Progress.Token.Load})
 				check <- result{d, err}
 			}()
 		}
-		_, err = writer.ImportArchives(ctx, conn, archives, opts)
+		_, err = job.ImportArchives(ctx, conn, archives, opts)
 		require.NoError(t, err)
 		if beforeDone != nil {
 			beforeDone()
@@ -571,7 +570,7 @@ func TestCompareFollowingImport(t *testing.T) {
 	}
 
 	t.Run("equal", func(t *testing.T) {
-		d, err := follow(t, "equal", writer.Options{}, nil)
+		d, err := follow(t, "equal", job.ImportOptions{}, nil)
 		require.NoError(t, err)
 		require.True(t, d.Equal(), "%v", d.Differences)
 		assert.Equal(t, int64(3000), d.Events)
@@ -580,7 +579,7 @@ func TestCompareFollowingImport(t *testing.T) {
 		assert.Equal(t, int64(2999), d.TargetHead)
 	})
 	t.Run("an event appended after the import", func(t *testing.T) {
-		d, err := follow(t, "extra", writer.Options{}, func() {
+		d, err := follow(t, "extra", job.ImportOptions{}, func() {
 			require.NoError(t, srv.Load("extra", eventgen.New(5, eventgen.Options{NonDomainPercent: 100}).Generate(1)))
 		})
 		require.NoError(t, err)
@@ -590,21 +589,21 @@ func TestCompareFollowingImport(t *testing.T) {
 	t.Run("renumbered", func(t *testing.T) {
 		require.NoError(t, srv.Load("renumbered", eventgen.New(99, eventgen.Options{NonDomainPercent: 100}).Generate(10)))
 		conn := dial(t, srv, "renumbered")
-		archives, err := writer.OpenArchives([]string{src})
+		archives, err := job.OpenArchives([]string{src})
 		require.NoError(t, err)
 		imported := make(chan struct{})
-		var d *writer.Diff
+		var d *job.Diff
 		var cerr error
 		done := make(chan struct{})
-		progress := new(writer.Progress)
-		opts := writer.Options{Renumber: true, TokenMap: filepath.Join(t.TempDir(), "map"), Progress: progress, Sending: func(plan *writer.Plan) {
+		progress := new(job.ImportProgress)
+		opts := job.ImportOptions{Renumber: true, TokenMap: filepath.Join(t.TempDir(), "map"), Progress: progress, Sending: func(plan *job.Plan) {
 			first := plan.TargetFirst
 			go func() {
 				defer close(done)
-				d, cerr = writer.CompareArchives(ctx, conn, archives, writer.CompareOptions{AfterImport: imported, TargetFirst: &first, Committed: progress.Token.Load})
+				d, cerr = job.CompareArchives(ctx, conn, archives, job.CompareOptions{AfterImport: imported, TargetFirst: &first, Committed: progress.Token.Load})
 			}()
 		}}
-		_, err = writer.ImportArchives(ctx, conn, archives, opts)
+		_, err = job.ImportArchives(ctx, conn, archives, opts)
 		require.NoError(t, err)
 		close(imported)
 		<-done
@@ -620,17 +619,17 @@ func TestCompareFollowingImport(t *testing.T) {
 		require.NoError(t, srv.Load("committed", raws))
 		require.NoError(t, srv.LoadSnapshots("committed", srv.Snapshots("source")))
 		conn := dial(t, srv, "committed")
-		archives, err := writer.OpenArchives([]string{src})
+		archives, err := job.OpenArchives([]string{src})
 		require.NoError(t, err)
 		var committed atomic.Int64
 		committed.Store(999)
 		imported := make(chan struct{})
-		progress := new(writer.Progress)
+		progress := new(job.ImportProgress)
 		errc := make(chan error, 1)
-		var d *writer.Diff
+		var d *job.Diff
 		go func() {
 			var err error
-			d, err = writer.CompareArchives(ctx, conn, archives, writer.CompareOptions{AfterImport: imported, Committed: committed.Load, Progress: progress})
+			d, err = job.CompareArchives(ctx, conn, archives, job.CompareOptions{AfterImport: imported, Committed: committed.Load, Progress: progress})
 			errc <- err
 		}()
 		require.Eventually(t, func() bool { return progress.Events.Load() == 1000 }, 10*time.Second, time.Millisecond)
@@ -644,12 +643,12 @@ func TestCompareFollowingImport(t *testing.T) {
 	})
 	t.Run("cancelled while following", func(t *testing.T) {
 		conn := dial(t, srv, "never")
-		archives, err := writer.OpenArchives([]string{src})
+		archives, err := job.OpenArchives([]string{src})
 		require.NoError(t, err)
 		cctx, cancel := context.WithCancel(ctx)
 		errc := make(chan error, 1)
 		go func() {
-			_, err := writer.CompareArchives(cctx, conn, archives, writer.CompareOptions{AfterImport: make(chan struct{})})
+			_, err := job.CompareArchives(cctx, conn, archives, job.CompareOptions{AfterImport: make(chan struct{})})
 			errc <- err
 		}()
 		time.Sleep(50 * time.Millisecond) // waiting at the empty target's head
@@ -685,30 +684,30 @@ func TestImportSnapshotsInFlight(t *testing.T) {
 
 	conn := dial(t, srv, "slow")
 	srv.SetDelay(2 * time.Millisecond) // every call overlaps the next ones
-	_, err = writer.Import(ctx, conn, []string{src}, writer.Options{})
+	_, err = job.Import(ctx, conn, []string{src}, job.ImportOptions{})
 	srv.SetDelay(0)
 	require.NoError(t, err)
 	calls := srv.MaxConcurrentCalls(axontest.MethodAppendSnapshot)
 	assert.Greater(t, calls, 1, "snapshots in flight together")
 	assert.LessOrEqual(t, calls, 16)
-	d, err := writer.Compare(ctx, conn, []string{src}, writer.CompareOptions{})
+	d, err := job.Compare(ctx, conn, []string{src}, job.CompareOptions{})
 	require.NoError(t, err)
 	require.True(t, d.Equal(), "%v", d.Differences) // each aggregate's snapshots in order
 	assert.Equal(t, n, srv.SnapshotCount("slow"))
 
 	conn = dial(t, srv, "failing")
 	srv.FailNthCall(axontest.MethodAppendSnapshot, 10)
-	_, err = writer.Import(ctx, conn, []string{src}, writer.Options{})
-	var pe *writer.ProgressError
+	_, err = job.Import(ctx, conn, []string{src}, job.ImportOptions{})
+	var pe *job.ProgressError
 	require.ErrorAs(t, err, &pe)
 	assert.Equal(t, "snapshots", pe.Phase)
 	assert.GreaterOrEqual(t, pe.NextToken, int64(0))
 	assert.Contains(t, err.Error(), fmt.Sprintf("snapshot at position %d", pe.NextToken))
 	assert.Less(t, srv.SnapshotCount("failing"), n)
-	_, err = writer.Import(ctx, conn, []string{src}, writer.Options{Resume: true})
+	_, err = job.Import(ctx, conn, []string{src}, job.ImportOptions{Resume: true})
 	require.NoError(t, err)
 	assert.Equal(t, n, srv.SnapshotCount("failing"), "each snapshot once")
-	d, err = writer.Compare(ctx, conn, []string{src}, writer.CompareOptions{})
+	d, err = job.Compare(ctx, conn, []string{src}, job.CompareOptions{})
 	require.NoError(t, err)
 	require.True(t, d.Equal(), "%v", d.Differences)
 }
@@ -720,11 +719,11 @@ func TestCompareSnapshotsReadAhead(t *testing.T) {
 	src, _ := generated(t, 800, job.ExportOptions{}) // few events: the delay below holds up each
 	srv := axontest.NewServer(t)
 	conn := dial(t, srv, "target")
-	_, err := writer.Import(ctx, conn, []string{src}, writer.Options{})
+	_, err := job.Import(ctx, conn, []string{src}, job.ImportOptions{})
 	require.NoError(t, err)
 	require.Zero(t, srv.MaxConcurrentCalls(axontest.MethodListAggregateSnapshots), "an import does not read snapshots")
 	srv.SetDelay(time.Millisecond) // each answer waits, so calls in flight together overlap
-	d, err := writer.Compare(ctx, conn, []string{src}, writer.CompareOptions{})
+	d, err := job.Compare(ctx, conn, []string{src}, job.CompareOptions{})
 	srv.SetDelay(0)
 	require.NoError(t, err)
 	require.Greater(t, d.Snapshots, int64(5))

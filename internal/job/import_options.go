@@ -1,7 +1,4 @@
-// Package writer replays archives into Axon Server: events in token order, one transaction at a time,
-// then snapshots, so that every event lands at the token it had in the source. It also proves the result
-// (Compare), because "import finished" has to mean "the target equals the archive".
-package writer
+package job
 
 import (
 	"context"
@@ -26,8 +23,8 @@ const (
 	transactionHeadroom = 10000
 )
 
-// Options of an import. The zero value imports into an empty context and checks the result.
-type Options struct {
+// ImportOptions of an import. The zero value imports into an empty context and checks the result.
+type ImportOptions struct {
 	// Resume continues an interrupted import: the target's head must be an event of the archive.
 	Resume bool
 	// Renumber lets events take the target's next tokens (for filtered or merged archives and non-empty
@@ -45,14 +42,14 @@ type Options struct {
 	// Warn receives messages a person must see.
 	Warn func(string)
 	// Progress, if set, is updated while the import runs.
-	Progress *Progress
+	Progress *ImportProgress
 	// Sending, if set, is called once the preflight (verification, plan) has passed, just before the
 	// first event is sent: where a check that follows the import starts (CompareOptions.AfterImport).
 	Sending func(*Plan)
 }
 
-// Progress is read by the CLI while an import runs.
-type Progress struct {
+// ImportProgress is read by the CLI while an import runs.
+type ImportProgress struct {
 	Phase        atomic.Value // "preflight", "events", "snapshots", "checking"
 	Events       atomic.Int64 // events confirmed this run
 	Total        atomic.Int64 // events to import this run
@@ -158,8 +155,8 @@ type importer struct {
 	conn     *axonclient.Conn
 	archives []*archive.Archive
 	dirs     []string
-	opts     Options
-	progress *Progress
+	opts     ImportOptions
+	progress *ImportProgress
 	maxTx    int   // events per transaction
 	maxBytes int64 // bytes per transaction
 	// recovered are the mappings a resumed renumbered import found in the target but not in the token
@@ -168,7 +165,7 @@ type importer struct {
 	recovered []mapping
 }
 
-func newImporter(conn *axonclient.Conn, archives []*archive.Archive, opts Options) *importer {
+func newImporter(conn *axonclient.Conn, archives []*archive.Archive, opts ImportOptions) *importer {
 	if opts.MaxMessageSize <= 0 {
 		opts.MaxMessageSize = DefaultMaxMessageSize
 	}
@@ -180,7 +177,7 @@ func newImporter(conn *axonclient.Conn, archives []*archive.Archive, opts Option
 		im.dirs = append(im.dirs, a.Dir())
 	}
 	if im.progress == nil {
-		im.progress = new(Progress)
+		im.progress = new(ImportProgress)
 	}
 	im.maxBytes = int64(opts.MaxMessageSize - transactionHeadroom)
 	if im.maxBytes < int64(opts.MaxMessageSize)/2 {

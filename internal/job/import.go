@@ -1,4 +1,4 @@
-package writer
+package job
 
 import (
 	"bufio"
@@ -19,7 +19,7 @@ import (
 // Import replays the archives in dirs (one archive, or an incremental chain in order) into the context
 // conn talks to. It returns the plan it followed; with opts.DryRun it only makes the plan. A failure
 // after the first transaction was sent is a *ProgressError.
-func Import(ctx context.Context, conn *axonclient.Conn, dirs []string, opts Options) (*Plan, error) {
+func Import(ctx context.Context, conn *axonclient.Conn, dirs []string, opts ImportOptions) (*Plan, error) {
 	archives, err := OpenArchives(dirs)
 	if err != nil {
 		return nil, err
@@ -30,7 +30,7 @@ func Import(ctx context.Context, conn *axonclient.Conn, dirs []string, opts Opti
 // ImportArchives is Import of archives already open. Passing the same archives to CompareArchives
 // afterwards spares the check a second hashing of everything the import's verification hashed (see
 // archive.Iterator).
-func ImportArchives(ctx context.Context, conn *axonclient.Conn, archives []*archive.Archive, opts Options) (*Plan, error) {
+func ImportArchives(ctx context.Context, conn *axonclient.Conn, archives []*archive.Archive, opts ImportOptions) (*Plan, error) {
 	im := newImporter(conn, archives, opts)
 	plan, err := im.preflight(ctx)
 	if err != nil || opts.DryRun {

@@ -1,4 +1,4 @@
-package writer
+package job
 
 import (
 	"bytes"
@@ -51,7 +51,7 @@ type CompareOptions struct {
 	// defaults) means the archive's own first token. Renumbered imports pass the token map's first target.
 	TargetFirst *int64
 	// Progress, if set, counts events compared.
-	Progress *Progress
+	Progress *ImportProgress
 	// AfterImport, if set, makes the comparison follow an import that is still sending: it reads the
 	// target's events as they are committed, up to the archive's last (ListEvents waits at the head), and
 	// does what needs the import finished (the target's head, the snapshots) once AfterImport is closed.
@@ -90,7 +90,7 @@ func CompareArchives(ctx context.Context, conn *axonclient.Conn, archives []*arc
 	case opts.MaxRetries < 0:
 		opts.MaxRetries = 0
 	}
-	im := newImporter(conn, archives, Options{})
+	im := newImporter(conn, archives, ImportOptions{})
 	first := im.archives[0].Manifest().Events.Range.First
 	last := im.archives[len(im.archives)-1].Manifest().Events.Range.Last
 	d := &Diff{ArchiveFingerprint: im.archives[len(im.archives)-1].Manifest().Fingerprint}

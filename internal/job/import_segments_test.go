@@ -1,4 +1,4 @@
-package writer_test
+package job_test
 
 import (
 	"bytes"
@@ -15,12 +15,9 @@ import (
 	"github.com/axarchive/axarchive/internal/axontest"
 	"github.com/axarchive/axarchive/internal/job"
 	"github.com/axarchive/axarchive/internal/reader"
+	"github.com/axarchive/axarchive/internal/testkit"
 	"github.com/axarchive/axarchive/internal/writer"
 )
-
-func segFixture(name string) string {
-	return filepath.Join("..", "..", "testdata", "segments", name, "default")
-}
 
 // offlineExport exports the segment files in dir into a new archive and returns its directory.
 func offlineExport(t *testing.T, dir string) string {
@@ -86,17 +83,11 @@ func TestSegmentImportRoundTrip(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "default")
 	require.NoError(t, os.Mkdir(src, 0o755))
 	for _, fixture := range []string{"three-segments", "snapshots"} {
-		entries, err := os.ReadDir(segFixture(fixture))
-		require.NoError(t, err)
-		for _, e := range entries {
-			b, err := os.ReadFile(filepath.Join(segFixture(fixture), e.Name()))
-			require.NoError(t, err)
-			require.NoError(t, os.WriteFile(filepath.Join(src, e.Name()), b, 0o644))
-		}
+		testkit.CopyDir(t, src, segFixture(fixture))
 	}
 	a1 := offlineExport(t, src)
 	dir := filepath.Join(t.TempDir(), "data", "default")
-	plan, err := writer.ImportSegments(context.Background(), []string{a1}, writer.SegmentOptions{Dir: dir, SegmentSize: 100000, NoSync: true})
+	plan, err := job.ImportSegments(context.Background(), []string{a1}, job.SegmentOptions{Dir: dir, SegmentSize: 100000, NoSync: true})
 	require.NoError(t, err)
 	assert.True(t, plan.Grouped)
 	assert.Equal(t, int64(1386), plan.Events)
@@ -132,7 +123,7 @@ func TestImportKeepsRecordedTransactions(t *testing.T) {
 	}{{0, 693}, {1, 1386}} {
 		srv := axontest.NewServer(t)
 		conn := dial(t, srv, "default")
-		plan, err := writer.Import(context.Background(), conn, []string{arch}, writer.Options{MaxTransactionEvents: tc.max})
+		plan, err := job.Import(context.Background(), conn, []string{arch}, job.ImportOptions{MaxTransactionEvents: tc.max})
 		require.NoError(t, err)
 		assert.Equal(t, int64(tc.txs), plan.Transactions, "planned")
 		txs := srv.Transactions("default")
