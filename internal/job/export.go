@@ -12,7 +12,6 @@ import (
 
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/axonclient"
-	"github.com/axarchive/axarchive/internal/ordered"
 	"github.com/axarchive/axarchive/internal/reader"
 )
 
@@ -398,51 +397,20 @@ func (j *job) exportEvents(ctx context.Context, r archive.Range, wantAggs bool) 
 	if from > r.Last {
 		return nil
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	conv := converter{sel: j.sel, wantAggregate: wantAggs}
-	p := ordered.New(func() *batch { return new(batch) }, func() func(*batch) { return conv.convert })
-
-	srcErr := make(chan error, 1)
-	go func() {
-		defer p.Finish()
-		s, err := p.Get(ctx)
-		if err != nil {
-			srcErr <- err
-			return
-		}
-		// A batch also goes on when it is getting old, so that a slow server still sees its events
-		// committed (and an interrupted export keeps them) instead of waiting for a full batch.
-		started := time.Now()
-		err = j.src.Events(ctx, from, r.Last, func(e reader.Event) error {
-			b := s.Batch
-			b.add(e.Token, e.Raw, e.TxEnd)
-			if !b.full() && (len(b.tokens)%64 != 0 || time.Since(started) < maxBatchAge) {
-				return nil
-			}
-			if err := p.Submit(ctx, s); err != nil {
-				return err
-			}
-			s, err = p.Get(ctx)
-			started = time.Now()
+	convert := toLines(j.sel, wantAggs, false)
+	tx := j.w.Options().Transactions
+	sinkErr, srcErr := pipeline(ctx, exportBatch, maxBatchAge, func() func(*batch) { return convert }, func(f *feed) error {
+		return j.src.Events(f.ctx, from, r.Last, func(e reader.Event) error {
+			_, err := f.add(e.Token, e.Raw, e.TxEnd)
 			return err
 		})
-		if err == nil && len(s.Batch.tokens) > 0 {
-			err = p.Submit(ctx, s)
-		} else if s != nil && len(s.Batch.tokens) == 0 {
-			p.Release(s)
-		}
-		srcErr <- err
-	}()
-
-	tx := j.w.Options().Transactions
-	sinkErr := p.Drain(func(b *batch) error {
+	}, func(b *batch) error {
 		if b.err != nil {
 			return b.err
 		}
 		start := 0
-		for i, end := range b.lineEnds {
-			if err := j.w.WriteEventLine(b.lineToken[i], b.lines[start:end]); err != nil {
+		for i, end := range b.outEnds {
+			if err := j.w.WriteEventLine(b.outToken[i], b.out[start:end]); err != nil {
 				return err
 			}
 			start = end
@@ -463,15 +431,14 @@ func (j *job) exportEvents(ctx context.Context, r archive.Range, wantAggs bool) 
 		if n := len(b.tokens); n > 0 {
 			j.progress.Token.Store(b.tokens[n-1])
 		}
-		j.progress.Written.Add(int64(len(b.lineEnds)))
-		j.progress.Bytes.Add(b.rawBytes)
+		j.progress.Written.Add(int64(len(b.outEnds)))
+		j.progress.Bytes.Add(b.inBytes)
 		return nil
-	}, cancel)
-	err := <-srcErr
+	})
 	if sinkErr != nil {
 		return sinkErr
 	}
-	return err
+	return srcErr
 }
 
 // reloadAggregates rebuilds the aggregate order from the committed events of the interrupted run, so a

@@ -13,7 +13,6 @@ import (
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/axonclient"
 	"github.com/axarchive/axarchive/internal/codec"
-	"github.com/axarchive/axarchive/internal/ordered"
 )
 
 // Diff is the verdict of Compare.
@@ -435,106 +434,32 @@ func readSnapshotsAhead(ctx context.Context, conn *axonclient.Conn, im *importer
 	return out
 }
 
-// targetBatch carries the target's events from the stream to a converting worker, and their canonical
-// lines on to the comparison.
-type targetBatch struct {
-	tokens []int64
-	raw    []byte
-	ends   []int // raw[ends[i-1]:ends[i]] is event i
-	lines  []byte
-	lEnds  []int
-	errs   []error // decoding event i, or nil
-}
-
-func (b *targetBatch) Reset() {
-	b.tokens, b.raw, b.ends, b.lines, b.lEnds, b.errs = b.tokens[:0], b.raw[:0], b.ends[:0], b.lines[:0], b.lEnds[:0], b.errs[:0]
-}
-
-// targetBatchSize is the events one worker converts at a time: enough to make hand-offs cheap, few
-// enough that the batches in flight stay a few MB while the check runs beside an import.
-const targetBatchSize = 256
-
-func (b *targetBatch) convert() {
-	var rec archive.Record
-	var dec codec.Shared // rec shares b.raw, which stays put until the batch is recycled
-	start := 0
-	for i, end := range b.ends {
-		rec.Token = b.tokens[i]
-		err := dec.Decode(b.raw[start:end], &rec)
-		if err == nil {
-			b.lines = archive.AppendEventJSON(b.lines, &rec)
-		}
-		b.errs = append(b.errs, err)
-		b.lEnds = append(b.lEnds, len(b.lines))
-		start = end
-	}
-}
-
 // compareTarget streams the target's events from..to and calls fn with each, in token order, with its
 // canonical line (or the error decoding it), converting on all cores. The slices passed to fn are valid
 // only during the call.
 // With committed set, it reads only what committed says the target holds, waiting for more.
 func compareTarget(ctx context.Context, conn *axonclient.Conn, from, to int64, retries int, warn func(string), committed func() int64, fn func(token int64, raw, line []byte, decodeErr error) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	p := ordered.New(func() *targetBatch { return new(targetBatch) }, func() func(*targetBatch) {
-		return (*targetBatch).convert
-	})
-	var streamErr error
-	go func() {
-		defer p.Finish()
-		var s *ordered.Slot[*targetBatch]
-		read := streamTarget
-		if committed != nil {
-			read = func(ctx context.Context, conn *axonclient.Conn, from, to int64, retries int, warn func(string), fn func(int64, []byte) error) error {
-				// A stretch's last events are compared now, not once the next stretch fills their batch.
-				flush := func() error {
-					if s == nil || len(s.Batch.tokens) == 0 {
-						return nil
-					}
-					err := p.Submit(ctx, s)
-					s = nil
-					return err
-				}
-				return followCommitted(ctx, conn, from, to, retries, warn, committed, flush, fn)
-			}
-		}
-		streamErr = read(ctx, conn, from, to, retries, warn, func(token int64, raw []byte) error {
-			if s == nil {
-				var err error
-				if s, err = p.Get(ctx); err != nil {
-					return err
-				}
-			}
-			b := s.Batch
-			b.tokens = append(b.tokens, token)
-			b.raw = append(b.raw, raw...)
-			b.ends = append(b.ends, len(b.raw))
-			if len(b.tokens) < targetBatchSize {
-				return nil
-			}
-			err := p.Submit(ctx, s)
-			s = nil
+	convert := toLines(nil, false, true)
+	err, streamErr := pipeline(ctx, proofBatch, 0, func() func(*batch) { return convert }, func(f *feed) error {
+		add := func(token int64, raw []byte) error {
+			_, err := f.add(token, raw, false)
 			return err
-		})
-		if s != nil {
-			if streamErr == nil && len(s.Batch.tokens) > 0 {
-				_ = p.Submit(ctx, s)
-			} else {
-				p.Release(s)
-			}
 		}
-	}()
-	err := p.Drain(func(b *targetBatch) error {
+		if committed != nil {
+			// A stretch's last events are compared now, not once the next stretch fills their batch.
+			return followCommitted(f.ctx, conn, from, to, retries, warn, committed, f.flush, add)
+		}
+		return streamTarget(f.ctx, conn, from, to, retries, warn, add)
+	}, func(b *batch) error {
 		start, lstart := 0, 0
 		for i, end := range b.ends {
-			if err := fn(b.tokens[i], b.raw[start:end], b.lines[lstart:b.lEnds[i]], b.errs[i]); err != nil {
+			if err := fn(b.tokens[i], b.in[start:end], b.out[lstart:b.outEnds[i]], b.errs[i]); err != nil {
 				return err
 			}
-			start, lstart = end, b.lEnds[i]
+			start, lstart = end, b.outEnds[i]
 		}
 		return nil
-	}, cancel)
+	})
 	if err != nil {
 		return err
 	}
