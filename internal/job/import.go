@@ -24,30 +24,109 @@ func Import(ctx context.Context, conn *axonclient.Conn, dirs []string, opts Impo
 	if err != nil {
 		return nil, err
 	}
-	return ImportArchives(ctx, conn, archives, opts)
+	res, err := ImportArchives(ctx, conn, archives, opts)
+	return res.Plan, err
 }
 
-// ImportArchives is Import of archives already open. Passing the same archives to CompareArchives
-// afterwards spares the check a second hashing of everything the import's verification hashed (see
-// archive.Iterator).
-func ImportArchives(ctx context.Context, conn *axonclient.Conn, archives []*archive.Archive, opts ImportOptions) (*Plan, error) {
+// ImportResult is what an import did.
+type ImportResult struct {
+	*Plan
+	// Started says that the preflight passed: the first append may have been sent.
+	Started bool
+	// Took is how long the import took, without what was left of the proof when it ended.
+	Took time.Duration
+	// Diff is the proof's verdict, with ImportOptions.Check.
+	Diff *Diff
+}
+
+// CheckError is a proof (ImportOptions.Check) that failed to reach a verdict: the import itself is
+// complete.
+type CheckError struct{ Err error }
+
+func (e *CheckError) Error() string {
+	return fmt.Sprintf("check the target against the archive: %v", e.Err)
+}
+func (e *CheckError) Unwrap() error { return e.Err }
+
+// ImportArchives is Import of archives already open, with the proof when opts.Check: the same archives
+// serve both, which spares the proof a second hashing of everything the import's verification hashed
+// (see archive.Iterator). The result is never nil.
+func ImportArchives(ctx context.Context, conn *axonclient.Conn, archives []*archive.Archive, opts ImportOptions) (*ImportResult, error) {
+	start := time.Now()
 	im := newImporter(conn, archives, opts)
+	res := &ImportResult{}
 	plan, err := im.preflight(ctx)
+	res.Plan = plan
 	if err != nil || opts.DryRun {
-		return plan, err
+		return res, err
 	}
-	// The target's head as known now, before Sending: a check that follows the import reads up to it.
+	res.Started = true
+	// The target's head as known now, before the proof starts: it follows the import up to it.
 	im.progress.Token.Store(plan.TargetHead)
+	im.progress.Total.Store(plan.ToSend())
 	if opts.Sending != nil {
 		opts.Sending(plan)
 	}
-	if err := im.importEvents(ctx, plan); err != nil {
-		return plan, err
+	// The proof follows the import: it compares each transaction's events once the import has seen them
+	// confirmed, on the cores the import leaves idle while the server commits, and is left with the
+	// snapshots and the target's head when the import ends.
+	type verdict struct {
+		d   *Diff
+		err error
 	}
-	if err := im.importSnapshots(ctx, plan); err != nil {
-		return plan, err
+	var check chan verdict
+	imported := make(chan struct{})
+	checkCtx, stopCheck := context.WithCancel(ctx)
+	defer stopCheck()
+	if opts.Check {
+		copts := CompareOptions{AfterImport: imported, Committed: im.progress.Token.Load, Warn: opts.Warn, MaxRetries: opts.CheckRetries}
+		if opts.Renumber {
+			first := plan.TargetFirst
+			copts.TargetFirst = &first
+		}
+		check = make(chan verdict, 1)
+		go func() {
+			d, err := CompareArchives(checkCtx, conn, archives, copts)
+			check <- verdict{d, err}
+		}()
 	}
-	return plan, nil
+	err = im.importEvents(ctx, plan)
+	if err == nil {
+		err = im.importSnapshots(ctx, plan)
+	}
+	res.Took = time.Since(start)
+	if err != nil {
+		if check != nil {
+			stopCheck()
+			<-check
+		}
+		return res, err
+	}
+	if check != nil {
+		close(imported)
+		v := <-check
+		if v.err != nil {
+			return res, &CheckError{Err: v.err}
+		}
+		res.Diff = v.d
+	}
+	return res, nil
+}
+
+// ToSend is the number of events a run of the plan sends: all of them, or for a resumed import (without
+// renumbering: archive tokens are target tokens) those from StartAt on, declared gaps left out. A
+// renumbered resume is counted whole (the percentage then starts where the first run left it).
+func (p *Plan) ToSend() int64 {
+	if p.Renumber || p.StartAt <= p.FirstToken {
+		return p.Events
+	}
+	n := p.LastToken - p.StartAt + 1
+	for _, g := range p.Gaps {
+		if from, to := max(g.From, p.StartAt), min(g.To, p.LastToken); to >= from {
+			n -= to - from + 1
+		}
+	}
+	return max(n, 0)
 }
 
 // maxImportProblems bounds the problems an import that refuses an archive prints: enough to act on,
@@ -310,7 +389,6 @@ type transaction struct {
 // another core.
 func (im *importer) importEvents(ctx context.Context, plan *Plan) error {
 	im.progress.Phase.Store("events")
-	im.progress.Total.Store(plan.Events)
 	head := plan.TargetHead
 	im.progress.Token.Store(head)
 	var tokenMap *tokenMapFile

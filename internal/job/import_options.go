@@ -23,7 +23,7 @@ const (
 	transactionHeadroom = 10000
 )
 
-// ImportOptions of an import. The zero value imports into an empty context and checks the result.
+// ImportOptions of an import. The zero value imports into an empty context.
 type ImportOptions struct {
 	// Resume continues an interrupted import: the target's head must be an event of the archive.
 	Resume bool
@@ -43,8 +43,14 @@ type ImportOptions struct {
 	Warn func(string)
 	// Progress, if set, is updated while the import runs.
 	Progress *ImportProgress
+	// Check proves, once everything is sent, that the target equals the archives (CompareArchives, as
+	// `axarchive diff` does), following the import as it commits; the verdict is ImportResult.Diff.
+	Check bool
+	// CheckRetries is the proof's CompareOptions.MaxRetries.
+	CheckRetries int
 	// Sending, if set, is called once the preflight (verification, plan) has passed, just before the
-	// first event is sent: where a check that follows the import starts (CompareOptions.AfterImport).
+	// first event is sent: where a comparison that follows the import could start
+	// (CompareOptions.AfterImport), which Check does.
 	Sending func(*Plan)
 }
 

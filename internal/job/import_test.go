@@ -312,3 +312,15 @@ func TestImportServerGone(t *testing.T) {
 }
 
 func fmtSscan(s string, a, b *int64) (int, error) { return fmt.Sscan(s, a, b) }
+
+// TestEventsToSend: a resumed import's percentage is of what this run sends.
+func TestEventsToSend(t *testing.T) {
+	p := &job.Plan{Events: 997, FirstToken: 0, LastToken: 999, StartAt: 0, Gaps: []archive.Gap{{From: 10, To: 11}, {From: 600, To: 600}}}
+	assert.EqualValues(t, 997, p.ToSend())
+	p.StartAt = 500
+	assert.EqualValues(t, 499, p.ToSend())
+	p.StartAt = 1000 // nothing left
+	assert.EqualValues(t, 0, p.ToSend())
+	p.StartAt, p.Renumber = 500, true
+	assert.EqualValues(t, 997, p.ToSend())
+}
