@@ -13,6 +13,7 @@ import (
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/axonclient"
 	"github.com/axarchive/axarchive/internal/reader"
+	"github.com/axarchive/axarchive/internal/writer"
 )
 
 // Snapshot selections.
@@ -173,7 +174,7 @@ func ExportSegments(ctx context.Context, segOpts reader.SegmentsOptions, opts Ex
 
 type job struct {
 	opts     ExportOptions
-	w        *archive.Writer
+	w        *writer.ArchiveSink
 	src      reader.Source
 	progress *ExportProgress
 	sel      *selection
@@ -261,7 +262,7 @@ func run(ctx context.Context, src reader.Source, opts ExportOptions) (*ExportRes
 			return nil, err
 		}
 	}
-	j := &job{opts: opts, w: w, src: src, progress: progress, sel: newSelection(opts.Filter), aggSeen: map[string]struct{}{}}
+	j := &job{opts: opts, w: writer.NewArchiveSink(w), src: src, progress: progress, sel: newSelection(opts.Filter), aggSeen: map[string]struct{}{}}
 	res, err := j.run(ctx)
 	if err != nil {
 		next, committed := w.NextToken(), w.EventsCommitted()
@@ -398,7 +399,6 @@ func (j *job) exportEvents(ctx context.Context, r archive.Range, wantAggs bool) 
 		return nil
 	}
 	convert := toLines(j.sel, wantAggs, false)
-	tx := j.w.Options().Transactions
 	sinkErr, srcErr := pipeline(ctx, exportBatch, maxBatchAge, func() func(*batch) { return convert }, func(f *feed) error {
 		return j.src.Events(f.ctx, from, r.Last, func(e reader.Event) error {
 			_, err := f.add(e.Token, e.Raw, e.TxEnd)
@@ -410,16 +410,11 @@ func (j *job) exportEvents(ctx context.Context, r archive.Range, wantAggs bool) 
 		}
 		start := 0
 		for i, end := range b.outEnds {
-			if err := j.w.WriteEventLine(b.outToken[i], b.out[start:end]); err != nil {
+			// Transactions are recorded without a filter only, so line i is event i.
+			if err := j.w.WriteEvent(b.outToken[i], b.out[start:end], b.txEnd[i]); err != nil {
 				return err
 			}
 			start = end
-			// Transactions are recorded without a filter only, so line i is event i.
-			if tx && b.txEnd[i] {
-				if err := j.w.EndTransaction(); err != nil {
-					return err
-				}
-			}
 		}
 		for _, id := range b.aggs {
 			j.noteAggregate(id)
@@ -458,14 +453,14 @@ func (j *job) reloadAggregates(ctx context.Context) error {
 	return it.Err()
 }
 
-// snapshotCounter counts the snapshots a source writes into the archive.
+// snapshotCounter counts the snapshots a source writes into the sink.
 type snapshotCounter struct {
-	*archive.Writer
+	reader.SnapshotWriter
 	n *atomic.Int64
 }
 
 func (c snapshotCounter) WriteSnapshot(r *archive.Record) error {
-	if err := c.Writer.WriteSnapshot(r); err != nil {
+	if err := c.SnapshotWriter.WriteSnapshot(r); err != nil {
 		return err
 	}
 	c.n.Add(1)

@@ -12,7 +12,6 @@ import (
 	"syscall"
 
 	"github.com/axarchive/axarchive/archive"
-	"github.com/axarchive/axarchive/internal/codec"
 	"github.com/axarchive/axarchive/internal/writer"
 )
 
@@ -171,7 +170,7 @@ func ImportSegments(ctx context.Context, dirs []string, opts SegmentOptions) (*S
 		return plan, err
 	}
 	plan.StartAt = store.NextToken()
-	if err := writeSegments(ctx, im, store, plan, progress); err != nil {
+	if err := writeSegments(ctx, im, writer.NewSegmentSink(store), plan, progress); err != nil {
 		store.Suspend()
 		return plan, &SegmentProgressError{Dir: opts.Dir, NextToken: store.DurableToken(), Err: err}
 	}
@@ -191,7 +190,7 @@ func (e *SegmentProgressError) Error() string {
 
 func (e *SegmentProgressError) Unwrap() error { return e.Err }
 
-func writeSegments(ctx context.Context, im *importer, store *writer.SegmentStore, plan *SegmentPlan, progress *ImportProgress) error {
+func writeSegments(ctx context.Context, im *importer, store *writer.SegmentSink, plan *SegmentPlan, progress *ImportProgress) error {
 	if !store.Renaming() && !store.EventsDone() {
 		progress.Phase.Store("events")
 		progress.Total.Store(plan.Events - store.NextToken())
@@ -206,7 +205,6 @@ func writeSegments(ctx context.Context, im *importer, store *writer.SegmentStore
 		progress.Phase.Store("snapshots")
 		skip := store.NextSnapshot()
 		var pos int64
-		var buf []byte
 		for _, a := range im.archives {
 			it := a.Snapshots(ctx)
 			err := func() error {
@@ -219,8 +217,7 @@ func writeSegments(ctx context.Context, im *importer, store *writer.SegmentStore
 					if err != nil {
 						return err
 					}
-					buf = codec.Encode(buf[:0], r)
-					if err := store.WriteSnapshot(buf); err != nil {
+					if err := store.WriteSnapshot(r); err != nil {
 						return err
 					}
 					progress.Snapshots.Add(1)
@@ -238,7 +235,7 @@ func writeSegments(ctx context.Context, im *importer, store *writer.SegmentStore
 
 // writeSegmentEvents writes the events from the store's next token on, ending a transaction where the
 // archive's grouping does (or after every event without one).
-func writeSegmentEvents(ctx context.Context, im *importer, store *writer.SegmentStore, plan *SegmentPlan, progress *ImportProgress) error {
+func writeSegmentEvents(ctx context.Context, im *importer, store *writer.SegmentSink, plan *SegmentPlan, progress *ImportProgress) error {
 	from := store.NextToken()
 	if from > plan.LastToken {
 		return nil
@@ -256,7 +253,7 @@ func writeSegmentEvents(ctx context.Context, im *importer, store *writer.Segment
 				return err
 			}
 		}
-		if err := store.WriteEvent(event, end); err != nil {
+		if err := store.WriteEvent(token, event, end); err != nil {
 			return err
 		}
 		progress.Events.Add(1)
