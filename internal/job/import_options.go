@@ -10,6 +10,7 @@ import (
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/axonclient"
 	"github.com/axarchive/axarchive/internal/codec"
+	"github.com/axarchive/axarchive/internal/reader"
 )
 
 // Limits of one AppendEvent transaction (AXON.md 2.3 and 5.10).
@@ -159,6 +160,7 @@ func (e *SequenceError) Unwrap() error { return e.Err }
 
 type importer struct {
 	conn     *axonclient.Conn
+	src      *reader.ArchiveSource
 	archives []*archive.Archive
 	dirs     []string
 	opts     ImportOptions
@@ -178,7 +180,7 @@ func newImporter(conn *axonclient.Conn, archives []*archive.Archive, opts Import
 	if opts.MaxTransactionEvents <= 0 || opts.MaxTransactionEvents > MaxTransactionEvents {
 		opts.MaxTransactionEvents = MaxTransactionEvents
 	}
-	im := &importer{conn: conn, archives: archives, opts: opts, progress: opts.Progress, maxTx: opts.MaxTransactionEvents}
+	im := &importer{conn: conn, src: reader.NewArchiveSource(archives), archives: archives, opts: opts, progress: opts.Progress, maxTx: opts.MaxTransactionEvents}
 	for _, a := range archives {
 		im.dirs = append(im.dirs, a.Dir())
 	}

@@ -2,10 +2,12 @@ package job
 
 import (
 	"context"
+	"math"
 
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/codec"
 	"github.com/axarchive/axarchive/internal/ordered"
+	"github.com/axarchive/axarchive/internal/reader"
 )
 
 // eachEncodedEvent calls fn, in token order, with the token and the protobuf Event (as codec.Encode
@@ -21,15 +23,14 @@ func (im *importer) eachEncodedEvent(ctx context.Context, from int64, fn func(to
 		})
 	}
 	err, readErr := pipeline(ctx, importBatch, 0, toEvents, func(f *feed) error {
-		err := im.walkEvents(f.ctx, from, func(it *archive.Iterator) error {
+		err := im.src.Events(f.ctx, from, math.MaxInt64, func(e reader.Event) error {
 			b, err := f.next()
 			if err != nil {
 				return err
 			}
-			path, line := it.Path()
-			b.paths = append(b.paths, path)
-			b.lineNo = append(b.lineNo, line)
-			_, err = f.add(it.Token(), it.Line(), false)
+			b.paths = append(b.paths, e.Path)
+			b.lineNo = append(b.lineNo, e.LineNo)
+			_, err = f.add(e.Token, e.Line, false)
 			return err
 		})
 		if err != nil {

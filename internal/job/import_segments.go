@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/axarchive/axarchive/archive"
+	"github.com/axarchive/axarchive/internal/reader"
 	"github.com/axarchive/axarchive/internal/writer"
 )
 
@@ -81,7 +82,7 @@ func ImportSegments(ctx context.Context, dirs []string, opts SegmentOptions) (*S
 		progress = new(ImportProgress)
 	}
 	progress.Phase.Store("preflight")
-	im := &importer{archives: archives, dirs: dirs, progress: progress, opts: ImportOptions{Warn: opts.Warn}}
+	im := &importer{src: reader.NewArchiveSource(archives), archives: archives, dirs: dirs, progress: progress, opts: ImportOptions{Warn: opts.Warn}}
 	plan := &SegmentPlan{Archives: dirs, Dir: opts.Dir, FirstToken: 0, LastToken: -1, Free: -1, Grouped: true}
 
 	// The archives first: a damaged one is refused before the directory is touched.

@@ -67,26 +67,7 @@ func (e *snapshotError) Error() string { return e.err.Error() }
 // eachSnapshot calls fn with every snapshot of the archives, in order, with its archive, until fn or the
 // reading fails. The record is valid only during the call.
 func (im *importer) eachSnapshot(ctx context.Context, fn func(*archive.Archive, *archive.Record) error) error {
-	for i, a := range im.archives {
-		err := func() error {
-			it := a.Snapshots(ctx)
-			defer it.Close()
-			for it.Next() {
-				r, err := it.Record()
-				if err != nil {
-					return fmt.Errorf("%s: %w", im.dirs[i], err)
-				}
-				if err := fn(a, r); err != nil {
-					return err
-				}
-			}
-			return it.Err()
-		}()
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return im.src.EachSnapshot(ctx, fn)
 }
 
 // Each AppendSnapshot is a round trip for one snapshot, so the phase is bound by latency, not by the

@@ -13,6 +13,7 @@ import (
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/axonclient"
 	"github.com/axarchive/axarchive/internal/codec"
+	"github.com/axarchive/axarchive/internal/reader"
 )
 
 // Diff is the verdict of Compare.
@@ -268,7 +269,7 @@ func (im *importer) eachLine(ctx context.Context, from int64, out chan<- *lineBa
 			return ctx.Err()
 		}
 	}
-	err := im.walkEvents(ctx, from, func(it *archive.Iterator) error {
+	err := im.src.Events(ctx, from, math.MaxInt64, func(e reader.Event) error {
 		if b == nil {
 			select {
 			case b = <-free:
@@ -277,8 +278,8 @@ func (im *importer) eachLine(ctx context.Context, from int64, out chan<- *lineBa
 			}
 			b.tokens, b.lines, b.ends = b.tokens[:0], b.lines[:0], b.ends[:0]
 		}
-		b.tokens = append(b.tokens, it.Token())
-		b.lines = append(b.lines, it.Line()...)
+		b.tokens = append(b.tokens, e.Token)
+		b.lines = append(b.lines, e.Line...)
 		b.ends = append(b.ends, len(b.lines))
 		if len(b.tokens) == lineBatchSize {
 			return send()

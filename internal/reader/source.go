@@ -33,13 +33,17 @@ type Source interface {
 	Notes() []archive.Note
 }
 
-// Event is one event on its way out of a source: its token and its protobuf Event bytes as the source
-// holds them.
+// Event is one event on its way out of a source: its token and either its protobuf Event bytes as the
+// source holds them (a server, segment files) or its canonical JSON line (an archive).
 type Event struct {
 	Token int64
 	Raw   []byte
+	Line  []byte
 	// TxEnd says that the event ends a transaction of the source (see Source.Transactions).
 	TxEnd bool
+	// Path and LineNo say where a line is (the chunk, and the line's number in it), for errors.
+	Path   string
+	LineNo int64
 }
 
 // SnapshotRequest says which snapshots a job wants.
