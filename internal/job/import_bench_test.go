@@ -18,7 +18,7 @@ import (
 // verification, and "compare" is the proof that follows an import. MB/s counts the events' protobuf
 // bytes. One op is one whole import (or proof).
 //
-// Run: go test ./internal/writer -run '^$' -bench Import -benchtime 3x
+// Run: go test ./internal/job -run '^$' -bench Import -benchtime 3x
 func BenchmarkImport(b *testing.B) {
 	const n = 200_000
 	srv := axontest.NewServer(b)
