@@ -7,13 +7,12 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/axonclient"
 	"github.com/axarchive/axarchive/internal/codec"
-	"github.com/axarchive/axarchive/internal/crashpoint"
+	"github.com/axarchive/axarchive/internal/writer"
 )
 
 // Import replays the archives in dirs (one archive, or an incremental chain in order) into the context
@@ -355,24 +354,11 @@ func (t *sizeTally) apply(plan *Plan) error {
 	return t.err
 }
 
-// slabBytes is the size of the buffers the encoded events of transactions are cut from.
-const slabBytes = 1 << 20
-
-type transaction struct {
-	first  int64 // archive token of the first event
-	tokens []int64
-	events [][]byte
-	bytes  int64
-	err    error
-}
-
-// importEvents commits the events one transaction at a time (AXON.md 5.2: concurrent appends would lose
-// token order) while the next transaction is sent, and the one after it read, decoded and encoded on
-// another core.
+// importEvents commits the events through a writer.ServerSink, one transaction at a time, while the next
+// transaction is sent, and the one after it read, decoded and encoded on the other cores.
 func (im *importer) importEvents(ctx context.Context, plan *Plan) error {
 	im.progress.Phase.Store("events")
-	head := plan.TargetHead
-	im.progress.Token.Store(head)
+	im.progress.Token.Store(plan.TargetHead)
 	var tokenMap *tokenMapFile
 	if im.opts.Renumber {
 		var err error
@@ -386,265 +372,45 @@ func (im *importer) importEvents(ctx context.Context, plan *Plan) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	txs := make(chan *transaction, 1) // one ready while one is sent: each can be 4 MiB
-	// An archive that records its source's transactions is sent one transaction per recorded one (cut
-	// further only where the limits below say so).
-	groups := newTxEnds(ctx, im.archives)
-	go func() {
-		defer close(txs)
-		defer groups.close()
-		tx := &transaction{}
-		var slab []byte // the events are encoded one after the other into it, not each into its own
-		err := im.eachEncodedEvent(ctx, plan.StartAt, func(token int64, event []byte) error {
-			n := int64(len(event))
-			if len(tx.events) > 0 && (len(tx.events) >= im.maxTx || tx.bytes+n > im.maxBytes) {
-				select {
-				case txs <- tx:
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-				tx = &transaction{}
-			}
-			if len(tx.events) == 0 {
-				tx.first = token
-			}
-			tx.tokens = append(tx.tokens, token)
-			if int64(cap(slab)-len(slab)) < n {
-				slab = make([]byte, 0, max(n, slabBytes))
-			}
-			start := len(slab)
-			slab = append(slab, event...)
-			tx.events = append(tx.events, slab[start:len(slab):len(slab)])
-			tx.bytes += n
-			if groups != nil {
-				if end, err := groups.ends(token); err != nil {
+	sink := writer.NewServerSink(ctx, im.conn, writer.ServerSinkOptions{
+		MaxEvents: im.maxTx, MaxBytes: im.maxBytes, Head: plan.TargetHead, Next: plan.StartAt,
+		Confirmed: func(tokens []int64, firstTarget, bytes int64) error {
+			if tokenMap != nil {
+				if err := tokenMap.add(tokens, firstTarget); err != nil {
 					return err
-				} else if end {
-					select {
-					case txs <- tx:
-					case <-ctx.Done():
-						return ctx.Err()
-					}
-					tx = &transaction{}
 				}
 			}
+			im.progress.Events.Add(int64(len(tokens)))
+			im.progress.Bytes.Add(bytes)
+			im.progress.Transactions.Add(1)
+			im.progress.Token.Store(firstTarget + int64(len(tokens)) - 1)
 			return nil
-		})
-		if err != nil {
-			tx = &transaction{err: err}
-		}
-		if len(tx.events) > 0 || tx.err != nil {
-			select {
-			case txs <- tx:
-			case <-ctx.Done():
-			}
-		}
+		},
+	})
+	go func() {
+		<-sink.Done() // a failed append stops the reading at once
+		cancel()
 	}()
-
-	var confirmed int64
-	nextToken := plan.StartAt
-	fail := func(err error) error {
-		unknown := false
-		hctx, hcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer hcancel()
-		if h, herr := im.conn.LastToken(hctx); herr == nil {
-			head = h
-		} else {
-			unknown = true
-		}
-		return &ProgressError{Imported: confirmed, TargetHead: head, HeadUnknown: unknown, NextToken: nextToken, Phase: "events", Err: err}
-	}
-	// Two transactions may be on the wire at once, never two committing: the next transaction's events
-	// are sent while the current one commits, and its call is half-closed (committed) only once the
-	// current one is confirmed and the head checked. A call that is not half-closed stores nothing
-	// whatever happens to it or to this process (AXON.md 2.3), so a failure or a crash leaves at most
-	// one transaction whose outcome is unknown, as before; the one behind it is abandoned.
-	var cur, next *sendingTx
-	defer func() {
-		for _, s := range []*sendingTx{cur, next} {
-			if s != nil {
-				s.append.Abandon() // a no-op for a committed call
+	// An archive that records its source's transactions is sent one transaction per recorded one (cut
+	// further only where the limits say so).
+	groups := newTxEnds(ctx, im.archives)
+	err := im.eachEncodedEvent(ctx, plan.StartAt, func(token int64, event []byte) error {
+		end := false
+		if groups != nil {
+			var err error
+			if end, err = groups.ends(token); err != nil {
+				return err
 			}
 		}
-	}()
-	open := true
-	receive := func(wait bool) (*transaction, error) {
-		var tx *transaction
-		if !open {
-			return nil, nil
-		}
-		if wait {
-			tx, open = <-txs
-		} else {
-			select {
-			case tx, open = <-txs:
-			default:
-				return nil, nil // not read yet: the current transaction commits without waiting for it
-			}
-		}
-		if !open {
-			return nil, nil
-		}
-		return tx, tx.err
+		return sink.WriteEvent(token, event, end)
+	})
+	groups.close()
+	err = sink.Finish(err)
+	var ae *writer.AppendError
+	if errors.As(err, &ae) {
+		return &ProgressError{Imported: ae.Confirmed, TargetHead: ae.Head, HeadUnknown: ae.HeadUnknown, NextToken: ae.Next, Phase: "events", Err: ae.Err}
 	}
-	for {
-		if cur == nil {
-			tx, err := receive(true)
-			if err != nil {
-				return fail(err)
-			}
-			if tx == nil {
-				break
-			}
-			cur = &sendingTx{tx: tx, append: im.conn.BeginAppend(ctx, tx.events)}
-		}
-		if next == nil {
-			tx, err := receive(false)
-			if err != nil {
-				return fail(err)
-			}
-			if tx != nil {
-				next = &sendingTx{tx: tx, append: im.conn.BeginAppend(ctx, tx.events)}
-			}
-		}
-		tx := cur.tx
-		if err := cur.append.Commit(); err != nil {
-			if errors.Is(err, axonclient.ErrSequence) {
-				err = im.locateSequenceError(context.WithoutCancel(ctx), tx, err)
-			}
-			if errors.Is(err, axonclient.ErrTooLarge) {
-				err = largestIn(tx, err)
-			}
-			return fail(err)
-		}
-		crashpoint.Hit("import-appended") // faulttest: the server confirmed the transaction, the head is not checked yet
-		want := head + int64(len(tx.events))
-		got, err := im.conn.LastToken(ctx)
-		if err != nil {
-			return fail(fmt.Errorf("read the target's head after a transaction: %w", err))
-		}
-		if got != want {
-			head = got
-			return fail(fmt.Errorf("%w: after the transaction of tokens %d-%d the target ends at token %d, expected %d (another writer is appending to this context?)",
-				ErrMismatch, tx.first, tx.tokens[len(tx.tokens)-1], got, want))
-		}
-		if tokenMap != nil {
-			if err := tokenMap.add(tx.tokens, head+1); err != nil {
-				return fail(err)
-			}
-		}
-		head = got
-		confirmed += int64(len(tx.events))
-		nextToken = tx.tokens[len(tx.tokens)-1] + 1
-		im.progress.Events.Add(int64(len(tx.events)))
-		im.progress.Bytes.Add(tx.bytes)
-		im.progress.Transactions.Add(1)
-		im.progress.Token.Store(head)
-		crashpoint.Hit("import-transaction") // faulttest: between two transactions
-		cur, next = next, nil
-	}
-	return ctx.Err()
-}
-
-// sendingTx is a transaction whose AppendEvent call is open.
-type sendingTx struct {
-	tx     *transaction
-	append *axonclient.PendingAppend
-}
-
-// largestIn names the largest event of a transaction the server refused as too large: the server does
-// not say which (Axon Server cancels the call), and --max-message-size let it through the size scan.
-func largestIn(tx *transaction, cause error) error {
-	largest := 0
-	for i, ev := range tx.events {
-		if len(ev) > len(tx.events[largest]) {
-			largest = i
-		}
-	}
-	return fmt.Errorf("%w: the largest event of the refused transaction (tokens %d-%d) is at token %d, %d bytes; pass the server's axoniq.axonserver.max-message-size as --max-message-size, or raise it on the server: %w",
-		ErrEventTooLarge, tx.tokens[0], tx.tokens[len(tx.tokens)-1], tx.tokens[largest], len(tx.events[largest]), cause)
-}
-
-// locateSequenceError finds the event the server refused. Axon Server names it ("Invalid sequence number
-// <n> for aggregate <id>, expected <m>"), and of several aggregates that fail it names whichever it checked
-// first, not the first in token order (it checks within the transaction first, then each aggregate against
-// the store in the order of a hash map): the line must name that one, or it would contradict the server's.
-// Without a text to go by, the event is found by asking the server for the aggregates' highest sequences.
-func (im *importer) locateSequenceError(ctx context.Context, tx *transaction, cause error) error {
-	var ae *axonclient.Error
-	if errors.As(cause, &ae) {
-		if seq, id, want, ok := parseSequenceDetail(ae.Detail); ok {
-			return locateNamed(tx, seq, id, want, cause)
-		}
-	}
-	expected := map[string]int64{}
-	for i, raw := range tx.events {
-		var r archive.Record
-		if codec.Decode(raw, &r) != nil || r.AggregateType == "" {
-			continue
-		}
-		want, ok := expected[r.AggregateID]
-		if !ok {
-			h, err := im.conn.HighestSequence(ctx, r.AggregateID)
-			if err != nil {
-				return cause
-			}
-			want = h + 1
-		}
-		if r.Sequence != want {
-			return &SequenceError{Token: tx.tokens[i], AggregateID: r.AggregateID, Sequence: r.Sequence, Expected: want, Err: cause}
-		}
-		expected[r.AggregateID] = want + 1
-	}
-	return cause
-}
-
-// locateNamed finds the event of aggregate id with sequence seq that the server expected to be want: one
-// that breaks the aggregate's run within the transaction, else the aggregate's first event in it (which
-// did not follow the store).
-func locateNamed(tx *transaction, seq int64, id string, want int64, cause error) error {
-	first := -1
-	prev, seen := int64(0), false
-	for i, raw := range tx.events {
-		var r archive.Record
-		if codec.Decode(raw, &r) != nil || r.AggregateType == "" || r.AggregateID != id {
-			continue
-		}
-		switch {
-		case !seen && r.Sequence == seq:
-			first = i
-		case seen && r.Sequence == seq && prev+1 == want:
-			return &SequenceError{Token: tx.tokens[i], AggregateID: id, Sequence: seq, Expected: want, Err: cause}
-		}
-		prev, seen = r.Sequence, true
-	}
-	if first >= 0 {
-		return &SequenceError{Token: tx.tokens[first], AggregateID: id, Sequence: seq, Expected: want, Err: cause}
-	}
-	return fmt.Errorf("the server refused the transaction of tokens %d-%d: %w", tx.tokens[0], tx.tokens[len(tx.tokens)-1], cause)
-}
-
-// parseSequenceDetail reads Axon Server's "Invalid sequence number <n> for aggregate <id>, expected <m>";
-// the id may itself hold ", expected ", so the last one counts.
-func parseSequenceDetail(detail string) (seq int64, id string, want int64, ok bool) {
-	rest, found := strings.CutPrefix(detail, "Invalid sequence number ")
-	if !found {
-		return 0, "", 0, false
-	}
-	num, rest, found := strings.Cut(rest, " for aggregate ")
-	if !found {
-		return 0, "", 0, false
-	}
-	at := strings.LastIndex(rest, ", expected ")
-	if at < 0 {
-		return 0, "", 0, false
-	}
-	seq, err1 := strconv.ParseInt(num, 10, 64)
-	want, err2 := strconv.ParseInt(rest[at+len(", expected "):], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, "", 0, false
-	}
-	return seq, rest[:at], want, true
+	return err
 }
 
 // tokenMapFile records where renumbered events went, one "archive-token target-token" line per event,

@@ -3,14 +3,16 @@ package job
 import (
 	"context"
 	"errors"
-	"filippo.io/age"
 	"fmt"
 	"sync/atomic"
+
+	"filippo.io/age"
 
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/axonclient"
 	"github.com/axarchive/axarchive/internal/codec"
 	"github.com/axarchive/axarchive/internal/reader"
+	"github.com/axarchive/axarchive/internal/writer"
 )
 
 // Limits of one AppendEvent transaction (AXON.md 2.3 and 5.10).
@@ -124,8 +126,8 @@ var (
 	ErrTargetNotEmpty = errors.New("target context is not empty")
 	ErrNotContiguous  = errors.New("archive tokens do not start at 0 or have gaps")
 	ErrChain          = archive.ErrChain // invalid input, as for verify
-	ErrEventTooLarge  = errors.New("event larger than the server's max message size")
-	ErrMismatch       = errors.New("target does not match the archive")
+	ErrEventTooLarge  = writer.ErrEventTooLarge
+	ErrMismatch       = writer.ErrMismatch
 )
 
 // IncrementalError is an incremental archive given first (or alone) without --renumber: its events
@@ -144,19 +146,7 @@ func (e *IncrementalError) Unwrap() error { return ErrNotContiguous }
 
 // SequenceError is a transaction the server rejected for an aggregate sequence number (AXONIQ-2000),
 // located by asking the server for the aggregate's highest sequence.
-type SequenceError struct {
-	Token       int64
-	AggregateID string
-	Sequence    int64
-	Expected    int64
-	Err         error
-}
-
-func (e *SequenceError) Error() string {
-	return fmt.Sprintf("event at token %d: aggregate %q sequence %d, the target expected %d: %v", e.Token, e.AggregateID, e.Sequence, e.Expected, e.Err)
-}
-
-func (e *SequenceError) Unwrap() error { return e.Err }
+type SequenceError = writer.SequenceError
 
 type importer struct {
 	conn     *axonclient.Conn

@@ -1,4 +1,4 @@
-package job
+package writer
 
 import (
 	"testing"
