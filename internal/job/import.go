@@ -367,13 +367,9 @@ func (im *importer) importEvents(ctx context.Context, plan *Plan) error {
 		}
 		defer tokenMap.close()
 	}
-	if plan.Events == 0 {
-		return nil
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	sink := writer.NewServerSink(ctx, im.conn, writer.ServerSinkOptions{
 		MaxEvents: im.maxTx, MaxBytes: im.maxBytes, Head: plan.TargetHead, Next: plan.StartAt,
+		SnapshotStored: func() { im.progress.Snapshots.Add(1) },
 		Confirmed: func(tokens []int64, firstTarget, bytes int64) error {
 			if tokenMap != nil {
 				if err := tokenMap.add(tokens, firstTarget); err != nil {
@@ -387,8 +383,17 @@ func (im *importer) importEvents(ctx context.Context, plan *Plan) error {
 			return nil
 		},
 	})
+	im.sink = sink
+	if plan.Events == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	go func() {
-		<-sink.Done() // a failed append stops the reading at once
+		select {
+		case <-sink.Done(): // a failed append stops the reading at once
+		case <-ctx.Done():
+		}
 		cancel()
 	}()
 	// An archive that records its source's transactions is sent one transaction per recorded one (cut

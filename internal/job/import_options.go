@@ -151,6 +151,7 @@ type SequenceError = writer.SequenceError
 type importer struct {
 	conn     *axonclient.Conn
 	src      *reader.ArchiveSource
+	sink     *writer.ServerSink // the target, once importEvents made it
 	archives []*archive.Archive
 	dirs     []string
 	opts     ImportOptions

@@ -1,6 +1,9 @@
-// Package writer holds the sinks records go into that are not an archive (an archive is written by
-// archive.Writer): the segment-file store (SegmentStore, segments.go), which writes Axon Server's
-// *.events and *.snapshots files the way the server does, resumably.
+// Package writer holds every sink records go into, each behind Sink (sink.go):
 //
-// A new sink goes here.
+//   - ArchiveSink (sink.go): an archive directory, through archive.Writer;
+//   - ServerSink (server.go): a context of a running Axon Server, appended to one transaction at a time;
+//   - SegmentSink (sink.go) over SegmentStore (segments.go): Axon Server's *.events and *.snapshots files,
+//     written the way the server does, resumably.
+//
+// A new sink goes here, as a type that implements Sink.
 package writer

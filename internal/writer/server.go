@@ -44,6 +44,8 @@ type ServerSinkOptions struct {
 	// Next is the source token of the first event, which AppendError.Next names until a transaction is
 	// confirmed.
 	Next int64
+	// SnapshotStored, if set, is called after each snapshot the server stored.
+	SnapshotStored func()
 	// Confirmed, if set, is called after each transaction is confirmed and the target's head checked,
 	// with the source tokens of its events, the target token of the first, and its bytes; an error stops
 	// the sink as a failed append does.
@@ -66,8 +68,18 @@ type AppendError struct {
 func (e *AppendError) Error() string { return e.Err.Error() }
 func (e *AppendError) Unwrap() error { return e.Err }
 
-// errStopped is what WriteEvent returns once the sink has stopped: Finish says why.
-var errStopped = errors.New("the server sink stopped")
+// ErrStopped is what WriteEvent and WriteSnapshot return once the sink has stopped after a failure:
+// Finish and Close say which.
+var ErrStopped = errors.New("the server sink stopped")
+
+// SnapshotError is the failed snapshot append at the lowest position.
+type SnapshotError struct {
+	Position int64
+	Err      error
+}
+
+func (e *SnapshotError) Error() string { return e.Err.Error() }
+func (e *SnapshotError) Unwrap() error { return e.Err }
 
 // ServerSink appends events to the context of an Axon Server, in token order, one transaction at a
 // time (AXON.md 5.2: concurrent appends would lose token order), while the caller reads, decodes and
@@ -78,37 +90,48 @@ type ServerSink struct {
 	conn *axonclient.Conn
 	opts ServerSinkOptions
 	ctx  context.Context
-	stop context.CancelFunc
 
 	txs  chan *transaction // one ready while one is sent: each can be 4 MiB
 	tx   *transaction      // being filled
 	slab []byte            // the events are copied one after the other into it, not each into its own
 
+	started  bool
 	done     chan struct{} // closed when the sender has ended
 	err      error         // why it ended, once done
 	finished sync.Once
+
+	snapshots *snapshotSender
 }
 
-// NewServerSink starts a sink into the context conn talks to; Finish must end it.
+// NewServerSink returns a sink into the context conn talks to. Its events go through WriteEvent and
+// Finish, then its snapshots through WriteSnapshot and Close.
 func NewServerSink(ctx context.Context, conn *axonclient.Conn, opts ServerSinkOptions) *ServerSink {
-	ctx, cancel := context.WithCancel(ctx)
-	s := &ServerSink{conn: conn, opts: opts, ctx: ctx, stop: cancel, txs: make(chan *transaction, 1), tx: &transaction{}, done: make(chan struct{})}
+	return &ServerSink{conn: conn, opts: opts, ctx: ctx, txs: make(chan *transaction, 1), tx: &transaction{}, done: make(chan struct{}),
+		snapshots: newSnapshotSender(conn, opts.SnapshotStored)}
+}
+
+// start starts the sender of the events.
+func (s *ServerSink) start() {
+	if s.started {
+		return
+	}
+	s.started = true
 	go func() {
 		defer close(s.done)
 		s.err = s.send()
 	}()
-	return s
 }
 
 func (s *ServerSink) Form() Form { return Protobuf }
 
-// Done is closed when the sink has stopped sending: after a failure, or after Finish.
+// Done is closed when the sink has stopped sending events: after a failure, or after Finish.
 func (s *ServerSink) Done() <-chan struct{} { return s.done }
 
 // WriteEvent adds the event (protobuf) to the transaction being filled, handing the transaction to the
 // sender when the limits or the source's transaction (txEnd) end it. After the sender stopped it
 // returns an error, and Finish says what stopped it.
 func (s *ServerSink) WriteEvent(token int64, event []byte, txEnd bool) error {
+	s.start()
 	tx := s.tx
 	n := int64(len(event))
 	if len(tx.events) > 0 && (len(tx.events) >= s.opts.MaxEvents || tx.bytes+n > s.opts.MaxBytes) {
@@ -141,7 +164,7 @@ func (s *ServerSink) hand() error {
 		s.tx = &transaction{}
 		return nil
 	case <-s.done:
-		return errStopped
+		return ErrStopped
 	case <-s.ctx.Done():
 		return s.ctx.Err()
 	}
@@ -153,7 +176,8 @@ func (s *ServerSink) hand() error {
 // (or the context's error).
 func (s *ServerSink) Finish(srcErr error) error {
 	s.finished.Do(func() {
-		if errors.Is(srcErr, errStopped) {
+		s.start()
+		if errors.Is(srcErr, ErrStopped) {
 			srcErr = nil // the sender's own failure, which it reports
 		}
 		tx := s.tx
@@ -169,7 +193,6 @@ func (s *ServerSink) Finish(srcErr error) error {
 		}
 		close(s.txs)
 		<-s.done
-		s.stop()
 	})
 	return s.err
 }
@@ -393,3 +416,122 @@ func parseSequenceDetail(detail string) (seq int64, id string, want int64, ok bo
 	}
 	return seq, rest[:at], want, true
 }
+
+// WriteSnapshot starts the append of r, after Finish, once there is room and no snapshot of its
+// aggregate is in flight. After a failure it sends nothing more and returns ErrStopped; Close says which
+// failed.
+func (s *ServerSink) WriteSnapshot(r *archive.Record) error {
+	if !s.snapshots.send(s.ctx, r) {
+		if err := s.ctx.Err(); err != nil {
+			return err
+		}
+		return ErrStopped
+	}
+	return nil
+}
+
+// Close waits for the snapshots in flight and returns the failure at the lowest position, a
+// *SnapshotError, if any.
+func (s *ServerSink) Close() error {
+	s.snapshots.wait()
+	if f := s.snapshots.failed; f != nil {
+		return &SnapshotError{Position: f.position, Err: f.err}
+	}
+	return nil
+}
+
+// SnapshotsSent is the number of snapshots the server stored.
+func (s *ServerSink) SnapshotsSent() int64 { return s.snapshots.sent }
+
+// Each AppendSnapshot is a round trip for one snapshot, so the phase is bound by latency, not by the
+// cores or the wire: snapshotSender keeps up to maxSnapshotsInFlight calls (and maxSnapshotBytesInFlight
+// bytes) going. Two snapshots of one aggregate are never in flight together, so that each aggregate's
+// snapshots are stored in the archive's order. After a failure nothing more is sent; snapshots after the
+// failed one may have been stored, which a resumed import finds in the target.
+const (
+	maxSnapshotsInFlight     = 16
+	maxSnapshotBytesInFlight = 8 << 20
+)
+
+type snapshotSender struct {
+	conn     *axonclient.Conn
+	stored   func() // counts a stored snapshot, if set
+	done     chan snapshotResult
+	inFlight map[string]int64 // aggregate id -> bytes of its snapshot in flight
+	bytes    int64
+	sent     int64
+	failed   *snapshotResult // the failure at the lowest position
+}
+
+type snapshotResult struct {
+	aggregate string
+	size      int64
+	position  int64
+	err       error
+}
+
+func newSnapshotSender(conn *axonclient.Conn, stored func()) *snapshotSender {
+	return &snapshotSender{conn: conn, stored: stored, done: make(chan snapshotResult, maxSnapshotsInFlight), inFlight: map[string]int64{}}
+}
+
+// send starts the call for r once there is room and no snapshot of its aggregate is in flight. It
+// returns false when it sends nothing more: after a failure, or when ctx ends.
+func (s *snapshotSender) send(ctx context.Context, r *archive.Record) bool {
+	event := codec.Encode(nil, r)
+	size := int64(len(event))
+	for s.failed == nil {
+		_, busy := s.inFlight[r.AggregateID]
+		full := len(s.inFlight) >= maxSnapshotsInFlight || (len(s.inFlight) > 0 && s.bytes+size > maxSnapshotBytesInFlight)
+		if !busy && !full {
+			break
+		}
+		select {
+		case res := <-s.done:
+			s.finish(res)
+		case <-ctx.Done():
+			return false
+		}
+	}
+	if s.failed != nil {
+		return false
+	}
+	s.inFlight[r.AggregateID] = size
+	s.bytes += size
+	position, agg, seq := r.Token, r.AggregateID, r.Sequence
+	go func() {
+		err := s.conn.AppendSnapshot(ctx, event)
+		switch {
+		case errors.Is(err, axonclient.ErrTooLarge):
+			err = fmt.Errorf("%w: the snapshot at position %d (aggregate %q, sequence %d) is %d bytes; pass the server's axoniq.axonserver.max-message-size as --max-message-size, or raise it on the server: %w",
+				ErrEventTooLarge, position, agg, seq, len(event), err)
+		case err != nil:
+			err = fmt.Errorf("snapshot at position %d (aggregate %q, sequence %d): %w", position, agg, seq, err)
+		}
+		s.done <- snapshotResult{aggregate: agg, size: size, position: position, err: err}
+	}()
+	return true
+}
+
+func (s *snapshotSender) finish(res snapshotResult) {
+	delete(s.inFlight, res.aggregate)
+	s.bytes -= res.size
+	if res.err != nil {
+		if s.failed == nil || res.position < s.failed.position {
+			s.failed = &res
+		}
+		return
+	}
+	s.sent++
+	if s.stored != nil {
+		s.stored()
+	}
+}
+
+// wait returns once no call is in flight.
+func (s *snapshotSender) wait() {
+	for len(s.inFlight) > 0 {
+		s.finish(<-s.done)
+	}
+}
+
+var _ Sink = (*ServerSink)(nil)
