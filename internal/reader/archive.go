@@ -20,9 +20,6 @@ func NewArchiveSource(archives []*archive.Archive) *ArchiveSource {
 	return &ArchiveSource{archives: archives}
 }
 
-// Archives returns the archives of the chain, in order.
-func (s *ArchiveSource) Archives() []*archive.Archive { return s.archives }
-
 func (s *ArchiveSource) Describe() archive.Source { return s.archives[0].Manifest().Source }
 
 func (s *ArchiveSource) Bounds(context.Context) (int64, int64, error) {
