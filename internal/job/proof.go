@@ -389,7 +389,7 @@ type snapshotItem struct {
 }
 
 // snapshotReaders bounds the ListAggregateSnapshots calls the comparison has in flight: each is a round
-// trip for one aggregate, so the phase is bound by latency (as export's, see export.SnapshotReaders).
+// trip for one aggregate, so the phase is bound by latency (as a live export's, see reader.SnapshotReaders).
 const snapshotReaders = 32
 
 // readSnapshotsAhead reads the archives' snapshots in order and, for each aggregate the first time it
