@@ -18,7 +18,7 @@ import (
 
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/axonclient"
-	"github.com/axarchive/axarchive/internal/export"
+	"github.com/axarchive/axarchive/internal/job"
 	"github.com/axarchive/axarchive/internal/reader"
 	"github.com/axarchive/axarchive/internal/sshsig"
 	"github.com/axarchive/axarchive/internal/tokenstore"
@@ -90,7 +90,7 @@ func exitCode(err error) int {
 func printError(w io.Writer, err error) {
 	msg := err.Error()
 	if errors.Is(err, context.Canceled) && !strings.Contains(msg, "\n") &&
-		!errors.As(err, new(*export.InterruptedError)) && !errors.As(err, new(*writer.ProgressError)) &&
+		!errors.As(err, new(*job.InterruptedError)) && !errors.As(err, new(*job.ProgressError)) &&
 		!errors.As(err, new(*interruptedBeforeSending)) {
 		msg = "interrupted"
 	}
@@ -114,14 +114,14 @@ func hint(err error) string {
 		return "run axarchive --help for usage"
 	case errors.As(err, &ce):
 		return ce.hint
-	case errors.As(err, new(*export.PreviousError)) && errors.Is(err, archive.ErrIncomplete):
+	case errors.As(err, new(*job.PreviousError)) && errors.Is(err, archive.ErrIncomplete):
 		// Before ErrIncomplete: the directory to resume is the previous archive's, not this export's.
 		return "the archive given to --since is an interrupted export: complete it first (its own export command with --resume), then run this one again"
 	case errors.Is(err, archive.ErrIncomplete):
 		return "the directory holds an interrupted export: run the same export command with --resume to complete it"
 	case errors.Is(err, archive.ErrVersion):
 		return fmt.Sprintf("upgrade axarchive: this one reads archive format versions %d to %d", archive.MinVersion, archive.MaxVersion)
-	case errors.Is(err, export.ErrEmpty):
+	case errors.Is(err, job.ErrEmpty):
 		return "check --context (on a server that keeps contexts apart, a mistyped name is an empty context); to archive an empty context on purpose, add --allow-empty"
 	case errors.Is(err, archive.ErrComplete):
 		return "the archive in that directory is complete: nothing to resume (axarchive verify DIR checks it); to export newer events, export into a new directory with --since DIR"
@@ -148,7 +148,7 @@ func hint(err error) string {
 	case errors.As(err, new(*reader.SegmentError)):
 		// Before the InterruptedError case: --resume would stop at the same damage.
 		return "the segment files are damaged or incomplete: axarchive segments DIR shows what is missing or damaged; to archive what is readable, export into a new directory with --to-token set to the token before the damage"
-	case errors.As(err, new(*export.InterruptedError)):
+	case errors.As(err, new(*job.InterruptedError)):
 		return "run the same command with --resume to continue; what is committed is kept"
 	case errors.Is(err, axonclient.ErrUnauthorized):
 		return "check the access token (--access-token-file or $" + tokenEnv + ") and that it may use this context"
@@ -160,21 +160,21 @@ func hint(err error) string {
 		return "leave out --context (or give --context default): Axon Server SE has the one context default"
 	case errors.Is(err, axonclient.ErrContextNotFound):
 		return "check --context: the server does not know it"
-	case errors.Is(err, writer.ErrTargetNotEmpty):
+	case errors.Is(err, job.ErrTargetNotEmpty):
 		return "import into a new, empty context; or --resume to continue an interrupted import; or --renumber to append"
-	case errors.Is(err, writer.ErrSegmentsNotContiguous):
+	case errors.Is(err, job.ErrSegmentsNotContiguous):
 		return "segment files can only hold a whole store from token 0: import such an archive into a running server instead (axarchive import --server … --renumber)"
 	case errors.Is(err, writer.ErrSegmentDir):
 		return "give import --segments a new or empty directory, or add --resume to continue an import interrupted in it"
-	case errors.Is(err, writer.ErrNoSpace):
+	case errors.Is(err, job.ErrNoSpace):
 		return "free space on that file system, or write the segment files to another one"
-	case errors.Is(err, writer.ErrDirInArchive):
+	case errors.Is(err, job.ErrDirInArchive):
 		return "write the segment files outside the archive's directory"
-	case errors.As(err, new(*writer.IncrementalError)):
-		var ie *writer.IncrementalError
+	case errors.As(err, new(*job.IncrementalError)):
+		var ie *job.IncrementalError
 		errors.As(err, &ie)
 		return fmt.Sprintf("import the chain in one command, oldest first: axarchive import [flags] ARCHIVE_%.8s… %s (axarchive inspect shows an archive's fingerprint); --renumber would append these events alone at the target's next tokens", ie.Previous.Fingerprint, ie.Dir)
-	case errors.Is(err, writer.ErrNotContiguous):
+	case errors.Is(err, job.ErrNotContiguous):
 		return "import with --renumber: events then take the target's next tokens, and a token map records where each went"
 	case errors.Is(err, archive.ErrVerify), errors.Is(err, archive.ErrCorrupt), errors.Is(err, archive.ErrBag):
 		return "the archive's files are not what was written; restore it from another copy (sha256sum -c manifest-sha256.txt in the archive lists the damaged files)"

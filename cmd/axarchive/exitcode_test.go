@@ -13,9 +13,8 @@ import (
 	"github.com/stretchr/testify/assert"
 
 	"github.com/axarchive/axarchive/archive"
-	"github.com/axarchive/axarchive/internal/export"
+	"github.com/axarchive/axarchive/internal/job"
 	"github.com/axarchive/axarchive/internal/reader"
-	"github.com/axarchive/axarchive/internal/writer"
 )
 
 func TestExitCode(t *testing.T) {
@@ -36,11 +35,11 @@ func TestExitCode(t *testing.T) {
 		{errors.Join(errors.New("a"), archive.ErrManifest), exitInvalid},
 		{archive.ErrChain, exitInvalid},
 		{errBackupDamaged, exitInvalid},
-		{&export.InterruptedError{Err: &reader.SegmentError{File: "00000000000000000000.events", Err: reader.ErrChecksum}}, exitInvalid},
-		{&export.InterruptedError{Err: fmt.Errorf("x: %w", reader.ErrGap)}, exitInvalid},
+		{&job.InterruptedError{Err: &reader.SegmentError{File: "00000000000000000000.events", Err: reader.ErrChecksum}}, exitInvalid},
+		{&job.InterruptedError{Err: fmt.Errorf("x: %w", reader.ErrGap)}, exitInvalid},
 		{&reader.SegmentError{File: "x.events", Token: -1, Err: fmt.Errorf("%w: a FIFO", reader.ErrNotSegment)}, exitInvalid},
-		{writer.ErrChain, exitInvalid},
-		{fmt.Errorf("x: %w", export.ErrEmpty), exitError},
+		{job.ErrChain, exitInvalid},
+		{fmt.Errorf("x: %w", job.ErrEmpty), exitError},
 		{&interruptedBeforeSending{err: context.Canceled}, exitInterrupted},
 		{errTargetDiffers, exitDiffers},
 		{archive.ErrNotEmpty, exitError},

@@ -12,7 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/axarchive/axarchive/archive"
-	"github.com/axarchive/axarchive/internal/export"
+	"github.com/axarchive/axarchive/internal/job"
 	"github.com/axarchive/axarchive/internal/reader"
 )
 
@@ -35,8 +35,8 @@ func exportCommand() *cli.Command {
 		&cli.StringFlag{Name: "since", Usage: "incremental: continue after the last token of the archive in `DIR` and link to it"},
 		&cli.Int64Flag{Name: "chunk-size", Value: 64 << 20, Usage: "start a new chunk after `BYTES` of JSON Lines"},
 		&cli.Int64Flag{Name: "chunk-records", Value: 1 << 20, Usage: "start a new chunk after `N` records"},
-		&cli.IntFlag{Name: "level", Value: export.DefaultLevel, Usage: "zstd compression `LEVEL`, 1 to 22: 1 (the default) is the fastest; 3 is about 1% smaller and a fifth slower to export; 7 and up are smaller still and much slower"},
-		&cli.IntFlag{Name: "retries", Value: export.DefaultMaxRetries, Usage: "re-open a lost event stream up to `N` times in a row, waiting 0.2 s doubling up to 10 s between tries (10: about a minute; 0: never)"},
+		&cli.IntFlag{Name: "level", Value: job.DefaultLevel, Usage: "zstd compression `LEVEL`, 1 to 22: 1 (the default) is the fastest; 3 is about 1% smaller and a fifth slower to export; 7 and up are smaller still and much slower"},
+		&cli.IntFlag{Name: "retries", Value: reader.DefaultMaxRetries, Usage: "re-open a lost event stream up to `N` times in a row, waiting 0.2 s doubling up to 10 s between tries (10: about a minute; 0: never)"},
 		&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress on stderr: auto, json or none"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors and warnings"},
 		signKeyFlag(),
@@ -72,7 +72,7 @@ Exit status: 0 done, 1 error (the directory stays resumable; also a context with
 }
 
 type exportOptions struct {
-	export   export.Options
+	export   job.ExportOptions
 	conn     *connOptions
 	segments *reader.SegmentsOptions
 	progress progressMode
@@ -80,7 +80,7 @@ type exportOptions struct {
 
 func readExportFlags(c *cli.Context) (exportOptions, error) {
 	var o exportOptions
-	o.export = export.Options{
+	o.export = job.ExportOptions{
 		Dir:          c.String("output"),
 		Resume:       c.Bool("resume"),
 		AllowEmpty:   c.Bool("allow-empty"),
@@ -103,7 +103,7 @@ func readExportFlags(c *cli.Context) (exportOptions, error) {
 		return o, &usageError{msg: "-o -: an archive is a directory, it cannot be written to stdout", hint: "give a directory (-o ./- if you mean a directory named -); axarchive cat prints an archive's records to stdout"}
 	}
 	switch o.export.Snapshots {
-	case export.SnapshotsAll, export.SnapshotsLatest, export.SnapshotsNone:
+	case job.SnapshotsAll, job.SnapshotsLatest, job.SnapshotsNone:
 	default:
 		return o, usageErrorf("--snapshots must be all, latest or none")
 	}
@@ -201,18 +201,18 @@ func readExportFlags(c *cli.Context) (exportOptions, error) {
 }
 
 func runExport(ctx context.Context, o exportOptions, stdout, stderr io.Writer) error {
-	progress := new(export.Progress)
+	progress := new(job.ExportProgress)
 	o.export.Progress = progress
 	rep := startProgress(stderr, o.progress, func() progressSample { return exportSample(progress) })
 	o.export.Warn = rep.warn
 
 	start := time.Now()
-	var res *export.Result
+	var res *job.ExportResult
 	var err error
 	if o.segments != nil {
 		_, statErr := os.Lstat(o.export.Dir)
 		created := errors.Is(statErr, fs.ErrNotExist) && !o.export.Resume
-		res, err = export.Segments(ctx, *o.segments, o.export)
+		res, err = job.ExportSegments(ctx, *o.segments, o.export)
 		if err != nil && created && errors.As(err, new(*reader.SegmentError)) {
 			// Damage in the input: --resume would stop at it again, so the directory this run created
 			// holds nothing anyone can finish. It goes, so that damaged input leaves nothing behind.
@@ -228,7 +228,7 @@ func runExport(ctx context.Context, o exportOptions, stdout, stderr io.Writer) e
 			return derr
 		}
 		defer conn.Close()
-		res, err = export.Live(ctx, conn, o.export)
+		res, err = job.ExportServer(ctx, conn, o.export)
 	}
 	rep.finish()
 	if err != nil {
@@ -257,7 +257,7 @@ func rateOf(n int64, el time.Duration) string {
 
 // exportSample is what export's progress reports: the percentage of the token range written (of the
 // aggregates asked in the snapshot phase), 100 once all is written.
-func exportSample(progress *export.Progress) progressSample {
+func exportSample(progress *job.ExportProgress) progressSample {
 	s := progressSample{Phase: "export", Records: progress.Events.Load(), Bytes: progress.Bytes.Load(), Token: progress.Token.Load()}
 	if ph, _ := progress.Phase.Load().(string); ph != "" {
 		s.Phase = ph

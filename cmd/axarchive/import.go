@@ -7,13 +7,12 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/axarchive/axarchive/internal/axonclient"
-	"github.com/axarchive/axarchive/internal/writer"
+	"github.com/axarchive/axarchive/internal/job"
 )
 
 func importCommand() *cli.Command {
@@ -25,7 +24,7 @@ func importCommand() *cli.Command {
 		&cli.BoolFlag{Name: "no-verify", Usage: "skip the full verification of the archive before sending"},
 		&cli.BoolFlag{Name: "no-check", Usage: "skip the comparison of the target with the archive afterwards"},
 		checkRetriesFlag("the check's"),
-		&cli.IntFlag{Name: "max-transaction-events", Value: writer.MaxTransactionEvents, Usage: "at most `N` events per AppendEvent transaction"},
+		&cli.IntFlag{Name: "max-transaction-events", Value: job.MaxTransactionEvents, Usage: "at most `N` events per AppendEvent transaction"},
 		&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress on stderr: auto, json or none"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors and warnings"},
 		identityFlag(),
@@ -67,8 +66,8 @@ continue), 2 usage, 3 archive invalid, 4 target differs from the archive, 130 in
 			if err != nil {
 				return err
 			}
-			if n := c.Int("max-transaction-events"); n < 1 || n > writer.MaxTransactionEvents {
-				return usageErrorf("--max-transaction-events %d: Axon Server takes 1 to %d events per transaction", n, writer.MaxTransactionEvents)
+			if n := c.Int("max-transaction-events"); n < 1 || n > job.MaxTransactionEvents {
+				return usageErrorf("--max-transaction-events %d: Axon Server takes 1 to %d events per transaction", n, job.MaxTransactionEvents)
 			}
 			if n := c.Int("max-message-size"); n < 64<<10 {
 				return usageErrorf("--max-message-size %d: give the server's axoniq.axonserver.max-message-size in bytes (4194304 by default)", n)
@@ -83,7 +82,7 @@ continue), 2 usage, 3 archive invalid, 4 target differs from the archive, 130 in
 			}
 			o := importOptions{dirs: dirs, conn: conn, progress: mode, noCheck: c.Bool("no-check"), args: c.Args().Slice(),
 				flagsLine: importFlagsLine(c), diffFlagsLine: connFlagsLine(c), checkRetries: retries, identities: ids}
-			o.opts = writer.Options{
+			o.opts = job.ImportOptions{
 				Resume:               c.Bool("resume"),
 				Renumber:             c.Bool("renumber"),
 				TokenMap:             c.String("token-map"),
@@ -103,7 +102,7 @@ continue), 2 usage, 3 archive invalid, 4 target differs from the archive, 130 in
 type importOptions struct {
 	dirs          []string
 	conn          connOptions
-	opts          writer.Options
+	opts          job.ImportOptions
 	progress      progressMode
 	noCheck       bool
 	checkRetries  int // CompareOptions.MaxRetries
@@ -150,10 +149,8 @@ func importFlagsLine(c *cli.Context) string {
 var errTargetDiffers = errors.New("the target context differs from the archive")
 
 func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) error {
-	progress := new(writer.Progress)
+	progress := new(job.ImportProgress)
 	o.opts.Progress = progress
-	var toSend atomic.Int64 // events this run sends, once the plan is known: a resumed run sends the rest
-	toSend.Store(-1)
 	rep := startProgress(stderr, o.progress, func() progressSample {
 		s := progressSample{Phase: "import", Records: progress.Events.Load(), Bytes: progress.Bytes.Load(), Token: progress.Token.Load()}
 		if ph, _ := progress.Phase.Load().(string); ph != "" {
@@ -165,20 +162,17 @@ func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) e
 		case "done":
 			s.Percent = 100
 		default:
-			total := progress.Total.Load()
-			if n := toSend.Load(); n >= 0 {
-				total = n
-			}
-			s.Percent = percent(s.Records, total)
+			s.Percent = percent(s.Records, progress.Total.Load())
 		}
 		return s
 	})
 	o.opts.Warn = rep.warn
+	o.opts.Check, o.opts.CheckRetries = !o.noCheck, o.checkRetries
 	o.conn.reportRetries(rep.warn)
 	// Opened before the server is dialled, so that a directory that is not an archive, or an incomplete
 	// one, is reported as such (exit 3) and not hidden behind a connection error; the same archives then
-	// serve the import and its check.
-	archives, err := writer.OpenArchives(o.dirs, o.identities...)
+	// serve the import and its proof.
+	archives, err := job.OpenArchives(o.dirs, o.identities...)
 	if err != nil {
 		rep.finish()
 		return err
@@ -192,51 +186,15 @@ func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) e
 		return err
 	}
 	defer conn.Close()
-	start := time.Now()
-	// The check follows the import: it compares each transaction's events once the import has seen them
-	// confirmed, on the cores the import leaves idle while the server commits, and is left with the
-	// snapshots and the target's head when the import ends.
-	type checked struct {
-		d   *writer.Diff
-		err error
-	}
-	var check chan checked
-	imported := make(chan struct{})
-	checkCtx, stopCheck := context.WithCancel(ctx)
-	defer stopCheck()
-	var sending atomic.Bool // the preflight passed and the first append may be under way
-	started := func(plan *writer.Plan) {
-		sending.Store(true)
-		toSend.Store(eventsToSend(plan))
-	}
-	o.opts.Sending = started
-	if !o.noCheck {
-		o.opts.Sending = func(plan *writer.Plan) {
-			started(plan)
-			copts := writer.CompareOptions{AfterImport: imported, Committed: progress.Token.Load, Warn: rep.warn, MaxRetries: o.checkRetries}
-			if o.opts.Renumber {
-				first := plan.TargetFirst
-				copts.TargetFirst = &first
-			}
-			check = make(chan checked, 1)
-			go func() {
-				d, err := writer.CompareArchives(checkCtx, conn, archives, copts)
-				check <- checked{d, err}
-			}()
-		}
-	}
-	plan, err := writer.ImportArchives(ctx, conn, archives, o.opts)
-	if err == nil {
+	res, err := job.ImportArchives(ctx, conn, archives, o.opts)
+	var checkErr *job.CheckError
+	if err == nil || errors.As(err, &checkErr) {
 		progress.Phase.Store("done") // the final progress sample counts events, not snapshots
 	}
 	rep.finish()
-	if err != nil && check != nil {
-		stopCheck()
-		<-check
-	}
-	if err != nil {
-		var pe *writer.ProgressError
-		if errors.Is(err, context.Canceled) && !sending.Load() && !errors.As(err, &pe) {
+	if err != nil && checkErr == nil {
+		var pe *job.ProgressError
+		if errors.Is(err, context.Canceled) && !res.Started && !errors.As(err, &pe) {
 			return &interruptedBeforeSending{err: err}
 		}
 		if errors.As(err, &pe) {
@@ -245,11 +203,11 @@ func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) e
 		return err
 	}
 	if o.opts.DryRun {
-		printPlan(stdout, plan, conn)
+		printPlan(stdout, res.Plan, conn)
 		return nil
 	}
 	if !rep.quiet() {
-		el := time.Since(start)
+		el := res.Took
 		rate := ""
 		if n := progress.Events.Load(); n > 0 {
 			rate = fmt.Sprintf(" (%.0f events/s)", float64(n)/max(el.Seconds(), 1e-9))
@@ -262,24 +220,21 @@ func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) e
 				conn.Address(), conn.Context(), el.Round(time.Millisecond), rate)
 		}
 	}
-	if o.noCheck {
-		return nil
-	}
-	close(imported)
-	r := <-check // ImportArchives called Sending: it succeeded and it was no dry run
-	d, err := r.d, r.err
-	if err != nil {
+	if checkErr != nil {
 		diff := "axarchive diff " + o.diffFlagsLine
 		if o.opts.Renumber {
 			diff += " --token-map " + o.opts.TokenMap
 		}
-		return &continueError{err: fmt.Errorf("check the target against the archive: %w", err),
+		return &continueError{err: checkErr,
 			hint: fmt.Sprintf("the import itself is complete; to run the check again, run: %s %s", diff, strings.Join(o.dirs, " "))}
 	}
-	return printDiff(stdout, d, len(o.dirs), o.progress == progressQuiet)
+	if o.noCheck {
+		return nil
+	}
+	return printDiff(stdout, res.Diff, len(o.dirs), o.progress == progressQuiet)
 }
 
-func printPlan(w io.Writer, p *writer.Plan, conn *axonclient.Conn) {
+func printPlan(w io.Writer, p *job.Plan, conn *axonclient.Conn) {
 	fmt.Fprintf(w, "plan (dry run, nothing sent):\n")
 	fmt.Fprintf(w, "  archives:      %s\n", strings.Join(p.Archives, " "))
 	fmt.Fprintf(w, "  target:        %s context %s, ", conn.Address(), conn.Context())
@@ -294,130 +249,6 @@ func printPlan(w io.Writer, p *writer.Plan, conn *axonclient.Conn) {
 	if p.Renumber {
 		fmt.Fprintf(w, "  renumbered:    events take target tokens from %d\n", p.TargetFirst)
 	}
-}
-
-// printDiff prints the verdict, the differences and the fingerprints, each fingerprint said for what it
-// covers, so that the verdict and the fingerprints never seem to contradict each other.
-func printDiff(w io.Writer, d *writer.Diff, archives int, quiet bool) error {
-	what := "archive"
-	if archives > 1 {
-		what = fmt.Sprintf("the chain of %d archives", archives)
-	}
-	compared := fmt.Sprintf("%s and %s compared", plural(d.Events, "event"), plural(d.Snapshots, "snapshot"))
-	fingerprints := func() {
-		switch {
-		case archives > 1:
-			// A chain has no one fingerprint: each archive's covers its own records only.
-			fmt.Fprintf(w, "last archive's fingerprint    %s (its own records only)\n", d.ArchiveFingerprint)
-			fmt.Fprintf(w, "target records' fingerprint   %s (all %s compared)\n", d.TargetFingerprint, plural(d.Events+d.Snapshots, "record"))
-		case d.ArchiveFingerprint == d.TargetFingerprint:
-			fmt.Fprintf(w, "fingerprint %s (archive and target records alike)\n", d.ArchiveFingerprint)
-		default:
-			fmt.Fprintf(w, "archive fingerprint %s\ntarget  fingerprint %s\n", d.ArchiveFingerprint, d.TargetFingerprint)
-		}
-	}
-	if d.Equal() {
-		if !quiet {
-			fmt.Fprintf(w, "target equals %s: %s\n", what, compared)
-			fingerprints()
-			if d.SnapshotFlagOnly {
-				fmt.Fprintln(w, "note: the target serves snapshots with the snapshot flag set, which the archive's records (from segment files) do not carry; the fingerprints differ by that flag only")
-			}
-		}
-		return nil
-	}
-	fmt.Fprintf(w, "target DIFFERS from %s (%s):\n", what, compared)
-	for _, s := range d.Differences {
-		fmt.Fprintf(w, "  %s\n", s)
-	}
-	if d.More > 0 {
-		fmt.Fprintf(w, "  ... and %s more\n", plural(d.More, "difference"))
-	}
-	fingerprints()
-	if archives == 1 && d.ArchiveFingerprint == d.TargetFingerprint {
-		fmt.Fprintln(w, "note: the records compared are equal; the differences are in what only one side holds (the fingerprint covers the archive's records)")
-	}
-	return errTargetDiffers
-}
-
-func diffCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "diff",
-		Usage:     "compare a live context with archives, event by event and snapshot by snapshot",
-		ArgsUsage: "DIR [DIR...]",
-		Description: `axarchive diff --server HOST:PORT --context CTX DIR [DIR...]
-
-Streams the context and compares it with the archive (or a chain of incremental archives):
-token, identity and bytes of every event, and every snapshot. Prints the first differences
-and a verdict with both fingerprints. For a target of a renumbered import, give its token
-map (--token-map): the archive's events are then expected from the target token it names.
-
-Exit status: 0 equal, 1 error, 2 usage, 3 archive invalid (or not a chain), 4 the target differs,
-130 interrupted.`,
-		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "token-map", Usage: "the target was filled by import --renumber with this token map `FILE`"},
-			checkRetriesFlag("a"),
-			identityFlag(),
-		}, connFlags()...),
-		Action: func(c *cli.Context) error {
-			dirs, err := archiveArgs(c, 1, -1)
-			if err != nil {
-				return err
-			}
-			co, err := readConnFlags(c)
-			if err != nil {
-				return err
-			}
-			ids, err := identities(c)
-			if err != nil {
-				return err
-			}
-			archives, err := writer.OpenArchives(dirs, ids...)
-			if err != nil {
-				return err
-			}
-			conn, err := co.dial(c.Context, c.App.ErrWriter)
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			retries, err := checkRetries(c)
-			if err != nil {
-				return err
-			}
-			copts := writer.CompareOptions{MaxRetries: retries, Warn: func(msg string) {
-				fmt.Fprintf(c.App.ErrWriter, "axarchive: warning: %s\n", msg)
-			}}
-			if path := c.String("token-map"); path != "" {
-				first, err := writer.TokenMapTargetFirst(path)
-				if err != nil {
-					return err
-				}
-				copts.TargetFirst = &first
-			}
-			d, err := writer.CompareArchives(c.Context, conn, archives, copts)
-			if err != nil {
-				return err
-			}
-			return printDiff(c.App.Writer, d, len(dirs), false)
-		},
-	}
-}
-
-// eventsToSend is the number of events a run of the plan sends: all of them, or for a resumed import
-// (without renumbering: archive tokens are target tokens) those from StartAt on, declared gaps left out.
-// A renumbered resume is counted whole (the percentage then starts where the first run left it).
-func eventsToSend(p *writer.Plan) int64 {
-	if p.Renumber || p.StartAt <= p.FirstToken {
-		return p.Events
-	}
-	n := p.LastToken - p.StartAt + 1
-	for _, g := range p.Gaps {
-		if from, to := max(g.From, p.StartAt), min(g.To, p.LastToken); to >= from {
-			n -= to - from + 1
-		}
-	}
-	return max(n, 0)
 }
 
 // interruptedBeforeSending is an import stopped (Ctrl-C, SIGTERM) while it still verified the archive or
@@ -441,7 +272,7 @@ func (e *continueError) Unwrap() error { return e.err }
 // checkRetriesFlag is --retries of the commands that compare a target with an archive. Appends are never
 // retried; the comparison's event stream is re-opened where it was lost.
 func checkRetriesFlag(whose string) cli.Flag {
-	return &cli.IntFlag{Name: "retries", Value: writer.DefaultCheckRetries,
+	return &cli.IntFlag{Name: "retries", Value: job.DefaultCheckRetries,
 		Usage: "re-open " + whose + " lost event stream up to `N` times in a row, waiting 0.2 s doubling up to 10 s between tries (10: about a minute; 0: never)"}
 }
 

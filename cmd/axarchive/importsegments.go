@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/axarchive/axarchive/internal/job"
 	"github.com/axarchive/axarchive/internal/writer"
 )
 
@@ -47,7 +48,7 @@ func segmentImportAction(c *cli.Context, dirs []string) error {
 	if err != nil {
 		return err
 	}
-	opts := writer.SegmentOptions{Dir: dir, SegmentSize: size, Resume: c.Bool("resume"), DryRun: c.Bool("dry-run"), Identities: ids}
+	opts := job.SegmentOptions{Dir: dir, SegmentSize: size, Resume: c.Bool("resume"), DryRun: c.Bool("dry-run"), Identities: ids}
 	line := fmt.Sprintf("axarchive import --segments %s", dir)
 	for _, id := range c.StringSlice("identity") {
 		line += " --identity " + id
@@ -58,8 +59,8 @@ func segmentImportAction(c *cli.Context, dirs []string) error {
 	return runSegmentImport(c, opts, dirs, mode, line, c.App.Writer, c.App.ErrWriter)
 }
 
-func runSegmentImport(c *cli.Context, opts writer.SegmentOptions, dirs []string, mode progressMode, line string, stdout, stderr io.Writer) error {
-	progress := new(writer.Progress)
+func runSegmentImport(c *cli.Context, opts job.SegmentOptions, dirs []string, mode progressMode, line string, stdout, stderr io.Writer) error {
+	progress := new(job.ImportProgress)
 	opts.Progress = progress
 	rep := startProgress(stderr, mode, func() progressSample {
 		s := progressSample{Phase: "import", Records: progress.Events.Load(), Bytes: progress.Bytes.Load(), Token: progress.Token.Load()}
@@ -75,13 +76,13 @@ func runSegmentImport(c *cli.Context, opts writer.SegmentOptions, dirs []string,
 	})
 	opts.Warn = rep.warn
 	start := time.Now()
-	plan, err := writer.ImportSegments(c.Context, dirs, opts)
+	plan, err := job.ImportSegments(c.Context, dirs, opts)
 	if err == nil {
 		progress.Phase.Store("done")
 	}
 	rep.finish()
 	if err != nil {
-		var pe *writer.SegmentProgressError
+		var pe *job.SegmentProgressError
 		if errors.As(err, &pe) {
 			return &continueError{err: err, hint: fmt.Sprintf("to continue, run: %s --resume %s", line, strings.Join(dirs, " "))}
 		}

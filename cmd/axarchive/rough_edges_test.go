@@ -10,18 +10,16 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/axontest"
 	"github.com/axarchive/axarchive/internal/eventgen"
-	"github.com/axarchive/axarchive/internal/export"
-	"github.com/axarchive/axarchive/internal/writer"
+	"github.com/axarchive/axarchive/internal/job"
 )
 
 // TestExportSampleFigures: export's percentage is of the token range written (the sink stores the token of
 // what it wrote, so the figure cannot run ahead of the events counted), of the aggregates asked in the
 // snapshot phase, and 100 once everything is written.
 func TestExportSampleFigures(t *testing.T) {
-	p := new(export.Progress)
+	p := new(job.ExportProgress)
 	p.First.Store(1000)
 	p.Last.Store(1999)
 	p.Phase.Store("events")
@@ -74,16 +72,4 @@ func TestImportInterruptedBeforeSending(t *testing.T) {
 		assert.Contains(t, errOut.String(), "axarchive: error: interrupted before anything was sent (while connecting, verifying the archive or checking the target): the target is unchanged")
 		assert.Zero(t, srv.EventCount("target"))
 	}
-}
-
-// TestEventsToSend: a resumed import's percentage is of what this run sends.
-func TestEventsToSend(t *testing.T) {
-	p := &writer.Plan{Events: 997, FirstToken: 0, LastToken: 999, StartAt: 0, Gaps: []archive.Gap{{From: 10, To: 11}, {From: 600, To: 600}}}
-	assert.EqualValues(t, 997, eventsToSend(p))
-	p.StartAt = 500
-	assert.EqualValues(t, 499, eventsToSend(p))
-	p.StartAt = 1000 // nothing left
-	assert.EqualValues(t, 0, eventsToSend(p))
-	p.StartAt, p.Renumber = 500, true
-	assert.EqualValues(t, 997, eventsToSend(p))
 }

@@ -1,4 +1,4 @@
-package codec
+package codec_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/axarchive/axarchive/archive"
+	"github.com/axarchive/axarchive/internal/codec"
 	"github.com/axarchive/axarchive/internal/reader"
 )
 
@@ -22,7 +23,7 @@ func TestFixturesRoundTrip(t *testing.T) {
 			check := func(pos int64, raw []byte, snapshot bool) {
 				var r archive.Record
 				r.Token = pos
-				require.NoError(t, Decode(raw, &r), "position %d", pos)
+				require.NoError(t, codec.Decode(raw, &r), "position %d", pos)
 				var line []byte
 				var back archive.Record
 				if snapshot {
@@ -32,7 +33,7 @@ func TestFixturesRoundTrip(t *testing.T) {
 					line = archive.AppendEventJSON(nil, &r)
 					require.NoError(t, archive.ParseEventJSON(line, &back))
 				}
-				require.Equal(t, raw, Encode(nil, &back), "position %d: %s", pos, line)
+				require.Equal(t, raw, codec.Encode(nil, &back), "position %d: %s", pos, line)
 				n++
 			}
 			ev := s.Events(context.Background(), 0)

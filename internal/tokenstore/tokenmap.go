@@ -15,7 +15,7 @@ import (
 // ErrTokenMap: the token map file is not one a renumbered import wrote.
 var ErrTokenMap = errors.New("not a valid token map")
 
-// The token map of a renumbered import (internal/writer writes it; README "Importing"): a header line,
+// The token map of a renumbered import (internal/job writes it; README "Importing"): a header line,
 // "# target head before the import: N", then "ARCHIVE_TOKEN TARGET_TOKEN" per event, archive tokens
 // increasing, target tokens consecutive from N+1.
 const (

@@ -45,6 +45,17 @@ const (
 	checkpointBytes = 64 << 20
 )
 
+// SegmentBytes estimates the bytes a store of blocks blocks holding data bytes of entries takes, in
+// files of segmentSize: blocks one per event at most; files what the data fills, plus the last one.
+func SegmentBytes(data, blocks, segmentSize int64) int64 {
+	n := data + blocks*blockOverhead + 2*(segmentHeaderSize+segmentMarkerSize)
+	return n + (n/segmentSize+2)*(segmentHeaderSize+segmentMarkerSize)
+}
+
+// ErrMismatch is returned for a target that does not hold what the archive says it should: another
+// store's, or changed since.
+var ErrMismatch = errors.New("target does not match the archive")
+
 // Suffixes of segment files.
 const (
 	EventsSuffix    = ".events"
@@ -279,6 +290,9 @@ func (s *SegmentStore) NextSnapshot() int64 { return s.snapshots.next }
 
 // EventsDone reports whether FinishEvents was journaled.
 func (s *SegmentStore) EventsDone() bool { return s.j.EventsDone }
+
+// Renaming says that every file is complete and durable and only their renaming is left: Close finishes it.
+func (s *SegmentStore) Renaming() bool { return len(s.j.Final) > 0 }
 
 func (s *SegmentStore) fail(err error) error {
 	if s.err == nil {

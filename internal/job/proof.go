@@ -1,4 +1,4 @@
-package writer
+package job
 
 import (
 	"bytes"
@@ -13,7 +13,7 @@ import (
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/axonclient"
 	"github.com/axarchive/axarchive/internal/codec"
-	"github.com/axarchive/axarchive/internal/ordered"
+	"github.com/axarchive/axarchive/internal/reader"
 )
 
 // Diff is the verdict of Compare.
@@ -51,7 +51,7 @@ type CompareOptions struct {
 	// defaults) means the archive's own first token. Renumbered imports pass the token map's first target.
 	TargetFirst *int64
 	// Progress, if set, counts events compared.
-	Progress *Progress
+	Progress *ImportProgress
 	// AfterImport, if set, makes the comparison follow an import that is still sending: it reads the
 	// target's events as they are committed, up to the archive's last (ListEvents waits at the head), and
 	// does what needs the import finished (the target's head, the snapshots) once AfterImport is closed.
@@ -90,7 +90,7 @@ func CompareArchives(ctx context.Context, conn *axonclient.Conn, archives []*arc
 	case opts.MaxRetries < 0:
 		opts.MaxRetries = 0
 	}
-	im := newImporter(conn, archives, Options{})
+	im := newImporter(conn, archives, ImportOptions{})
 	first := im.archives[0].Manifest().Events.Range.First
 	last := im.archives[len(im.archives)-1].Manifest().Events.Range.Last
 	d := &Diff{ArchiveFingerprint: im.archives[len(im.archives)-1].Manifest().Fingerprint}
@@ -269,7 +269,7 @@ func (im *importer) eachLine(ctx context.Context, from int64, out chan<- *lineBa
 			return ctx.Err()
 		}
 	}
-	err := im.walkEvents(ctx, from, func(it *archive.Iterator) error {
+	err := im.src.Events(ctx, from, math.MaxInt64, func(e reader.Event) error {
 		if b == nil {
 			select {
 			case b = <-free:
@@ -278,8 +278,8 @@ func (im *importer) eachLine(ctx context.Context, from int64, out chan<- *lineBa
 			}
 			b.tokens, b.lines, b.ends = b.tokens[:0], b.lines[:0], b.ends[:0]
 		}
-		b.tokens = append(b.tokens, it.Token())
-		b.lines = append(b.lines, it.Line()...)
+		b.tokens = append(b.tokens, e.Token)
+		b.lines = append(b.lines, e.Line...)
 		b.ends = append(b.ends, len(b.lines))
 		if len(b.tokens) == lineBatchSize {
 			return send()
@@ -389,7 +389,7 @@ type snapshotItem struct {
 }
 
 // snapshotReaders bounds the ListAggregateSnapshots calls the comparison has in flight: each is a round
-// trip for one aggregate, so the phase is bound by latency (as export's, see export.SnapshotReaders).
+// trip for one aggregate, so the phase is bound by latency (as a live export's, see reader.SnapshotReaders).
 const snapshotReaders = 32
 
 // readSnapshotsAhead reads the archives' snapshots in order and, for each aggregate the first time it
@@ -435,106 +435,32 @@ func readSnapshotsAhead(ctx context.Context, conn *axonclient.Conn, im *importer
 	return out
 }
 
-// targetBatch carries the target's events from the stream to a converting worker, and their canonical
-// lines on to the comparison.
-type targetBatch struct {
-	tokens []int64
-	raw    []byte
-	ends   []int // raw[ends[i-1]:ends[i]] is event i
-	lines  []byte
-	lEnds  []int
-	errs   []error // decoding event i, or nil
-}
-
-func (b *targetBatch) Reset() {
-	b.tokens, b.raw, b.ends, b.lines, b.lEnds, b.errs = b.tokens[:0], b.raw[:0], b.ends[:0], b.lines[:0], b.lEnds[:0], b.errs[:0]
-}
-
-// targetBatchSize is the events one worker converts at a time: enough to make hand-offs cheap, few
-// enough that the batches in flight stay a few MB while the check runs beside an import.
-const targetBatchSize = 256
-
-func (b *targetBatch) convert() {
-	var rec archive.Record
-	var dec codec.Shared // rec shares b.raw, which stays put until the batch is recycled
-	start := 0
-	for i, end := range b.ends {
-		rec.Token = b.tokens[i]
-		err := dec.Decode(b.raw[start:end], &rec)
-		if err == nil {
-			b.lines = archive.AppendEventJSON(b.lines, &rec)
-		}
-		b.errs = append(b.errs, err)
-		b.lEnds = append(b.lEnds, len(b.lines))
-		start = end
-	}
-}
-
 // compareTarget streams the target's events from..to and calls fn with each, in token order, with its
 // canonical line (or the error decoding it), converting on all cores. The slices passed to fn are valid
 // only during the call.
 // With committed set, it reads only what committed says the target holds, waiting for more.
 func compareTarget(ctx context.Context, conn *axonclient.Conn, from, to int64, retries int, warn func(string), committed func() int64, fn func(token int64, raw, line []byte, decodeErr error) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	p := ordered.New(func() *targetBatch { return new(targetBatch) }, func() func(*targetBatch) {
-		return (*targetBatch).convert
-	})
-	var streamErr error
-	go func() {
-		defer p.Finish()
-		var s *ordered.Slot[*targetBatch]
-		read := streamTarget
-		if committed != nil {
-			read = func(ctx context.Context, conn *axonclient.Conn, from, to int64, retries int, warn func(string), fn func(int64, []byte) error) error {
-				// A stretch's last events are compared now, not once the next stretch fills their batch.
-				flush := func() error {
-					if s == nil || len(s.Batch.tokens) == 0 {
-						return nil
-					}
-					err := p.Submit(ctx, s)
-					s = nil
-					return err
-				}
-				return followCommitted(ctx, conn, from, to, retries, warn, committed, flush, fn)
-			}
-		}
-		streamErr = read(ctx, conn, from, to, retries, warn, func(token int64, raw []byte) error {
-			if s == nil {
-				var err error
-				if s, err = p.Get(ctx); err != nil {
-					return err
-				}
-			}
-			b := s.Batch
-			b.tokens = append(b.tokens, token)
-			b.raw = append(b.raw, raw...)
-			b.ends = append(b.ends, len(b.raw))
-			if len(b.tokens) < targetBatchSize {
-				return nil
-			}
-			err := p.Submit(ctx, s)
-			s = nil
+	convert := toLines(nil, false, true)
+	err, streamErr := pipeline(ctx, proofBatch, 0, func() func(*batch) { return convert }, func(f *feed) error {
+		add := func(token int64, raw []byte) error {
+			_, err := f.add(token, raw, false)
 			return err
-		})
-		if s != nil {
-			if streamErr == nil && len(s.Batch.tokens) > 0 {
-				_ = p.Submit(ctx, s)
-			} else {
-				p.Release(s)
-			}
 		}
-	}()
-	err := p.Drain(func(b *targetBatch) error {
+		if committed != nil {
+			// A stretch's last events are compared now, not once the next stretch fills their batch.
+			return followCommitted(f.ctx, conn, from, to, retries, warn, committed, f.flush, add)
+		}
+		return streamTarget(f.ctx, conn, from, to, retries, warn, add)
+	}, func(b *batch) error {
 		start, lstart := 0, 0
 		for i, end := range b.ends {
-			if err := fn(b.tokens[i], b.raw[start:end], b.lines[lstart:b.lEnds[i]], b.errs[i]); err != nil {
+			if err := fn(b.tokens[i], b.in[start:end], b.out[lstart:b.outEnds[i]], b.errs[i]); err != nil {
 				return err
 			}
-			start, lstart = end, b.lEnds[i]
+			start, lstart = end, b.outEnds[i]
 		}
 		return nil
-	}, cancel)
+	})
 	if err != nil {
 		return err
 	}

@@ -1,11 +1,4 @@
-// Package export runs the export job: it reads every event and snapshot of a context from a source (a
-// live Axon Server or a copy of its segment files) and writes them into an archive, resumably.
-//
-// Events flow through a pipeline that uses every core: the source fills batches of raw protobuf events,
-// workers convert them to canonical JSON lines concurrently, and the archive writer (which compresses and
-// hashes) takes them in token order. Nothing in the pipeline depends on the size of the store; memory is
-// a few batches plus the set of aggregate ids the snapshot phase needs.
-package export
+package job
 
 import (
 	"cmp"
@@ -18,7 +11,9 @@ import (
 	"time"
 
 	"github.com/axarchive/axarchive/archive"
-	"github.com/axarchive/axarchive/internal/ordered"
+	"github.com/axarchive/axarchive/internal/axonclient"
+	"github.com/axarchive/axarchive/internal/reader"
+	"github.com/axarchive/axarchive/internal/writer"
 )
 
 // Snapshot selections.
@@ -28,8 +23,8 @@ const (
 	SnapshotsNone   = "none"
 )
 
-// Options of one export run. The zero value exports everything into a new archive.
-type Options struct {
+// ExportOptions of one export run. The zero value exports everything into a new archive.
+type ExportOptions struct {
 	// Dir is the archive directory. Without Resume it must not exist or be empty.
 	Dir string
 	// Sign, when set, signs the archive before it is complete (archive.Options.Sign).
@@ -75,11 +70,11 @@ type Options struct {
 	// Warn receives messages a person must see: retries, a cut tail, unreachable snapshots.
 	Warn func(msg string)
 	// Progress, if set, is updated as the export runs; the caller may read it from another goroutine.
-	Progress *Progress
+	Progress *ExportProgress
 }
 
-// Progress is read by the CLI while an export runs.
-type Progress struct {
+// ExportProgress is read by the CLI while an export runs.
+type ExportProgress struct {
 	Phase      atomic.Value // string: "events", "snapshots", "committing"
 	First      atomic.Int64 // range being exported
 	Last       atomic.Int64
@@ -93,14 +88,14 @@ type Progress struct {
 	Resumed    atomic.Int64 // token the run resumed at, or -1
 }
 
-func (o *Options) warn(format string, args ...any) {
+func (o *ExportOptions) warn(format string, args ...any) {
 	if o.Warn != nil {
 		o.Warn(fmt.Sprintf(format, args...))
 	}
 }
 
-// Result summarises a finished export.
-type Result struct {
+// ExportResult summarises a finished export.
+type ExportResult struct {
 	Events, Snapshots int64
 	Range             archive.Range
 	Fingerprint       string
@@ -146,36 +141,42 @@ func (e *PreviousError) Error() string {
 func (e *PreviousError) Unwrap() error { return e.Err }
 
 // ErrRange is returned for a requested range that the source cannot serve.
-var ErrRange = errors.New("requested range not available")
+var ErrRange = reader.ErrRange
+
+// TokenError names the event an export stopped at.
+type TokenError = reader.TokenError
 
 // ErrEmpty is returned for a new, non-incremental export of a source that holds no events, unless
 // Options.AllowEmpty.
 var ErrEmpty = errors.New("nothing to export: the source holds no events")
 
-// source is where records come from.
-type source interface {
-	describe() archive.Source
-	// bounds returns the first token and the last token available now (last = first-1 when empty).
-	bounds(ctx context.Context) (first, last int64, err error)
-	tokenAt(ctx context.Context, t time.Time) (int64, error)
-	// events emits every event from token from through to, in token order; txEnd says that the event
-	// ends a transaction of the source, for a source that shows them (see transactions).
-	events(ctx context.Context, from, to int64, emit func(token int64, raw []byte, txEnd bool) error) error
-	// transactions says whether the source shows its transactions, which an unfiltered archive records.
-	transactions() bool
-	// snapshots writes the snapshot records, skipping the first skip of them (committed by an earlier run).
-	snapshots(ctx context.Context, j *job, skip int64) error
-	// notes are recorded in the manifest of every archive made from this source.
-	notes() []archive.Note
-	// wantsAggregates says whether the snapshot phase needs the aggregate ids of the exported events.
-	wantsAggregates() bool
+// Export moves the events and snapshots of src into the archive opts.Dir, resumably.
+func Export(ctx context.Context, src reader.Source, opts ExportOptions) (*ExportResult, error) {
+	return run(ctx, src, opts)
+}
+
+// ExportServer exports the context conn talks to from a running Axon Server.
+func ExportServer(ctx context.Context, conn *axonclient.Conn, opts ExportOptions) (*ExportResult, error) {
+	return run(ctx, reader.NewServer(conn, reader.ServerOptions{MaxRetries: opts.MaxRetries, Warn: opts.Warn, NoSnapshots: opts.Snapshots == SnapshotsNone}), opts)
+}
+
+// ExportSegments exports from a copy of Axon Server's segment files, without a server.
+func ExportSegments(ctx context.Context, segOpts reader.SegmentsOptions, opts ExportOptions) (*ExportResult, error) {
+	s, err := reader.OpenSegments(segOpts)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range s.Notes() {
+		opts.warn("%s", n)
+	}
+	return run(ctx, reader.NewSegmentSource(s, reader.SegmentSourceOptions{Context: opts.Context, ToToken: opts.ToToken, Warn: opts.Warn}), opts)
 }
 
 type job struct {
-	opts     Options
-	w        *archive.Writer
-	src      source
-	progress *Progress
+	opts     ExportOptions
+	w        *writer.ArchiveSink
+	src      reader.Source
+	progress *ExportProgress
 	sel      *selection
 
 	// aggregate ids of exported domain events, in order of first appearance: the snapshot phase of a
@@ -192,7 +193,7 @@ func (j *job) noteAggregate(id string) {
 	j.aggOrder = append(j.aggOrder, id)
 }
 
-func run(ctx context.Context, src source, opts Options) (*Result, error) {
+func run(ctx context.Context, src reader.Source, opts ExportOptions) (*ExportResult, error) {
 	if opts.Snapshots == "" {
 		opts.Snapshots = SnapshotsAll
 	}
@@ -204,20 +205,20 @@ func run(ctx context.Context, src source, opts Options) (*Result, error) {
 	opts.Filter = normalizeFilter(opts.Filter)
 	progress := opts.Progress
 	if progress == nil {
-		progress = new(Progress)
+		progress = new(ExportProgress)
 	}
 	progress.Resumed.Store(-1)
 	progress.Phase.Store("events")
 
 	wopts := archive.Options{
-		Source:       src.describe(),
+		Source:       src.Describe(),
 		Filter:       opts.Filter,
 		Snapshots:    opts.Snapshots,
 		ChunkBytes:   opts.ChunkBytes,
 		ChunkRecords: opts.ChunkRecords,
 		Level:        cmp.Or(opts.Level, DefaultLevel),
 		Tool:         opts.Tool,
-		Transactions: src.transactions() && opts.Filter == nil,
+		Transactions: src.Transactions() && opts.Filter == nil,
 		Sign:         opts.Sign,
 		Recipients:   opts.Recipients,
 		Identities:   opts.Identities,
@@ -255,13 +256,13 @@ func run(ctx context.Context, src source, opts Options) (*Result, error) {
 	}
 	// Also on resume: a run killed between Create and these notes left a journal without them. AddNote
 	// keeps a note once, and these come before anything else a run records, so the order is the same.
-	for _, n := range src.notes() {
+	for _, n := range src.Notes() {
 		if err := w.AddNote(n); err != nil {
 			_ = w.Suspend()
 			return nil, err
 		}
 	}
-	j := &job{opts: opts, w: w, src: src, progress: progress, sel: newSelection(opts.Filter), aggSeen: map[string]struct{}{}}
+	j := &job{opts: opts, w: writer.NewArchiveSink(w), src: src, progress: progress, sel: newSelection(opts.Filter), aggSeen: map[string]struct{}{}}
 	res, err := j.run(ctx)
 	if err != nil {
 		next, committed := w.NextToken(), w.EventsCommitted()
@@ -276,7 +277,7 @@ func run(ctx context.Context, src source, opts Options) (*Result, error) {
 // warnKeptSettings says which of the settings given to a resumed export it does not use: the chunking and
 // the level are the interrupted export's, so that the archive is the one an uninterrupted run writes. Zero
 // means not given.
-func warnKeptSettings(opts *Options, kept archive.Options) {
+func warnKeptSettings(opts *ExportOptions, kept archive.Options) {
 	var ignored []string
 	if opts.Level != 0 && opts.Level != kept.Level {
 		ignored = append(ignored, fmt.Sprintf("--level %d (it keeps %d)", opts.Level, kept.Level))
@@ -294,16 +295,16 @@ func warnKeptSettings(opts *Options, kept archive.Options) {
 
 // planRange fixes the token range of a new export: what was asked for, within what the source holds now.
 // Events appended later are not included, so that the archive describes one moment of the store.
-func planRange(ctx context.Context, src source, opts Options, prev *archive.Link) (archive.Range, error) {
-	first, last, err := src.bounds(ctx)
+func planRange(ctx context.Context, src reader.Source, opts ExportOptions, prev *archive.Link) (archive.Range, error) {
+	first, last, err := src.Bounds(ctx)
 	if err != nil {
 		return archive.Range{}, err
 	}
-	if seg, ok := src.(*segmentSource); ok && len(seg.s.SnapshotFiles()) > 0 {
+	if seg, ok := src.(*reader.SegmentSource); ok && seg.HoldsSnapshots() {
 		opts.AllowEmpty = true // a snapshot store alone is something to archive
 	}
 	if last < first && prev == nil && !opts.AllowEmpty {
-		d := src.describe()
+		d := src.Describe()
 		if d.Kind == archive.SourceSegments {
 			return archive.Range{}, fmt.Errorf("%w: the segment files in %s hold no events", ErrEmpty, d.Path)
 		}
@@ -314,14 +315,14 @@ func planRange(ctx context.Context, src source, opts Options, prev *archive.Link
 		from = prev.LastToken + 1
 	}
 	if opts.FromTime != nil {
-		t, err := src.tokenAt(ctx, *opts.FromTime)
+		t, err := src.TokenAt(ctx, *opts.FromTime)
 		if err != nil {
 			return archive.Range{}, err
 		}
 		from = max(from, t)
 	}
 	if opts.ToTime != nil {
-		t, err := src.tokenAt(ctx, *opts.ToTime)
+		t, err := src.TokenAt(ctx, *opts.ToTime)
 		if err != nil {
 			return archive.Range{}, err
 		}
@@ -347,11 +348,11 @@ func planRange(ctx context.Context, src source, opts Options, prev *archive.Link
 	return archive.Range{First: from, Last: to}, nil
 }
 
-func (j *job) run(ctx context.Context) (*Result, error) {
+func (j *job) run(ctx context.Context) (*ExportResult, error) {
 	r := j.w.Options().Range
 	j.progress.First.Store(r.First)
 	j.progress.Last.Store(r.Last)
-	wantAggs := j.opts.Snapshots != SnapshotsNone && j.src.wantsAggregates()
+	wantAggs := j.opts.Snapshots != SnapshotsNone && j.src.WantsAggregates()
 	if j.opts.Resume && wantAggs {
 		if err := j.reloadAggregates(ctx); err != nil {
 			return nil, err
@@ -367,7 +368,13 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 	}
 	if j.opts.Snapshots != SnapshotsNone {
 		j.progress.Phase.Store("snapshots")
-		if err := j.src.snapshots(ctx, j, j.w.SnapshotsCommitted()); err != nil {
+		req := reader.SnapshotRequest{Latest: j.opts.Snapshots == SnapshotsLatest, Skip: j.w.SnapshotsCommitted()}
+		if j.src.WantsAggregates() {
+			req.Aggregates = j.aggOrder
+			j.progress.Aggregates.Store(int64(len(j.aggOrder)))
+			req.AggregateDone = func() { j.progress.AggsDone.Add(1) }
+		}
+		if err := j.src.Snapshots(ctx, req, snapshotCounter{j.w, &j.progress.Snapshots}); err != nil {
 			return nil, err
 		}
 	}
@@ -383,7 +390,7 @@ func (j *job) run(ctx context.Context) (*Result, error) {
 		return nil, fmt.Errorf("reopen finished archive: %w", err)
 	}
 	m := a.Manifest()
-	return &Result{Events: m.Events.Count, Snapshots: m.Snapshots.Count, Range: r, Fingerprint: m.Fingerprint, Dir: j.opts.Dir}, nil
+	return &ExportResult{Events: m.Events.Count, Snapshots: m.Snapshots.Count, Range: r, Fingerprint: m.Fingerprint, Dir: j.opts.Dir}, nil
 }
 
 func (j *job) exportEvents(ctx context.Context, r archive.Range, wantAggs bool) error {
@@ -391,60 +398,23 @@ func (j *job) exportEvents(ctx context.Context, r archive.Range, wantAggs bool) 
 	if from > r.Last {
 		return nil
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	conv := converter{sel: j.sel, wantAggregate: wantAggs}
-	p := ordered.New(func() *batch { return new(batch) }, func() func(*batch) { return conv.convert })
-
-	srcErr := make(chan error, 1)
-	go func() {
-		defer p.Finish()
-		s, err := p.Get(ctx)
-		if err != nil {
-			srcErr <- err
-			return
-		}
-		// A batch also goes on when it is getting old, so that a slow server still sees its events
-		// committed (and an interrupted export keeps them) instead of waiting for a full batch.
-		started := time.Now()
-		err = j.src.events(ctx, from, r.Last, func(token int64, raw []byte, txEnd bool) error {
-			b := s.Batch
-			b.add(token, raw, txEnd)
-			if !b.full() && (len(b.tokens)%64 != 0 || time.Since(started) < maxBatchAge) {
-				return nil
-			}
-			if err := p.Submit(ctx, s); err != nil {
-				return err
-			}
-			s, err = p.Get(ctx)
-			started = time.Now()
+	convert := toLines(j.sel, wantAggs, false)
+	sinkErr, srcErr := pipeline(ctx, exportBatch, maxBatchAge, func() func(*batch) { return convert }, func(f *feed) error {
+		return j.src.Events(f.ctx, from, r.Last, func(e reader.Event) error {
+			_, err := f.add(e.Token, e.Raw, e.TxEnd)
 			return err
 		})
-		if err == nil && len(s.Batch.tokens) > 0 {
-			err = p.Submit(ctx, s)
-		} else if s != nil && len(s.Batch.tokens) == 0 {
-			p.Release(s)
-		}
-		srcErr <- err
-	}()
-
-	tx := j.w.Options().Transactions
-	sinkErr := p.Drain(func(b *batch) error {
+	}, func(b *batch) error {
 		if b.err != nil {
 			return b.err
 		}
 		start := 0
-		for i, end := range b.lineEnds {
-			if err := j.w.WriteEventLine(b.lineToken[i], b.lines[start:end]); err != nil {
+		for i, end := range b.outEnds {
+			// Transactions are recorded without a filter only, so line i is event i.
+			if err := j.w.WriteEvent(b.outToken[i], b.out[start:end], b.txEnd[i]); err != nil {
 				return err
 			}
 			start = end
-			// Transactions are recorded without a filter only, so line i is event i.
-			if tx && b.txEnd[i] {
-				if err := j.w.EndTransaction(); err != nil {
-					return err
-				}
-			}
 		}
 		for _, id := range b.aggs {
 			j.noteAggregate(id)
@@ -456,15 +426,14 @@ func (j *job) exportEvents(ctx context.Context, r archive.Range, wantAggs bool) 
 		if n := len(b.tokens); n > 0 {
 			j.progress.Token.Store(b.tokens[n-1])
 		}
-		j.progress.Written.Add(int64(len(b.lineEnds)))
-		j.progress.Bytes.Add(b.rawBytes)
+		j.progress.Written.Add(int64(len(b.outEnds)))
+		j.progress.Bytes.Add(b.inBytes)
 		return nil
-	}, cancel)
-	err := <-srcErr
+	})
 	if sinkErr != nil {
 		return sinkErr
 	}
-	return err
+	return srcErr
 }
 
 // reloadAggregates rebuilds the aggregate order from the committed events of the interrupted run, so a
@@ -482,4 +451,18 @@ func (j *job) reloadAggregates(ctx context.Context) error {
 		}
 	}
 	return it.Err()
+}
+
+// snapshotCounter counts the snapshots a source writes into the sink.
+type snapshotCounter struct {
+	reader.SnapshotWriter
+	n *atomic.Int64
+}
+
+func (c snapshotCounter) WriteSnapshot(r *archive.Record) error {
+	if err := c.SnapshotWriter.WriteSnapshot(r); err != nil {
+		return err
+	}
+	c.n.Add(1)
+	return nil
 }

@@ -1,4 +1,4 @@
-package export
+package reader
 
 import (
 	"context"
@@ -13,8 +13,8 @@ import (
 
 // permitWindow is how many events may be outstanding on a ListEvents stream. It is topped up every half
 // window, so the server never waits for permits (AXON.md 2.2: it gives up after 120 s at zero) and the
-// count stays far below the 2^31-1 the server can hold. A variable only so that tests can shrink it.
-var permitWindow int64 = 20000
+// count stays far below the 2^31-1 the server can hold. ServerOptions.Window shrinks it for a test.
+const permitWindow int64 = 20000
 
 // DefaultMaxRetries is Options.MaxRetries when it is 0: with the backoff (200 ms doubling up to 10 s, plus
 // up to half again of jitter) the export waits about a minute for a server that restarts, which Axon Server
@@ -27,30 +27,48 @@ const DefaultMaxRetries = 10
 // under the 100 concurrent streams HTTP/2 servers commonly allow a connection.
 const SnapshotReaders = 64
 
-// Live exports a context from a running Axon Server.
-func Live(ctx context.Context, conn *axonclient.Conn, opts Options) (*Result, error) {
+// ServerOptions tune a ServerSource.
+type ServerOptions struct {
+	// MaxRetries bounds how many times in a row a lost stream is re-opened without progress; 0 means
+	// DefaultMaxRetries, a negative value none.
+	MaxRetries int
+	// Warn receives messages a person must see: retries.
+	Warn func(msg string)
+	// NoSnapshots says that the snapshots will not be read: the manifest then gets no note on their scope.
+	NoSnapshots bool
+	// Window is the permit window of the event stream; 0 means the default (a test shrinks it).
+	Window int64
+}
+
+// ServerSource reads a context of a running Axon Server over gRPC.
+type ServerSource struct {
+	conn *axonclient.Conn
+	opts ServerOptions
+}
+
+// NewServer returns the source of the context conn talks to.
+func NewServer(conn *axonclient.Conn, opts ServerOptions) *ServerSource {
 	switch {
 	case opts.MaxRetries == 0:
 		opts.MaxRetries = DefaultMaxRetries
 	case opts.MaxRetries < 0:
 		opts.MaxRetries = 0
 	}
-	return run(ctx, &liveSource{conn: conn, opts: &opts}, opts)
+	if opts.Window <= 0 {
+		opts.Window = permitWindow
+	}
+	return &ServerSource{conn: conn, opts: opts}
 }
 
-type liveSource struct {
-	conn *axonclient.Conn
-	opts *Options
-}
-
-func (s *liveSource) describe() archive.Source {
+func (s *ServerSource) Describe() archive.Source {
 	return archive.Source{Kind: "server", Address: s.conn.Address(), Context: s.conn.Context()}
 }
 
-func (s *liveSource) wantsAggregates() bool { return true }
+// WantsAggregates: snapshots are listed per aggregate over gRPC.
+func (s *ServerSource) WantsAggregates() bool { return true }
 
-func (s *liveSource) notes() []archive.Note {
-	if s.opts.Snapshots == SnapshotsNone {
+func (s *ServerSource) Notes() []archive.Note {
+	if s.opts.NoSnapshots {
 		return nil // no snapshots were read: there is no scope to speak of
 	}
 	return []archive.Note{{Kind: "snapshot-scope", Token: -1, Detail: "snapshots were read over gRPC for the aggregates " +
@@ -58,7 +76,7 @@ func (s *liveSource) notes() []archive.Note {
 		"export from segment files includes every snapshot)"}}
 }
 
-func (s *liveSource) bounds(ctx context.Context) (int64, int64, error) {
+func (s *ServerSource) Bounds(ctx context.Context) (int64, int64, error) {
 	last, err := s.conn.LastToken(ctx)
 	if err != nil {
 		return 0, 0, err
@@ -73,26 +91,26 @@ func (s *liveSource) bounds(ctx context.Context) (int64, int64, error) {
 	return first, last, nil
 }
 
-func (s *liveSource) tokenAt(ctx context.Context, t time.Time) (int64, error) {
+func (s *ServerSource) TokenAt(ctx context.Context, t time.Time) (int64, error) {
 	return s.conn.TokenAt(ctx, t.UnixMilli())
 }
 
-// events streams [from, to], re-opening the stream after the last token received when the connection
-// drops, a bounded number of times in a row without progress.
-// transactions: ListEvents does not show where a transaction ends (AXON.md 5.3).
-func (s *liveSource) transactions() bool { return false }
+// Transactions: ListEvents does not show where a transaction ends (AXON.md 5.3).
+func (s *ServerSource) Transactions() bool { return false }
 
-func (s *liveSource) events(ctx context.Context, from, to int64, emit func(int64, []byte, bool) error) error {
+// Events streams [from, to], re-opening the stream after the last token received when the connection
+// drops, a bounded number of times in a row without progress.
+func (s *ServerSource) Events(ctx context.Context, from, to int64, emit func(Event) error) error {
 	next := from
 	return s.conn.ReadRange(ctx, from, to, axonclient.RangeOptions{
-		Window: permitWindow, MaxRetries: s.opts.MaxRetries, MaxBackoff: 10 * time.Second, Jitter: true, Warn: s.opts.Warn,
+		Window: s.opts.Window, MaxRetries: s.opts.MaxRetries, MaxBackoff: 10 * time.Second, Jitter: true, Warn: s.opts.Warn,
 	}, func(token int64, raw []byte) error {
 		if token != next {
 			// ListEvents delivers every committed event in token order (AXON.md 2.2): anything else would
 			// leave a hole or a duplicate in the archive.
 			return &TokenError{Token: token, Err: fmt.Errorf("server sent token %d where token %d was due", token, next)}
 		}
-		if err := emit(token, raw, false); err != nil {
+		if err := emit(Event{Token: token, Raw: raw}); err != nil {
 			return err
 		}
 		next = token + 1
@@ -100,12 +118,11 @@ func (s *liveSource) events(ctx context.Context, from, to int64, emit func(int64
 	})
 }
 
-// snapshots reads each exported aggregate's snapshots (newest first over gRPC) and writes them oldest
-// first, aggregates in the order of their first exported event: an order that does not depend on timing
-// and that a re-export of an imported archive reproduces.
-func (s *liveSource) snapshots(ctx context.Context, j *job, skip int64) error {
-	aggs := j.aggOrder
-	j.progress.Aggregates.Store(int64(len(aggs)))
+// Snapshots reads each of req.Aggregates' snapshots (newest first over gRPC) and writes them oldest
+// first, aggregates in the order given (that of their first exported event): an order that does not
+// depend on timing and that a re-export of an imported archive reproduces.
+func (s *ServerSource) Snapshots(ctx context.Context, req SnapshotRequest, out SnapshotWriter) error {
+	aggs, skip := req.Aggregates, req.Skip
 	type fetch struct {
 		raws [][]byte
 		err  error
@@ -140,7 +157,7 @@ func (s *liveSource) snapshots(ctx context.Context, j *job, skip int64) error {
 			return fmt.Errorf("snapshots of aggregate %q: %w", aggs[i], f.err)
 		}
 		raws := f.raws
-		if j.opts.Snapshots == SnapshotsLatest && len(raws) > 1 {
+		if req.Latest && len(raws) > 1 {
 			raws = raws[:1]
 		}
 		for k := len(raws) - 1; k >= 0; k-- {
@@ -155,13 +172,14 @@ func (s *liveSource) snapshots(ctx context.Context, j *job, skip int64) error {
 			if rec.AggregateID != aggs[i] {
 				return fmt.Errorf("snapshot %d: server answered for aggregate %q when asked for %q", pos, rec.AggregateID, aggs[i])
 			}
-			if err := j.w.WriteSnapshot(&rec); err != nil {
+			if err := out.WriteSnapshot(&rec); err != nil {
 				return err
 			}
-			j.progress.Snapshots.Add(1)
 			pos++
 		}
-		j.progress.AggsDone.Add(1)
+		if req.AggregateDone != nil {
+			req.AggregateDone()
+		}
 		i++
 	}
 	return ctx.Err()

@@ -1,4 +1,4 @@
-package writer_test
+package job_test
 
 import (
 	"context"
@@ -9,8 +9,7 @@ import (
 	"github.com/axarchive/axarchive/internal/axonclient"
 	"github.com/axarchive/axarchive/internal/axontest"
 	"github.com/axarchive/axarchive/internal/eventgen"
-	"github.com/axarchive/axarchive/internal/export"
-	"github.com/axarchive/axarchive/internal/writer"
+	"github.com/axarchive/axarchive/internal/job"
 )
 
 // BenchmarkImport imports an archive of 200,000 generated events (and their snapshots) into a fresh
@@ -19,7 +18,7 @@ import (
 // verification, and "compare" is the proof that follows an import. MB/s counts the events' protobuf
 // bytes. One op is one whole import (or proof).
 //
-// Run: go test ./internal/writer -run '^$' -bench Import -benchtime 3x
+// Run: go test ./internal/job -run '^$' -bench Import -benchtime 3x
 func BenchmarkImport(b *testing.B) {
 	const n = 200_000
 	srv := axontest.NewServer(b)
@@ -45,20 +44,20 @@ func BenchmarkImport(b *testing.B) {
 		return conn
 	}
 	dir := filepath.Join(b.TempDir(), "archive")
-	if _, err := export.Live(ctx, dial("source"), export.Options{Dir: dir}); err != nil {
+	if _, err := job.ExportServer(ctx, dial("source"), job.ExportOptions{Dir: dir}); err != nil {
 		b.Fatal(err)
 	}
 	targets := 0
 	for _, bc := range []struct {
 		name string
-		opts writer.Options
-	}{{"full", writer.Options{}}, {"append", writer.Options{NoVerify: true}}} {
+		opts job.ImportOptions
+	}{{"full", job.ImportOptions{}}, {"append", job.ImportOptions{NoVerify: true}}} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.SetBytes(size)
 			b.ReportAllocs()
 			for b.Loop() {
 				targets++
-				plan, err := writer.Import(ctx, dial(fmt.Sprintf("target-%d", targets)), []string{dir}, bc.opts)
+				plan, err := job.Import(ctx, dial(fmt.Sprintf("target-%d", targets)), []string{dir}, bc.opts)
 				if err != nil || plan.Events != n {
 					b.Fatalf("import: %v (%+v)", err, plan)
 				}
@@ -71,7 +70,7 @@ func BenchmarkImport(b *testing.B) {
 		b.ReportAllocs()
 		conn := dial("source")
 		for b.Loop() {
-			d, err := writer.Compare(ctx, conn, []string{dir}, writer.CompareOptions{})
+			d, err := job.Compare(ctx, conn, []string{dir}, job.CompareOptions{})
 			if err != nil || !d.Equal() || d.Events != n {
 				b.Fatalf("compare: %v (%+v)", err, d)
 			}

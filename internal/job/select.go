@@ -1,19 +1,8 @@
-package export
+package job
 
 import (
-	"fmt"
-
 	"github.com/axarchive/axarchive/archive"
 )
-
-// TokenError names the event an export stopped at.
-type TokenError struct {
-	Token int64
-	Err   error
-}
-
-func (e *TokenError) Error() string { return fmt.Sprintf("event at token %d: %v", e.Token, e.Err) }
-func (e *TokenError) Unwrap() error { return e.Err }
 
 // selection decides which events an export keeps. A nil selection keeps everything.
 type selection struct {

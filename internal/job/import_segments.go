@@ -1,4 +1,4 @@
-package writer
+package job
 
 import (
 	"context"
@@ -12,7 +12,8 @@ import (
 	"syscall"
 
 	"github.com/axarchive/axarchive/archive"
-	"github.com/axarchive/axarchive/internal/codec"
+	"github.com/axarchive/axarchive/internal/reader"
+	"github.com/axarchive/axarchive/internal/writer"
 )
 
 // SegmentOptions configure ImportSegments.
@@ -20,7 +21,7 @@ type SegmentOptions struct {
 	// Dir is the directory the segment files go into: absent or empty, or, with Resume, the directory of
 	// an interrupted run.
 	Dir string
-	// SegmentSize is the size of each file (0: DefaultSegmentSize, Axon Server's default).
+	// SegmentSize is the size of each file (0: writer.DefaultSegmentSize, Axon Server's default).
 	SegmentSize int64
 	// Identities decrypt encrypted archives.
 	Identities []age.Identity
@@ -33,7 +34,7 @@ type SegmentOptions struct {
 	// Warn receives messages a person must see.
 	Warn func(string)
 	// Progress, if set, is updated while the import runs (Token is the next token to write).
-	Progress *Progress
+	Progress *ImportProgress
 }
 
 // SegmentPlan is what ImportSegments will do, computed before anything is written.
@@ -78,10 +79,10 @@ func ImportSegments(ctx context.Context, dirs []string, opts SegmentOptions) (*S
 	}
 	progress := opts.Progress
 	if progress == nil {
-		progress = new(Progress)
+		progress = new(ImportProgress)
 	}
 	progress.Phase.Store("preflight")
-	im := &importer{archives: archives, dirs: dirs, progress: progress, opts: Options{Warn: opts.Warn}}
+	im := &importer{src: reader.NewArchiveSource(archives), archives: archives, dirs: dirs, progress: progress, opts: ImportOptions{Warn: opts.Warn}}
 	plan := &SegmentPlan{Archives: dirs, Dir: opts.Dir, FirstToken: 0, LastToken: -1, Free: -1, Grouped: true}
 
 	// The archives first: a damaged one is refused before the directory is touched.
@@ -136,18 +137,15 @@ func ImportSegments(ctx context.Context, dirs []string, opts SegmentOptions) (*S
 	}
 	segSize := opts.SegmentSize
 	if segSize <= 0 {
-		segSize = DefaultSegmentSize
+		segSize = writer.DefaultSegmentSize
 	}
-	// Blocks: one per event at most; files: what the data fills, plus the last one.
-	blocks := plan.Events + plan.Snapshots
-	plan.Bytes = eventBytes + snapshotBytes + blocks*blockOverhead + 2*(segmentHeaderSize+segmentMarkerSize)
-	plan.Bytes += (plan.Bytes/segSize + 2) * (segmentHeaderSize + segmentMarkerSize)
+	plan.Bytes = writer.SegmentBytes(eventBytes+snapshotBytes, plan.Events+plan.Snapshots, segSize)
 
 	if err := checkDirOutsideArchives(opts.Dir, dirs); err != nil {
 		return plan, err
 	}
 	if !opts.Resume {
-		if err := CheckSegmentDir(opts.Dir); err != nil {
+		if err := writer.CheckSegmentDir(opts.Dir); err != nil {
 			return plan, err
 		}
 	}
@@ -162,18 +160,18 @@ func ImportSegments(ctx context.Context, dirs []string, opts SegmentOptions) (*S
 	}
 
 	source := describeArchives(archives)
-	sopts := SegmentStoreOptions{SegmentSize: segSize, Source: source, NoSync: opts.NoSync}
-	var store *SegmentStore
+	sopts := writer.SegmentStoreOptions{SegmentSize: segSize, Source: source, NoSync: opts.NoSync}
+	var store *writer.SegmentStore
 	if opts.Resume {
-		store, err = ResumeSegmentStore(opts.Dir, sopts)
+		store, err = writer.ResumeSegmentStore(opts.Dir, sopts)
 	} else {
-		store, err = CreateSegmentStore(opts.Dir, sopts)
+		store, err = writer.CreateSegmentStore(opts.Dir, sopts)
 	}
 	if err != nil {
 		return plan, err
 	}
 	plan.StartAt = store.NextToken()
-	if err := writeSegments(ctx, im, store, plan, progress); err != nil {
+	if err := writeSegments(ctx, im, writer.NewSegmentSink(store), plan, progress); err != nil {
 		store.Suspend()
 		return plan, &SegmentProgressError{Dir: opts.Dir, NextToken: store.DurableToken(), Err: err}
 	}
@@ -193,8 +191,8 @@ func (e *SegmentProgressError) Error() string {
 
 func (e *SegmentProgressError) Unwrap() error { return e.Err }
 
-func writeSegments(ctx context.Context, im *importer, store *SegmentStore, plan *SegmentPlan, progress *Progress) error {
-	if len(store.j.Final) == 0 && !store.EventsDone() {
+func writeSegments(ctx context.Context, im *importer, store *writer.SegmentSink, plan *SegmentPlan, progress *ImportProgress) error {
+	if !store.Renaming() && !store.EventsDone() {
 		progress.Phase.Store("events")
 		progress.Total.Store(plan.Events - store.NextToken())
 		if err := writeSegmentEvents(ctx, im, store, plan, progress); err != nil {
@@ -204,11 +202,10 @@ func writeSegments(ctx context.Context, im *importer, store *SegmentStore, plan 
 			return err
 		}
 	}
-	if len(store.j.Final) == 0 {
+	if !store.Renaming() {
 		progress.Phase.Store("snapshots")
 		skip := store.NextSnapshot()
 		var pos int64
-		var buf []byte
 		for _, a := range im.archives {
 			it := a.Snapshots(ctx)
 			err := func() error {
@@ -221,8 +218,7 @@ func writeSegments(ctx context.Context, im *importer, store *SegmentStore, plan 
 					if err != nil {
 						return err
 					}
-					buf = codec.Encode(buf[:0], r)
-					if err := store.WriteSnapshot(buf); err != nil {
+					if err := store.WriteSnapshot(r); err != nil {
 						return err
 					}
 					progress.Snapshots.Add(1)
@@ -240,7 +236,7 @@ func writeSegments(ctx context.Context, im *importer, store *SegmentStore, plan 
 
 // writeSegmentEvents writes the events from the store's next token on, ending a transaction where the
 // archive's grouping does (or after every event without one).
-func writeSegmentEvents(ctx context.Context, im *importer, store *SegmentStore, plan *SegmentPlan, progress *Progress) error {
+func writeSegmentEvents(ctx context.Context, im *importer, store *writer.SegmentSink, plan *SegmentPlan, progress *ImportProgress) error {
 	from := store.NextToken()
 	if from > plan.LastToken {
 		return nil
@@ -258,7 +254,7 @@ func writeSegmentEvents(ctx context.Context, im *importer, store *SegmentStore, 
 				return err
 			}
 		}
-		if err := store.WriteEvent(event, end); err != nil {
+		if err := store.WriteEvent(token, event, end); err != nil {
 			return err
 		}
 		progress.Events.Add(1)

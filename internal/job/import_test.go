@@ -1,4 +1,4 @@
-package writer_test
+package job_test
 
 import (
 	"bufio"
@@ -18,48 +18,22 @@ import (
 	"github.com/axarchive/axarchive/internal/axontest"
 	"github.com/axarchive/axarchive/internal/codec"
 	"github.com/axarchive/axarchive/internal/eventgen"
-	"github.com/axarchive/axarchive/internal/export"
+	"github.com/axarchive/axarchive/internal/job"
 	"github.com/axarchive/axarchive/internal/reader"
-	"github.com/axarchive/axarchive/internal/writer"
 )
-
-func dial(t *testing.T, srv *axontest.Server, ctx string) *axonclient.Conn {
-	t.Helper()
-	conn, err := axonclient.Dial(context.Background(), axonclient.Config{Address: srv.Addr(), Context: ctx})
-	require.NoError(t, err)
-	t.Cleanup(func() { conn.Close() })
-	return conn
-}
 
 // generated exports a generated store of n events (with snapshots) from a double and returns the
 // archive directory and the server.
-func generated(t *testing.T, n int, opts export.Options) (string, *axontest.Server) {
+func generated(t *testing.T, n int, opts job.ExportOptions) (string, *axontest.Server) {
 	t.Helper()
 	srv := axontest.NewServer(t)
 	gen := eventgen.New(7, eventgen.Options{Aggregates: 40})
 	require.NoError(t, srv.Load("source", gen.Generate(n)))
 	require.NoError(t, srv.LoadSnapshots("source", gen.Snapshots()))
 	opts.Dir = filepath.Join(t.TempDir(), "archive")
-	_, err := export.Live(context.Background(), dial(t, srv, "source"), opts)
+	_, err := job.ExportServer(context.Background(), dial(t, srv, "source"), opts)
 	require.NoError(t, err)
 	return opts.Dir, srv
-}
-
-func lines(t *testing.T, dir string, snapshots bool) []byte {
-	t.Helper()
-	a, err := archive.Open(dir)
-	require.NoError(t, err)
-	it := a.Events(context.Background(), 0)
-	if snapshots {
-		it = a.Snapshots(context.Background())
-	}
-	defer it.Close()
-	var out []byte
-	for it.Next() {
-		out = append(out, it.Line()...)
-	}
-	require.NoError(t, it.Err())
-	return out
 }
 
 func fingerprint(t *testing.T, dir string) string {
@@ -70,20 +44,20 @@ func fingerprint(t *testing.T, dir string) string {
 
 // export -> import -> export gives byte-identical JSON Lines and the same fingerprint.
 func TestRoundTripGenerated(t *testing.T) {
-	src, srv := generated(t, 5000, export.Options{ChunkRecords: 1000})
+	src, srv := generated(t, 5000, job.ExportOptions{ChunkRecords: 1000})
 	conn := dial(t, srv, "target")
-	plan, err := writer.Import(context.Background(), conn, []string{src}, writer.Options{MaxTransactionEvents: 700})
+	plan, err := job.Import(context.Background(), conn, []string{src}, job.ImportOptions{MaxTransactionEvents: 700})
 	require.NoError(t, err)
 	assert.Equal(t, int64(5000), plan.Events)
 	assert.Equal(t, int64(8), plan.Transactions)
 
-	d, err := writer.Compare(context.Background(), conn, []string{src}, writer.CompareOptions{})
+	d, err := job.Compare(context.Background(), conn, []string{src}, job.CompareOptions{})
 	require.NoError(t, err)
 	require.True(t, d.Equal(), "%v", d.Differences)
 	assert.Equal(t, d.ArchiveFingerprint, d.TargetFingerprint)
 
 	again := filepath.Join(t.TempDir(), "again")
-	_, err = export.Live(context.Background(), conn, export.Options{Dir: again, ChunkRecords: 1000})
+	_, err = job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: again, ChunkRecords: 1000})
 	require.NoError(t, err)
 	assert.Equal(t, lines(t, src, false), lines(t, again, false))
 	assert.Equal(t, lines(t, src, true), lines(t, again, true))
@@ -103,17 +77,17 @@ func TestRoundTripFixtures(t *testing.T) {
 	for _, fixture := range []string{"three-segments", "legacy-v0"} {
 		t.Run(fixture, func(t *testing.T) {
 			src := filepath.Join(t.TempDir(), "offline")
-			_, err := export.Segments(context.Background(), reader.SegmentsOptions{Dir: filepath.Join("..", "..", "testdata", "segments", fixture, "default")}, export.Options{Dir: src})
+			_, err := job.ExportSegments(context.Background(), reader.SegmentsOptions{Dir: filepath.Join("..", "..", "testdata", "segments", fixture, "default")}, job.ExportOptions{Dir: src})
 			require.NoError(t, err)
 			srv := axontest.NewServer(t)
 			conn := dial(t, srv, "default")
-			_, err = writer.Import(context.Background(), conn, []string{src}, writer.Options{})
+			_, err = job.Import(context.Background(), conn, []string{src}, job.ImportOptions{})
 			require.NoError(t, err)
-			d, err := writer.Compare(context.Background(), conn, []string{src}, writer.CompareOptions{})
+			d, err := job.Compare(context.Background(), conn, []string{src}, job.CompareOptions{})
 			require.NoError(t, err)
 			require.True(t, d.Equal(), "%v", d.Differences)
 			live := filepath.Join(t.TempDir(), "live")
-			_, err = export.Live(context.Background(), conn, export.Options{Dir: live})
+			_, err = job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: live})
 			require.NoError(t, err)
 			assert.Equal(t, lines(t, src, false), lines(t, live, false))
 			// Without snapshots (whose records from segment files lack the flag a server sets when
@@ -126,17 +100,17 @@ func TestRoundTripFixtures(t *testing.T) {
 }
 
 func TestImportRefusesNonEmptyTarget(t *testing.T) {
-	src, srv := generated(t, 100, export.Options{})
+	src, srv := generated(t, 100, job.ExportOptions{})
 	conn := dial(t, srv, "source")
-	_, err := writer.Import(context.Background(), conn, []string{src}, writer.Options{})
-	require.ErrorIs(t, err, writer.ErrTargetNotEmpty)
+	_, err := job.Import(context.Background(), conn, []string{src}, job.ImportOptions{})
+	require.ErrorIs(t, err, job.ErrTargetNotEmpty)
 	assert.Contains(t, err.Error(), "ends at token 99")
 }
 
 func TestImportDryRunSendsNothing(t *testing.T) {
-	src, srv := generated(t, 1000, export.Options{})
+	src, srv := generated(t, 1000, job.ExportOptions{})
 	conn := dial(t, srv, "target")
-	plan, err := writer.Import(context.Background(), conn, []string{src}, writer.Options{DryRun: true})
+	plan, err := job.Import(context.Background(), conn, []string{src}, job.ImportOptions{DryRun: true})
 	require.NoError(t, err)
 	assert.Equal(t, int64(1000), plan.Events)
 	assert.Positive(t, plan.Transactions)
@@ -146,27 +120,27 @@ func TestImportDryRunSendsNothing(t *testing.T) {
 }
 
 func TestImportEventTooLarge(t *testing.T) {
-	src, srv := generated(t, 300, export.Options{})
+	src, srv := generated(t, 300, job.ExportOptions{})
 	conn := dial(t, srv, "target")
-	_, err := writer.Import(context.Background(), conn, []string{src}, writer.Options{MaxMessageSize: 700})
-	require.ErrorIs(t, err, writer.ErrEventTooLarge)
+	_, err := job.Import(context.Background(), conn, []string{src}, job.ImportOptions{MaxMessageSize: 700})
+	require.ErrorIs(t, err, job.ErrEventTooLarge)
 	assert.Contains(t, err.Error(), "axoniq.axonserver.max-message-size")
 	assert.Equal(t, 0, srv.EventCount("target"))
 }
 
 func TestImportFilteredNeedsRenumber(t *testing.T) {
-	src, srv := generated(t, 2000, export.Options{Filter: &archive.Filter{ExcludeTypes: []string{"com.example.notification.EmailSentEvent"}}, Snapshots: export.SnapshotsNone})
+	src, srv := generated(t, 2000, job.ExportOptions{Filter: &archive.Filter{ExcludeTypes: []string{"com.example.notification.EmailSentEvent"}}, Snapshots: job.SnapshotsNone})
 	conn := dial(t, srv, "target")
-	_, err := writer.Import(context.Background(), conn, []string{src}, writer.Options{})
-	require.ErrorIs(t, err, writer.ErrNotContiguous)
+	_, err := job.Import(context.Background(), conn, []string{src}, job.ImportOptions{})
+	require.ErrorIs(t, err, job.ErrNotContiguous)
 
 	// With --renumber the events take the target's next tokens and the map says where each went.
 	require.NoError(t, srv.Load("target", eventgen.New(99, eventgen.Options{NonDomainPercent: 100}).Generate(10)))
 	tokenMap := filepath.Join(t.TempDir(), "map")
-	plan, err := writer.Import(context.Background(), conn, []string{src}, writer.Options{Renumber: true, TokenMap: tokenMap})
+	plan, err := job.Import(context.Background(), conn, []string{src}, job.ImportOptions{Renumber: true, TokenMap: tokenMap})
 	require.NoError(t, err)
 	first := plan.TargetHead + 1
-	d, err := writer.Compare(context.Background(), conn, []string{src}, writer.CompareOptions{TargetFirst: &first})
+	d, err := job.Compare(context.Background(), conn, []string{src}, job.CompareOptions{TargetFirst: &first})
 	require.NoError(t, err)
 	require.True(t, d.Equal(), "%v", d.Differences)
 
@@ -198,16 +172,16 @@ func TestImportFilteredNeedsRenumber(t *testing.T) {
 
 // A sequence the server refuses stops the import naming the aggregate, sequence and token.
 func TestImportSequenceRejected(t *testing.T) {
-	src, srv := generated(t, 500, export.Options{Snapshots: export.SnapshotsNone})
+	src, srv := generated(t, 500, job.ExportOptions{Snapshots: job.SnapshotsNone})
 	conn := dial(t, srv, "target")
 	// Pre-load the target with the archive's first event under a different context to make the
 	// aggregate's first event a duplicate: simplest is to import once, then resume a renumbered copy.
-	_, err := writer.Import(context.Background(), conn, []string{src}, writer.Options{})
+	_, err := job.Import(context.Background(), conn, []string{src}, job.ImportOptions{})
 	require.NoError(t, err)
-	_, err = writer.Import(context.Background(), conn, []string{src}, writer.Options{Renumber: true, TokenMap: filepath.Join(t.TempDir(), "m"), NoVerify: true})
-	var pe *writer.ProgressError
+	_, err = job.Import(context.Background(), conn, []string{src}, job.ImportOptions{Renumber: true, TokenMap: filepath.Join(t.TempDir(), "m"), NoVerify: true})
+	var pe *job.ProgressError
 	require.ErrorAs(t, err, &pe)
-	var se *writer.SequenceError
+	var se *job.SequenceError
 	require.ErrorAs(t, err, &se)
 	require.ErrorIs(t, err, axonclient.ErrSequence)
 	assert.NotEmpty(t, se.AggregateID)
@@ -220,11 +194,11 @@ func TestImportSequenceRejected(t *testing.T) {
 
 // An import interrupted between transactions is resumed: no duplicate, no gap.
 func TestImportResume(t *testing.T) {
-	src, srv := generated(t, 4000, export.Options{})
+	src, srv := generated(t, 4000, job.ExportOptions{})
 	conn := dial(t, srv, "target")
 	srv.FailNthCall(axontest.MethodAppendEvent, 3)
-	_, err := writer.Import(context.Background(), conn, []string{src}, writer.Options{MaxTransactionEvents: 500})
-	var pe *writer.ProgressError
+	_, err := job.Import(context.Background(), conn, []string{src}, job.ImportOptions{MaxTransactionEvents: 500})
+	var pe *job.ProgressError
 	require.ErrorAs(t, err, &pe)
 	// The third call the double counts is the second, third or fourth transaction: the next one's call is
 	// open while one commits, and the double counts two open calls in whichever order its handlers run.
@@ -234,38 +208,38 @@ func TestImportResume(t *testing.T) {
 	assert.Equal(t, int(pe.Imported), srv.EventCount("target"), "nothing after the failed transaction was stored")
 
 	// Without --resume the target is not empty any more.
-	_, err = writer.Import(context.Background(), conn, []string{src}, writer.Options{})
-	require.ErrorIs(t, err, writer.ErrTargetNotEmpty)
+	_, err = job.Import(context.Background(), conn, []string{src}, job.ImportOptions{})
+	require.ErrorIs(t, err, job.ErrTargetNotEmpty)
 
-	plan, err := writer.Import(context.Background(), conn, []string{src}, writer.Options{Resume: true, MaxTransactionEvents: 500})
+	plan, err := job.Import(context.Background(), conn, []string{src}, job.ImportOptions{Resume: true, MaxTransactionEvents: 500})
 	require.NoError(t, err)
 	assert.Equal(t, pe.NextToken, plan.StartAt)
-	d, err := writer.Compare(context.Background(), conn, []string{src}, writer.CompareOptions{})
+	d, err := job.Compare(context.Background(), conn, []string{src}, job.CompareOptions{})
 	require.NoError(t, err)
 	require.True(t, d.Equal(), "%v", d.Differences)
 
 	// Resuming a finished import sends nothing more, snapshots included.
 	before := srv.SnapshotCount("target")
-	_, err = writer.Import(context.Background(), conn, []string{src}, writer.Options{Resume: true})
+	_, err = job.Import(context.Background(), conn, []string{src}, job.ImportOptions{Resume: true})
 	require.NoError(t, err)
 	assert.Equal(t, before, srv.SnapshotCount("target"))
 }
 
 // A resume against a target whose head is not the archive's event is refused.
 func TestImportResumeMismatch(t *testing.T) {
-	src, srv := generated(t, 300, export.Options{Snapshots: export.SnapshotsNone})
+	src, srv := generated(t, 300, job.ExportOptions{Snapshots: job.SnapshotsNone})
 	require.NoError(t, srv.Load("target", eventgen.New(1234, eventgen.Options{}).Generate(10)))
 	conn := dial(t, srv, "target")
-	_, err := writer.Import(context.Background(), conn, []string{src}, writer.Options{Resume: true})
-	require.ErrorIs(t, err, writer.ErrMismatch)
+	_, err := job.Import(context.Background(), conn, []string{src}, job.ImportOptions{Resume: true})
+	require.ErrorIs(t, err, job.ErrMismatch)
 	assert.Contains(t, err.Error(), "token 9")
 }
 
 // The proof catches an event altered in the target.
 func TestCompareFindsAlteredEvent(t *testing.T) {
-	src, srv := generated(t, 1000, export.Options{})
+	src, srv := generated(t, 1000, job.ExportOptions{})
 	conn := dial(t, srv, "target")
-	_, err := writer.Import(context.Background(), conn, []string{src}, writer.Options{})
+	_, err := job.Import(context.Background(), conn, []string{src}, job.ImportOptions{})
 	require.NoError(t, err)
 	stored := srv.Events("target")
 	var r archive.Record
@@ -274,7 +248,7 @@ func TestCompareFindsAlteredEvent(t *testing.T) {
 	r.Timestamp++
 	require.NoError(t, srv.ReplaceEvent("target", 500, codec.Encode(nil, &r)))
 
-	d, err := writer.Compare(context.Background(), conn, []string{src}, writer.CompareOptions{})
+	d, err := job.Compare(context.Background(), conn, []string{src}, job.CompareOptions{})
 	require.NoError(t, err)
 	require.False(t, d.Equal())
 	require.Len(t, d.Differences, 1)
@@ -290,21 +264,21 @@ func TestImportChain(t *testing.T) {
 	require.NoError(t, srv.Load("source", gen.Generate(1500)))
 	conn := dial(t, srv, "source")
 	a := filepath.Join(t.TempDir(), "a")
-	_, err := export.Live(context.Background(), conn, export.Options{Dir: a, Snapshots: export.SnapshotsNone})
+	_, err := job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: a, Snapshots: job.SnapshotsNone})
 	require.NoError(t, err)
 	require.NoError(t, conn.AppendEvents(context.Background(), gen.Generate(700)))
 	b := filepath.Join(t.TempDir(), "b")
-	_, err = export.Live(context.Background(), conn, export.Options{Dir: b, Since: a, Snapshots: export.SnapshotsNone})
+	_, err = job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: b, Since: a, Snapshots: job.SnapshotsNone})
 	require.NoError(t, err)
 
 	target := dial(t, srv, "target")
-	_, err = writer.Import(context.Background(), target, []string{b, a}, writer.Options{})
-	require.ErrorIs(t, err, writer.ErrChain)
-	_, err = writer.Import(context.Background(), target, []string{b}, writer.Options{})
-	require.ErrorIs(t, err, writer.ErrNotContiguous, "an incremental archive alone does not start at 0")
-	_, err = writer.Import(context.Background(), target, []string{a, b}, writer.Options{})
+	_, err = job.Import(context.Background(), target, []string{b, a}, job.ImportOptions{})
+	require.ErrorIs(t, err, job.ErrChain)
+	_, err = job.Import(context.Background(), target, []string{b}, job.ImportOptions{})
+	require.ErrorIs(t, err, job.ErrNotContiguous, "an incremental archive alone does not start at 0")
+	_, err = job.Import(context.Background(), target, []string{a, b}, job.ImportOptions{})
 	require.NoError(t, err)
-	d, err := writer.Compare(context.Background(), target, []string{a, b}, writer.CompareOptions{})
+	d, err := job.Compare(context.Background(), target, []string{a, b}, job.CompareOptions{})
 	require.NoError(t, err)
 	require.True(t, d.Equal(), "%v", d.Differences)
 	assert.Equal(t, 2200, srv.EventCount("target"))
@@ -312,7 +286,7 @@ func TestImportChain(t *testing.T) {
 
 // Server gone mid-import: the error says how far it got.
 func TestImportServerGone(t *testing.T) {
-	src, srv := generated(t, 3000, export.Options{Snapshots: export.SnapshotsNone})
+	src, srv := generated(t, 3000, job.ExportOptions{Snapshots: job.SnapshotsNone})
 	conn := dial(t, srv, "target")
 	srv.SetDelay(2 * time.Millisecond)
 	go func() {
@@ -321,8 +295,8 @@ func TestImportServerGone(t *testing.T) {
 		}
 		srv.Stop()
 	}()
-	_, err := writer.Import(context.Background(), conn, []string{src}, writer.Options{MaxTransactionEvents: 500})
-	var pe *writer.ProgressError
+	_, err := job.Import(context.Background(), conn, []string{src}, job.ImportOptions{MaxTransactionEvents: 500})
+	var pe *job.ProgressError
 	require.ErrorAs(t, err, &pe)
 	require.ErrorIs(t, err, axonclient.ErrUnavailable)
 	assert.GreaterOrEqual(t, pe.Imported, int64(500))
@@ -330,11 +304,23 @@ func TestImportServerGone(t *testing.T) {
 
 	require.NoError(t, srv.Restart())
 	srv.SetDelay(0)
-	_, err = writer.Import(context.Background(), conn, []string{src}, writer.Options{Resume: true, MaxTransactionEvents: 500})
+	_, err = job.Import(context.Background(), conn, []string{src}, job.ImportOptions{Resume: true, MaxTransactionEvents: 500})
 	require.NoError(t, err)
-	d, err := writer.Compare(context.Background(), conn, []string{src}, writer.CompareOptions{})
+	d, err := job.Compare(context.Background(), conn, []string{src}, job.CompareOptions{})
 	require.NoError(t, err)
 	require.True(t, d.Equal(), "%v", d.Differences)
 }
 
 func fmtSscan(s string, a, b *int64) (int, error) { return fmt.Sscan(s, a, b) }
+
+// TestEventsToSend: a resumed import's percentage is of what this run sends.
+func TestEventsToSend(t *testing.T) {
+	p := &job.Plan{Events: 997, FirstToken: 0, LastToken: 999, StartAt: 0, Gaps: []archive.Gap{{From: 10, To: 11}, {From: 600, To: 600}}}
+	assert.EqualValues(t, 997, p.ToSend())
+	p.StartAt = 500
+	assert.EqualValues(t, 499, p.ToSend())
+	p.StartAt = 1000 // nothing left
+	assert.EqualValues(t, 0, p.ToSend())
+	p.StartAt, p.Renumber = 500, true
+	assert.EqualValues(t, 997, p.ToSend())
+}

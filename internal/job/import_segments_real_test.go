@@ -1,4 +1,4 @@
-package writer_test
+package job_test
 
 import (
 	"context"
@@ -14,10 +14,9 @@ import (
 	"github.com/axarchive/axarchive/internal/axonclient"
 	"github.com/axarchive/axarchive/internal/codec"
 	"github.com/axarchive/axarchive/internal/eventgen"
-	"github.com/axarchive/axarchive/internal/export"
+	"github.com/axarchive/axarchive/internal/job"
 	"github.com/axarchive/axarchive/internal/reader"
 	"github.com/axarchive/axarchive/internal/realserver"
-	"github.com/axarchive/axarchive/internal/writer"
 )
 
 func TestMain(m *testing.M) { os.Exit(realserver.Main(m)) }
@@ -130,7 +129,7 @@ func TestSegmentImportRealServer(t *testing.T) {
 	// offline and written again: the same grouping, and the same bytes.
 	t.Run("server-written files", func(t *testing.T) {
 		s := realserver.Fresh(t, "axoniq.axonserver.event.segment-size=65536", "axoniq.axonserver.snapshot.segment-size=65536")
-		_, err := writer.Import(ctx, dialReal(t, s), []string{arch}, writer.Options{})
+		_, err := job.Import(ctx, dialReal(t, s), []string{arch}, job.ImportOptions{})
 		require.NoError(t, err)
 		offline := offlineExport(t, s.ContextDir("default"))
 		om := openArchive(t, offline).Manifest()
@@ -140,7 +139,7 @@ func TestSegmentImportRealServer(t *testing.T) {
 		assert.ElementsMatch(t, withoutPositions(streamLines(t, arch, archive.StreamSnapshots)), withoutPositions(streamLines(t, offline, archive.StreamSnapshots)))
 		assert.Equal(t, txEndsOf(t, arch), txEndsOf(t, offline), "one block per transaction sent")
 		again := filepath.Join(t.TempDir(), "default")
-		_, err = writer.ImportSegments(ctx, []string{offline}, writer.SegmentOptions{Dir: again, SegmentSize: smallSegments, NoSync: true})
+		_, err = job.ImportSegments(ctx, []string{offline}, job.SegmentOptions{Dir: again, SegmentSize: smallSegments, NoSync: true})
 		require.NoError(t, err)
 		requireSameSegments(t, s.ContextDir("default"), again, ".events")
 		requireSameSegments(t, s.ContextDir("default"), again, ".snapshots")
@@ -150,7 +149,7 @@ func TestSegmentImportRealServer(t *testing.T) {
 	t.Run("server started on written files", func(t *testing.T) {
 		base := t.TempDir()
 		dir := filepath.Join(base, "data", "default")
-		_, err := writer.ImportSegments(ctx, []string{arch}, writer.SegmentOptions{Dir: dir, SegmentSize: smallSegments})
+		_, err := job.ImportSegments(ctx, []string{arch}, job.SegmentOptions{Dir: dir, SegmentSize: smallSegments})
 		require.NoError(t, err)
 		files, err := filepath.Glob(filepath.Join(dir, "*.events"))
 		require.NoError(t, err)
@@ -197,7 +196,7 @@ func TestSegmentImportRealServer(t *testing.T) {
 		fixture := offlineExport(t, segFixture("three-segments"))
 		base := t.TempDir()
 		dir := filepath.Join(base, "data", "default")
-		_, err := writer.ImportSegments(ctx, []string{fixture}, writer.SegmentOptions{Dir: dir, SegmentSize: 100000})
+		_, err := job.ImportSegments(ctx, []string{fixture}, job.SegmentOptions{Dir: dir, SegmentSize: 100000})
 		require.NoError(t, err)
 		s, err := realserver.StartIn(base, "axoniq.axonserver.event.segment-size=100000")
 		require.NoError(t, err)
@@ -231,11 +230,11 @@ func requireServerHolds(t *testing.T, conn *axonclient.Conn, arch string) {
 	t.Helper()
 	ctx := context.Background()
 	a := openArchive(t, arch)
-	d, err := writer.CompareArchives(ctx, conn, []*archive.Archive{a}, writer.CompareOptions{})
+	d, err := job.CompareArchives(ctx, conn, []*archive.Archive{a}, job.CompareOptions{})
 	require.NoError(t, err)
 	require.True(t, d.Equal(), "%v", d.Differences)
 	live := filepath.Join(t.TempDir(), "live")
-	_, err = export.Live(ctx, conn, export.Options{Dir: live})
+	_, err = job.ExportServer(ctx, conn, job.ExportOptions{Dir: live})
 	require.NoError(t, err)
 	lm := openArchive(t, live).Manifest()
 	assert.Equal(t, a.Manifest().Events.SHA256, lm.Events.SHA256, "live export: the same events")

@@ -1,4 +1,4 @@
-package export_test
+package job_test
 
 import (
 	"context"
@@ -15,7 +15,8 @@ import (
 	"github.com/axarchive/axarchive/internal/axontest"
 	"github.com/axarchive/axarchive/internal/codec"
 	"github.com/axarchive/axarchive/internal/eventgen"
-	"github.com/axarchive/axarchive/internal/export"
+	"github.com/axarchive/axarchive/internal/job"
+	"github.com/axarchive/axarchive/internal/reader"
 )
 
 // edgeServer starts a double holding every edge value (eventgen.EdgeCases and EdgeSnapshots) followed by n
@@ -87,7 +88,7 @@ func TestLiveExportEdgeCases(t *testing.T) {
 	srv := edgeServer(t, 1500)
 	conn := dial(t, srv, ctxName)
 	dir := filepath.Join(t.TempDir(), "a")
-	_, err := export.Live(context.Background(), conn, export.Options{Dir: dir, ChunkRecords: 300})
+	_, err := job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: dir, ChunkRecords: 300})
 	require.NoError(t, err)
 	assertArchiveEqualsServer(t, dir, srv, ctxName)
 	want := servedSnapshots(t, conn, dir, false)
@@ -100,38 +101,38 @@ func TestLiveExportEdgeCases(t *testing.T) {
 func TestLiveExportSnapshotModes(t *testing.T) {
 	srv := edgeServer(t, 400)
 	conn := dial(t, srv, ctxName)
-	for _, mode := range []string{export.SnapshotsAll, export.SnapshotsLatest, export.SnapshotsNone} {
+	for _, mode := range []string{job.SnapshotsAll, job.SnapshotsLatest, job.SnapshotsNone} {
 		t.Run(mode, func(t *testing.T) {
 			srv.SetDelay(time.Millisecond) // slow calls overlap, showing the bound
 			defer srv.SetDelay(0)
 			dir := filepath.Join(t.TempDir(), "a")
-			res, err := export.Live(context.Background(), conn, export.Options{Dir: dir, Snapshots: mode})
+			res, err := job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: dir, Snapshots: mode})
 			require.NoError(t, err)
 			a, err := archive.Open(dir)
 			require.NoError(t, err)
 			assert.Equal(t, mode, a.Manifest().Snapshots.Mode)
 			got := archivedSnapshots(t, dir)
 			switch mode {
-			case export.SnapshotsNone:
+			case job.SnapshotsNone:
 				assert.Empty(t, got)
 				assert.Zero(t, res.Snapshots)
 			default:
-				assert.Equal(t, servedSnapshots(t, conn, dir, mode == export.SnapshotsLatest), got)
+				assert.Equal(t, servedSnapshots(t, conn, dir, mode == job.SnapshotsLatest), got)
 			}
-			if mode == export.SnapshotsLatest {
+			if mode == job.SnapshotsLatest {
 				assert.Less(t, len(got), srv.SnapshotCount(ctxName))
 			}
 		})
 	}
-	assert.LessOrEqual(t, srv.MaxConcurrentCalls(axontest.MethodListAggregateSnapshots), export.SnapshotReaders, "bounded concurrency")
+	assert.LessOrEqual(t, srv.MaxConcurrentCalls(axontest.MethodListAggregateSnapshots), reader.SnapshotReaders, "bounded concurrency")
 	assert.Greater(t, srv.MaxConcurrentCalls(axontest.MethodListAggregateSnapshots), 1, "the snapshot reads overlap")
 
 	// The same export twice gives the same snapshot lines, whatever the timing of the reads.
 	a, b := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
-	_, err := export.Live(context.Background(), conn, export.Options{Dir: a})
+	_, err := job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: a})
 	require.NoError(t, err)
 	srv.SetDelay(300 * time.Microsecond)
-	_, err = export.Live(context.Background(), conn, export.Options{Dir: b})
+	_, err = job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: b})
 	srv.SetDelay(0)
 	require.NoError(t, err)
 	assert.Equal(t, lines(t, a, true), lines(t, b, true))
@@ -161,7 +162,7 @@ func TestLiveExportTimeRange(t *testing.T) {
 	require.Less(t, wantFirst, wantEnd)
 
 	dir := filepath.Join(t.TempDir(), "a")
-	res, err := export.Live(ctx, conn, export.Options{Dir: dir, FromTime: &from, ToTime: &to, Snapshots: export.SnapshotsNone})
+	res, err := job.ExportServer(ctx, conn, job.ExportOptions{Dir: dir, FromTime: &from, ToTime: &to, Snapshots: job.SnapshotsNone})
 	require.NoError(t, err)
 	assert.Equal(t, archive.Range{First: wantFirst, Last: wantEnd - 1}, res.Range)
 	assert.Equal(t, wantEnd-wantFirst, res.Events)
@@ -222,7 +223,7 @@ func TestLiveExportFilters(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "a")
 			filter := tc.filter
-			res, err := export.Live(context.Background(), conn, export.Options{Dir: dir, Filter: &filter})
+			res, err := job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: dir, Filter: &filter})
 			require.NoError(t, err)
 			a, err := archive.Open(dir)
 			require.NoError(t, err)
@@ -258,11 +259,11 @@ func TestLiveExportFilters(t *testing.T) {
 // Permits are topped up as events are consumed: never more outstanding than the window, and never so few
 // that the server's permit timeout fires (here shortened to 300 ms, against a window of 100).
 func TestLiveExportPermitsToppedUp(t *testing.T) {
-	defer export.SetPermitWindow(100)()
 	srv, _ := loaded(t, 3000, axontest.WithPermitTimeout(300*time.Millisecond))
 	var log logger
 	dir := filepath.Join(t.TempDir(), "a")
-	_, err := export.Live(context.Background(), dial(t, srv, ctxName), export.Options{Dir: dir, Warn: log.warn, Snapshots: export.SnapshotsNone})
+	src := reader.NewServer(dial(t, srv, ctxName), reader.ServerOptions{Window: 100, Warn: log.warn, NoSnapshots: true})
+	_, err := job.Export(context.Background(), src, job.ExportOptions{Dir: dir, Warn: log.warn, Snapshots: job.SnapshotsNone})
 	require.NoError(t, err)
 	assert.Empty(t, log.msgs, "the stream was never lost")
 	assert.LessOrEqual(t, srv.MaxOutstandingPermits(), int64(100))
@@ -281,11 +282,11 @@ func TestIncrementalChainOfThree(t *testing.T) {
 			require.NoError(t, conn.AppendEvents(context.Background(), gen.Generate(200)))
 		}
 		dirs[i] = filepath.Join(t.TempDir(), string(rune('a'+i)))
-		opts := export.Options{Dir: dirs[i], Snapshots: export.SnapshotsNone}
+		opts := job.ExportOptions{Dir: dirs[i], Snapshots: job.SnapshotsNone}
 		if i > 0 {
 			opts.Since = dirs[i-1]
 		}
-		_, err := export.Live(context.Background(), conn, opts)
+		_, err := job.ExportServer(context.Background(), conn, opts)
 		require.NoError(t, err)
 	}
 	open := func(names ...int) []*archive.Archive {
@@ -325,7 +326,7 @@ func TestLiveExportAfterRetention(t *testing.T) {
 	srv, _ := loaded(t, 1000)
 	require.NoError(t, srv.RemoveBefore(ctxName, 300))
 	dir := filepath.Join(t.TempDir(), "a")
-	res, err := export.Live(context.Background(), dial(t, srv, ctxName), export.Options{Dir: dir, Snapshots: export.SnapshotsNone})
+	res, err := job.ExportServer(context.Background(), dial(t, srv, ctxName), job.ExportOptions{Dir: dir, Snapshots: job.SnapshotsNone})
 	require.NoError(t, err)
 	assert.Equal(t, archive.Range{First: 300, Last: 999}, res.Range)
 	assertArchiveEqualsServer(t, dir, srv, ctxName)
@@ -337,7 +338,7 @@ func TestLiveExportRetriesBounded(t *testing.T) {
 	srv, _ := loaded(t, 2000)
 	conn := dial(t, srv, ctxName)
 	clean := filepath.Join(t.TempDir(), "clean")
-	_, err := export.Live(context.Background(), conn, export.Options{Dir: clean, ChunkRecords: 300})
+	_, err := job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: clean, ChunkRecords: 300})
 	require.NoError(t, err)
 
 	srv.DropListEventsAfter(700)
@@ -345,8 +346,8 @@ func TestLiveExportRetriesBounded(t *testing.T) {
 	srv.DropListEventsAfter(0) // no progress again: over the bound
 	var log logger
 	dir := filepath.Join(t.TempDir(), "a")
-	_, err = export.Live(context.Background(), conn, export.Options{Dir: dir, ChunkRecords: 300, MaxRetries: 2, Warn: log.warn})
-	var ie *export.InterruptedError
+	_, err = job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: dir, ChunkRecords: 300, MaxRetries: 2, Warn: log.warn})
+	var ie *job.InterruptedError
 	require.ErrorAs(t, err, &ie)
 	require.ErrorIs(t, err, axonclient.ErrUnavailable)
 	assert.Contains(t, err.Error(), "event stream lost 3 times at token 700")
@@ -355,7 +356,7 @@ func TestLiveExportRetriesBounded(t *testing.T) {
 	assert.Contains(t, log.msgs[0], "(attempt 1 of 2)")
 	assert.Contains(t, log.msgs[1], "(attempt 2 of 2)")
 
-	_, err = export.Live(context.Background(), conn, export.Options{Dir: dir, ChunkRecords: 300, Resume: true})
+	_, err = job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: dir, ChunkRecords: 300, Resume: true})
 	require.NoError(t, err)
 	assert.Equal(t, lines(t, clean, false), lines(t, dir, false))
 	assert.Equal(t, lines(t, clean, true), lines(t, dir, true))

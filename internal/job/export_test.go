@@ -1,4 +1,4 @@
-package export_test
+package job_test
 
 import (
 	"context"
@@ -15,8 +15,9 @@ import (
 	"github.com/axarchive/axarchive/internal/axontest"
 	"github.com/axarchive/axarchive/internal/codec"
 	"github.com/axarchive/axarchive/internal/eventgen"
-	"github.com/axarchive/axarchive/internal/export"
+	"github.com/axarchive/axarchive/internal/job"
 	"github.com/axarchive/axarchive/internal/reader"
+	"github.com/axarchive/axarchive/internal/testkit"
 )
 
 const ctxName = "default"
@@ -33,10 +34,7 @@ func loaded(t *testing.T, n int, opts ...axontest.Option) (*axontest.Server, *ev
 
 func dial(t *testing.T, srv *axontest.Server, ctx string) *axonclient.Conn {
 	t.Helper()
-	conn, err := axonclient.Dial(context.Background(), axonclient.Config{Address: srv.Addr(), Context: ctx})
-	require.NoError(t, err)
-	t.Cleanup(func() { conn.Close() })
-	return conn
+	return testkit.Dial(t, srv.Addr(), ctx)
 }
 
 type logger struct {
@@ -50,23 +48,10 @@ func (l *logger) warn(s string) {
 	l.msgs = append(l.msgs, s)
 }
 
-// lines returns every line of a stream of an archive, concatenated: what must be byte-identical
-// between two exports of the same data.
+// lines returns every line of a stream of an archive, concatenated (testkit.Lines).
 func lines(t *testing.T, dir string, snapshots bool) []byte {
 	t.Helper()
-	a, err := archive.Open(dir)
-	require.NoError(t, err)
-	it := a.Events(context.Background(), 0)
-	if snapshots {
-		it = a.Snapshots(context.Background())
-	}
-	defer it.Close()
-	var out []byte
-	for it.Next() {
-		out = append(out, it.Line()...)
-	}
-	require.NoError(t, it.Err())
-	return out
+	return testkit.Lines(t, dir, snapshots)
 }
 
 // records rebuild, from the archive, exactly the bytes the server holds.
@@ -96,7 +81,7 @@ func assertArchiveEqualsServer(t *testing.T, dir string, srv *axontest.Server, c
 func TestLiveExportEqualsServer(t *testing.T) {
 	srv, _ := loaded(t, 5000)
 	dir := filepath.Join(t.TempDir(), "a")
-	res, err := export.Live(context.Background(), dial(t, srv, ctxName), export.Options{Dir: dir, ChunkRecords: 700})
+	res, err := job.ExportServer(context.Background(), dial(t, srv, ctxName), job.ExportOptions{Dir: dir, ChunkRecords: 700})
 	require.NoError(t, err)
 	assert.Equal(t, int64(5000), res.Events)
 	assert.Equal(t, archive.Range{First: 0, Last: 4999}, res.Range)
@@ -112,11 +97,11 @@ func TestLiveExportEmptyContext(t *testing.T) {
 	srv := axontest.NewServer(t)
 	dir := filepath.Join(t.TempDir(), "a")
 	// Without AllowEmpty: refused, nothing written (a mistyped context looks like this).
-	_, err := export.Live(context.Background(), dial(t, srv, "empty"), export.Options{Dir: dir})
-	require.ErrorIs(t, err, export.ErrEmpty)
+	_, err := job.ExportServer(context.Background(), dial(t, srv, "empty"), job.ExportOptions{Dir: dir})
+	require.ErrorIs(t, err, job.ErrEmpty)
 	assert.Contains(t, err.Error(), `context "empty"`)
 	assert.NoDirExists(t, dir)
-	res, err := export.Live(context.Background(), dial(t, srv, "empty"), export.Options{Dir: dir, AllowEmpty: true})
+	res, err := job.ExportServer(context.Background(), dial(t, srv, "empty"), job.ExportOptions{Dir: dir, AllowEmpty: true})
 	require.NoError(t, err)
 	assert.Equal(t, int64(0), res.Events)
 	assert.Equal(t, archive.Range{First: 0, Last: -1}, res.Range)
@@ -139,7 +124,7 @@ func TestLiveExportCapturesHead(t *testing.T) {
 		_ = conn.AppendEvents(context.Background(), gen.Generate(10))
 	}()
 	dir := filepath.Join(t.TempDir(), "a")
-	res, err := export.Live(context.Background(), conn, export.Options{Dir: dir, Snapshots: export.SnapshotsNone})
+	res, err := job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: dir, Snapshots: job.SnapshotsNone})
 	<-done
 	require.NoError(t, err)
 	assert.Equal(t, int64(1999), res.Range.Last)
@@ -150,7 +135,7 @@ func TestLiveExportRanges(t *testing.T) {
 	conn := dial(t, srv, ctxName)
 	from, to := int64(1000), int64(1999)
 	dir := filepath.Join(t.TempDir(), "a")
-	res, err := export.Live(context.Background(), conn, export.Options{Dir: dir, FromToken: &from, ToToken: &to})
+	res, err := job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: dir, FromToken: &from, ToToken: &to})
 	require.NoError(t, err)
 	assert.Equal(t, int64(1000), res.Events)
 	a, err := archive.Open(dir)
@@ -167,15 +152,15 @@ func TestLiveExportRanges(t *testing.T) {
 
 	// --from-token before the first token is refused.
 	before := int64(-5)
-	_, err = export.Live(context.Background(), conn, export.Options{Dir: filepath.Join(t.TempDir(), "b"), FromToken: &before})
-	require.ErrorIs(t, err, export.ErrRange)
+	_, err = job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: filepath.Join(t.TempDir(), "b"), FromToken: &before})
+	require.ErrorIs(t, err, job.ErrRange)
 }
 
 func TestLiveExportFilter(t *testing.T) {
 	srv, _ := loaded(t, 3000)
 	conn := dial(t, srv, ctxName)
 	dir := filepath.Join(t.TempDir(), "a")
-	res, err := export.Live(context.Background(), conn, export.Options{Dir: dir, Filter: &archive.Filter{ExcludeTypes: []string{"com.example.notification.EmailSentEvent"}}})
+	res, err := job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: dir, Filter: &archive.Filter{ExcludeTypes: []string{"com.example.notification.EmailSentEvent"}}})
 	require.NoError(t, err)
 	a, err := archive.Open(dir)
 	require.NoError(t, err)
@@ -198,13 +183,13 @@ func TestLiveExportRetriesDroppedStream(t *testing.T) {
 	srv, _ := loaded(t, 4000)
 	conn := dial(t, srv, ctxName)
 	clean := filepath.Join(t.TempDir(), "clean")
-	_, err := export.Live(context.Background(), conn, export.Options{Dir: clean})
+	_, err := job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: clean})
 	require.NoError(t, err)
 
 	srv.DropListEventsAfter(1234)
 	var log logger
 	dir := filepath.Join(t.TempDir(), "a")
-	_, err = export.Live(context.Background(), conn, export.Options{Dir: dir, Warn: log.warn})
+	_, err = job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: dir, Warn: log.warn})
 	require.NoError(t, err)
 	require.NotEmpty(t, log.msgs, "each retry is reported")
 	assert.Contains(t, log.msgs[0], "retrying")
@@ -217,14 +202,14 @@ func TestLiveExportResume(t *testing.T) {
 	srv, _ := loaded(t, 6000)
 	conn := dial(t, srv, ctxName)
 	clean := filepath.Join(t.TempDir(), "clean")
-	cres, err := export.Live(context.Background(), conn, export.Options{Dir: clean, ChunkRecords: 500})
+	cres, err := job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: clean, ChunkRecords: 500})
 	require.NoError(t, err)
 
 	interrupted := 0
 	for _, stopAfter := range []int64{1, 1700, 5999} {
 		dir := filepath.Join(t.TempDir(), "a")
 		ctx, cancel := context.WithCancel(context.Background())
-		progress := new(export.Progress)
+		progress := new(job.ExportProgress)
 		go func() {
 			for progress.Events.Load() < stopAfter && ctx.Err() == nil {
 				time.Sleep(100 * time.Microsecond)
@@ -232,19 +217,19 @@ func TestLiveExportResume(t *testing.T) {
 			cancel()
 		}()
 		srv.SetDelay(50 * time.Microsecond)
-		_, err := export.Live(ctx, conn, export.Options{Dir: dir, ChunkRecords: 500, Progress: progress})
+		_, err := job.ExportServer(ctx, conn, job.ExportOptions{Dir: dir, ChunkRecords: 500, Progress: progress})
 		cancel()
 		srv.SetDelay(0)
 		if err == nil {
 			continue // finished before the cancel landed: nothing to resume
 		}
-		var ie *export.InterruptedError
+		var ie *job.InterruptedError
 		require.ErrorAs(t, err, &ie)
 		interrupted++
 		_, err = archive.Open(dir)
 		require.ErrorIs(t, err, archive.ErrIncomplete)
 
-		res, err := export.Live(context.Background(), conn, export.Options{Dir: dir, ChunkRecords: 500, Resume: true})
+		res, err := job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: dir, ChunkRecords: 500, Resume: true})
 		require.NoError(t, err)
 		assertArchiveEqualsServer(t, dir, srv, ctxName)
 		assert.Equal(t, cres.Fingerprint, res.Fingerprint)
@@ -260,7 +245,7 @@ func TestResumeRefusesOtherSelection(t *testing.T) {
 	conn := dial(t, srv, ctxName)
 	dir := filepath.Join(t.TempDir(), "a")
 	ctx, cancel := context.WithCancel(context.Background())
-	progress := new(export.Progress)
+	progress := new(job.ExportProgress)
 	go func() {
 		for progress.Events.Load() < 10 && ctx.Err() == nil {
 			time.Sleep(100 * time.Microsecond)
@@ -268,15 +253,15 @@ func TestResumeRefusesOtherSelection(t *testing.T) {
 		cancel()
 	}()
 	srv.SetDelay(100 * time.Microsecond)
-	_, err := export.Live(ctx, conn, export.Options{Dir: dir, Progress: progress})
+	_, err := job.ExportServer(ctx, conn, job.ExportOptions{Dir: dir, Progress: progress})
 	srv.SetDelay(0)
 	require.Error(t, err)
-	_, err = export.Live(context.Background(), conn, export.Options{Dir: dir, Resume: true, Filter: &archive.Filter{IncludeTypes: []string{"x"}}})
+	_, err = job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: dir, Resume: true, Filter: &archive.Filter{IncludeTypes: []string{"x"}}})
 	require.ErrorIs(t, err, archive.ErrMismatch)
-	_, err = export.Live(context.Background(), dial(t, srv, "other"), export.Options{Dir: dir, Resume: true})
+	_, err = job.ExportServer(context.Background(), dial(t, srv, "other"), job.ExportOptions{Dir: dir, Resume: true})
 	require.ErrorIs(t, err, archive.ErrMismatch)
 	// And a plain export never overwrites it.
-	_, err = export.Live(context.Background(), conn, export.Options{Dir: dir})
+	_, err = job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: dir})
 	require.ErrorIs(t, err, archive.ErrNotEmpty)
 }
 
@@ -285,11 +270,11 @@ func TestIncremental(t *testing.T) {
 	srv, gen := loaded(t, 2000)
 	conn := dial(t, srv, ctxName)
 	first := filepath.Join(t.TempDir(), "a")
-	r1, err := export.Live(context.Background(), conn, export.Options{Dir: first})
+	r1, err := job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: first})
 	require.NoError(t, err)
 	require.NoError(t, conn.AppendEvents(context.Background(), gen.Generate(500)))
 	second := filepath.Join(t.TempDir(), "b")
-	r2, err := export.Live(context.Background(), conn, export.Options{Dir: second, Since: first})
+	r2, err := job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: second, Since: first})
 	require.NoError(t, err)
 	assert.Equal(t, archive.Range{First: 2000, Last: 2499}, r2.Range)
 	a1, err := archive.Open(first)
@@ -314,7 +299,7 @@ func TestSegmentsExportFixtures(t *testing.T) {
 		t.Run(tc.dir, func(t *testing.T) {
 			src := filepath.Join("..", "..", "testdata", "segments", tc.dir, "default")
 			dir := filepath.Join(t.TempDir(), "a")
-			res, err := export.Segments(context.Background(), reader.SegmentsOptions{Dir: src}, export.Options{Dir: dir})
+			res, err := job.ExportSegments(context.Background(), reader.SegmentsOptions{Dir: src}, job.ExportOptions{Dir: dir})
 			require.NoError(t, err)
 			assert.Equal(t, tc.events, res.Events)
 			assert.Equal(t, tc.snapshots, res.Snapshots)
@@ -362,13 +347,13 @@ func TestLiveExportResumeInSnapshotPhase(t *testing.T) {
 	srv, _ := loaded(t, 3000)
 	conn := dial(t, srv, ctxName)
 	clean := filepath.Join(t.TempDir(), "clean")
-	_, err := export.Live(context.Background(), conn, export.Options{Dir: clean, ChunkRecords: 10})
+	_, err := job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: clean, ChunkRecords: 10})
 	require.NoError(t, err)
 	require.Greater(t, len(lines(t, clean, true)), 0)
 
 	dir := filepath.Join(t.TempDir(), "a")
 	ctx, cancel := context.WithCancel(context.Background())
-	progress := new(export.Progress)
+	progress := new(job.ExportProgress)
 	go func() {
 		for ph, _ := progress.Phase.Load().(string); ph != "snapshots" && ctx.Err() == nil; ph, _ = progress.Phase.Load().(string) {
 			time.Sleep(50 * time.Microsecond)
@@ -379,13 +364,13 @@ func TestLiveExportResumeInSnapshotPhase(t *testing.T) {
 		}
 		cancel()
 	}()
-	_, err = export.Live(ctx, conn, export.Options{Dir: dir, ChunkRecords: 10, Progress: progress})
+	_, err = job.ExportServer(ctx, conn, job.ExportOptions{Dir: dir, ChunkRecords: 10, Progress: progress})
 	cancel()
 	srv.SetDelay(0)
 	require.Error(t, err)
 	require.GreaterOrEqual(t, progress.Snapshots.Load(), int64(25))
 
-	_, err = export.Live(context.Background(), conn, export.Options{Dir: dir, ChunkRecords: 10, Resume: true})
+	_, err = job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: dir, ChunkRecords: 10, Resume: true})
 	require.NoError(t, err)
 	assert.Equal(t, lines(t, clean, false), lines(t, dir, false))
 	assert.Equal(t, lines(t, clean, true), lines(t, dir, true))
@@ -396,10 +381,10 @@ func TestLiveExportSurvivesServerRestart(t *testing.T) {
 	srv, _ := loaded(t, 4000)
 	conn := dial(t, srv, ctxName)
 	clean := filepath.Join(t.TempDir(), "clean")
-	_, err := export.Live(context.Background(), conn, export.Options{Dir: clean})
+	_, err := job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: clean})
 	require.NoError(t, err)
 
-	progress := new(export.Progress)
+	progress := new(job.ExportProgress)
 	srv.SetDelay(200 * time.Microsecond)
 	go func() {
 		for progress.Events.Load() < 1000 {
@@ -412,7 +397,7 @@ func TestLiveExportSurvivesServerRestart(t *testing.T) {
 	}()
 	var log logger
 	dir := filepath.Join(t.TempDir(), "a")
-	_, err = export.Live(context.Background(), conn, export.Options{Dir: dir, Progress: progress, Warn: log.warn, MaxRetries: 10})
+	_, err = job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: dir, Progress: progress, Warn: log.warn, MaxRetries: 10})
 	require.NoError(t, err)
 	require.NotEmpty(t, log.msgs)
 	assert.Equal(t, lines(t, clean, false), lines(t, dir, false))
@@ -427,7 +412,7 @@ func TestLevelChangesOnlyCompression(t *testing.T) {
 	var first []byte
 	for _, level := range []int{0, 1, 3, 19} {
 		dir := filepath.Join(t.TempDir(), "a")
-		_, err := export.Live(context.Background(), dial(t, srv, ctxName), export.Options{Dir: dir, Level: level})
+		_, err := job.ExportServer(context.Background(), dial(t, srv, ctxName), job.ExportOptions{Dir: dir, Level: level})
 		require.NoError(t, err)
 		a, err := archive.Open(dir)
 		require.NoError(t, err)

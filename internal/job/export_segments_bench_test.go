@@ -1,4 +1,4 @@
-package export_test
+package job_test
 
 import (
 	"bufio"
@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/axarchive/axarchive/internal/export"
+	"github.com/axarchive/axarchive/internal/job"
 	"github.com/axarchive/axarchive/internal/reader"
 	"github.com/axarchive/axarchive/internal/segmenttest"
 )
@@ -28,7 +28,7 @@ import (
 //     it must not grow with the number of segments (compare -benchtime runs with more files via
 //     AXARCHIVE_BENCH_EVENTS).
 //
-// Run: go test ./internal/export -run '^$' -bench SegmentsExport -benchtime 3x
+// Run: go test ./internal/job -run '^$' -bench SegmentsExport -benchtime 3x
 func BenchmarkSegmentsExport(b *testing.B) {
 	events := int64(300_000)
 	if s := os.Getenv("AXARCHIVE_BENCH_EVENTS"); s != "" {
@@ -82,7 +82,7 @@ func BenchmarkSegmentsExport(b *testing.B) {
 		b.StartTimer()
 
 		start = time.Now()
-		res, err := export.Segments(context.Background(), reader.SegmentsOptions{Dir: src}, export.Options{Dir: dir})
+		res, err := job.ExportSegments(context.Background(), reader.SegmentsOptions{Dir: src}, job.ExportOptions{Dir: dir})
 		exportTime += time.Since(start)
 
 		b.StopTimer()

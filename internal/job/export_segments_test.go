@@ -1,4 +1,4 @@
-package export_test
+package job_test
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/codec"
-	"github.com/axarchive/axarchive/internal/export"
+	"github.com/axarchive/axarchive/internal/job"
 	"github.com/axarchive/axarchive/internal/reader"
 	"github.com/axarchive/axarchive/internal/segmenttest"
 )
@@ -26,24 +26,6 @@ import (
 
 func segFixture(name string) string {
 	return filepath.Join("..", "..", "testdata", "segments", name, "default")
-}
-
-// segLines returns every line of a stream of an archive, concatenated.
-func segLines(t *testing.T, dir string, snapshots bool) []byte {
-	t.Helper()
-	a, err := archive.Open(dir)
-	require.NoError(t, err)
-	it := a.Events(context.Background(), 0)
-	if snapshots {
-		it = a.Snapshots(context.Background())
-	}
-	defer it.Close()
-	var out []byte
-	for it.Next() {
-		out = append(out, it.Line()...)
-	}
-	require.NoError(t, it.Err())
-	return out
 }
 
 // verified opens dir and verifies it fully.
@@ -118,9 +100,9 @@ func TestSegmentsExportLeavesCopyUntouched(t *testing.T) {
 	before := digestTree(t, src)
 
 	dir := filepath.Join(t.TempDir(), "a")
-	progress := new(export.Progress)
+	progress := new(job.ExportProgress)
 	var log logger
-	res, err := export.Segments(context.Background(), reader.SegmentsOptions{Dir: src}, export.Options{Dir: dir, Progress: progress, Warn: log.warn})
+	res, err := job.ExportSegments(context.Background(), reader.SegmentsOptions{Dir: src}, job.ExportOptions{Dir: dir, Progress: progress, Warn: log.warn})
 	require.NoError(t, err)
 	assert.Equal(t, before, digestTree(t, src), "the segment files or their directory changed")
 	assert.Empty(t, log.msgs, "index, bloom and control DB files are ignored without a warning")
@@ -161,15 +143,15 @@ func TestSegmentsExportLeavesCopyUntouched(t *testing.T) {
 // archive of one directory holding both.
 func TestSegmentsExportSeparateDirs(t *testing.T) {
 	both := filepath.Join(t.TempDir(), "both")
-	_, err := export.Segments(context.Background(), reader.SegmentsOptions{Dir: mixedStore(t)}, export.Options{Dir: both})
+	_, err := job.ExportSegments(context.Background(), reader.SegmentsOptions{Dir: mixedStore(t)}, job.ExportOptions{Dir: both})
 	require.NoError(t, err)
 	apart := filepath.Join(t.TempDir(), "apart")
-	_, err = export.Segments(context.Background(),
-		reader.SegmentsOptions{EventsDir: segFixture("three-segments"), SnapshotsDir: segFixture("snapshots")}, export.Options{Dir: apart})
+	_, err = job.ExportSegments(context.Background(),
+		reader.SegmentsOptions{EventsDir: segFixture("three-segments"), SnapshotsDir: segFixture("snapshots")}, job.ExportOptions{Dir: apart})
 	require.NoError(t, err)
 	verified(t, apart)
-	assert.Equal(t, segLines(t, both, false), segLines(t, apart, false))
-	assert.Equal(t, segLines(t, both, true), segLines(t, apart, true))
+	assert.Equal(t, lines(t, both, false), lines(t, apart, false))
+	assert.Equal(t, lines(t, both, true), lines(t, apart, true))
 	assert.Equal(t, verified(t, both).Manifest().Fingerprint, verified(t, apart).Manifest().Fingerprint)
 }
 
@@ -178,9 +160,9 @@ func TestSegmentsExportSeparateDirs(t *testing.T) {
 func TestSegmentsExportSelection(t *testing.T) {
 	src := mixedStore(t)
 	full := filepath.Join(t.TempDir(), "full")
-	_, err := export.Segments(context.Background(), reader.SegmentsOptions{Dir: src}, export.Options{Dir: full})
+	_, err := job.ExportSegments(context.Background(), reader.SegmentsOptions{Dir: src}, job.ExportOptions{Dir: full})
 	require.NoError(t, err)
-	allEvents := strings.SplitAfter(string(segLines(t, full, false)), "\n")
+	allEvents := strings.SplitAfter(string(lines(t, full, false)), "\n")
 	allEvents = allEvents[:len(allEvents)-1]
 	require.Len(t, allEvents, 1386)
 
@@ -201,7 +183,7 @@ func TestSegmentsExportSelection(t *testing.T) {
 	from, to := int64(100), int64(1000)
 	tests := []struct {
 		name       string
-		opts       export.Options
+		opts       job.ExportOptions
 		first      int64
 		last       int64
 		events     []string // expected event lines
@@ -210,19 +192,19 @@ func TestSegmentsExportSelection(t *testing.T) {
 		mode       string
 		wantFilter *archive.Filter
 	}{
-		{name: "token range", opts: export.Options{FromToken: &from, ToToken: &to},
+		{name: "token range", opts: job.ExportOptions{FromToken: &from, ToToken: &to},
 			first: 100, last: 1000, events: allEvents[100:1001], snapshots: 924, mode: "all"},
-		{name: "include type", opts: export.Options{Filter: &archive.Filter{IncludeTypes: []string{"MyPayloadType"}}},
+		{name: "include type", opts: job.ExportOptions{Filter: &archive.Filter{IncludeTypes: []string{"MyPayloadType"}}},
 			first: 0, last: 1385, events: allEvents, snapshots: 924, mode: "all",
 			wantFilter: &archive.Filter{IncludeTypes: []string{"MyPayloadType"}}},
-		{name: "exclude type", opts: export.Options{Filter: &archive.Filter{ExcludeTypes: []string{"MyPayloadType"}}},
+		{name: "exclude type", opts: job.ExportOptions{Filter: &archive.Filter{ExcludeTypes: []string{"MyPayloadType"}}},
 			first: 0, last: 1385, filtered: 1386, snapshots: 924, mode: "all",
 			wantFilter: &archive.Filter{ExcludeTypes: []string{"MyPayloadType"}}},
-		{name: "exclude type in a range, no snapshots", opts: export.Options{FromToken: &from, ToToken: &to, Snapshots: export.SnapshotsNone,
+		{name: "exclude type in a range, no snapshots", opts: job.ExportOptions{FromToken: &from, ToToken: &to, Snapshots: job.SnapshotsNone,
 			Filter: &archive.Filter{ExcludeTypes: []string{"SomethingElse"}}},
 			first: 100, last: 1000, events: allEvents[100:1001], snapshots: 0, mode: "none",
 			wantFilter: &archive.Filter{ExcludeTypes: []string{"SomethingElse"}}},
-		{name: "latest snapshots", opts: export.Options{Snapshots: export.SnapshotsLatest},
+		{name: "latest snapshots", opts: job.ExportOptions{Snapshots: job.SnapshotsLatest},
 			first: 0, last: 1385, events: allEvents, snapshots: int64(len(newest)), mode: "latest"},
 	}
 	for _, tc := range tests {
@@ -230,7 +212,7 @@ func TestSegmentsExportSelection(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "a")
 			opts := tc.opts
 			opts.Dir = dir
-			res, err := export.Segments(context.Background(), reader.SegmentsOptions{Dir: src}, opts)
+			res, err := job.ExportSegments(context.Background(), reader.SegmentsOptions{Dir: src}, opts)
 			require.NoError(t, err)
 			assert.Equal(t, int64(len(tc.events)), res.Events)
 			assert.Equal(t, tc.snapshots, res.Snapshots)
@@ -241,7 +223,7 @@ func TestSegmentsExportSelection(t *testing.T) {
 			assert.Equal(t, tc.mode, m.Snapshots.Mode)
 			assert.Equal(t, tc.snapshots, m.Snapshots.Count)
 			assert.Equal(t, tc.wantFilter, m.Filter)
-			assert.Equal(t, strings.Join(tc.events, ""), string(segLines(t, dir, false)))
+			assert.Equal(t, strings.Join(tc.events, ""), string(lines(t, dir, false)))
 			if tc.mode == "latest" {
 				a := verified(t, dir)
 				it := a.Snapshots(context.Background())
@@ -262,22 +244,22 @@ func TestSegmentsExportSelection(t *testing.T) {
 func TestSegmentsExportSince(t *testing.T) {
 	src := segFixture("three-segments")
 	full := filepath.Join(t.TempDir(), "full")
-	_, err := export.Segments(context.Background(), reader.SegmentsOptions{Dir: src}, export.Options{Dir: full})
+	_, err := job.ExportSegments(context.Background(), reader.SegmentsOptions{Dir: src}, job.ExportOptions{Dir: full})
 	require.NoError(t, err)
 
 	first := filepath.Join(t.TempDir(), "first")
 	to := int64(461)
-	r1, err := export.Segments(context.Background(), reader.SegmentsOptions{Dir: src}, export.Options{Dir: first, ToToken: &to})
+	r1, err := job.ExportSegments(context.Background(), reader.SegmentsOptions{Dir: src}, job.ExportOptions{Dir: first, ToToken: &to})
 	require.NoError(t, err)
 	second := filepath.Join(t.TempDir(), "second")
-	r2, err := export.Segments(context.Background(), reader.SegmentsOptions{Dir: src}, export.Options{Dir: second, Since: first})
+	r2, err := job.ExportSegments(context.Background(), reader.SegmentsOptions{Dir: src}, job.ExportOptions{Dir: second, Since: first})
 	require.NoError(t, err)
 	assert.Equal(t, archive.Range{First: 462, Last: 1385}, r2.Range)
 	a1, a2 := verified(t, first), verified(t, second)
 	require.NotNil(t, a2.Manifest().Previous)
 	assert.Equal(t, archive.Link{Fingerprint: r1.Fingerprint, LastToken: 461}, *a2.Manifest().Previous)
 	require.NoError(t, archive.VerifyChain([]*archive.Archive{a1, a2}))
-	assert.Equal(t, string(segLines(t, full, false)), string(segLines(t, first, false))+string(segLines(t, second, false)))
+	assert.Equal(t, string(lines(t, full, false)), string(lines(t, first, false))+string(lines(t, second, false)))
 }
 
 // TestSegmentsExportTailCut: a copy of the active segment cut in its final block (taken while the server
@@ -300,7 +282,7 @@ func TestSegmentsExportTailCut(t *testing.T) {
 
 	dir := filepath.Join(t.TempDir(), "a")
 	var log logger
-	res, err := export.Segments(context.Background(), reader.SegmentsOptions{EventsDir: events, SnapshotsDir: snaps}, export.Options{Dir: dir, Warn: log.warn})
+	res, err := job.ExportSegments(context.Background(), reader.SegmentsOptions{EventsDir: events, SnapshotsDir: snaps}, job.ExportOptions{Dir: dir, Warn: log.warn})
 	require.NoError(t, err)
 	assert.Equal(t, int64(1384), res.Events)
 	assert.Equal(t, snCut.Token, res.Snapshots)
@@ -333,7 +315,7 @@ func TestSegmentsExportTailCut(t *testing.T) {
 		older := filepath.Join(events, segmenttest.Name(462, segmenttest.Events))
 		require.NoError(t, os.Truncate(older, 99900))
 		dir := filepath.Join(t.TempDir(), "a")
-		_, err := export.Segments(context.Background(), reader.SegmentsOptions{Dir: events}, export.Options{Dir: dir})
+		_, err := job.ExportSegments(context.Background(), reader.SegmentsOptions{Dir: events}, job.ExportOptions{Dir: dir})
 		require.ErrorIs(t, err, reader.ErrTruncated)
 		var se *reader.SegmentError
 		require.ErrorAs(t, err, &se)
@@ -372,14 +354,14 @@ func TestSegmentsExportBeforeDamage(t *testing.T) {
 			src := damaged(t, tc.where)
 			to := tc.goodBefore
 			dir := filepath.Join(t.TempDir(), "a")
-			res, err := export.Segments(context.Background(), reader.SegmentsOptions{Dir: src}, export.Options{Dir: dir, ToToken: &to})
+			res, err := job.ExportSegments(context.Background(), reader.SegmentsOptions{Dir: src}, job.ExportOptions{Dir: dir, ToToken: &to})
 			require.NoError(t, err)
 			assert.Equal(t, archive.Range{First: 0, Last: to}, res.Range)
 			verified(t, dir)
 
 			for _, to := range []*int64{nil, &tc.damagedAt} {
 				dir := filepath.Join(t.TempDir(), "b")
-				_, err := export.Segments(context.Background(), reader.SegmentsOptions{Dir: src}, export.Options{Dir: dir, ToToken: to})
+				_, err := job.ExportSegments(context.Background(), reader.SegmentsOptions{Dir: src}, job.ExportOptions{Dir: dir, ToToken: to})
 				require.ErrorIs(t, err, tc.sentinel)
 				var se *reader.SegmentError
 				require.ErrorAs(t, err, &se)
@@ -396,7 +378,7 @@ func TestSegmentsExportSnapshotRetention(t *testing.T) {
 	snaps := segmenttest.CopyDir(t, segFixture("snapshots"))
 	require.NoError(t, os.Remove(filepath.Join(snaps, segmenttest.Name(0, segmenttest.Snapshots))))
 	dir := filepath.Join(t.TempDir(), "a")
-	res, err := export.Segments(context.Background(), reader.SegmentsOptions{Dir: snaps}, export.Options{Dir: dir})
+	res, err := job.ExportSegments(context.Background(), reader.SegmentsOptions{Dir: snaps}, job.ExportOptions{Dir: dir})
 	require.NoError(t, err)
 	assert.Equal(t, int64(462), res.Snapshots)
 	a := verified(t, dir)
@@ -451,7 +433,7 @@ func TestSegmentsExportTransactions(t *testing.T) {
 	}
 
 	full := filepath.Join(t.TempDir(), "full")
-	_, err = export.Segments(context.Background(), reader.SegmentsOptions{Dir: src}, export.Options{Dir: full, ChunkRecords: 100})
+	_, err = job.ExportSegments(context.Background(), reader.SegmentsOptions{Dir: src}, job.ExportOptions{Dir: full, ChunkRecords: 100})
 	require.NoError(t, err)
 	assert.Equal(t, blocks(s, 0), ends(full))
 	m := verified(t, full).Manifest()
@@ -461,13 +443,13 @@ func TestSegmentsExportTransactions(t *testing.T) {
 	// From token 5, inside the block of tokens 4 and 5: the first transaction is its part in the range.
 	from := int64(5)
 	part := filepath.Join(t.TempDir(), "part")
-	_, err = export.Segments(context.Background(), reader.SegmentsOptions{Dir: src}, export.Options{Dir: part, FromToken: &from})
+	_, err = job.ExportSegments(context.Background(), reader.SegmentsOptions{Dir: src}, job.ExportOptions{Dir: part, FromToken: &from})
 	require.NoError(t, err)
 	assert.Equal(t, blocks(s, 5), ends(part))
 
 	// A filter drops events of a transaction: no grouping, version 1.
 	filtered := filepath.Join(t.TempDir(), "filtered")
-	_, err = export.Segments(context.Background(), reader.SegmentsOptions{Dir: src}, export.Options{Dir: filtered,
+	_, err = job.ExportSegments(context.Background(), reader.SegmentsOptions{Dir: src}, job.ExportOptions{Dir: filtered,
 		Filter: &archive.Filter{ExcludeTypes: []string{"none"}}})
 	require.NoError(t, err)
 	a := verified(t, filtered)

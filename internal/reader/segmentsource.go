@@ -1,4 +1,4 @@
-package export
+package reader
 
 import (
 	"cmp"
@@ -9,28 +9,42 @@ import (
 
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/codec"
-	"github.com/axarchive/axarchive/internal/reader"
 )
 
-// Segments exports from a copy of Axon Server's segment files, without a server.
-func Segments(ctx context.Context, segOpts reader.SegmentsOptions, opts Options) (*Result, error) {
-	s, err := reader.OpenSegments(segOpts)
-	if err != nil {
-		return nil, err
-	}
-	for _, n := range s.Notes() {
-		opts.warn("%s", n)
-	}
-	return run(ctx, &segmentSource{s: s, opts: &opts}, opts)
+// SegmentSourceOptions tune a SegmentSource.
+type SegmentSourceOptions struct {
+	// Context names the context in the manifest; "" means the name of the directory the segment files
+	// are in (data/<context>/ in Axon Server's layout).
+	Context string
+	// ToToken, if set, is the last token the job asks for: damage in the newest file after it does not
+	// stop Bounds.
+	ToToken *int64
+	// Warn receives messages a person must see: a cut tail.
+	Warn func(msg string)
 }
 
-type segmentSource struct {
-	s    *reader.Segments
-	opts *Options
-	cut  []*reader.TailCut
+// SegmentSource reads a copy of Axon Server's segment files, without a server.
+type SegmentSource struct {
+	s    *Segments
+	opts SegmentSourceOptions
+	cut  []*TailCut
 }
 
-func (src *segmentSource) describe() archive.Source {
+// NewSegmentSource returns the source of the segment files s reads.
+func NewSegmentSource(s *Segments, opts SegmentSourceOptions) *SegmentSource {
+	return &SegmentSource{s: s, opts: opts}
+}
+
+// HoldsSnapshots says whether the copy has a snapshot store: something to archive even without events.
+func (src *SegmentSource) HoldsSnapshots() bool { return len(src.s.SnapshotFiles()) > 0 }
+
+func (src *SegmentSource) warn(format string, args ...any) {
+	if src.opts.Warn != nil {
+		src.opts.Warn(fmt.Sprintf(format, args...))
+	}
+}
+
+func (src *SegmentSource) Describe() archive.Source {
 	dir := src.s.EventsDir()
 	if dir == "" {
 		dir = src.s.SnapshotsDir()
@@ -41,9 +55,10 @@ func (src *segmentSource) describe() archive.Source {
 	return archive.Source{Kind: "segments", Path: dir, Context: cmp.Or(src.opts.Context, filepath.Base(dir))}
 }
 
-func (src *segmentSource) wantsAggregates() bool { return false }
+// WantsAggregates: the snapshot store is read whole.
+func (src *SegmentSource) WantsAggregates() bool { return false }
 
-func (src *segmentSource) notes() []archive.Note {
+func (src *SegmentSource) Notes() []archive.Note {
 	var notes []archive.Note
 	for _, c := range src.cut {
 		notes = append(notes, archive.Note{Kind: "tail-cut", Token: c.Token, Detail: c.String()})
@@ -51,9 +66,9 @@ func (src *segmentSource) notes() []archive.Note {
 	return notes
 }
 
-// bounds reads the newest events file to its end to learn the last token: a copy of the active segment
+// Bounds reads the newest events file to its end to learn the last token: a copy of the active segment
 // may end in a cut block, and the range recorded in the manifest must be what the files really hold.
-func (src *segmentSource) bounds(ctx context.Context) (int64, int64, error) {
+func (src *SegmentSource) Bounds(ctx context.Context) (int64, int64, error) {
 	files := src.s.EventFiles()
 	if len(files) == 0 {
 		return 0, -1, nil
@@ -73,20 +88,21 @@ func (src *segmentSource) bounds(ctx context.Context) (int64, int64, error) {
 	}
 	if c := it.TailCut(); c != nil {
 		src.cut = append(src.cut, c)
-		src.opts.warn("%s: the events from token %d on are not in this copy; the archive ends before them", c, c.Token)
+		src.warn("%s: the events from token %d on are not in this copy; the archive ends before them", c, c.Token)
 	}
 	return first, it.NextToken() - 1, nil
 }
 
-func (src *segmentSource) tokenAt(context.Context, time.Time) (int64, error) {
+func (src *SegmentSource) TokenAt(context.Context, time.Time) (int64, error) {
 	return 0, fmt.Errorf("segment files have no time index: select by token")
 }
 
-// transactions: each block of an events file is one transaction (or a 32,767-event part of one, which
+// Transactions: each block of an events file is one transaction (or a 32,767-event part of one, which
 // nothing tells apart).
-func (src *segmentSource) transactions() bool { return true }
+func (src *SegmentSource) Transactions() bool { return true }
 
-func (src *segmentSource) events(ctx context.Context, from, to int64, emit func(int64, []byte, bool) error) error {
+// Events emits the events of [from, to] in token order, each block's last ending a transaction.
+func (src *SegmentSource) Events(ctx context.Context, from, to int64, emit func(Event) error) error {
 	it := src.s.Events(ctx, from)
 	defer it.Close()
 	for it.Next() {
@@ -95,7 +111,7 @@ func (src *segmentSource) events(ctx context.Context, from, to int64, emit func(
 			return nil
 		}
 		_, index, count := it.Block()
-		if err := emit(token, it.Event(), index == count-1); err != nil {
+		if err := emit(Event{Token: token, Raw: it.Event(), TxEnd: index == count-1}); err != nil {
 			return err
 		}
 		if token == to {
@@ -111,14 +127,15 @@ func (src *segmentSource) events(ctx context.Context, from, to int64, emit func(
 	return nil
 }
 
-// snapshots writes the snapshot store in store order with store positions: every snapshot, also those of
+// Snapshots writes the snapshot store in store order with store positions: every snapshot, also those of
 // aggregates whose events the selection left out, which only an offline export can reach.
-func (src *segmentSource) snapshots(ctx context.Context, j *job, skip int64) error {
+func (src *SegmentSource) Snapshots(ctx context.Context, req SnapshotRequest, out SnapshotWriter) error {
+	skip := req.Skip
 	if len(src.s.SnapshotFiles()) == 0 {
 		return nil
 	}
 	var latest map[string]int64
-	if j.opts.Snapshots == SnapshotsLatest {
+	if req.Latest {
 		var err error
 		if latest, err = src.latestPositions(ctx); err != nil {
 			return err
@@ -139,23 +156,22 @@ func (src *segmentSource) snapshots(ctx context.Context, j *job, skip int64) err
 		if written++; written <= skip {
 			continue
 		}
-		if err := j.w.WriteSnapshot(&rec); err != nil {
+		if err := out.WriteSnapshot(&rec); err != nil {
 			return err
 		}
-		j.progress.Snapshots.Add(1)
 	}
 	if err := it.Err(); err != nil {
 		return err
 	}
 	if c := it.TailCut(); c != nil {
-		j.opts.warn("%s: the snapshots from position %d on are not in this copy", c, c.Token)
-		return j.w.AddNote(archive.Note{Kind: "tail-cut", Token: c.Token, Detail: c.String()})
+		src.warn("%s: the snapshots from position %d on are not in this copy", c, c.Token)
+		return out.AddNote(archive.Note{Kind: "tail-cut", Token: c.Token, Detail: c.String()})
 	}
 	return nil
 }
 
 // latestPositions finds each aggregate's newest snapshot: the last one in store order.
-func (src *segmentSource) latestPositions(ctx context.Context) (map[string]int64, error) {
+func (src *SegmentSource) latestPositions(ctx context.Context) (map[string]int64, error) {
 	latest := map[string]int64{}
 	it := src.s.Snapshots(ctx)
 	defer it.Close()

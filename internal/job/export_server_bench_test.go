@@ -1,4 +1,4 @@
-package export_test
+package job_test
 
 import (
 	"context"
@@ -9,14 +9,14 @@ import (
 	"github.com/axarchive/axarchive/internal/axonclient"
 	"github.com/axarchive/axarchive/internal/axontest"
 	"github.com/axarchive/axarchive/internal/eventgen"
-	"github.com/axarchive/axarchive/internal/export"
+	"github.com/axarchive/axarchive/internal/job"
 )
 
 // BenchmarkLiveExport exports a store of 200,000 generated events (and their snapshots) from the test
 // double, which runs in the same process and shares the cores, as it does in go run ./internal/bench.
 // MB/s counts the events' protobuf bytes. One op is one whole export.
 //
-// Run: go test ./internal/export -run '^$' -bench LiveExport -benchtime 3x
+// Run: go test ./internal/job -run '^$' -bench LiveExport -benchtime 3x
 func BenchmarkLiveExport(b *testing.B) {
 	const n = 200_000
 	s := axontest.NewServer(b)
@@ -42,7 +42,7 @@ func BenchmarkLiveExport(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		dir := filepath.Join(b.TempDir(), "a")
-		res, err := export.Live(ctx, conn, export.Options{Dir: dir})
+		res, err := job.ExportServer(ctx, conn, job.ExportOptions{Dir: dir})
 		if err != nil || res.Events != n {
 			b.Fatalf("export: %v (%+v)", err, res)
 		}

@@ -1,0 +1,60 @@
+package job
+
+import (
+	"context"
+	"math"
+
+	"github.com/axarchive/axarchive/archive"
+	"github.com/axarchive/axarchive/internal/codec"
+	"github.com/axarchive/axarchive/internal/ordered"
+	"github.com/axarchive/axarchive/internal/reader"
+)
+
+// eachEncodedEvent calls fn, in token order, with the token and the protobuf Event (as codec.Encode
+// writes it) of every archive event from token from on, across the chain, with the same errors as
+// eachEvent. One goroutine reads (decompresses and hashes) the archive and the pipeline's workers parse
+// and encode batches of lines on all cores. The event passed to fn is valid only during the call.
+func (im *importer) eachEncodedEvent(ctx context.Context, from int64, fn func(token int64, event []byte) error) error {
+	if ordered.Workers() < 2 {
+		var buf []byte
+		return im.eachEvent(ctx, from, func(r *archive.Record) error {
+			buf = codec.Encode(buf[:0], r)
+			return fn(r.Token, buf)
+		})
+	}
+	err, readErr := pipeline(ctx, importBatch, 0, toEvents, func(f *feed) error {
+		err := im.src.Events(f.ctx, from, math.MaxInt64, func(e reader.Event) error {
+			b, err := f.next()
+			if err != nil {
+				return err
+			}
+			b.paths = append(b.paths, e.Path)
+			b.lineNo = append(b.lineNo, e.LineNo)
+			_, err = f.add(e.Token, e.Line, false)
+			return err
+		})
+		if err != nil {
+			// The lines read before the error go on, ahead of it.
+			if ferr := f.flush(); ferr != nil {
+				return ferr
+			}
+		}
+		return err
+	}, func(b *batch) error {
+		start := 0
+		for i, end := range b.outEnds {
+			if err := fn(b.outToken[i], b.out[start:end:end]); err != nil {
+				return err
+			}
+			start = end
+		}
+		return b.err
+	})
+	if err == nil {
+		err = readErr
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	return err
+}

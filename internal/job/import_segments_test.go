@@ -1,0 +1,135 @@
+package job_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/axarchive/axarchive/archive"
+	"github.com/axarchive/axarchive/internal/axontest"
+	"github.com/axarchive/axarchive/internal/job"
+	"github.com/axarchive/axarchive/internal/reader"
+	"github.com/axarchive/axarchive/internal/testkit"
+	"github.com/axarchive/axarchive/internal/writer"
+)
+
+// offlineExport exports the segment files in dir into a new archive and returns its directory.
+func offlineExport(t *testing.T, dir string) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "archive")
+	_, err := job.ExportSegments(context.Background(), reader.SegmentsOptions{Dir: dir}, job.ExportOptions{Dir: out})
+	require.NoError(t, err)
+	return out
+}
+
+// usedLength returns where the data of a segment file ends: the offset of its end marker.
+func usedLength(t *testing.T, path string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	off := int64(5)
+	for {
+		size := int32(binary.BigEndian.Uint32(b[off:]))
+		if size == 0 || size == -1 {
+			return off
+		}
+		off += 7 + int64(size) + 4
+	}
+}
+
+// requireSameSegments compares the *.events files of two directories byte for byte over their used
+// length (header and blocks) and their names; the markers after the data may differ only in the newest
+// file (0 for the active segment axarchive writes).
+func requireSameSegments(t *testing.T, want, got, suffix string) {
+	t.Helper()
+	list := func(dir string) []string {
+		m, err := filepath.Glob(filepath.Join(dir, "*"+suffix))
+		require.NoError(t, err)
+		for i := range m {
+			m[i] = filepath.Base(m[i])
+		}
+		return m
+	}
+	names := list(want)
+	require.NotEmpty(t, names)
+	require.Equal(t, names, list(got))
+	for i, n := range names {
+		w, err := os.ReadFile(filepath.Join(want, n))
+		require.NoError(t, err)
+		g, err := os.ReadFile(filepath.Join(got, n))
+		require.NoError(t, err)
+		used := usedLength(t, filepath.Join(want, n))
+		require.Equal(t, used, usedLength(t, filepath.Join(got, n)), n)
+		require.True(t, bytes.Equal(w[:used], g[:used]), "%s differs in its first %d bytes", n, used)
+		if i < len(names)-1 {
+			assert.Equal(t, int32(-1), int32(binary.BigEndian.Uint32(g[used:])), "%s: closed with -1", n)
+		} else {
+			assert.Equal(t, int32(0), int32(binary.BigEndian.Uint32(g[used:])), "%s: the active segment ends with 0", n)
+		}
+	}
+}
+
+// TestSegmentImportRoundTrip: offline export of Axon Server's own files, segment import at their segment
+// size, offline export again: the same records, fingerprint and grouping, and the .events files the same
+// bytes over their used length.
+func TestSegmentImportRoundTrip(t *testing.T) {
+	// Axon Server SE keeps events and snapshots side by side in data/default.
+	src := filepath.Join(t.TempDir(), "default")
+	require.NoError(t, os.Mkdir(src, 0o755))
+	for _, fixture := range []string{"three-segments", "snapshots"} {
+		testkit.CopyDir(t, src, segFixture(fixture))
+	}
+	a1 := offlineExport(t, src)
+	dir := filepath.Join(t.TempDir(), "data", "default")
+	plan, err := job.ImportSegments(context.Background(), []string{a1}, job.SegmentOptions{Dir: dir, SegmentSize: 100000, NoSync: true})
+	require.NoError(t, err)
+	assert.True(t, plan.Grouped)
+	assert.Equal(t, int64(1386), plan.Events)
+	assert.Equal(t, int64(924), plan.Snapshots)
+	requireSameSegments(t, src, dir, ".events")
+	_, err = os.Stat(filepath.Join(dir, writer.SegmentJournal))
+	assert.ErrorIs(t, err, os.ErrNotExist, "the journal is gone once the store is complete")
+
+	a2 := offlineExport(t, dir)
+	m1, m2 := openArchive(t, a1).Manifest(), openArchive(t, a2).Manifest()
+	assert.Equal(t, m1.Fingerprint, m2.Fingerprint)
+	assert.Equal(t, *m1.Transactions, *m2.Transactions)
+
+	rep, err := reader.CheckSegments(reader.SegmentsOptions{Dir: dir})
+	require.NoError(t, err)
+	assert.Equal(t, reader.VerdictIntact, rep.Verdict)
+}
+
+func openArchive(t *testing.T, dir string) *archive.Archive {
+	t.Helper()
+	a, err := archive.Open(dir)
+	require.NoError(t, err)
+	return a
+}
+
+// TestImportKeepsRecordedTransactions: the gRPC import sends an archive that records its source's
+// transactions one AppendEvent per recorded transaction, cut further only by --max-transaction-events;
+// the dry-run plan counts them so.
+func TestImportKeepsRecordedTransactions(t *testing.T) {
+	arch := offlineExport(t, segFixture("three-segments")) // 693 blocks of 2 events
+	for _, tc := range []struct {
+		max, txs int
+	}{{0, 693}, {1, 1386}} {
+		srv := axontest.NewServer(t)
+		conn := dial(t, srv, "default")
+		plan, err := job.Import(context.Background(), conn, []string{arch}, job.ImportOptions{MaxTransactionEvents: tc.max})
+		require.NoError(t, err)
+		assert.Equal(t, int64(tc.txs), plan.Transactions, "planned")
+		txs := srv.Transactions("default")
+		require.Len(t, txs, tc.txs)
+		for i, tx := range txs {
+			require.Equal(t, int64(i*(1386/tc.txs)), tx.First)
+		}
+	}
+}
