@@ -445,11 +445,14 @@ func (s *ServerSink) SnapshotsSent() int64 { return s.snapshots.sent }
 
 // Each AppendSnapshot is a round trip for one snapshot, so the phase is bound by latency, not by the
 // cores or the wire: snapshotSender keeps up to maxSnapshotsInFlight calls (and maxSnapshotBytesInFlight
-// bytes) going. Two snapshots of one aggregate are never in flight together, so that each aggregate's
+// bytes) going. The real server answers each after looking up the aggregate's highest sequence number
+// (AXON.md 2.4), about 0.1 s a call on this project's 2-core machine whatever else is in flight: with 16
+// in flight the 997 snapshots of the real-server benchmark took 6.6 s, with 64 1.4 s, and 256 gained
+// nothing more. Two snapshots of one aggregate are never in flight together, so that each aggregate's
 // snapshots are stored in the archive's order. After a failure nothing more is sent; snapshots after the
 // failed one may have been stored, which a resumed import finds in the target.
 const (
-	maxSnapshotsInFlight     = 16
+	maxSnapshotsInFlight     = 64
 	maxSnapshotBytesInFlight = 8 << 20
 )
 
