@@ -29,7 +29,7 @@ const (
 )
 
 // bagFormatValue is the value of Axarchive-Format: format name and version.
-func bagFormatValue(version int) string { return FormatName + "/" + strconv.Itoa(version) }
+func bagFormatValue(version int) string { return formatName + "/" + strconv.Itoa(version) }
 
 // tagFile is one BagIt tag file, with its content.
 type tagFile struct {

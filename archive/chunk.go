@@ -18,7 +18,7 @@ import (
 	sjson "github.com/segmentio/encoding/json"
 )
 
-// A chunk is one zstd frame (content checksum on, window at most MaxWindowBytes) holding JSON Lines.
+// A chunk is one zstd frame (content checksum on, window at most maxWindowBytes) holding JSON Lines.
 // This file holds the codec: chunkWriter compresses and hashes while writing, chunkReader decompresses,
 // hashes, checks the frame's structure and splits lines, never trusting the file.
 
@@ -34,19 +34,19 @@ func newEncoder(level int) (*zstd.Encoder, error) {
 	return zstd.NewWriter(nil,
 		zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)),
 		zstd.WithEncoderConcurrency(2),
-		zstd.WithWindowSize(MaxWindowBytes),
+		zstd.WithWindowSize(maxWindowBytes),
 		zstd.WithEncoderCRC(true),
 		zstd.WithZeroFrames(true),
 	)
 }
 
 // newDecoder returns a decoder with bounded memory: one block at a time (no read-ahead), a window of at
-// most MaxWindowBytes. The caller must Close it.
+// most maxWindowBytes. The caller must Close it.
 func newDecoder() (*zstd.Decoder, error) {
 	return zstd.NewReader(nil,
 		zstd.WithDecoderConcurrency(1),
-		zstd.WithDecoderMaxWindow(MaxWindowBytes),
-		zstd.WithDecoderMaxMemory(MaxWindowBytes*2),
+		zstd.WithDecoderMaxWindow(maxWindowBytes),
+		zstd.WithDecoderMaxMemory(maxWindowBytes*2),
 		zstd.WithDecoderLowmem(true),
 	)
 }
@@ -241,7 +241,7 @@ func syncDir(dir string) error {
 
 // frameChecker reads a chunk file, hashing and counting every byte, and follows the structure of the
 // zstd frame (RFC 8878, section 3.1.1) as the bytes go by: exactly one frame, with the content checksum,
-// no dictionary, a window of at most MaxWindowBytes, well-formed block headers, and nothing after it.
+// no dictionary, a window of at most maxWindowBytes, well-formed block headers, and nothing after it.
 // It refuses to read beyond the size the manifest gives, so a grown file cannot make a reader loop.
 type frameChecker struct {
 	r     io.Reader
@@ -431,8 +431,8 @@ func (c *frameChecker) headerDone() {
 		log := 10 + uint(wd>>3)
 		base := uint64(1) << log
 		window := base + base/8*uint64(wd&7)
-		if window > MaxWindowBytes {
-			c.fail("window of %d bytes exceeds %d", window, MaxWindowBytes)
+		if window > maxWindowBytes {
+			c.fail("window of %d bytes exceeds %d", window, maxWindowBytes)
 		}
 	} else {
 		fcs := c.hdr[5:c.hdrNeed]
@@ -447,8 +447,8 @@ func (c *frameChecker) headerDone() {
 		case 8:
 			size = binary.LittleEndian.Uint64(fcs)
 		}
-		if size > MaxWindowBytes {
-			c.fail("single-segment frame of %d bytes exceeds %d", size, MaxWindowBytes)
+		if size > maxWindowBytes {
+			c.fail("single-segment frame of %d bytes exceeds %d", size, maxWindowBytes)
 		}
 	}
 	c.state = fcBlockHeader
@@ -612,7 +612,7 @@ func (c *chunkReader) wrap(err error) error {
 }
 
 // readLine returns the next line with its LF, valid until the next call, or io.EOF after the last one.
-// It enforces MaxRecordBytes, and rejects empty lines and a last line without LF.
+// It enforces maxRecordBytes, and rejects empty lines and a last line without LF.
 func (c *chunkReader) readLine() ([]byte, error) {
 	if c.eof {
 		return nil, io.EOF
@@ -621,8 +621,8 @@ func (c *chunkReader) readLine() ([]byte, error) {
 	if err == bufio.ErrBufferFull {
 		c.long = append(c.long[:0], line...)
 		for err == bufio.ErrBufferFull {
-			if len(c.long) > MaxRecordBytes {
-				return nil, &Error{Path: c.path, Line: c.lines + 1, Token: -1, Err: fmt.Errorf("%w: line longer than %d bytes", ErrTooLarge, MaxRecordBytes)}
+			if len(c.long) > maxRecordBytes {
+				return nil, &Error{Path: c.path, Line: c.lines + 1, Token: -1, Err: fmt.Errorf("%w: line longer than %d bytes", ErrTooLarge, maxRecordBytes)}
 			}
 			line, err = c.br.ReadSlice('\n')
 			c.long = append(c.long, line...)
@@ -641,8 +641,8 @@ func (c *chunkReader) readLine() ([]byte, error) {
 		return nil, c.wrap(err)
 	}
 	c.lines++
-	if len(line) > MaxRecordBytes {
-		return nil, &Error{Path: c.path, Line: c.lines, Token: -1, Err: fmt.Errorf("%w: line of %d bytes is longer than %d", ErrTooLarge, len(line), MaxRecordBytes)}
+	if len(line) > maxRecordBytes {
+		return nil, &Error{Path: c.path, Line: c.lines, Token: -1, Err: fmt.Errorf("%w: line of %d bytes is longer than %d", ErrTooLarge, len(line), maxRecordBytes)}
 	}
 	if len(line) == 1 {
 		return nil, &Error{Path: c.path, Line: c.lines, Token: -1, Err: fmt.Errorf("%w: empty line", ErrRecord)}

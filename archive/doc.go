@@ -8,7 +8,7 @@
 //	data/manifest.json                            what the archive holds and how to check it
 //	data/events/<first token, 20 digits>.jsonl.zst      event records, in token order
 //	data/snapshots/<first position, 20 digits>.jsonl.zst snapshot records, in position order
-//	data/transactions/<first token, 20 digits>.jsonl.zst version 2: the source's transactions (TxRun)
+//	data/transactions/<first token, 20 digits>.jsonl.zst version 2: the source's transactions
 //
 // Each chunk is one zstd frame of JSON Lines, one canonical record per line (see Record and
 // AppendEventJSON). The manifest gives every chunk's record count, first and last token, sizes and

@@ -235,7 +235,7 @@ func restreamDigests(t testing.TB, dir string, m *Manifest, replaced int, raw []
 			fp.WriteSnapshotLine(content)
 		}
 	}
-	m.Events.SHA256, m.Snapshots.SHA256, m.Fingerprint = fp.EventsDigest(), fp.SnapshotsDigest(), fp.Sum()
+	m.Events.SHA256, m.Snapshots.SHA256, m.Fingerprint = fp.eventsDigest(), fp.snapshotsDigest(), fp.Sum()
 }
 
 func zstdCompress(raw []byte) []byte {

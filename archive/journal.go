@@ -55,7 +55,7 @@ type journalTx struct {
 	Count int64  `json:"count"` // transactions in committed lines and in Run
 	Lines int64  `json:"lines"`
 	Hash  []byte `json:"hash"`
-	Run   TxRun  `json:"run"`  // Repeat 0: none
+	Run   txRun  `json:"run"`  // Repeat 0: none
 	Open  int64  `json:"open"` // first token of the transaction not yet ended, -1 if none
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"math"
 	"slices"
+	"sync"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -50,24 +51,23 @@ type pmeta struct {
 	obj     pobject
 }
 
-// Parser parses record lines as ParseEventJSON and ParseSnapshotJSON do, with the same results and the
-// same errors, several times faster, reusing its buffers from line to line: for readers that parse lines
-// on several goroutines, one Parser each. The Records it fills own their memory. A Parser is not safe
-// for concurrent use; its zero value is ready.
-type Parser struct{ p recordParser }
+// parsers keeps recordParsers, with their buffers, for VisitEventJSON.
+var parsers = sync.Pool{New: func() any { return new(recordParser) }}
 
-// ParseEvent is ParseEventJSON.
-func (p *Parser) ParseEvent(line []byte, r *Record) error { return p.p.parse(line, r, false) }
+// VisitEventJSON parses an event line as ParseEventJSON does, with the same results and the same errors,
+// several times faster, and lends the record to fn, which must not keep it or anything in it: its strings
+// and byte slices share buffers that the next call reuses. Readers that turn every record into something
+// else at once (import encodes each as protobuf) are spared the allocations of a record that owns its
+// memory. It returns the parse error, or fn's. It is safe for concurrent use.
+func VisitEventJSON(line []byte, fn func(*Record) error) error {
+	p := parsers.Get().(*recordParser)
+	defer parsers.Put(p)
+	return p.visitEvent(line, fn)
+}
 
-// ParseSnapshot is ParseSnapshotJSON.
-func (p *Parser) ParseSnapshot(line []byte, r *Record) error { return p.p.parse(line, r, true) }
-
-// VisitEvent parses line as ParseEvent does and lends the record to fn, which must not keep it or
-// anything in it: its strings and byte slices share the Parser's buffers and change with the next line.
-// Readers that turn every record into something else at once (import encodes each as protobuf) are spared
-// the allocations of a record that owns its memory. It returns the parse error, or fn's.
-func (p *Parser) VisitEvent(line []byte, fn func(*Record) error) error {
-	r, err := p.p.parseLent(line, false)
+// visitEvent is VisitEventJSON with the parser's own buffers.
+func (p *recordParser) visitEvent(line []byte, fn func(*Record) error) error {
+	r, err := p.parseLent(line, false)
 	if err != nil {
 		return err
 	}

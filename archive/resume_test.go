@@ -127,7 +127,7 @@ func TestResume(t *testing.T) {
 				require.NoError(t, w.WriteSnapshot(&f.snaps[i]))
 			}
 			require.NoError(t, w.Suspend())
-			require.ErrorIs(t, w.WriteEvent(&f.evs[0]), ErrClosed)
+			require.ErrorIs(t, w.WriteEvent(&f.evs[0]), errClosed)
 			if tc.damage != nil {
 				tc.damage(t, dir, before)
 			}
@@ -289,7 +289,7 @@ func TestNotStarted(t *testing.T) {
 	require.ErrorIs(t, err, ErrNotStarted)
 	w, err := Create(dir, opts)
 	require.NoError(t, err)
-	require.NoError(t, w.Abort())
+	require.NoError(t, w.Suspend())
 
 	for name, extra := range map[string]func(dir string) error{
 		"file in data/events": func(dir string) error {

@@ -11,20 +11,20 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// TxRun is one record of the transactions stream (SPEC.md, "Transactions"): Repeat consecutive
+// txRun is one record of the transactions stream (SPEC.md, "Transactions"): Repeat consecutive
 // transactions of Events events each, the first starting at Token. Runs keep the stream small: a store
 // written one event per transaction is one line per chunk of events, not one per event.
-type TxRun struct {
+type txRun struct {
 	Token  int64 `json:"token"`
 	Events int64 `json:"events"`
 	Repeat int64 `json:"repeat"`
 }
 
 // next returns the token after the run's last event.
-func (r TxRun) next() int64 { return r.Token + r.Events*r.Repeat }
+func (r txRun) next() int64 { return r.Token + r.Events*r.Repeat }
 
 // appendTxLine appends the canonical line of r, with its LF.
-func appendTxLine(dst []byte, r TxRun) []byte {
+func appendTxLine(dst []byte, r txRun) []byte {
 	dst = append(dst, eventPrefix...)
 	dst = strconv.AppendInt(dst, r.Token, 10)
 	dst = append(dst, `,"events":`...)
@@ -35,8 +35,8 @@ func appendTxLine(dst []byte, r TxRun) []byte {
 }
 
 // parseTxLine accepts exactly the canonical line of a run, with token ≥ 0 and events and repeat ≥ 1.
-func parseTxLine(line []byte) (TxRun, error) {
-	var r TxRun
+func parseTxLine(line []byte) (txRun, error) {
+	var r txRun
 	rest := line
 	field := func(prefix string, min int64) (int64, bool) {
 		if !bytes.HasPrefix(rest, []byte(prefix)) {
@@ -66,7 +66,7 @@ func parseTxLine(line []byte) (TxRun, error) {
 		r.Repeat, ok3 = field(`,"repeat":`, 1)
 	}
 	if !ok3 || string(rest) != "}\n" {
-		return TxRun{}, fmt.Errorf("%w: not a canonical transactions record {\"token\":T,\"events\":K,\"repeat\":R} with T ≥ 0, K ≥ 1, R ≥ 1", ErrRecord)
+		return txRun{}, fmt.Errorf("%w: not a canonical transactions record {\"token\":T,\"events\":K,\"repeat\":R} with T ≥ 0, K ≥ 1, R ≥ 1", ErrRecord)
 	}
 	return r, nil
 }
@@ -97,7 +97,7 @@ func (f *txFollower) skipGaps() {
 }
 
 // follow checks the next run.
-func (f *txFollower) follow(r TxRun) error {
+func (f *txFollower) follow(r txRun) error {
 	last := f.m.Events.LastToken
 	if r.Token != f.expected {
 		return fmt.Errorf("%w: the run starts at token %d, the next token to group is %d", ErrSequence, r.Token, f.expected)
@@ -135,19 +135,19 @@ func addSatInt(a, b int64) int64 {
 	return a + b
 }
 
-// TxIterator reads the transactions stream of an archive, run by run, checking each line's form, the
+// txIterator reads the transactions stream of an archive, run by run, checking each line's form, the
 // chunks against the manifest, and that the runs group exactly the archive's event tokens.
 //
-//	it := a.Transactions(ctx)
+//	it := a.transactionRuns(ctx)
 //	defer it.Close()
 //	for it.Next() {
 //		run := it.Run()
 //	}
 //	if err := it.Err(); err != nil { … }
-type TxIterator struct {
+type txIterator struct {
 	it     *Iterator
 	follow *txFollower
-	run    TxRun
+	run    txRun
 	err    error
 }
 
@@ -156,16 +156,16 @@ func (a *Archive) HasTransactions() bool { return a.m.Transactions != nil }
 
 // Transactions returns an iterator over the archive's transaction runs; it yields nothing when the
 // archive records no transactions (see HasTransactions).
-func (a *Archive) Transactions(ctx context.Context) *TxIterator {
+func (a *Archive) transactionRuns(ctx context.Context) *txIterator {
 	digest := ""
 	if a.m.Transactions != nil {
 		digest = a.m.Transactions.SHA256
 	}
-	return &TxIterator{it: a.newIterator(ctx, StreamTransactions, math.MinInt64, digest), follow: newTxFollower(a.m)}
+	return &txIterator{it: a.newIterator(ctx, StreamTransactions, math.MinInt64, digest), follow: newTxFollower(a.m)}
 }
 
 // Next advances to the next run.
-func (t *TxIterator) Next() bool {
+func (t *txIterator) Next() bool {
 	if t.err != nil {
 		return false
 	}
@@ -193,19 +193,19 @@ func (t *TxIterator) Next() bool {
 }
 
 // Run returns the current run.
-func (t *TxIterator) Run() TxRun { return t.run }
+func (t *txIterator) Run() txRun { return t.run }
 
 // Err returns the error that stopped the iteration, or nil after a verified end.
-func (t *TxIterator) Err() error { return t.err }
+func (t *txIterator) Err() error { return t.err }
 
 // Close releases the iterator's file and decoder.
-func (t *TxIterator) Close() error { return t.it.Close() }
+func (t *txIterator) Close() error { return t.it.Close() }
 
 // TxCursor tells, for the event tokens of an archive in increasing order, which ones end a transaction
 // of the source: what an import needs to keep the source's grouping.
 type TxCursor struct {
-	it  *TxIterator
-	run TxRun
+	it  *txIterator
+	run txRun
 	ok  bool
 }
 
@@ -215,7 +215,7 @@ func (a *Archive) TxCursor(ctx context.Context) *TxCursor {
 	if a.m.Transactions == nil {
 		return nil
 	}
-	return &TxCursor{it: a.Transactions(ctx)}
+	return &TxCursor{it: a.transactionRuns(ctx)}
 }
 
 // Ends reports whether the event at token is the last of its transaction. Tokens must be asked in
@@ -248,7 +248,7 @@ type txWriter struct {
 	hash  hash.Hash
 	count int64 // transactions ended (in lines and in run)
 	lines int64
-	run   TxRun // not yet a line; Repeat 0 when there is none
+	run   txRun // not yet a line; Repeat 0 when there is none
 	start int64 // first token of the transaction not yet ended, -1
 	line  []byte
 }
@@ -261,10 +261,10 @@ func (w *Writer) EndTransaction() error {
 		return err
 	}
 	if w.tx == nil {
-		return w.fail(fmt.Errorf("end transaction: %w: the archive does not record transactions", ErrState))
+		return w.fail(fmt.Errorf("end transaction: %w: the archive does not record transactions", errState))
 	}
 	if w.tx.start < 0 {
-		return w.fail(fmt.Errorf("end transaction: %w: no event since the last transaction ended", ErrState))
+		return w.fail(fmt.Errorf("end transaction: %w: no event since the last transaction ended", errState))
 	}
 	return w.endTx()
 }
@@ -283,7 +283,7 @@ func (w *Writer) endTx() error {
 		if err := w.flushTxRun(); err != nil {
 			return err
 		}
-		t.run = TxRun{Token: t.start, Events: size, Repeat: 1}
+		t.run = txRun{Token: t.start, Events: size, Repeat: 1}
 	}
 	t.start = -1
 	return nil
@@ -306,7 +306,7 @@ func (w *Writer) flushTxRun() error {
 		return w.fail(fmt.Errorf("write transactions (token %d): %w", t.run.Token, err))
 	}
 	t.lines++
-	t.run = TxRun{}
+	t.run = txRun{}
 	return nil
 }
 

@@ -31,12 +31,13 @@ type VerifyOptions struct {
 	Problem func(*Error)
 	// Workers bounds the goroutines that hash and validate; zero means GOMAXPROCS.
 	Workers int
-	// EventSize, if set, is called in a full verification with every event record that parses, from the
-	// validating goroutines (concurrently, the record valid only during the call), and EventSizes, if
-	// set, with each such event's token and what EventSize returned, in token order, from the goroutine
-	// that called Verify. A measure of the events (an import's message sizes) then costs no second read.
-	EventSize  func(*Record) int64
-	EventSizes func(token, size int64)
+	// Measure, if set, is called in a full verification with every event record that parses, on the
+	// validating goroutines (concurrently; the record is lent for the call only), and Measured, if set,
+	// with each such event's token and what Measure returned, in token order, on the goroutine that called
+	// Verify: whatever the caller needs to know of every event (an import, the size of each message it
+	// will send) then costs no second read.
+	Measure  func(*Record) int64
+	Measured func(token, value int64)
 }
 
 // VerifyReport is the outcome of Archive.Verify.
@@ -54,7 +55,7 @@ type VerifyReport struct {
 }
 
 // MaxReportedProblems bounds VerifyReport.Problems; VerifyOptions.Problem sees all of them, except that
-// a chunk reports at most maxChunkLineProblems line-level problems.
+// a chunk reports at most 100 line-level problems.
 const MaxReportedProblems = 1000
 
 const maxChunkLineProblems = 100
@@ -145,7 +146,7 @@ func (a *Archive) Verify(ctx context.Context, opts VerifyOptions) (*VerifyReport
 	v.walk()
 	v.checkBag(tags)
 	var err error
-	if !opts.Quick && a.Encrypted() && len(a.identities) == 0 {
+	if !opts.Quick && a.encrypted() && len(a.identities) == 0 {
 		// Every chunk would fail alike; the manifest, the tag files and the file list were checked.
 		return v.report, fmt.Errorf("%s: %w (a quick verification checks the encrypted files' checksums without one)", a.dir, ErrEncrypted)
 	}
@@ -523,7 +524,7 @@ type vbatch struct {
 	// filled by the worker
 	tokens   []int64 // -1 when the line has no readable token
 	types    []string
-	sizes    []int64 // VerifyOptions.EventSize of each line's record, -1 when it did not parse
+	sizes    []int64 // VerifyOptions.Measure of each line's record, -1 when it did not parse
 	problems []linedError
 	// set by the reader on the last batch of a chunk
 	end       bool
@@ -632,7 +633,7 @@ func (v *verifier) transactions() error {
 	}
 	it := newIterator(v.ctx, v.a.dir, StreamTransactions, v.a.chunks(StreamTransactions), math.MinInt64, v.a.m.Transactions.SHA256, false)
 	it.cr.identities = v.a.identities
-	t := &TxIterator{it: it, follow: newTxFollower(v.a.m)}
+	t := &txIterator{it: it, follow: newTxFollower(v.a.m)}
 	defer t.Close()
 	for t.Next() {
 	}
@@ -757,7 +758,7 @@ func (v *verifier) validate(b *vbatch, stream string, parser *recordParser, name
 	if stream == StreamSnapshots {
 		val, prefix, snapshot = v.snapshots, snapshotPrefix, true
 	}
-	measure := v.opts.EventSize
+	measure := v.opts.Measure
 	if snapshot {
 		measure = nil
 	}
@@ -939,8 +940,8 @@ func (c *collector) batch(b *vbatch) {
 		c.lines++
 		c.counts[s]++
 		c.types[s].addString(b.types[i])
-		if i < len(b.sizes) && b.sizes[i] >= 0 && c.v.opts.EventSizes != nil {
-			c.v.opts.EventSizes(tok, b.sizes[i])
+		if i < len(b.sizes) && b.sizes[i] >= 0 && c.v.opts.Measured != nil {
+			c.v.opts.Measured(tok, b.sizes[i])
 		}
 		if tok < 0 {
 			continue

@@ -59,7 +59,7 @@ func lines(tokens ...int64) []byte {
 // TestVerifyBadInput damages a copy of the golden archive in each way the format must survive and checks
 // that the damage is reported where it is, never panics, and writes nothing.
 func TestVerifyBadInput(t *testing.T) {
-	bigLine := append(append([]byte(`{"token":0,"messageId":"`), bytes.Repeat([]byte("a"), MaxRecordBytes)...), "\"}\n"...)
+	bigLine := append(append([]byte(`{"token":0,"messageId":"`), bytes.Repeat([]byte("a"), maxRecordBytes)...), "\"}\n"...)
 	tests := []struct {
 		name    string
 		damage  func(t *testing.T, dir string)

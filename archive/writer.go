@@ -41,8 +41,8 @@ type Options struct {
 	// Previous.LastToken+1.
 	Previous *Link
 	// ChunkBytes and ChunkRecords rotate chunks: a chunk is closed before a record that would take it
-	// over ChunkBytes of JSON Lines or ChunkRecords records. Zero means DefaultChunkBytes and
-	// DefaultChunkRecords.
+	// over ChunkBytes of JSON Lines or ChunkRecords records. Zero means 64 MiB and a million
+	// records.
 	ChunkBytes   int64
 	ChunkRecords int64
 	// Level is the zstd compression level (1 to 22, mapped onto klauspost/compress's four levels);
@@ -80,7 +80,7 @@ type SignFunc func(message []byte) ([]byte, error)
 // next one starts, so an interrupted export loses at most one chunk of work and Resume continues it.
 //
 // A Writer is not safe for concurrent use. Its errors are sticky: after one, every method returns it
-// (Suspend and Abort still clean up). Close is idempotent.
+// (Suspend still cleans up). Close is idempotent.
 type Writer struct {
 	dir  string
 	opts Options
@@ -154,10 +154,10 @@ func checkOptions(opts *Options) error {
 		return fmt.Errorf("negative chunk limits")
 	}
 	if opts.ChunkBytes == 0 {
-		opts.ChunkBytes = DefaultChunkBytes
+		opts.ChunkBytes = defaultChunkBytes
 	}
 	if opts.ChunkRecords == 0 {
-		opts.ChunkRecords = DefaultChunkRecords
+		opts.ChunkRecords = defaultChunkRecords
 	}
 	if opts.Level < 0 || opts.Level > 22 {
 		return fmt.Errorf("zstd level %d: want 1 to 22", opts.Level)
@@ -249,7 +249,7 @@ func Create(dir string, opts Options) (*Writer, error) {
 	}
 	if len(opts.Recipients) > 0 {
 		// Version 2 of the journal: a version-1 writer would resume it unencrypted.
-		w.j.Version, w.j.Encrypted = VersionEncryption, true
+		w.j.Version, w.j.Encrypted = versionEncryption, true
 	}
 	if opts.Transactions {
 		// Version 2 of the journal, too: a version-1 writer would resume it without the transactions.
@@ -616,7 +616,7 @@ func (w *Writer) usable() error {
 		return w.err
 	}
 	if w.closed {
-		return ErrClosed
+		return errClosed
 	}
 	return nil
 }
@@ -630,7 +630,7 @@ func (w *Writer) fail(err error) error {
 
 // WriteEvent writes the next event. Tokens must increase and stay within the range; a token after a
 // jump is accepted when the skipped tokens were declared with AddGap or the archive has a Filter (they
-// count as filtered), else ErrGap.
+// count as filtered), else it fails.
 func (w *Writer) WriteEvent(r *Record) error {
 	if err := w.checkEvent(r.Token); err != nil {
 		return err
@@ -664,13 +664,13 @@ func (w *Writer) checkEvent(token int64) error {
 	}
 	switch {
 	case w.eventsDone:
-		return w.fail(fmt.Errorf("write event (token %d): %w: events are finished", token, ErrState))
+		return w.fail(fmt.Errorf("write event (token %d): %w: events are finished", token, errState))
 	case token < w.next:
-		return w.fail(fmt.Errorf("write event (token %d): %w: expected a token from %d on", token, ErrOrder, w.next))
+		return w.fail(fmt.Errorf("write event (token %d): %w: expected a token from %d on", token, errOrder, w.next))
 	case token > w.opts.Range.Last:
-		return w.fail(fmt.Errorf("write event (token %d): %w: the range ends at %d", token, ErrOrder, w.opts.Range.Last))
+		return w.fail(fmt.Errorf("write event (token %d): %w: the range ends at %d", token, errOrder, w.opts.Range.Last))
 	case token > w.next && w.opts.Filter == nil:
-		return w.fail(fmt.Errorf("write event (token %d): %w: tokens %d to %d were neither written nor declared as a gap", token, ErrGap, w.next, token-1))
+		return w.fail(fmt.Errorf("write event (token %d): %w: tokens %d to %d were neither written nor declared as a gap", token, errGap, w.next, token-1))
 	}
 	return nil
 }
@@ -695,10 +695,10 @@ func (w *Writer) addEvent(token int64, line, typ []byte) error {
 	return nil
 }
 
-// checkLine refuses lines that no reader would accept: over MaxRecordBytes, or not UTF-8 (a Record
+// checkLine refuses lines that no reader would accept: over maxRecordBytes, or not UTF-8 (a Record
 // whose strings are not valid UTF-8 has no JSON form).
 func checkLine(line []byte) error {
-	if len(line) > MaxRecordBytes {
+	if len(line) > maxRecordBytes {
 		return fmt.Errorf("%w: %d bytes", ErrTooLarge, len(line))
 	}
 	if !utf8.Valid(line) {
@@ -782,11 +782,11 @@ func (w *Writer) AddGap(g Gap) error {
 	}
 	switch {
 	case w.eventsDone:
-		return w.fail(fmt.Errorf("add gap %d-%d: %w: events are finished", g.From, g.To, ErrState))
+		return w.fail(fmt.Errorf("add gap %d-%d: %w: events are finished", g.From, g.To, errState))
 	case g.Cause == "":
 		return w.fail(fmt.Errorf("add gap %d-%d: no cause", g.From, g.To))
 	case g.From != w.next || g.To < g.From || g.To > w.opts.Range.Last:
-		return w.fail(fmt.Errorf("add gap %d-%d: %w: expected a gap from %d, within the range ending at %d", g.From, g.To, ErrOrder, w.next, w.opts.Range.Last))
+		return w.fail(fmt.Errorf("add gap %d-%d: %w: expected a gap from %d, within the range ending at %d", g.From, g.To, errOrder, w.next, w.opts.Range.Last))
 	}
 	if err := w.endTx(); err != nil { // a transaction never holds a gap
 		return err
@@ -802,7 +802,7 @@ func (w *Writer) AddGap(g Gap) error {
 
 // FinishEvents closes the events stream: it commits the last events chunk and journals that the events
 // are complete. The tokens after the last event up to Range.Last count as filtered when the archive has
-// a Filter; without one they must have been declared with AddGap, else ErrGap. Calling it again is a
+// a Filter; without one they must have been declared with AddGap, else it fails. Calling it again is a
 // no-op.
 func (w *Writer) FinishEvents() error {
 	if err := w.usable(); err != nil {
@@ -812,7 +812,7 @@ func (w *Writer) FinishEvents() error {
 		return nil
 	}
 	if last := w.opts.Range.Last; w.next <= last && w.opts.Filter == nil {
-		return w.fail(fmt.Errorf("finish events: %w: tokens %d to %d were neither written nor declared as a gap", ErrGap, w.next, last))
+		return w.fail(fmt.Errorf("finish events: %w: tokens %d to %d were neither written nor declared as a gap", errGap, w.next, last))
 	}
 	if w.tx != nil {
 		if err := w.endTx(); err != nil {
@@ -839,7 +839,7 @@ func (w *Writer) FinishEvents() error {
 
 // WriteSnapshot writes the next snapshot, after FinishEvents; r.Token is its position (SPEC.md,
 // "Snapshot positions"): positions must increase, and for a SourceServer archive they are the ordinals
-// 0, 1, 2, …. With snapshot mode SnapshotsNone it returns ErrState.
+// 0, 1, 2, …. With snapshot mode SnapshotsNone it fails.
 func (w *Writer) WriteSnapshot(r *Record) error {
 	if err := w.usable(); err != nil {
 		return err
@@ -847,13 +847,13 @@ func (w *Writer) WriteSnapshot(r *Record) error {
 	pos := r.Token
 	switch {
 	case w.opts.Snapshots == SnapshotsNone:
-		return w.fail(fmt.Errorf("write snapshot (position %d): %w: snapshot mode is %q", pos, ErrState, SnapshotsNone))
+		return w.fail(fmt.Errorf("write snapshot (position %d): %w: snapshot mode is %q", pos, errState, SnapshotsNone))
 	case !w.eventsDone:
-		return w.fail(fmt.Errorf("write snapshot (position %d): %w: FinishEvents first", pos, ErrState))
+		return w.fail(fmt.Errorf("write snapshot (position %d): %w: FinishEvents first", pos, errState))
 	case pos <= w.lastPos || pos < 0:
-		return w.fail(fmt.Errorf("write snapshot (position %d): %w: expected a position after %d", pos, ErrOrder, w.lastPos))
+		return w.fail(fmt.Errorf("write snapshot (position %d): %w: expected a position after %d", pos, errOrder, w.lastPos))
 	case w.opts.Source.Kind == SourceServer && pos != w.lastPos+1:
-		return w.fail(fmt.Errorf("write snapshot (position %d): %w: the snapshots of a server export are numbered 0, 1, 2, …; expected %d", pos, ErrOrder, w.lastPos+1))
+		return w.fail(fmt.Errorf("write snapshot (position %d): %w: the snapshots of a server export are numbered 0, 1, 2, …; expected %d", pos, errOrder, w.lastPos+1))
 	}
 	w.scratch = AppendSnapshotJSON(w.scratch[:0], r)
 	if err := checkLine(w.scratch); err != nil {
@@ -904,7 +904,7 @@ func (w *Writer) Close() error {
 		if w.completed || w.err != nil {
 			return w.err
 		}
-		return ErrClosed
+		return errClosed
 	}
 	if w.err != nil {
 		w.discard()
@@ -978,7 +978,7 @@ func (w *Writer) manifest() (*Manifest, error) {
 		return nil, err
 	}
 	m := &Manifest{
-		Format: FormatName, Version: Version, Tool: j.Tool, Created: j.Created, Source: j.Source,
+		Format: formatName, Version: Version, Tool: j.Tool, Created: j.Created, Source: j.Source,
 		Events: EventStream{
 			FirstToken: j.Range.First, LastToken: j.Range.Last, Range: j.Range, Count: j.Events.Count,
 			SHA256: hexSum(evHash), Types: j.Events.Types, OtherTypes: j.Events.OtherTypes,
@@ -1013,7 +1013,7 @@ func (w *Writer) manifest() (*Manifest, error) {
 		m.Chunks = []ChunkInfo{}
 	}
 	if j.Encrypted {
-		m.Version, m.Encryption = VersionEncryption, EncryptionAge
+		m.Version, m.Encryption = versionEncryption, encryptionAge
 	}
 	if t := j.Transactions; t != nil {
 		txHash, err := unmarshalHash(t.Hash)
@@ -1057,9 +1057,6 @@ func (w *Writer) Suspend() error {
 	w.discard()
 	return nil
 }
-
-// Abort is Suspend: an aborted export can be resumed, or its directory removed by the caller.
-func (w *Writer) Abort() error { return w.Suspend() }
 
 // CommittedEvents iterates over the events in committed chunks, verified like Archive.Events: what an
 // export resuming its snapshot phase needs to find the aggregates it exported. The iterator must be

@@ -96,14 +96,14 @@ type problemOutput struct {
 func problemOf(err error) problemOutput {
 	var ae *archive.Error
 	if errors.As(err, &ae) {
-		p := problemOutput{Path: ae.Path, Line: ae.Line, Message: ae.Err.Error()}
+		p := problemOutput{Path: ae.Path, Line: ae.Line, Message: errorText(ae.Err)}
 		if ae.Token >= 0 {
 			t := ae.Token
 			p.Token = &t
 		}
 		return p
 	}
-	return problemOutput{Message: err.Error()}
+	return problemOutput{Message: errorText(err)}
 }
 
 func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) error {
@@ -120,7 +120,7 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 		if several {
 			prefix = dir + ": "
 		}
-		for _, line := range splitLines(err.Error()) {
+		for _, line := range splitLines(errorText(err)) {
 			fmt.Fprintf(stderr, "axarchive: error: %s%s\n", prefix, line)
 		}
 	}
@@ -142,7 +142,7 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 			} else {
 				report(dir, err)
 			}
-			res.Error = err.Error()
+			res.Error = errorText(err)
 			for _, e := range flatten(err) {
 				res.Problems = append(res.Problems, problemOf(e))
 			}

@@ -63,7 +63,7 @@ func (im *importer) preflight(ctx context.Context) (*Plan, error) {
 	if !im.opts.NoVerify {
 		measured = &sizeTally{im: im, groups: newTxEnds(ctx, im.archives)}
 		defer measured.groups.close() // also when the tally is not applied (resume)
-		vopts := archive.VerifyOptions{EventSize: encodedSize, EventSizes: measured.add}
+		vopts := archive.VerifyOptions{Measure: encodedSize, Measured: measured.add}
 		for i, a := range im.archives {
 			rep, err := a.Verify(ctx, vopts)
 			if rep != nil && !rep.OK() {

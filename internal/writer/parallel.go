@@ -36,10 +36,10 @@ func (b *recBatch) Reset() {
 }
 
 // encode parses each line and encodes its event, the record lent by the parser only for that.
-func (b *recBatch) encode(p *archive.Parser) {
+func (b *recBatch) encode() {
 	start := 0
 	for i, end := range b.ends {
-		err := p.VisitEvent(b.lines[start:end], func(r *archive.Record) error {
+		err := archive.VisitEventJSON(b.lines[start:end], func(r *archive.Record) error {
 			b.events = codec.Encode(b.events, r)
 			return nil
 		})
@@ -68,8 +68,7 @@ func (im *importer) eachEncodedEvent(ctx context.Context, from int64, fn func(to
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	p := ordered.New(func() *recBatch { return new(recBatch) }, func() func(*recBatch) {
-		var parser archive.Parser // one per worker: it reuses its buffers
-		return func(b *recBatch) { b.encode(&parser) }
+		return func(b *recBatch) { b.encode() }
 	})
 	go func() {
 		defer p.Finish()
