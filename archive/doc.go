@@ -45,8 +45,13 @@
 // Archive.Verify checks everything: the BagIt files, that the files present are exactly those listed,
 // every digest and size, the zstd frames, and (unless quick) every record against the JSON Schema and
 // the canonical encoding, token order and continuity, counts, and the fingerprint. It reports every
-// problem, each an *Error naming the file, line and token. VerifyChain checks that incremental archives
-// follow each other.
+// problem, each an *Error naming the file, line and token.
+//
+// # Chains
+//
+// An incremental archive continues the one before it (Options.Previous). OpenChain opens a full archive
+// and its incrementals, oldest first, and checks that each follows the one before; a Chain verifies them
+// all and iterates over their events and snapshots as over one archive's.
 //
 // # Compatibility
 //

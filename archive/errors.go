@@ -80,7 +80,7 @@ var (
 	// VerifyOptions.Problem and are in the VerifyReport.
 	ErrVerify = errors.New("verification failed")
 
-	// ErrChain is returned by VerifyChain for archives that do not form an incremental chain.
+	// ErrChain is returned by OpenChain and Chain.Check for archives that do not form an incremental chain.
 	ErrChain = errors.New("archives do not form a chain")
 
 	// ErrNotEmpty is returned by Create for a directory that exists and is not empty.

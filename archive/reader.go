@@ -117,16 +117,13 @@ func (a *Archive) SnapshotsFrom(ctx context.Context, from int64) *Iterator {
 // only when Record is called. Errors are *Error values naming the file, line and token. An Iterator is
 // not safe for concurrent use; Close releases its file and decoder.
 type Iterator struct {
-	ctx        context.Context
-	root       string
-	stream     string
-	prefix     string
-	chunks     []ChunkInfo
-	from       int64
-	wantDigest string
-	digest     hash.Hash // nil when not reading from the first chunk, or contentVerified
-
-	contentVerified bool // the Archive was fully verified: hashing the chunk files is enough
+	ctx    context.Context
+	stream string
+	prefix string
+	from   int64
+	source           // the archive being read
+	rest   []source  // the archives after it, in a Chain
+	digest hash.Hash // nil when not reading from the first chunk, or contentVerified
 
 	dec    *zstd.Decoder
 	cr     chunkReader
@@ -146,23 +143,47 @@ type Iterator struct {
 	done    bool
 }
 
-func (a *Archive) newIterator(ctx context.Context, stream string, from int64, digest string) *Iterator {
-	it := newIterator(ctx, a.dir, stream, a.chunks(stream), from, digest, a.contentVerified.Load())
-	it.cr.identities = a.identities
-	return it
+// source is what an Iterator reads of one archive: the chunks of its stream, and how to check them.
+type source struct {
+	root            string
+	chunks          []ChunkInfo
+	wantDigest      string // of the whole stream; "" for none
+	contentVerified bool   // the Archive was fully verified: hashing the chunk files is enough
+	identities      []age.Identity
 }
 
-func newIterator(ctx context.Context, root, stream string, chunks []ChunkInfo, from int64, digest string, contentVerified bool) *Iterator {
-	it := &Iterator{ctx: ctx, root: root, stream: stream, chunks: chunks, from: from, wantDigest: digest, prev: math.MinInt64,
-		contentVerified: contentVerified}
+func (a *Archive) source(stream string, digest string) source {
+	return source{root: a.dir, chunks: a.chunks(stream), wantDigest: digest, contentVerified: a.contentVerified.Load(), identities: a.identities}
+}
+
+func (a *Archive) newIterator(ctx context.Context, stream string, from int64, digest string) *Iterator {
+	return newIterator(ctx, stream, from, a.source(stream, digest))
+}
+
+// newIterator returns an iterator over the records of stream from token from on, in the sources one
+// after the other, each checked as an archive of its own.
+func newIterator(ctx context.Context, stream string, from int64, sources ...source) *Iterator {
+	it := &Iterator{ctx: ctx, stream: stream, from: from}
 	it.prefix = eventPrefix
 	if stream == StreamSnapshots {
 		it.prefix = snapshotPrefix
 	}
-	if !contentVerified && (len(chunks) == 0 || chunks[0].Last >= from) {
+	if len(sources) == 0 {
+		sources = []source{{}}
+	}
+	it.start(sources[0])
+	it.rest = sources[1:]
+	return it
+}
+
+// start makes s the source read next.
+func (it *Iterator) start(s source) {
+	it.source, it.idx, it.prev = s, 0, math.MinInt64
+	it.cr.identities = s.identities
+	it.digest = nil
+	if !s.contentVerified && (len(s.chunks) == 0 || s.chunks[0].Last >= it.from) {
 		it.digest = sha256.New()
 	}
-	return it
 }
 
 // Next advances to the next record and reports whether there is one. At the end, or on error, it
@@ -175,6 +196,11 @@ func (it *Iterator) Next() bool {
 	for {
 		if !it.inside {
 			if it.idx >= len(it.chunks) {
+				if len(it.rest) > 0 && it.checkDigest() {
+					it.start(it.rest[0])
+					it.rest = it.rest[1:]
+					continue
+				}
 				it.end()
 				return false
 			}
@@ -256,12 +282,20 @@ func (it *Iterator) fail(err error) {
 
 func (it *Iterator) end() {
 	it.done = true
-	if it.digest != nil && it.wantDigest != "" {
+	it.checkDigest()
+	it.release()
+}
+
+// checkDigest compares the digest of the source's stream, when it was computed, with its manifest's,
+// and reports whether they match.
+func (it *Iterator) checkDigest() bool {
+	if it.digest != nil && it.wantDigest != "" && it.err == nil {
 		if sum := hexSum(it.digest); sum != it.wantDigest {
 			it.err = errorf(manifestPath, 0, -1, ErrCorrupt, "%s digest is %s, the manifest says %s", it.stream, sum, it.wantDigest)
+			return false
 		}
 	}
-	it.release()
+	return true
 }
 
 // Line returns the current record's line, with its LF, exactly as stored. It is valid until the next

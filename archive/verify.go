@@ -631,8 +631,9 @@ func (v *verifier) transactions() error {
 			v.report.RawBytes += c.RawSize
 		}
 	}
-	it := newIterator(v.ctx, v.a.dir, StreamTransactions, v.a.chunks(StreamTransactions), math.MinInt64, v.a.m.Transactions.SHA256, false)
-	it.cr.identities = v.a.identities
+	s := v.a.source(StreamTransactions, v.a.m.Transactions.SHA256)
+	s.contentVerified = false
+	it := newIterator(v.ctx, StreamTransactions, math.MinInt64, s)
 	t := &txIterator{it: it, follow: newTxFollower(v.a.m)}
 	defer t.Close()
 	for t.Next() {
@@ -1083,36 +1084,4 @@ func (c *collector) compareTypes(stream string, got *typeCounter, want []TypeCou
 	if got.other != wantOther {
 		c.v.problem(errorf(manifestPath, 0, -1, ErrCorrupt, "%s: %d records of other types, the manifest says %d", stream, got.other, wantOther))
 	}
-}
-
-// VerifyChain checks that archives, in the order given, form an incremental chain: each one after the
-// first links to the one before it (its previous fingerprint and last token) and continues its token
-// range, from the same context. It does not verify the archives themselves (see Archive.Verify). Every
-// problem is returned, joined, each wrapping ErrChain.
-func VerifyChain(archives []*Archive) error {
-	var errs []error
-	for i := 1; i < len(archives); i++ {
-		prev, cur := archives[i-1], archives[i]
-		pm, cm := prev.Manifest(), cur.Manifest()
-		fail := func(format string, args ...any) {
-			errs = append(errs, fmt.Errorf("%w: %s after %s: "+format, append([]any{ErrChain, cur.Dir(), prev.Dir()}, args...)...))
-		}
-		if cm.Previous == nil {
-			fail("not an incremental archive (no previous link)")
-			continue
-		}
-		if cm.Previous.Fingerprint != pm.Fingerprint {
-			fail("links to fingerprint %s, but %s has %s", cm.Previous.Fingerprint, prev.Dir(), pm.Fingerprint)
-		}
-		if cm.Previous.LastToken != pm.Events.LastToken {
-			fail("links to last token %d, but %s ends at %d", cm.Previous.LastToken, prev.Dir(), pm.Events.LastToken)
-		}
-		if cm.Events.FirstToken != pm.Events.LastToken+1 {
-			fail("starts at token %d, not right after %d", cm.Events.FirstToken, pm.Events.LastToken)
-		}
-		if cm.Source.Context != pm.Source.Context {
-			fail("context %q, but %s has %q", cm.Source.Context, prev.Dir(), pm.Source.Context)
-		}
-	}
-	return errors.Join(errs...)
 }

@@ -453,25 +453,6 @@ func TestZstdBombMemory(t *testing.T) {
 	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(64<<20), "allocated while reading a bomb")
 }
 
-func TestVerifyChain(t *testing.T) {
-	base := t.TempDir()
-	a, b, c := filepath.Join(base, "a"), filepath.Join(base, "b"), filepath.Join(base, "c")
-	goldenArchive(t, a)
-	goldenIncremental(t, b, mustOpen(t, a))
-	// c continues b.
-	opts := testOptions(50, 59)
-	mb := mustOpen(t, b).Manifest()
-	opts.Previous = &Link{Fingerprint: mb.Fingerprint, LastToken: mb.Events.LastToken}
-	writeArchive(t, c, opts, plainEvents(50, 10), nil)
-	A, B, C := mustOpen(t, a), mustOpen(t, b), mustOpen(t, c)
-	require.NoError(t, VerifyChain([]*Archive{A, B, C}))
-	require.NoError(t, VerifyChain([]*Archive{A}))
-	err := VerifyChain([]*Archive{A, C})
-	require.ErrorIs(t, err, ErrChain)
-	assert.Contains(t, err.Error(), "links to fingerprint")
-	require.ErrorIs(t, VerifyChain([]*Archive{B, A}), ErrChain)
-}
-
 // ErrFirst names the first n problems and how many more there are; Err names every problem kept.
 func TestVerifyReportErrFirst(t *testing.T) {
 	rep := &VerifyReport{ProblemCount: 15}

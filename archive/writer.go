@@ -1068,7 +1068,5 @@ func (w *Writer) CommittedEvents(ctx context.Context) *Iterator {
 			chunks = append(chunks, c)
 		}
 	}
-	it := newIterator(ctx, w.dir, StreamEvents, chunks, w.opts.Range.First, "", false)
-	it.cr.identities = w.opts.Identities
-	return it
+	return newIterator(ctx, StreamEvents, w.opts.Range.First, source{root: w.dir, chunks: chunks, identities: w.opts.Identities})
 }

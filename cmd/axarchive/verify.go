@@ -214,7 +214,7 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 	chainOK := true
 	var chainProblems []problemOutput
 	if several && len(archives) == len(o.dirs) {
-		if err := archive.VerifyChain(archives); err != nil {
+		if err := archive.NewChain(archives...).Check(); err != nil {
 			chainOK = false
 			for _, e := range flatten(err) {
 				chainProblems = append(chainProblems, problemOf(e))

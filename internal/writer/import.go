@@ -75,7 +75,7 @@ func (im *importer) preflight(ctx context.Context) (*Plan, error) {
 		}
 	}
 	if len(im.archives) > 1 {
-		if err := archive.VerifyChain(im.archives); err != nil {
+		if err := archive.NewChain(im.archives...).Check(); err != nil {
 			return plan, err // wraps archive.ErrChain (= ErrChain), each problem on a line of its own
 		}
 	}
@@ -202,25 +202,14 @@ func (im *importer) eachEvent(ctx context.Context, from int64, fn func(*archive.
 // walkEvents calls fn with the iterator at each archive event from token from on, across the chain,
 // until fn or the reading fails.
 func (im *importer) walkEvents(ctx context.Context, from int64, fn func(*archive.Iterator) error) error {
-	for _, a := range im.archives {
-		if a.Manifest().Events.Range.Last < from {
-			continue
-		}
-		it := a.Events(ctx, from)
-		err := func() error {
-			defer it.Close()
-			for it.Next() {
-				if err := fn(it); err != nil {
-					return err
-				}
-			}
-			return it.Err()
-		}()
-		if err != nil {
+	it := archive.NewChain(im.archives...).Events(ctx, from)
+	defer it.Close()
+	for it.Next() {
+		if err := fn(it); err != nil {
 			return err
 		}
 	}
-	return nil
+	return it.Err()
 }
 
 // snapshotSizeScan checks every snapshot against the message size before anything is sent: they go after

@@ -96,7 +96,7 @@ func ImportSegments(ctx context.Context, dirs []string, opts SegmentOptions) (*S
 		}
 	}
 	if len(archives) > 1 {
-		if err := archive.VerifyChain(archives); err != nil {
+		if err := archive.NewChain(archives...).Check(); err != nil {
 			return plan, fmt.Errorf("%w: %v", ErrChain, err)
 		}
 	}
