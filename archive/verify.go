@@ -10,14 +10,14 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"unicode/utf8"
 
 	"github.com/klauspost/compress/zstd"
 	sjson "github.com/segmentio/encoding/json"
+
+	"github.com/axarchive/axarchive/internal/ordered"
 )
 
 // VerifyOptions configure Archive.Verify. The zero value runs a full verification on all cores.
@@ -29,8 +29,6 @@ type VerifyOptions struct {
 	// file list, chunks in manifest order, line by line, then stream totals), from the goroutine that
 	// called Verify.
 	Problem func(*Error)
-	// Workers bounds the goroutines that hash and validate; zero means GOMAXPROCS.
-	Workers int
 	// Measure, if set, is called in a full verification with every event record that parses, on the
 	// validating goroutines (concurrently; the record is lent for the call only), and Measured, if set,
 	// with each such event's token and what Measure returned, in token order, on the goroutine that called
@@ -90,9 +88,8 @@ type verifier struct {
 	opts   VerifyOptions
 	report *VerifyReport
 	// payload files found on disk (relative to the archive root) with their sizes
-	found   map[string]int64
-	sums    map[string]string // SHA-256 of chunk files as read
-	workers int
+	found map[string]int64
+	sums  map[string]string // SHA-256 of chunk files as read
 
 	events, snapshots *recordSchema
 }
@@ -138,10 +135,6 @@ func (a *Archive) Verify(ctx context.Context, opts VerifyOptions) (*VerifyReport
 	v := &verifier{ctx: ctx, a: a, opts: opts, report: &VerifyReport{Quick: opts.Quick},
 		found: map[string]int64{}, sums: map[string]string{}}
 	v.events, v.snapshots = newRecordSchema(StreamEvents), newRecordSchema(StreamSnapshots)
-	v.workers = opts.Workers
-	if v.workers <= 0 {
-		v.workers = runtime.GOMAXPROCS(0)
-	}
 	tags := v.readTags()
 	v.walk()
 	v.checkBag(tags)
@@ -408,102 +401,101 @@ func (v *verifier) checkPayloadManifest(t *tags) {
 // quickChunks hashes every chunk file (and follows its zstd frame structure) on the workers, reporting
 // in manifest order.
 func (v *verifier) quickChunks() error {
-	chunks := v.a.m.Chunks
-	type result struct {
-		sum  string
-		n    int64
-		errs error
-	}
-	results := make([]chan result, len(chunks))
-	for i := range results {
-		results[i] = make(chan result, 1)
-	}
-	next := make(chan int)
 	ctx, cancel := context.WithCancel(v.ctx)
 	defer cancel()
-	var wg sync.WaitGroup
-	for range min(v.workers, max(len(chunks), 1)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 256<<10)
-			for i := range next {
-				c := &chunks[i]
-				var r chunkReader
-				r.info, r.path = c, c.archivePath()
-				f, fi, err := openRegular(v.a.dir, r.path)
-				if err != nil {
-					results[i] <- result{errs: r.fileError(err)}
-					continue
-				}
-				var errs []error
-				if fi.Size() != c.Size {
-					errs = append(errs, errorf(r.path, 0, -1, ErrCorrupt, "size is %d bytes, the manifest says %d", fi.Size(), c.Size))
-				}
-				// Hash the whole file and follow the frame's structure beside it, so that a structural
-				// problem does not keep the digest from being compared.
-				limit := max(c.Size, fi.Size())
-				var fc frameChecker
-				fc.reset(nil, limit)
-				// An encrypted chunk's frame is inside the ciphertext: a quick pass checks the file's
-				// size and SHA-256 only, a full one decrypts and checks the frame.
-				encrypted := chunkEncrypted(c.Path)
-				var n int64
-				var rerr error
-				for n <= limit && ctx.Err() == nil {
-					k, err := f.Read(buf[:min(int64(len(buf)), limit-n+1)])
-					fc.h.Write(buf[:k])
-					if !encrypted {
-						fc.scan(buf[:k])
-					}
-					n += int64(k)
-					if err != nil {
-						if err != io.EOF {
-							rerr = err
-						}
-						break
-					}
-				}
-				f.Close()
-				if rerr != nil {
-					errs = append(errs, errorf(r.path, 0, -1, ErrCorrupt, "%v", unwrapPath(rerr)))
-				} else if err := fc.complete(); err != nil && !encrypted {
-					errs = append(errs, &Error{Path: r.path, Token: -1, Err: err})
-				}
-				sum := hexSum(fc.h)
-				if rerr == nil && sum != c.SHA256 {
-					errs = append(errs, errorf(r.path, 0, -1, ErrCorrupt, "sha256 is %s, the manifest says %s", sum, c.SHA256))
-				}
-				results[i] <- result{sum: sum, n: n, errs: joinErrors(errs)}
-			}
-		}()
-	}
+	chunks := v.a.m.Chunks
+	p := ordered.New(func() *qbatch { return new(qbatch) }, func() func(*qbatch) {
+		buf := make([]byte, 256<<10)
+		return func(b *qbatch) { v.hashChunk(ctx, b, buf) }
+	})
 	go func() {
-		defer close(next)
+		defer p.Finish()
 		for i := range chunks {
-			select {
-			case next <- i:
-			case <-ctx.Done():
+			s, err := p.Get(ctx)
+			if err != nil {
+				return
+			}
+			s.Batch.chunk = i
+			if p.Submit(ctx, s) != nil {
 				return
 			}
 		}
 	}()
-	defer wg.Wait()
-	for i := range chunks {
-		var r result
-		select {
-		case r = <-results[i]:
-		case <-v.ctx.Done():
-			return v.ctx.Err()
+	p.Drain(func(b *qbatch) error {
+		if v.ctx.Err() != nil {
+			return nil
 		}
 		v.report.Chunks++
-		v.report.Bytes += r.n
-		if r.sum != "" {
-			v.sums[chunks[i].archivePath()] = r.sum
+		v.report.Bytes += b.n
+		if b.sum != "" {
+			v.sums[chunks[b.chunk].archivePath()] = b.sum
 		}
-		v.problems(r.errs)
-	}
+		v.problems(b.errs)
+		return nil
+	}, cancel)
 	return v.ctx.Err()
+}
+
+// qbatch is one chunk file of a quick verification.
+type qbatch struct {
+	chunk int    // index in the manifest's chunks
+	sum   string // SHA-256 of the file as read
+	n     int64  // bytes read
+	errs  error
+}
+
+func (b *qbatch) Reset() { *b = qbatch{} }
+
+// hashChunk hashes the file of b's chunk with buf, following its frame, and compares it with the
+// manifest.
+func (v *verifier) hashChunk(ctx context.Context, b *qbatch, buf []byte) {
+	c := &v.a.m.Chunks[b.chunk]
+	var r chunkReader
+	r.info, r.path = c, c.archivePath()
+	f, fi, err := openRegular(v.a.dir, r.path)
+	if err != nil {
+		b.errs = r.fileError(err)
+		return
+	}
+	var errs []error
+	if fi.Size() != c.Size {
+		errs = append(errs, errorf(r.path, 0, -1, ErrCorrupt, "size is %d bytes, the manifest says %d", fi.Size(), c.Size))
+	}
+	// Hash the whole file and follow the frame's structure beside it, so that a structural problem does
+	// not keep the digest from being compared.
+	limit := max(c.Size, fi.Size())
+	var fc frameChecker
+	fc.reset(nil, limit)
+	// An encrypted chunk's frame is inside the ciphertext: a quick pass checks the file's size and
+	// SHA-256 only, a full one decrypts and checks the frame.
+	encrypted := chunkEncrypted(c.Path)
+	var n int64
+	var rerr error
+	for n <= limit && ctx.Err() == nil {
+		k, err := f.Read(buf[:min(int64(len(buf)), limit-n+1)])
+		fc.h.Write(buf[:k])
+		if !encrypted {
+			fc.scan(buf[:k])
+		}
+		n += int64(k)
+		if err != nil {
+			if err != io.EOF {
+				rerr = err
+			}
+			break
+		}
+	}
+	f.Close()
+	if rerr != nil {
+		errs = append(errs, errorf(r.path, 0, -1, ErrCorrupt, "%v", unwrapPath(rerr)))
+	} else if err := fc.complete(); err != nil && !encrypted {
+		errs = append(errs, &Error{Path: r.path, Token: -1, Err: err})
+	}
+	sum := hexSum(fc.h)
+	if rerr == nil && sum != c.SHA256 {
+		errs = append(errs, errorf(r.path, 0, -1, ErrCorrupt, "sha256 is %s, the manifest says %s", sum, c.SHA256))
+	}
+	b.sum, b.n, b.errs = sum, n, joinErrors(errs)
 }
 
 // Full verification runs as a pipeline. One goroutine (reader) opens the chunks in order, hashes and
@@ -533,7 +525,6 @@ type vbatch struct {
 	rawBytes  int64
 	fileBytes int64
 	fileSum   string
-	done      chan struct{}
 }
 
 type linedError struct {
@@ -541,7 +532,7 @@ type linedError struct {
 	err *Error
 }
 
-func (b *vbatch) reset() {
+func (b *vbatch) Reset() {
 	b.buf, b.ends, b.tokens, b.types, b.problems = b.buf[:0], b.ends[:0], b.tokens[:0], b.types[:0], b.problems[:0]
 	b.sizes = b.sizes[:0]
 	b.end, b.chunkErrs, b.partial, b.rawBytes, b.fileBytes, b.fileSum = false, nil, false, 0, 0, ""
@@ -551,54 +542,31 @@ func (v *verifier) fullChunks() error {
 	ctx, cancel := context.WithCancel(v.ctx)
 	defer cancel()
 	chunks := recordChunks(v.a.m.Chunks)
-	inflight := 2*v.workers + 2
-	free := make(chan *vbatch, inflight)
-	work := make(chan *vbatch, inflight)
-	ordered := make(chan *vbatch, inflight)
-	for range inflight {
-		free <- &vbatch{done: make(chan struct{}, 1)}
-	}
 	evDigest, snDigest := sha256.New(), sha256.New()
-
-	var wg sync.WaitGroup
-	for range v.workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var parser recordParser
-			names := make(names)
-			for b := range work {
-				v.validate(b, chunks[b.chunk].Stream, &parser, names)
-				b.done <- struct{}{}
-			}
-		}()
-	}
 	dec, err := newDecoder()
 	if err != nil {
 		return fmt.Errorf("zstd decoder: %w", err)
 	}
+	p := ordered.New(func() *vbatch { return new(vbatch) }, func() func(*vbatch) {
+		var parser recordParser
+		names := make(names)
+		return func(b *vbatch) { v.validate(b, chunks[b.chunk].Stream, &parser, names) }
+	})
 	go func() {
-		defer close(ordered)
+		defer p.Finish()
 		defer dec.Close()
 		for i := range chunks {
 			digest := evDigest
 			if chunks[i].Stream == StreamSnapshots {
 				digest = snDigest
 			}
-			if !v.readChunk(ctx, i, dec, digest, free, ordered, work) {
+			if !v.readChunk(ctx, i, dec, digest, p) {
 				return
 			}
 		}
 	}()
-
 	c := newCollector(v)
-	for b := range ordered {
-		<-b.done
-		c.batch(b)
-		free <- b
-	}
-	close(work)
-	wg.Wait()
+	p.Drain(func(b *vbatch) error { c.batch(b); return nil }, cancel)
 	if err = v.ctx.Err(); err != nil {
 		return err
 	}
@@ -646,27 +614,18 @@ func (v *verifier) transactions() error {
 }
 
 // readChunk is the reader's work for one chunk; it returns false when cancelled.
-func (v *verifier) readChunk(ctx context.Context, i int, dec *zstd.Decoder, digest hash.Hash, free <-chan *vbatch, ordered, work chan<- *vbatch) bool {
+func (v *verifier) readChunk(ctx context.Context, i int, dec *zstd.Decoder, digest hash.Hash, p *ordered.Pipeline[*vbatch]) bool {
 	info := &v.a.m.Chunks[i]
+	var s *ordered.Slot[*vbatch]
 	get := func() (*vbatch, bool) {
-		select {
-		case b := <-free:
-			b.reset()
-			b.chunk = i
-			return b, true
-		case <-ctx.Done():
+		var err error
+		if s, err = p.Get(ctx); err != nil {
 			return nil, false
 		}
+		s.Batch.chunk = i
+		return s.Batch, true
 	}
-	send := func(b *vbatch) bool {
-		select {
-		case ordered <- b:
-		case <-ctx.Done():
-			return false
-		}
-		work <- b
-		return true
-	}
+	send := func(*vbatch) bool { return p.Submit(ctx, s) == nil }
 	b, ok := get()
 	if !ok {
 		return false
