@@ -136,8 +136,8 @@ type Iterator struct {
 	rec     Record
 	parsed  bool
 	recErr  error
-	prev    int64
-	first   int64 // first token of the open chunk, seen so far
+	order   tokenOrder // of the source's tokens: each after the last
+	first   int64      // first token of the open chunk, seen so far
 	counter int
 	err     error
 	done    bool
@@ -178,7 +178,7 @@ func newIterator(ctx context.Context, stream string, from int64, sources ...sour
 
 // start makes s the source read next.
 func (it *Iterator) start(s source) {
-	it.source, it.idx, it.prev = s, 0, math.MinInt64
+	it.source, it.idx, it.order = s, 0, newSnapshotOrder(false)
 	it.cr.identities = s.identities
 	it.digest = nil
 	if !s.contentVerified && (len(s.chunks) == 0 || s.chunks[0].Last >= it.from) {
@@ -228,8 +228,8 @@ func (it *Iterator) Next() bool {
 		line, err := it.cr.readLine()
 		if err == io.EOF {
 			err = it.cr.finish()
-			if err == nil && it.cr.lines > 0 && (it.first != c.First || it.prev != c.Last) {
-				err = errorf(it.cr.path, 0, -1, ErrCorrupt, "holds tokens %d to %d, the manifest says %d to %d", it.first, it.prev, c.First, c.Last)
+			if err == nil && it.cr.lines > 0 && (it.first != c.First || it.order.prev != c.Last) {
+				err = errorf(it.cr.path, 0, -1, ErrCorrupt, "holds tokens %d to %d, the manifest says %d to %d", it.first, it.order.prev, c.First, c.Last)
 			}
 			it.cr.close()
 			it.inside = false
@@ -249,17 +249,17 @@ func (it *Iterator) Next() bool {
 		case !ok:
 			it.fail(&Error{Path: it.cr.path, Line: it.cr.lines, Token: -1, Err: fmt.Errorf("%w: does not start with %s and a number", ErrRecord, it.prefix)})
 			return false
-		case tok <= it.prev:
-			it.fail(&Error{Path: it.cr.path, Line: it.cr.lines, Token: tok, Err: fmt.Errorf("%w: not after %d", ErrSequence, it.prev)})
+		case !it.order.after(tok):
+			it.fail(&Error{Path: it.cr.path, Line: it.cr.lines, Token: tok, Err: fmt.Errorf("%w: not after %d", ErrSequence, it.order.prev)})
 			return false
-		case tok < c.First || tok > c.Last:
+		case outsideChunk(tok, c):
 			it.fail(&Error{Path: it.cr.path, Line: it.cr.lines, Token: tok, Err: fmt.Errorf("%w: outside the chunk's range %d to %d", ErrCorrupt, c.First, c.Last)})
 			return false
 		}
 		if it.first == math.MinInt64 {
 			it.first = tok
 		}
-		it.prev = tok
+		it.order.take(tok)
 		if it.counter++; it.counter&255 == 0 && it.ctx != nil {
 			if err := it.ctx.Err(); err != nil {
 				it.fail(err)

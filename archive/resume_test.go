@@ -64,7 +64,7 @@ func (f *resumeFixture) resumeAndCompare(t *testing.T, dir string) *Writer {
 	}
 	_, err = mustOpen(t, dir).Verify(context.Background(), VerifyOptions{})
 	require.NoError(t, err)
-	w.next = next // for the caller's assertions
+	w.events.next = next // for the caller's assertions
 	return w
 }
 
@@ -132,7 +132,7 @@ func TestResume(t *testing.T) {
 				tc.damage(t, dir, before)
 			}
 			w = f.resumeAndCompare(t, dir)
-			assert.Equal(t, tc.wantNext, w.next)
+			assert.Equal(t, tc.wantNext, w.events.next)
 		})
 	}
 }

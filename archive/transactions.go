@@ -275,7 +275,7 @@ func (w *Writer) endTx() error {
 	if t == nil || t.start < 0 {
 		return nil
 	}
-	size := w.next - t.start
+	size := w.events.next - t.start
 	t.count++
 	if t.run.Repeat > 0 && t.run.Events == size && t.run.next() == t.start {
 		t.run.Repeat++

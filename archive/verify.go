@@ -808,11 +808,8 @@ type collector struct {
 	v *verifier
 	m *Manifest
 
-	stream   string
-	prev     int64 // last token seen in the stream
-	expected int64 // next token expected (events without filter)
-	gapIdx   int
-	ordinal  int64 // snapshots seen
+	stream string
+	order  tokenOrder
 
 	// the current chunk
 	chunk     int
@@ -834,38 +831,11 @@ func newCollector(v *verifier) *collector {
 
 func (c *collector) startStream(stream string) {
 	c.stream = stream
-	c.prev = math.MinInt64
-	c.ordinal = 0
 	if stream == StreamEvents {
-		c.expected = c.m.Events.FirstToken
-		c.skipGaps()
+		c.order = newEventOrder(c.m.Events.Range, c.m.Gaps, c.m.Filter == nil)
+	} else {
+		c.order = newSnapshotOrder(c.m.Source.Kind == SourceServer)
 	}
-}
-
-// skipGaps moves expected past declared gaps that start at it.
-func (c *collector) skipGaps() {
-	for c.gapIdx < len(c.m.Gaps) && c.m.Gaps[c.gapIdx].From <= c.expected {
-		if g := c.m.Gaps[c.gapIdx]; g.To >= c.expected {
-			c.expected = g.To + 1
-		}
-		c.gapIdx++
-	}
-}
-
-func (c *collector) inGap(tok int64) (Gap, bool) {
-	i, found := slices.BinarySearchFunc(c.m.Gaps, tok, func(g Gap, t int64) int {
-		switch {
-		case g.To < t:
-			return -1
-		case g.From > t:
-			return 1
-		}
-		return 0
-	})
-	if found {
-		return c.m.Gaps[i], true
-	}
-	return Gap{}, false
 }
 
 func (c *collector) lineProblem(e *Error) {
@@ -928,11 +898,7 @@ func (c *collector) batch(b *vbatch) {
 		// What the chunk should have held is unknown: do not report its tokens as missing, nor the
 		// stream's totals, which cannot match.
 		c.partial[s] = true
-		if c.stream == StreamEvents && info.Last >= c.expected {
-			c.expected = info.Last + 1
-			c.skipGaps()
-		}
-		c.prev = max(c.prev, info.Last)
+		c.order.skipTo(info.Last)
 	}
 	if b.chunkErrs != nil {
 		c.v.problems(b.chunkErrs)
@@ -948,45 +914,42 @@ func (c *collector) follow(path string, lineNo, tok int64, info *ChunkInfo) {
 	fail := func(sentinel error, format string, args ...any) {
 		c.lineProblem(errorf(path, lineNo, tok, sentinel, format, args...))
 	}
-	if tok < info.First || tok > info.Last {
+	if outsideChunk(tok, info) {
 		fail(ErrCorrupt, "outside the chunk's range %d to %d", info.First, info.Last)
 	}
+	o := &c.order
+	prev, check := o.prev, o.check(tok)
 	if c.stream == StreamSnapshots {
-		if c.m.Source.Kind == SourceServer && tok != c.ordinal {
-			fail(ErrSequence, "position %d of a server export must be its ordinal %d", tok, c.ordinal)
+		if check.notOrdinal {
+			fail(ErrSequence, "position %d of a server export must be its ordinal %d", tok, check.expected)
 		}
-		if tok <= c.prev {
-			fail(ErrSequence, "not after position %d (duplicate or out of order)", c.prev)
+		if check.notAfter {
+			fail(ErrSequence, "not after position %d (duplicate or out of order)", prev)
 		}
-		c.ordinal++
-		c.prev = max(c.prev, tok)
+		o.take(tok)
 		return
 	}
 	switch {
-	case tok <= c.prev:
-		fail(ErrSequence, "not after token %d (duplicate or out of order)", c.prev)
+	case check.notAfter:
+		fail(ErrSequence, "not after token %d (duplicate or out of order)", prev)
 		return
-	case tok < c.m.Events.FirstToken || tok > c.m.Events.LastToken:
+	case check.outOfRange:
 		fail(ErrSequence, "outside the archive's range %d to %d", c.m.Events.FirstToken, c.m.Events.LastToken)
 	}
-	if g, ok := c.inGap(tok); ok {
+	if g := check.gap; check.inGap {
 		fail(ErrSequence, "inside the declared gap %d to %d (%s)", g.From, g.To, g.Cause)
-	} else if c.m.Filter == nil && tok != c.expected && tok > c.expected {
-		fail(ErrSequence, "tokens %d to %d are missing and no gap is declared", c.expected, tok-1)
+	} else if check.missing {
+		fail(ErrSequence, "tokens %d to %d are missing and no gap is declared", check.expected, tok-1)
 	}
-	c.prev = tok
-	if tok >= c.expected {
-		c.expected = tok + 1
-		c.skipGaps()
-	}
+	o.take(tok)
 }
 
 func (c *collector) endStream() {
 	if c.stream != StreamEvents {
 		return
 	}
-	if c.m.Filter == nil && c.expected <= c.m.Events.LastToken {
-		c.v.problem(errorf(manifestPath, 0, -1, ErrSequence, "tokens %d to %d are missing at the end of the range and no gap is declared", c.expected, c.m.Events.LastToken))
+	if from, to, missing := c.order.missingAtEnd(); missing {
+		c.v.problem(errorf(manifestPath, 0, -1, ErrSequence, "tokens %d to %d are missing at the end of the range and no gap is declared", from, to))
 	}
 	c.stream = "" // checked once
 }

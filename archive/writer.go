@@ -92,8 +92,8 @@ type Writer struct {
 	open  bool // chunk holds an open chunk
 
 	// Running state, ahead of the journal by the open chunk.
-	next       int64 // next expected event token
-	lastPos    int64
+	events     tokenOrder // next: the next event token expected
+	snapshots  tokenOrder // prev: the last position
 	eventsDone bool
 	evHash     hash.Hash
 	snHash     hash.Hash
@@ -306,11 +306,15 @@ func (w *Writer) start() error {
 	if w.snHash, err = unmarshalHash(j.Snapshots.Hash); err != nil {
 		return errorf(journalPath, 0, -1, ErrCorrupt, "snapshots %v", err)
 	}
-	w.next, w.lastPos, w.eventsDone = j.NextToken, j.LastPosition, j.EventsDone
+	w.eventsDone = j.EventsDone
 	w.evTypes = typeCounterFrom(j.Events.Types, j.Events.OtherTypes)
 	w.snTypes = typeCounterFrom(j.Snapshots.Types, j.Snapshots.OtherTypes)
 	w.evCount, w.snCount = j.Events.Count, j.Snapshots.Count
 	w.gaps = slices.Clone(j.Gaps)
+	w.events = newEventOrder(w.opts.Range, w.gaps, w.opts.Filter == nil)
+	w.events.next = j.NextToken
+	w.snapshots = newSnapshotOrder(w.opts.Source.Kind == SourceServer)
+	w.snapshots.prev, w.snapshots.next = j.LastPosition, j.LastPosition+1
 	w.enc, err = newEncoder(j.Level)
 	if err != nil {
 		return fmt.Errorf("zstd encoder: %w", err)
@@ -662,15 +666,16 @@ func (w *Writer) checkEvent(token int64) error {
 	if err := w.usable(); err != nil {
 		return err
 	}
+	check := w.events.check(token)
 	switch {
 	case w.eventsDone:
 		return w.fail(fmt.Errorf("write event (token %d): %w: events are finished", token, errState))
-	case token < w.next:
-		return w.fail(fmt.Errorf("write event (token %d): %w: expected a token from %d on", token, errOrder, w.next))
-	case token > w.opts.Range.Last:
+	case check.behind:
+		return w.fail(fmt.Errorf("write event (token %d): %w: expected a token from %d on", token, errOrder, check.expected))
+	case check.outOfRange:
 		return w.fail(fmt.Errorf("write event (token %d): %w: the range ends at %d", token, errOrder, w.opts.Range.Last))
-	case token > w.next && w.opts.Filter == nil:
-		return w.fail(fmt.Errorf("write event (token %d): %w: tokens %d to %d were neither written nor declared as a gap", token, errGap, w.next, token-1))
+	case check.missing:
+		return w.fail(fmt.Errorf("write event (token %d): %w: tokens %d to %d were neither written nor declared as a gap", token, errGap, check.expected, token-1))
 	}
 	return nil
 }
@@ -688,7 +693,7 @@ func (w *Writer) addEvent(token int64, line, typ []byte) error {
 	crashpoint.Hit("event") // faulttest: mid-chunk, after the Nth event
 	w.evTypes.add(typ)
 	w.evCount++
-	w.next = token + 1
+	w.events.take(token)
 	if w.tx != nil && w.tx.start < 0 {
 		w.tx.start = token
 	}
@@ -759,9 +764,9 @@ func (w *Writer) commitChunk() error {
 // chunk's, or it is empty).
 func (w *Writer) snapshotState() {
 	j := &w.j
-	j.NextToken = w.next
+	j.NextToken = w.events.next
 	j.EventsDone = w.eventsDone
-	j.LastPosition = w.lastPos
+	j.LastPosition = w.snapshots.prev
 	j.Events = journalState{Count: w.evCount, Hash: marshalHash(w.evHash), Types: w.evTypes.list(), OtherTypes: w.evTypes.other}
 	j.Snapshots = journalState{Count: w.snCount, Hash: marshalHash(w.snHash), Types: w.snTypes.list(), OtherTypes: w.snTypes.other}
 	j.Gaps = slices.Clone(w.gaps)
@@ -777,7 +782,7 @@ func (w *Writer) AddGap(g Gap) error {
 	if err := w.usable(); err != nil {
 		return err
 	}
-	if slices.Contains(w.gaps, g) && g.To < w.next {
+	if slices.Contains(w.gaps, g) && g.To < w.events.next {
 		return nil
 	}
 	switch {
@@ -785,8 +790,8 @@ func (w *Writer) AddGap(g Gap) error {
 		return w.fail(fmt.Errorf("add gap %d-%d: %w: events are finished", g.From, g.To, errState))
 	case g.Cause == "":
 		return w.fail(fmt.Errorf("add gap %d-%d: no cause", g.From, g.To))
-	case g.From != w.next || g.To < g.From || g.To > w.opts.Range.Last:
-		return w.fail(fmt.Errorf("add gap %d-%d: %w: expected a gap from %d, within the range ending at %d", g.From, g.To, errOrder, w.next, w.opts.Range.Last))
+	case g.From != w.events.next || g.To < g.From || g.To > w.opts.Range.Last:
+		return w.fail(fmt.Errorf("add gap %d-%d: %w: expected a gap from %d, within the range ending at %d", g.From, g.To, errOrder, w.events.next, w.opts.Range.Last))
 	}
 	if err := w.endTx(); err != nil { // a transaction never holds a gap
 		return err
@@ -796,7 +801,7 @@ func (w *Writer) AddGap(g Gap) error {
 	} else {
 		w.gaps = append(w.gaps, g)
 	}
-	w.next = g.To + 1
+	w.events.passGap(w.gaps)
 	return nil
 }
 
@@ -811,8 +816,8 @@ func (w *Writer) FinishEvents() error {
 	if w.eventsDone {
 		return nil
 	}
-	if last := w.opts.Range.Last; w.next <= last && w.opts.Filter == nil {
-		return w.fail(fmt.Errorf("finish events: %w: tokens %d to %d were neither written nor declared as a gap", errGap, w.next, last))
+	if from, to, missing := w.events.missingAtEnd(); missing {
+		return w.fail(fmt.Errorf("finish events: %w: tokens %d to %d were neither written nor declared as a gap", errGap, from, to))
 	}
 	if w.tx != nil {
 		if err := w.endTx(); err != nil {
@@ -822,7 +827,7 @@ func (w *Writer) FinishEvents() error {
 			return err
 		}
 	}
-	w.next = w.opts.Range.Last + 1
+	w.events.finish()
 	w.eventsDone = true
 	if w.open {
 		return w.commitChunk()
@@ -845,15 +850,16 @@ func (w *Writer) WriteSnapshot(r *Record) error {
 		return err
 	}
 	pos := r.Token
+	check := w.snapshots.check(pos)
 	switch {
 	case w.opts.Snapshots == SnapshotsNone:
 		return w.fail(fmt.Errorf("write snapshot (position %d): %w: snapshot mode is %q", pos, errState, SnapshotsNone))
 	case !w.eventsDone:
 		return w.fail(fmt.Errorf("write snapshot (position %d): %w: FinishEvents first", pos, errState))
-	case pos <= w.lastPos || pos < 0:
-		return w.fail(fmt.Errorf("write snapshot (position %d): %w: expected a position after %d", pos, errOrder, w.lastPos))
-	case w.opts.Source.Kind == SourceServer && pos != w.lastPos+1:
-		return w.fail(fmt.Errorf("write snapshot (position %d): %w: the snapshots of a server export are numbered 0, 1, 2, …; expected %d", pos, errOrder, w.lastPos+1))
+	case check.notAfter:
+		return w.fail(fmt.Errorf("write snapshot (position %d): %w: expected a position after %d", pos, errOrder, w.snapshots.prev))
+	case check.notOrdinal:
+		return w.fail(fmt.Errorf("write snapshot (position %d): %w: the snapshots of a server export are numbered 0, 1, 2, …; expected %d", pos, errOrder, check.expected))
 	}
 	w.scratch = AppendSnapshotJSON(w.scratch[:0], r)
 	if err := checkLine(w.scratch); err != nil {
@@ -872,7 +878,7 @@ func (w *Writer) WriteSnapshot(r *Record) error {
 	}
 	w.snTypes.add(typ)
 	w.snCount++
-	w.lastPos = pos
+	w.snapshots.take(pos)
 	return nil
 }
 
