@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash"
@@ -16,40 +15,18 @@ import (
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
 	sjson "github.com/segmentio/encoding/json"
+
+	"github.com/axarchive/axarchive/archive/internal/zstdframe"
 )
 
-// A chunk is one zstd frame (content checksum on, window at most maxWindowBytes) holding JSON Lines.
+// A chunk is one zstd frame (content checksum on, window at most zstdframe.MaxWindowBytes) holding JSON
+// Lines.
 // This file holds the codec: chunkWriter compresses and hashes while writing, chunkReader decompresses,
 // hashes, checks the frame's structure and splits lines, never trusting the file.
 
 // flushBytes is how much the writer gathers before hashing and compressing a run of lines: large enough
 // that per-call costs vanish, small enough to stay in cache.
 const flushBytes = 256 << 10
-
-// newEncoder returns the zstd encoder a Writer uses for all its chunks. The options are fixed so that
-// the same klauspost/compress version always writes the same bytes: concurrency is pinned (GOMAXPROCS
-// would otherwise choose between two code paths), and with 2 the encoder compresses one block in the
-// background while the caller hashes and fills the next, which is what keeps a 2-core export busy.
-func newEncoder(level int) (*zstd.Encoder, error) {
-	return zstd.NewWriter(nil,
-		zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)),
-		zstd.WithEncoderConcurrency(2),
-		zstd.WithWindowSize(maxWindowBytes),
-		zstd.WithEncoderCRC(true),
-		zstd.WithZeroFrames(true),
-	)
-}
-
-// newDecoder returns a decoder with bounded memory: one block at a time (no read-ahead), a window of at
-// most maxWindowBytes. The caller must Close it.
-func newDecoder() (*zstd.Decoder, error) {
-	return zstd.NewReader(nil,
-		zstd.WithDecoderConcurrency(1),
-		zstd.WithDecoderMaxWindow(maxWindowBytes),
-		zstd.WithDecoderMaxMemory(maxWindowBytes*2),
-		zstd.WithDecoderLowmem(true),
-	)
-}
 
 // hashWriter counts and hashes what passes through it.
 type hashWriter struct {
@@ -239,232 +216,6 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// frameChecker reads a chunk file, hashing and counting every byte, and follows the structure of the
-// zstd frame (RFC 8878, section 3.1.1) as the bytes go by: exactly one frame, with the content checksum,
-// no dictionary, a window of at most maxWindowBytes, well-formed block headers, and nothing after it.
-// It refuses to read beyond the size the manifest gives, so a grown file cannot make a reader loop.
-type frameChecker struct {
-	r     io.Reader
-	h     hash.Hash
-	n     int64
-	limit int64
-	err   error
-
-	state   int
-	hdr     [18]byte
-	hdrLen  int
-	hdrNeed int
-	blk     [3]byte
-	blkLen  int
-	skip    int64 // bytes left in the current block body or checksum
-	last    bool
-}
-
-const (
-	fcHeader = iota
-	fcBlockHeader
-	fcBlockBody
-	fcChecksum
-	fcDone
-)
-
-const maxBlockSize = 128 << 10
-
-func (c *frameChecker) reset(r io.Reader, limit int64) {
-	*c = frameChecker{r: r, h: c.h, limit: limit, hdrNeed: 5}
-	if c.h == nil {
-		c.h = sha256.New()
-	}
-	c.h.Reset()
-}
-
-func (c *frameChecker) Read(p []byte) (int, error) {
-	if c.err != nil {
-		return 0, c.err
-	}
-	if room := c.limit - c.n + 1; int64(len(p)) > room {
-		p = p[:room] // read at most one byte past the expected size: enough to tell it is larger
-	}
-	n, err := c.r.Read(p)
-	c.h.Write(p[:n])
-	c.n += int64(n)
-	if c.n > c.limit {
-		c.err = fmt.Errorf("%w: the file is larger than the %d bytes of the manifest", ErrCorrupt, c.limit)
-		return 0, c.err
-	}
-	c.scan(p[:n])
-	if c.err != nil {
-		return 0, c.err
-	}
-	return n, err
-}
-
-func (c *frameChecker) fail(format string, args ...any) {
-	if c.err == nil {
-		c.err = fmt.Errorf("%w: zstd frame: "+format, append([]any{ErrCorrupt}, args...)...)
-	}
-}
-
-func (c *frameChecker) scan(p []byte) {
-	for len(p) > 0 && c.err == nil {
-		switch c.state {
-		case fcHeader:
-			k := copy(c.hdr[c.hdrLen:c.hdrNeed], p)
-			c.hdrLen += k
-			p = p[k:]
-			if c.hdrLen < c.hdrNeed {
-				return
-			}
-			if c.hdrNeed == 5 {
-				c.header5()
-			} else {
-				c.headerDone()
-			}
-		case fcBlockHeader:
-			k := copy(c.blk[c.blkLen:], p)
-			c.blkLen += k
-			p = p[k:]
-			if c.blkLen < 3 {
-				return
-			}
-			c.blkLen = 0
-			v := uint32(c.blk[0]) | uint32(c.blk[1])<<8 | uint32(c.blk[2])<<16
-			c.last = v&1 == 1
-			size := int64(v >> 3)
-			switch (v >> 1) & 3 {
-			case 1: // RLE: one byte, repeated size times
-				if size > maxBlockSize {
-					c.fail("block of %d bytes exceeds %d", size, maxBlockSize)
-				}
-				size = 1
-			case 3:
-				c.fail("reserved block type")
-			default:
-				if size > maxBlockSize {
-					c.fail("block of %d bytes exceeds %d", size, maxBlockSize)
-				}
-			}
-			c.skip = size
-			c.state = fcBlockBody
-			c.afterBody()
-		case fcBlockBody, fcChecksum:
-			k := int64(len(p))
-			if k > c.skip {
-				k = c.skip
-			}
-			c.skip -= k
-			p = p[k:]
-			if c.skip > 0 {
-				return
-			}
-			if c.state == fcBlockBody {
-				c.afterBody()
-			} else {
-				c.state = fcDone
-			}
-		case fcDone:
-			c.fail("data after the end of the frame")
-			return
-		}
-	}
-}
-
-// afterBody moves on once a block body has been skipped (or immediately for an empty one).
-func (c *frameChecker) afterBody() {
-	if c.skip > 0 {
-		return
-	}
-	if c.last {
-		c.state, c.skip = fcChecksum, 4
-	} else {
-		c.state = fcBlockHeader
-	}
-}
-
-func (c *frameChecker) header5() {
-	magic := binary.LittleEndian.Uint32(c.hdr[:4])
-	if magic != 0xFD2FB528 {
-		if magic&0xFFFFFFF0 == 0x184D2A50 {
-			c.fail("skippable frames are not allowed")
-		} else {
-			c.fail("not a zstd frame (magic %08x)", magic)
-		}
-		return
-	}
-	fhd := c.hdr[4]
-	fcsFlag, single := fhd>>6, fhd>>5&1 == 1
-	switch {
-	case fhd&0x08 != 0:
-		c.fail("reserved header bit set")
-	case fhd&0x04 == 0:
-		c.fail("no content checksum")
-	case fhd&0x03 != 0:
-		c.fail("dictionaries are not allowed")
-	}
-	need := 5
-	if !single {
-		need++
-	}
-	switch fcsFlag {
-	case 0:
-		if single {
-			need++
-		}
-	case 1:
-		need += 2
-	case 2:
-		need += 4
-	case 3:
-		need += 8
-	}
-	c.hdrNeed = need
-	if c.hdrLen >= need {
-		c.headerDone()
-	}
-}
-
-func (c *frameChecker) headerDone() {
-	fhd := c.hdr[4]
-	single := fhd>>5&1 == 1
-	if !single {
-		wd := c.hdr[5]
-		log := 10 + uint(wd>>3)
-		base := uint64(1) << log
-		window := base + base/8*uint64(wd&7)
-		if window > maxWindowBytes {
-			c.fail("window of %d bytes exceeds %d", window, maxWindowBytes)
-		}
-	} else {
-		fcs := c.hdr[5:c.hdrNeed]
-		var size uint64
-		switch len(fcs) {
-		case 1:
-			size = uint64(fcs[0])
-		case 2:
-			size = uint64(binary.LittleEndian.Uint16(fcs)) + 256
-		case 4:
-			size = uint64(binary.LittleEndian.Uint32(fcs))
-		case 8:
-			size = binary.LittleEndian.Uint64(fcs)
-		}
-		if size > maxWindowBytes {
-			c.fail("single-segment frame of %d bytes exceeds %d", size, maxWindowBytes)
-		}
-	}
-	c.state = fcBlockHeader
-}
-
-// complete reports whether a whole frame was seen.
-func (c *frameChecker) complete() error {
-	if c.err != nil {
-		return c.err
-	}
-	if c.state != fcDone {
-		return fmt.Errorf("%w: zstd frame is truncated", ErrCorrupt)
-	}
-	return nil
-}
-
 // rawReader counts and hashes the decompressed bytes and stops a decompression bomb: reading more than
 // limit bytes is an error, found after at most one byte too many.
 type rawReader struct {
@@ -512,7 +263,7 @@ type chunkReader struct {
 	info       *ChunkInfo
 	path       string // relative to the archive root, for errors
 	f          *os.File
-	src        frameChecker
+	src        zstdframe.Checker
 	dec        *zstd.Decoder
 	raw        rawReader
 	rawHash    hash.Hash // kept from chunk to chunk; raw.h is it or nil
@@ -549,9 +300,9 @@ func (c *chunkReader) open(root string, info *ChunkInfo, dec *zstd.Decoder, stre
 		}
 		// The plaintext frame is shorter than the ciphertext: the file's size bounds it.
 		c.plain = errTap{r: plain}
-		c.src.reset(&c.plain, info.Size)
+		c.src.Reset(&c.plain, info.Size)
 	} else {
-		c.src.reset(f, info.Size)
+		c.src.Reset(f, info.Size)
 	}
 	c.dec = dec
 	if err := dec.Reset(&c.src); err != nil {
@@ -595,8 +346,8 @@ func (c *chunkReader) wrap(err error) error {
 	if errors.As(err, &ae) {
 		return err
 	}
-	if c.src.err != nil {
-		err = c.src.err
+	if ferr := c.src.Err(); ferr != nil {
+		err = fmt.Errorf("%w: %w", ErrCorrupt, ferr)
 	} else if c.encrypted && c.plain.err != nil {
 		// age authenticates each 64 KiB: a change to the ciphertext stops it, not the decompressor.
 		err = fmt.Errorf("%w: decrypt: %v", ErrCorrupt, c.plain.err)
@@ -663,8 +414,8 @@ func (c *chunkReader) finish() error {
 	// Read what the decoder left (nothing, for a valid chunk) so that size and digest cover the file.
 	if _, err := io.Copy(io.Discard, &c.src); err != nil {
 		errs = append(errs, c.wrap(err))
-	} else if err := c.src.complete(); err != nil {
-		errs = append(errs, &Error{Path: c.path, Token: -1, Err: err})
+	} else if err := c.src.Complete(); err != nil {
+		errs = append(errs, &Error{Path: c.path, Token: -1, Err: fmt.Errorf("%w: %w", ErrCorrupt, err)})
 	}
 	if c.encrypted {
 		// age has read its last payload chunk; anything after it is part of the file all the same.
@@ -699,7 +450,7 @@ func (c *chunkReader) fileDigest() (int64, string) {
 	if c.encrypted {
 		return c.cipher.n, hexSum(c.cipher.h)
 	}
-	return c.src.n, hexSum(c.src.h)
+	return c.src.Size(), hexSum(c.src.Hash())
 }
 
 // drain reads the rest of the file after an error, so that the file's size and digest can still be
@@ -712,18 +463,8 @@ func (c *chunkReader) drain() (size int64, sum string) {
 		io.Copy(io.Discard, &c.cipher)
 		return c.cipher.n, hexSum(c.cipher.h)
 	}
-	c.src.err = nil
-	c.src.state = fcDone
-	buf := make([]byte, 32<<10)
-	for c.src.n <= c.info.Size {
-		n, err := c.f.Read(buf)
-		c.src.h.Write(buf[:n])
-		c.src.n += int64(n)
-		if err != nil {
-			break
-		}
-	}
-	return c.src.n, hexSum(c.src.h)
+	c.src.HashRest(c.f)
+	return c.src.Size(), hexSum(c.src.Hash())
 }
 
 func (c *chunkReader) close() {

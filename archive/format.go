@@ -27,9 +27,6 @@ const (
 const (
 	// maxRecordBytes bounds one JSON line, its final LF included.
 	maxRecordBytes = 64 << 20
-	// maxWindowBytes bounds the zstd window of a chunk (and the content size of a single-segment frame):
-	// what a decoder must hold in memory.
-	maxWindowBytes = 8 << 20
 )
 
 // Defaults of Options.

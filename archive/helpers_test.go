@@ -15,6 +15,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/stretchr/testify/require"
+
+	"github.com/axarchive/axarchive/archive/internal/zstdframe"
 )
 
 // testCreated is the creation time of every test archive, so that manifests are reproducible.
@@ -239,7 +241,7 @@ func restreamDigests(t testing.TB, dir string, m *Manifest, replaced int, raw []
 }
 
 func zstdCompress(raw []byte) []byte {
-	enc, err := newEncoder(3)
+	enc, err := zstdframe.NewEncoder(3)
 	if err != nil {
 		panic(err)
 	}

@@ -15,6 +15,8 @@ import (
 
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/axarchive/axarchive/archive/internal/zstdframe"
 )
 
 // Archive is a complete archive opened for reading. Its manifest has been checked for consistency, but
@@ -210,7 +212,7 @@ func (it *Iterator) Next() bool {
 				continue
 			}
 			if it.dec == nil {
-				dec, err := newDecoder()
+				dec, err := zstdframe.NewDecoder()
 				if err != nil {
 					it.err = fmt.Errorf("zstd decoder: %w", err)
 					return false

@@ -17,6 +17,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	sjson "github.com/segmentio/encoding/json"
 
+	"github.com/axarchive/axarchive/archive/internal/zstdframe"
 	"github.com/axarchive/axarchive/internal/ordered"
 )
 
@@ -464,8 +465,8 @@ func (v *verifier) hashChunk(ctx context.Context, b *qbatch, buf []byte) {
 	// Hash the whole file and follow the frame's structure beside it, so that a structural problem does
 	// not keep the digest from being compared.
 	limit := max(c.Size, fi.Size())
-	var fc frameChecker
-	fc.reset(nil, limit)
+	var fc zstdframe.Checker
+	fc.Reset(nil, limit)
 	// An encrypted chunk's frame is inside the ciphertext: a quick pass checks the file's size and
 	// SHA-256 only, a full one decrypts and checks the frame.
 	encrypted := chunkEncrypted(c.Path)
@@ -473,9 +474,9 @@ func (v *verifier) hashChunk(ctx context.Context, b *qbatch, buf []byte) {
 	var rerr error
 	for n <= limit && ctx.Err() == nil {
 		k, err := f.Read(buf[:min(int64(len(buf)), limit-n+1)])
-		fc.h.Write(buf[:k])
+		fc.Hash().Write(buf[:k])
 		if !encrypted {
-			fc.scan(buf[:k])
+			fc.Scan(buf[:k])
 		}
 		n += int64(k)
 		if err != nil {
@@ -488,10 +489,10 @@ func (v *verifier) hashChunk(ctx context.Context, b *qbatch, buf []byte) {
 	f.Close()
 	if rerr != nil {
 		errs = append(errs, errorf(r.path, 0, -1, ErrCorrupt, "%v", unwrapPath(rerr)))
-	} else if err := fc.complete(); err != nil && !encrypted {
-		errs = append(errs, &Error{Path: r.path, Token: -1, Err: err})
+	} else if err := fc.Complete(); err != nil && !encrypted {
+		errs = append(errs, &Error{Path: r.path, Token: -1, Err: fmt.Errorf("%w: %w", ErrCorrupt, err)})
 	}
-	sum := hexSum(fc.h)
+	sum := hexSum(fc.Hash())
 	if rerr == nil && sum != c.SHA256 {
 		errs = append(errs, errorf(r.path, 0, -1, ErrCorrupt, "sha256 is %s, the manifest says %s", sum, c.SHA256))
 	}
@@ -543,7 +544,7 @@ func (v *verifier) fullChunks() error {
 	defer cancel()
 	chunks := recordChunks(v.a.m.Chunks)
 	evDigest, snDigest := sha256.New(), sha256.New()
-	dec, err := newDecoder()
+	dec, err := zstdframe.NewDecoder()
 	if err != nil {
 		return fmt.Errorf("zstd decoder: %w", err)
 	}

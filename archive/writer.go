@@ -20,6 +20,7 @@ import (
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/axarchive/axarchive/archive/internal/zstdframe"
 	"github.com/axarchive/axarchive/internal/crashpoint"
 )
 
@@ -315,7 +316,7 @@ func (w *Writer) start() error {
 	w.events.next = j.NextToken
 	w.snapshots = newSnapshotOrder(w.opts.Source.Kind == SourceServer)
 	w.snapshots.prev, w.snapshots.next = j.LastPosition, j.LastPosition+1
-	w.enc, err = newEncoder(j.Level)
+	w.enc, err = zstdframe.NewEncoder(j.Level)
 	if err != nil {
 		return fmt.Errorf("zstd encoder: %w", err)
 	}
@@ -325,7 +326,7 @@ func (w *Writer) start() error {
 		if t.hash, err = unmarshalHash(jt.Hash); err != nil {
 			return errorf(journalPath, 0, -1, ErrCorrupt, "transactions %v", err)
 		}
-		if t.enc, err = newEncoder(j.Level); err != nil {
+		if t.enc, err = zstdframe.NewEncoder(j.Level); err != nil {
 			return fmt.Errorf("zstd encoder: %w", err)
 		}
 		t.chunk = chunkWriter{enc: t.enc, sync: w.sync, recipients: w.opts.Recipients}
