@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/axarchive/axarchive/archive/internal/jsonline"
 )
 
 // A complete archive is a BagIt 1.0 bag (RFC 8493): these tag files sit in the archive root, the
@@ -129,7 +131,7 @@ func parseBagManifest(rel string, b []byte) ([]bagLine, []*Error) {
 		path = strings.TrimLeft(path, " \t")
 		path = strings.TrimPrefix(path, "*")
 		if !ok || len(sum) != 64 || !isHex(sum) || path == "" {
-			problems = append(problems, errorf(rel, n, -1, ErrBag, "not a %q line: %q", "sha256  path", truncateForError([]byte(line))))
+			problems = append(problems, errorf(rel, n, -1, ErrBag, "not a %q line: %q", "sha256  path", jsonline.Excerpt([]byte(line))))
 			continue
 		}
 		out = append(out, bagLine{line: n, sum: strings.ToLower(sum), path: path})

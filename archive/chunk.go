@@ -2,7 +2,6 @@ package archive
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -10,11 +9,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
-	sjson "github.com/segmentio/encoding/json"
 
 	"github.com/axarchive/axarchive/archive/internal/zstdframe"
 )
@@ -472,64 +469,4 @@ func (c *chunkReader) close() {
 		c.f.Close()
 		c.f = nil
 	}
-}
-
-// leadingInt parses the integer that a canonical line starts with after prefix ({"token": or
-// {"position":) and the comma after it.
-func leadingInt(line []byte, prefix string) (int64, bool) {
-	if !bytes.HasPrefix(line, []byte(prefix)) {
-		return 0, false
-	}
-	rest := line[len(prefix):]
-	end := bytes.IndexByte(rest, ',')
-	if end <= 0 || end > 20 {
-		return 0, false
-	}
-	digits := rest[:end]
-	n, err := strconv.ParseInt(string(digits), 10, 64)
-	if err != nil {
-		return 0, false
-	}
-	// canonical: no sign, no leading zero
-	if digits[0] == '+' || (digits[0] == '0' && len(digits) > 1) || (digits[0] == '-' && (len(digits) == 1 || digits[1] == '0')) {
-		return 0, false
-	}
-	return n, true
-}
-
-const (
-	eventPrefix    = `{"token":`
-	snapshotPrefix = `{"position":`
-)
-
-// payloadTypeOf finds the payload type in a canonical line without decoding it: the first occurrence of
-// `,"payload":{"type":"` is the payload member (inside a JSON string every quote is escaped, so the
-// pattern cannot occur within one). A line without payload gives "". The result aliases line unless
-// the type has escapes.
-var payloadKey = []byte(`,"payload":{"type":`)
-
-func payloadTypeOf(line []byte) []byte {
-	i := bytes.Index(line, payloadKey)
-	if i < 0 {
-		return nil
-	}
-	s := line[i+len(payloadKey):] // starts at the opening quote
-	escaped := false
-	for j := 1; j < len(s); j++ {
-		switch s[j] {
-		case '\\':
-			escaped = true
-			j++
-		case '"':
-			if !escaped {
-				return s[1:j]
-			}
-			var t string
-			if err := sjson.Unmarshal(s[:j+1], &t); err != nil {
-				return nil
-			}
-			return []byte(t)
-		}
-	}
-	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/axarchive/axarchive/archive/internal/jsonline"
 	"github.com/axarchive/axarchive/internal/crashpoint"
 )
 
@@ -116,7 +117,7 @@ func readJournal(root string) (*journal, error) {
 	if err != nil {
 		return nil, err
 	}
-	if se := checkJSONShape(b); se != nil {
+	if se := jsonline.CheckShape(b); se != nil {
 		return nil, &Error{Path: journalPath, Line: se.Line, Token: -1, Err: fmt.Errorf("%w: %w", ErrCorrupt, se)}
 	}
 	j := new(journal)

@@ -14,6 +14,7 @@ import (
 
 	sjson "github.com/segmentio/encoding/json"
 
+	"github.com/axarchive/axarchive/archive/internal/jsonline"
 	"github.com/axarchive/axarchive/schema"
 )
 
@@ -183,7 +184,7 @@ func parseManifest(b []byte) (*Manifest, error) {
 		Format  any `json:"format"`
 		Version any `json:"version"`
 	}
-	if se := checkJSONShape(b); se != nil {
+	if se := jsonline.CheckShape(b); se != nil {
 		return nil, &Error{Path: manifestPath, Line: se.Line, Token: -1, Err: fmt.Errorf("%w: %w", ErrManifest, se)}
 	}
 	var v any
@@ -225,7 +226,7 @@ func describeJSON(v any) string {
 		return "missing"
 	}
 	b, _ := sjson.Marshal(v)
-	return truncateForError(b)
+	return jsonline.Excerpt(b)
 }
 
 // checkManifest checks a schema-valid manifest for consistency. It never allocates from the counts it

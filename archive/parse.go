@@ -9,6 +9,8 @@ import (
 	"time"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/axarchive/axarchive/archive/internal/jsonline"
 )
 
 // recordParser parses canonical record lines fast: readers and verification parse every record, and
@@ -316,7 +318,7 @@ func (p *recordParser) unquote(dst []byte) ([]byte, bool) {
 	j := p.i + 1
 	start := j
 	for j < len(b) {
-		if j = skipPlain(b, j); j == len(b) {
+		if j = jsonline.SkipPlain(b, j); j == len(b) {
 			break
 		}
 		c := b[j]

@@ -16,6 +16,7 @@ import (
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/axarchive/axarchive/archive/internal/jsonline"
 	"github.com/axarchive/axarchive/archive/internal/zstdframe"
 )
 
@@ -166,9 +167,9 @@ func (a *Archive) newIterator(ctx context.Context, stream string, from int64, di
 // after the other, each checked as an archive of its own.
 func newIterator(ctx context.Context, stream string, from int64, sources ...source) *Iterator {
 	it := &Iterator{ctx: ctx, stream: stream, from: from}
-	it.prefix = eventPrefix
+	it.prefix = jsonline.EventPrefix
 	if stream == StreamSnapshots {
-		it.prefix = snapshotPrefix
+		it.prefix = jsonline.SnapshotPrefix
 	}
 	if len(sources) == 0 {
 		sources = []source{{}}
@@ -246,7 +247,7 @@ func (it *Iterator) Next() bool {
 			it.fail(err)
 			return false
 		}
-		tok, ok := leadingInt(line, it.prefix)
+		tok, ok := jsonline.LeadingInt(line, it.prefix)
 		switch {
 		case !ok:
 			it.fail(&Error{Path: it.cr.path, Line: it.cr.lines, Token: -1, Err: fmt.Errorf("%w: does not start with %s and a number", ErrRecord, it.prefix)})

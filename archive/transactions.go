@@ -9,6 +9,8 @@ import (
 	"strconv"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/axarchive/axarchive/archive/internal/jsonline"
 )
 
 // txRun is one record of the transactions stream (SPEC.md, "Transactions"): Repeat consecutive
@@ -25,7 +27,7 @@ func (r txRun) next() int64 { return r.Token + r.Events*r.Repeat }
 
 // appendTxLine appends the canonical line of r, with its LF.
 func appendTxLine(dst []byte, r txRun) []byte {
-	dst = append(dst, eventPrefix...)
+	dst = append(dst, jsonline.EventPrefix...)
 	dst = strconv.AppendInt(dst, r.Token, 10)
 	dst = append(dst, `,"events":`...)
 	dst = strconv.AppendInt(dst, r.Events, 10)
@@ -58,7 +60,7 @@ func parseTxLine(line []byte) (txRun, error) {
 		return n, true
 	}
 	var ok1, ok2, ok3 bool
-	r.Token, ok1 = field(eventPrefix, 0)
+	r.Token, ok1 = field(jsonline.EventPrefix, 0)
 	if ok1 {
 		r.Events, ok2 = field(`,"events":`, 1)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	sjson "github.com/segmentio/encoding/json"
 
+	"github.com/axarchive/axarchive/archive/internal/jsonline"
 	"github.com/axarchive/axarchive/archive/internal/zstdframe"
 	"github.com/axarchive/axarchive/internal/ordered"
 )
@@ -715,9 +716,9 @@ func (v *verifier) validate(b *vbatch, stream string, parser *recordParser, name
 	path := info.archivePath()
 	val := v.events
 	var scratch []byte
-	prefix, snapshot := eventPrefix, false
+	prefix, snapshot := jsonline.EventPrefix, false
 	if stream == StreamSnapshots {
-		val, prefix, snapshot = v.snapshots, snapshotPrefix, true
+		val, prefix, snapshot = v.snapshots, jsonline.SnapshotPrefix, true
 	}
 	measure := v.opts.Measure
 	if snapshot {
@@ -728,10 +729,10 @@ func (v *verifier) validate(b *vbatch, stream string, parser *recordParser, name
 		line := b.buf[start:end]
 		start = end
 		lineNo := b.firstLine + int64(i)
-		tok, ok := leadingInt(line, prefix)
+		tok, ok := jsonline.LeadingInt(line, prefix)
 		if !ok {
 			tok = -1
-			if checkJSONShape(line) == nil { // a line of another shape is not decoded at all
+			if jsonline.CheckShape(line) == nil { // a line of another shape is not decoded at all
 				tok = tokenOf(line, stream)
 			}
 		}
@@ -739,7 +740,7 @@ func (v *verifier) validate(b *vbatch, stream string, parser *recordParser, name
 		if !utf8.Valid(line) {
 			b.problems = append(b.problems, linedError{i, &Error{Path: path, Line: lineNo, Token: tok, Err: fmt.Errorf("%w: not valid UTF-8 (at byte %d)", ErrRecord, invalidUTF8At(line))}})
 			b.tokens = append(b.tokens, tok)
-			b.types = append(b.types, string(payloadTypeOf(line)))
+			b.types = append(b.types, string(jsonline.PayloadType(line)))
 			if measure != nil {
 				b.sizes = append(b.sizes, -1)
 			}
@@ -748,7 +749,7 @@ func (v *verifier) validate(b *vbatch, stream string, parser *recordParser, name
 		rec, perr := parser.parseLent(line, snapshot)
 		if perr != nil {
 			b.problems = append(b.problems, linedError{i, &Error{Path: path, Line: lineNo, Token: tok, Err: perr}})
-			typ = string(payloadTypeOf(line)) // best effort, so that counts do not repeat the problem
+			typ = string(jsonline.PayloadType(line)) // best effort, so that counts do not repeat the problem
 		} else {
 			if rec.Payload != nil {
 				typ = names.get(rec.Payload.Type)
@@ -756,7 +757,7 @@ func (v *verifier) validate(b *vbatch, stream string, parser *recordParser, name
 			tok = rec.Token
 		}
 		var err error
-		if errors.As(perr, new(*shapeError)) {
+		if errors.As(perr, new(*jsonline.ShapeError)) {
 			// Refused before decoding: the schema would decode it after all.
 		} else if scratch, err = val.check(line, rec, perr == nil, scratch); err != nil {
 			b.problems = append(b.problems, linedError{i, &Error{Path: path, Line: lineNo, Token: tok, Err: fmt.Errorf("%w: %v", ErrRecord, err)}})

@@ -20,6 +20,7 @@ import (
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/axarchive/axarchive/archive/internal/jsonline"
 	"github.com/axarchive/axarchive/archive/internal/zstdframe"
 	"github.com/axarchive/axarchive/internal/crashpoint"
 )
@@ -655,12 +656,12 @@ func (w *Writer) WriteEventLine(token int64, line []byte) error {
 	if err := w.checkEvent(token); err != nil {
 		return err
 	}
-	w.tokenBuf = strconv.AppendInt(append(w.tokenBuf[:0], eventPrefix...), token, 10)
+	w.tokenBuf = strconv.AppendInt(append(w.tokenBuf[:0], jsonline.EventPrefix...), token, 10)
 	w.tokenBuf = append(w.tokenBuf, ',')
 	if !bytes.HasPrefix(line, w.tokenBuf) || bytes.IndexByte(line, '\n') != len(line)-1 {
 		return w.fail(fmt.Errorf("write event (token %d): %w: not a canonical line of that token", token, ErrRecord))
 	}
-	return w.addEvent(token, line, payloadTypeOf(line))
+	return w.addEvent(token, line, jsonline.PayloadType(line))
 }
 
 func (w *Writer) checkEvent(token int64) error {

@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/axarchive/axarchive/archive/internal/jsonline"
 )
 
 func TestWriterChunkRotation(t *testing.T) {
@@ -330,10 +332,10 @@ func TestPayloadTypeOf(t *testing.T) {
 	for _, typ := range []string{"", "a", `we"ird\type`, "ünï", "tab\there"} {
 		r := Record{Token: 1, MessageID: `,"payload":{"type":"fake"`, Payload: &Object{Type: typ},
 			Metadata: []Meta{{Key: "k", Kind: MetaBytes, Bytes: Object{Type: "other"}}}}
-		assert.Equal(t, typ, string(payloadTypeOf(AppendEventJSON(nil, &r))), typ)
+		assert.Equal(t, typ, string(jsonline.PayloadType(AppendEventJSON(nil, &r))), typ)
 	}
 	r := Record{Token: 1, MessageID: `,"payload":{"type":"fake"`, Metadata: []Meta{{Key: "k", Kind: MetaBytes, Bytes: Object{Type: "other"}}}}
-	assert.Nil(t, payloadTypeOf(AppendEventJSON(nil, &r)))
+	assert.Nil(t, jsonline.PayloadType(AppendEventJSON(nil, &r)))
 }
 
 func TestLeadingInt(t *testing.T) {
@@ -354,7 +356,7 @@ func TestLeadingInt(t *testing.T) {
 		{`{"token":1}`, 0, false},
 		{`{"position":1,`, 0, false},
 	} {
-		got, ok := leadingInt([]byte(tc.line), eventPrefix)
+		got, ok := jsonline.LeadingInt([]byte(tc.line), jsonline.EventPrefix)
 		assert.Equal(t, tc.ok, ok, tc.line)
 		assert.Equal(t, tc.want, got, tc.line)
 	}
