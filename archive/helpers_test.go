@@ -195,7 +195,7 @@ func reseal(t testing.TB, dir string, edit func(m *Manifest)) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, manifestPath), data, 0o644))
 	for _, f := range bagFiles(&m, data) {
-		require.NoError(t, os.WriteFile(filepath.Join(dir, f.path), f.data, 0o644))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, f.Path), f.Data, 0o644))
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	sjson "github.com/segmentio/encoding/json"
 
+	"github.com/axarchive/axarchive/archive/internal/bagit"
 	"github.com/axarchive/axarchive/archive/internal/jsonline"
 	"github.com/axarchive/axarchive/archive/internal/zstdframe"
 	"github.com/axarchive/axarchive/internal/ordered"
@@ -273,42 +274,41 @@ func (v *verifier) walkData(rel string, listed map[string]bool) {
 // checkBag checks bagit.txt, bag-info.txt and tagmanifest-sha256.txt.
 func (v *verifier) checkBag(t *tags) {
 	if b, ok := t.data[bagitPath]; ok {
-		lines := strings.Split(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n")
-		if len(lines) != 3 || lines[0] != "BagIt-Version: 1.0" || lines[1] != "Tag-File-Character-Encoding: UTF-8" || lines[2] != "" {
-			v.problem(errorf(bagitPath, 0, -1, ErrBag, "want exactly %q", bagitContent))
+		if !bagit.ValidDeclaration(b) {
+			v.problem(errorf(bagitPath, 0, -1, ErrBag, "want exactly %q", bagit.Content))
 		}
 	}
 	if b, ok := t.data[bagInfoPath]; ok {
-		fields, problems := parseBagInfo(b)
-		for _, p := range problems {
+		fields, problems := bagit.ParseInfo(b)
+		for _, p := range bagProblems(bagInfoPath, problems) {
 			v.problem(p)
 		}
-		get := func(label string) (bagInfoField, bool) {
+		get := func(label string) (bagit.Field, bool) {
 			for _, f := range fields {
-				if strings.EqualFold(f.label, label) {
+				if strings.EqualFold(f.Label, label) {
 					return f, true
 				}
 			}
 			v.problem(errorf(bagInfoPath, 0, -1, ErrBag, "no %s", label))
-			return bagInfoField{}, false
+			return bagit.Field{}, false
 		}
 		m := v.a.m
-		if f, ok := get(bagFormat); ok && f.value != bagFormatValue(m.Version) {
-			v.problem(errorf(bagInfoPath, f.line, -1, ErrBag, "%s is %q, the manifest has %q", bagFormat, f.value, bagFormatValue(m.Version)))
+		if f, ok := get(bagFormat); ok && f.Value != bagFormatValue(m.Version) {
+			v.problem(errorf(bagInfoPath, f.Line, -1, ErrBag, "%s is %q, the manifest has %q", bagFormat, f.Value, bagFormatValue(m.Version)))
 		}
-		if f, ok := get(bagFingerprint); ok && f.value != m.Fingerprint {
-			v.problem(errorf(bagInfoPath, f.line, -1, ErrBag, "%s is %s, the manifest has %s", bagFingerprint, f.value, m.Fingerprint))
+		if f, ok := get(bagFingerprint); ok && f.Value != m.Fingerprint {
+			v.problem(errorf(bagInfoPath, f.Line, -1, ErrBag, "%s is %s, the manifest has %s", bagFingerprint, f.Value, m.Fingerprint))
 		}
-		if f, ok := get(bagDate); ok && !validDate(f.value) {
-			v.problem(errorf(bagInfoPath, f.line, -1, ErrBag, "%s %q is not YYYY-MM-DD", bagDate, f.value))
+		if f, ok := get(bagit.Date); ok && !bagit.ValidDate(f.Value) {
+			v.problem(errorf(bagInfoPath, f.Line, -1, ErrBag, "%s %q is not YYYY-MM-DD", bagit.Date, f.Value))
 		}
-		if f, ok := get(bagOxum); ok {
+		if f, ok := get(bagit.Oxum); ok {
 			var n int64
 			for _, size := range v.found {
 				n += size
 			}
-			if want := fmt.Sprintf("%d.%d", n, len(v.found)); f.value != want {
-				v.problem(errorf(bagInfoPath, f.line, -1, ErrBag, "%s is %s, the payload has %s (octets.files)", bagOxum, f.value, want))
+			if want := fmt.Sprintf("%d.%d", n, len(v.found)); f.Value != want {
+				v.problem(errorf(bagInfoPath, f.Line, -1, ErrBag, "%s is %s, the payload has %s (octets.files)", bagit.Oxum, f.Value, want))
 			}
 		}
 	}
@@ -316,24 +316,24 @@ func (v *verifier) checkBag(t *tags) {
 	if !ok {
 		return
 	}
-	entries, problems := parseBagManifest(tagManifestPath, b)
-	for _, p := range problems {
+	entries, problems := bagit.ParseManifest(b)
+	for _, p := range bagProblems(tagManifestPath, problems) {
 		v.problem(p)
 	}
 	seen := map[string]bool{}
 	for _, e := range entries {
 		switch {
-		case e.path != bagitPath && e.path != bagInfoPath && e.path != bagManifestPath:
-			v.problem(errorf(tagManifestPath, e.line, -1, ErrBag, "lists %q, which is not a tag file of the archive", e.path))
+		case e.Path != bagitPath && e.Path != bagInfoPath && e.Path != bagManifestPath:
+			v.problem(errorf(tagManifestPath, e.Line, -1, ErrBag, "lists %q, which is not a tag file of the archive", e.Path))
 			continue
-		case seen[e.path]:
-			v.problem(errorf(tagManifestPath, e.line, -1, ErrBag, "lists %s twice", e.path))
+		case seen[e.Path]:
+			v.problem(errorf(tagManifestPath, e.Line, -1, ErrBag, "lists %s twice", e.Path))
 			continue
 		}
-		seen[e.path] = true
-		if data, ok := t.data[e.path]; ok {
-			if sum := fmt.Sprintf("%x", sha256.Sum256(data)); sum != e.sum {
-				v.problem(errorf(e.path, 0, -1, ErrBag, "sha256 is %s, %s says %s", sum, tagManifestPath, e.sum))
+		seen[e.Path] = true
+		if data, ok := t.data[e.Path]; ok {
+			if sum := fmt.Sprintf("%x", sha256.Sum256(data)); sum != e.Sum {
+				v.problem(errorf(e.Path, 0, -1, ErrBag, "sha256 is %s, %s says %s", sum, tagManifestPath, e.Sum))
 			}
 		}
 	}
@@ -344,26 +344,14 @@ func (v *verifier) checkBag(t *tags) {
 	}
 }
 
-func validDate(s string) bool {
-	if len(s) != 10 || s[4] != '-' || s[7] != '-' {
-		return false
-	}
-	for i, c := range s {
-		if i != 4 && i != 7 && (c < '0' || c > '9') {
-			return false
-		}
-	}
-	return true
-}
-
 // checkPayloadManifest checks manifest-sha256.txt against the manifest and the files as read.
 func (v *verifier) checkPayloadManifest(t *tags) {
 	b, ok := t.data[bagManifestPath]
 	if !ok {
 		return
 	}
-	entries, problems := parseBagManifest(bagManifestPath, b)
-	for _, p := range problems {
+	entries, problems := bagit.ParseManifest(b)
+	for _, p := range bagProblems(bagManifestPath, problems) {
 		v.problem(p)
 	}
 	want := map[string]string{manifestPath: v.a.manifestSum}
@@ -372,20 +360,20 @@ func (v *verifier) checkPayloadManifest(t *tags) {
 	}
 	seen := map[string]bool{}
 	for _, e := range entries {
-		expected, known := want[e.path]
+		expected, known := want[e.Path]
 		switch {
 		case !known:
-			v.problem(errorf(bagManifestPath, e.line, -1, ErrBag, "lists %q, which is not a payload file of the archive", e.path))
+			v.problem(errorf(bagManifestPath, e.Line, -1, ErrBag, "lists %q, which is not a payload file of the archive", e.Path))
 			continue
-		case seen[e.path]:
-			v.problem(errorf(bagManifestPath, e.line, -1, ErrBag, "lists %s twice", e.path))
+		case seen[e.Path]:
+			v.problem(errorf(bagManifestPath, e.Line, -1, ErrBag, "lists %s twice", e.Path))
 			continue
 		}
-		seen[e.path] = true
-		if e.sum != expected {
-			v.problem(errorf(bagManifestPath, e.line, -1, ErrBag, "sha256 of %s is %s, %s says %s", e.path, e.sum, manifestPath, expected))
-		} else if actual, ok := v.sums[e.path]; ok && actual != e.sum {
-			v.problem(errorf(e.path, 0, -1, ErrBag, "sha256 is %s, %s says %s", actual, bagManifestPath, e.sum))
+		seen[e.Path] = true
+		if e.Sum != expected {
+			v.problem(errorf(bagManifestPath, e.Line, -1, ErrBag, "sha256 of %s is %s, %s says %s", e.Path, e.Sum, manifestPath, expected))
+		} else if actual, ok := v.sums[e.Path]; ok && actual != e.Sum {
+			v.problem(errorf(e.Path, 0, -1, ErrBag, "sha256 is %s, %s says %s", actual, bagManifestPath, e.Sum))
 		}
 	}
 	paths := make([]string, 0, len(want))

@@ -20,6 +20,7 @@ import (
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/axarchive/axarchive/archive/internal/bagit"
 	"github.com/axarchive/axarchive/archive/internal/jsonline"
 	"github.com/axarchive/axarchive/archive/internal/zstdframe"
 	"github.com/axarchive/axarchive/internal/crashpoint"
@@ -145,7 +146,7 @@ func checkOptions(opts *Options) error {
 		return fmt.Errorf("invalid token range %d-%d", r.First, r.Last)
 	}
 	if p := opts.Previous; p != nil {
-		if len(p.Fingerprint) != 64 || !isHex(p.Fingerprint) || strings.ToLower(p.Fingerprint) != p.Fingerprint {
+		if len(p.Fingerprint) != 64 || !bagit.IsHex(p.Fingerprint) || strings.ToLower(p.Fingerprint) != p.Fingerprint {
 			return fmt.Errorf("previous archive fingerprint %q is not a lower-case hex SHA-256", p.Fingerprint)
 		}
 		if p.LastToken+1 != r.First {
@@ -955,7 +956,7 @@ func (w *Writer) commit() error {
 		return err
 	}
 	for _, f := range bagFiles(m, data) {
-		if err := writeFileAtomic(w.dir, f.path, f.data, w.sync); err != nil {
+		if err := writeFileAtomic(w.dir, f.Path, f.Data, w.sync); err != nil {
 			return err
 		}
 	}
