@@ -51,15 +51,7 @@ func TestChain(t *testing.T) {
 		all = append(all, readAll(t, x, StreamEvents)...)
 		snaps = append(snaps, readAll(t, x, StreamSnapshots)...)
 	}
-	read := func(it *Iterator) []string {
-		defer it.Close()
-		var lines []string
-		for it.Next() {
-			lines = append(lines, string(it.Line()))
-		}
-		require.NoError(t, it.Err())
-		return lines
-	}
+	read := func(it *Iterator) []string { return readLines(t, it) }
 	assert.Equal(t, all, read(ch.Events(context.Background(), math.MinInt64)))
 	assert.Equal(t, snaps, read(ch.Snapshots(context.Background())))
 	for _, from := range []int64{0, 17, 39, 40, 45, 50, 59, 60} {

@@ -142,6 +142,12 @@ func readAll(t testing.TB, a *Archive, stream string) []string {
 	if stream == StreamSnapshots {
 		it = a.Snapshots(context.Background())
 	}
+	return readLines(t, it)
+}
+
+// readLines returns every line of it, which it closes, and fails on its error.
+func readLines(t testing.TB, it *Iterator) []string {
+	t.Helper()
 	defer it.Close()
 	var lines []string
 	for it.Next() {

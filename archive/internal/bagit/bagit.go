@@ -96,6 +96,25 @@ func ValidDeclaration(b []byte) bool {
 // parse are returned as problems.
 func ParseManifest(b []byte) ([]Entry, []Problem) {
 	var out []Entry
+	problems := eachLine(b, func(n int64, line string) *Problem {
+		sum, path, ok := strings.Cut(line, " ")
+		if !ok {
+			sum, path, ok = strings.Cut(line, "\t")
+		}
+		path = strings.TrimLeft(path, " \t")
+		path = strings.TrimPrefix(path, "*")
+		if !ok || len(sum) != 64 || !IsHex(sum) || path == "" {
+			return &Problem{n, fmt.Sprintf("not a %q line: %q", "sha256  path", excerpt(line))}
+		}
+		out = append(out, Entry{Line: n, Sum: strings.ToLower(sum), Path: path})
+		return nil
+	})
+	return out, problems
+}
+
+// eachLine calls fn with every line of b but the empty one after the final LF, without its CR, and
+// returns the problems: fn's and the empty lines.
+func eachLine(b []byte, fn func(n int64, line string) *Problem) []Problem {
 	var problems []Problem
 	lines := strings.Split(string(b), "\n")
 	for i, raw := range lines {
@@ -107,19 +126,11 @@ func ParseManifest(b []byte) ([]Entry, []Problem) {
 			}
 			continue
 		}
-		sum, path, ok := strings.Cut(line, " ")
-		if !ok {
-			sum, path, ok = strings.Cut(line, "\t")
+		if p := fn(n, line); p != nil {
+			problems = append(problems, *p)
 		}
-		path = strings.TrimLeft(path, " \t")
-		path = strings.TrimPrefix(path, "*")
-		if !ok || len(sum) != 64 || !IsHex(sum) || path == "" {
-			problems = append(problems, Problem{n, fmt.Sprintf("not a %q line: %q", "sha256  path", excerpt(line))})
-			continue
-		}
-		out = append(out, Entry{Line: n, Sum: strings.ToLower(sum), Path: path})
 	}
-	return out, problems
+	return problems
 }
 
 // excerpt is s for an error message: at most its first 200 bytes.
@@ -145,32 +156,21 @@ func IsHex(s string) bool {
 // ParseInfo parses bag-info.txt into its fields; lines it cannot parse are returned as problems.
 func ParseInfo(b []byte) ([]Field, []Problem) {
 	var out []Field
-	var problems []Problem
-	lines := strings.Split(string(b), "\n")
-	for i, raw := range lines {
-		n := int64(i + 1)
-		line := strings.TrimSuffix(raw, "\r")
-		if line == "" {
-			if i != len(lines)-1 {
-				problems = append(problems, Problem{n, "empty line"})
-			}
-			continue
-		}
+	problems := eachLine(b, func(n int64, line string) *Problem {
 		if line[0] == ' ' || line[0] == '\t' {
 			if len(out) == 0 {
-				problems = append(problems, Problem{n, "continuation line without a label"})
-				continue
+				return &Problem{n, "continuation line without a label"}
 			}
 			out[len(out)-1].Value += " " + strings.TrimSpace(line)
-			continue
+			return nil
 		}
 		label, value, ok := strings.Cut(line, ":")
 		if !ok || strings.TrimSpace(label) == "" {
-			problems = append(problems, Problem{n, fmt.Sprintf("not a %q line", "Label: value")})
-			continue
+			return &Problem{n, fmt.Sprintf("not a %q line", "Label: value")}
 		}
 		out = append(out, Field{Label: strings.TrimSpace(label), Value: strings.TrimSpace(value), Line: n})
-	}
+		return nil
+	})
 	return out, problems
 }
 
