@@ -14,7 +14,8 @@
 // AppendEventJSON). The manifest gives every chunk's record count, first and last token, sizes and
 // SHA-256 digests, and a content fingerprint of all records (see Fingerprint). This package reads and
 // writes no gRPC, protobuf or command-line concerns: converting Axon Server events to Records is the job
-// of its callers.
+// of its callers, and so is advice to a user. The wire details below the format (the zstd frame checks,
+// the JSON line scanner, the BagIt tag files) are in archive/internal.
 //
 // # Writing
 //
