@@ -277,3 +277,9 @@ func chunkRaw(t testing.TB, dir string, i int) []byte {
 	require.NoError(t, err)
 	return zstdDecompress(t, zb)
 }
+
+// eventsDigest returns E in lower-case hex.
+func (f *Fingerprint) eventsDigest() string { return hexSum(f.events) }
+
+// snapshotsDigest returns S in lower-case hex.
+func (f *Fingerprint) snapshotsDigest() string { return hexSum(f.snapshots) }

@@ -214,15 +214,15 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 	chainOK := true
 	var chainProblems []problemOutput
 	if several && len(archives) == len(o.dirs) {
-		if err := archive.NewChain(archives...).Check(); err != nil {
+		chain := archive.NewChain(archives...)
+		if err := chain.Check(); err != nil {
 			chainOK = false
 			for _, e := range flatten(err) {
 				chainProblems = append(chainProblems, problemOf(e))
 				report("chain", e)
 			}
 		} else if !o.json && !o.quiet {
-			fmt.Fprintf(stdout, "ok chain of %d archives: tokens %d to %d\n", len(archives),
-				archives[0].Manifest().Events.FirstToken, archives[len(archives)-1].Manifest().Events.LastToken)
+			fmt.Fprintf(stdout, "ok chain of %d archives: tokens %d to %d\n", len(archives), chain.Range().First, chain.Range().Last)
 		}
 	}
 
