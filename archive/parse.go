@@ -59,8 +59,9 @@ var parsers = sync.Pool{New: func() any { return new(recordParser) }}
 // memory. It returns the parse error, or fn's. It is safe for concurrent use.
 func VisitEventJSON(line []byte, fn func(*Record) error) error {
 	p := parsers.Get().(*recordParser)
-	defer parsers.Put(p)
-	return p.visitEvent(line, fn)
+	err := p.visitEvent(line, fn)
+	parsers.Put(p) // not deferred: a parser lost to a panic in fn is only garbage
+	return err
 }
 
 // visitEvent is VisitEventJSON with the parser's own buffers.
