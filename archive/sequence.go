@@ -42,11 +42,11 @@ func newSnapshotOrder(ordinals bool) tokenOrder {
 
 // orderCheck is what is wrong with a token that comes next.
 type orderCheck struct {
-	notAfter   bool  // not greater than the last token: a duplicate, or out of order
-	behind     bool  // events: before the next token expected (not after the last, or in a gap passed)
-	outOfRange bool  // events: outside the archive's range
-	inGap      bool  // events: inside the declared gap
-	gap        Gap   //
+	notAfter   bool // not greater than the last token: a duplicate, or out of order
+	behind     bool // events: before the next token expected (not after the last, or in a gap passed)
+	outOfRange bool // events: outside the archive's range
+	inGap      bool // events: inside the declared gap gap
+	gap        Gap
 	missing    bool  // events: the tokens from next expected up to it are missing, and no gap is declared
 	notOrdinal bool  // snapshots of a server export: not its ordinal (next)
 	expected   int64 // the next token expected (events) or ordinal (snapshots)
@@ -93,7 +93,8 @@ func (o *tokenOrder) skipTo(last int64) {
 	o.prev = max(o.prev, last)
 }
 
-// passGap declares the gap g, which starts at the next token expected, passing over it.
+// passGap passes over the last of gaps, the declared gaps, which starts at the next token expected (or
+// extends the gap before it to there).
 func (o *tokenOrder) passGap(gaps []Gap) {
 	o.gaps = gaps
 	o.gapIdx = len(gaps)
