@@ -54,7 +54,7 @@ var parsers = sync.Pool{New: func() any { return new(recordParser) }}
 
 // VisitEventJSON parses an event line as ParseEventJSON does, with the same results and the same errors,
 // several times faster, and lends the record to fn, which must not keep it or anything in it: its strings
-// and byte slices share buffers that the next call reuses. Readers that turn every record into something
+// and byte slices share the parser's buffers, valid only during the call. Readers that turn every record into something
 // else at once (import encodes each as protobuf) are spared the allocations of a record that owns its
 // memory. It returns the parse error, or fn's. It is safe for concurrent use.
 func VisitEventJSON(line []byte, fn func(*Record) error) error {
