@@ -52,6 +52,17 @@ type orderCheck struct {
 	expected   int64 // the next token expected (events) or ordinal (snapshots)
 }
 
+// clean reports that tok, as the next token of the stream, breaks no rule, in the common cases (the next
+// token expected; with a filter, any later one before the next gap) and without check's cost; false
+// means that check must say.
+func (o *tokenOrder) clean(tok int64) bool {
+	if !o.events {
+		return tok > o.prev && (!o.ordinals || tok == o.next)
+	}
+	return tok >= o.next && tok <= o.rng.Last && (tok == o.next || !o.continuous) &&
+		(o.gapIdx == len(o.gaps) || tok < o.gaps[o.gapIdx].From)
+}
+
 // after reports whether tok is after the last token taken: the one rule every reader checks.
 func (o *tokenOrder) after(tok int64) bool { return tok > o.prev }
 
@@ -79,7 +90,9 @@ func (o *tokenOrder) take(tok int64) {
 	o.prev = tok
 	if tok >= o.next {
 		o.next = tok + 1
-		o.skipGaps()
+		if o.gapIdx < len(o.gaps) {
+			o.skipGaps()
+		}
 	}
 }
 

@@ -28,6 +28,9 @@ func TestTokenOrder(t *testing.T) {
 			o := newEventOrder(Range{First: 10, Last: 30}, gaps, tc.continuous)
 			for i, tok := range tc.tokens {
 				c := o.check(tok)
+				if o.clean(tok) {
+					assert.Equal(t, orderCheck{expected: c.expected}, c, "clean(%d)", tok)
+				}
 				c.gap, c.expected = Gap{}, 0
 				assert.Equal(t, tc.want[i], c, "token %d", tok)
 				if !c.notAfter {
@@ -53,4 +56,39 @@ func TestTokenOrder(t *testing.T) {
 	assert.Equal(t, orderCheck{notOrdinal: true, expected: 1}, s.check(2))
 	assert.Equal(t, orderCheck{notAfter: true, notOrdinal: true, expected: 1}, s.check(0))
 	assert.True(t, s.after(1))
+}
+
+// clean is never true where check finds something, for every token around the range and the gaps, at
+// every point of a stream; and it is true for the next token expected when that one is fine.
+func TestTokenOrderClean(t *testing.T) {
+	gaps := []Gap{{From: 15, To: 17, Cause: "x"}, {From: 20, To: 20, Cause: "y"}, {From: 25, To: 27, Cause: "z"}}
+	for _, continuous := range []bool{true, false} {
+		o := newEventOrder(Range{First: 10, Last: 30}, gaps, continuous)
+		for _, taken := range []int64{10, 11, 14, 18, 19, 21, 24, 28, 30} {
+			for tok := int64(5); tok <= 35; tok++ {
+				c := o.check(tok)
+				fine := c == (orderCheck{expected: c.expected})
+				if o.clean(tok) {
+					assert.True(t, fine, "continuous %v, after %d: %d", continuous, o.prev, tok)
+				}
+				if tok == o.next && fine {
+					assert.True(t, o.clean(tok), "continuous %v, after %d: %d", continuous, o.prev, tok)
+				}
+			}
+			if o.check(taken).notAfter {
+				continue
+			}
+			o.take(taken)
+		}
+	}
+	for _, ordinals := range []bool{true, false} {
+		s := newSnapshotOrder(ordinals)
+		for _, taken := range []int64{0, 1, 3, 4} {
+			for tok := int64(-2); tok <= 6; tok++ {
+				c := s.check(tok)
+				assert.Equal(t, c == (orderCheck{expected: c.expected}), s.clean(tok), "ordinals %v, after %d: %d", ordinals, s.prev, tok)
+			}
+			s.take(taken)
+		}
+	}
 }

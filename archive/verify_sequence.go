@@ -123,6 +123,10 @@ func (c *collector) follow(path string, lineNo, tok int64, info *ChunkInfo) {
 		fail(ErrCorrupt, "outside the chunk's range %d to %d", info.First, info.Last)
 	}
 	o := &c.order
+	if o.clean(tok) {
+		o.take(tok)
+		return
+	}
 	prev, check := o.prev, o.check(tok)
 	if c.stream == StreamSnapshots {
 		if check.notOrdinal {

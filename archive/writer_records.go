@@ -47,6 +47,9 @@ func (w *Writer) checkEvent(token int64) error {
 	if err := w.usable(); err != nil {
 		return err
 	}
+	if !w.eventsDone && w.events.clean(token) {
+		return nil
+	}
 	check := w.events.check(token)
 	switch {
 	case w.eventsDone:
