@@ -123,6 +123,14 @@ func (o *tokenOrder) missingAtEnd() (from, to int64, missing bool) {
 	return o.next, o.rng.Last, o.continuous && o.next <= o.rng.Last
 }
 
+// nextGap returns the first declared gap after the next token expected, if there is one.
+func (o *tokenOrder) nextGap() (Gap, bool) {
+	if o.gapIdx < len(o.gaps) {
+		return o.gaps[o.gapIdx], true
+	}
+	return Gap{}, false
+}
+
 // skipGaps moves next past the declared gaps that start at or before it.
 func (o *tokenOrder) skipGaps() {
 	for o.gapIdx < len(o.gaps) && o.gaps[o.gapIdx].From <= o.next {

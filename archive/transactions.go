@@ -75,54 +75,40 @@ func parseTxLine(line []byte) (txRun, error) {
 
 // txFollower checks that runs, in order, group exactly the tokens of an unfiltered archive: from the
 // first token to the last, without a gap token inside a transaction, skipping declared gaps between
-// transactions.
+// transactions (the order rules of sequence.go, applied to the runs' tokens).
 type txFollower struct {
-	m        *Manifest
-	expected int64 // next token to be grouped
-	gapIdx   int
-	count    int64 // transactions seen
+	m     *Manifest
+	order tokenOrder // next: the next token to be grouped
+	count int64      // transactions seen
 }
 
 func newTxFollower(m *Manifest) *txFollower {
-	f := &txFollower{m: m, expected: m.Events.FirstToken}
-	f.skipGaps()
-	return f
-}
-
-func (f *txFollower) skipGaps() {
-	for f.gapIdx < len(f.m.Gaps) && f.m.Gaps[f.gapIdx].From <= f.expected {
-		if g := f.m.Gaps[f.gapIdx]; g.To >= f.expected {
-			f.expected = g.To + 1
-		}
-		f.gapIdx++
-	}
+	return &txFollower{m: m, order: newEventOrder(Range{First: m.Events.FirstToken, Last: m.Events.LastToken}, m.Gaps, true)}
 }
 
 // follow checks the next run.
 func (f *txFollower) follow(r txRun) error {
 	last := f.m.Events.LastToken
-	if r.Token != f.expected {
-		return fmt.Errorf("%w: the run starts at token %d, the next token to group is %d", ErrSequence, r.Token, f.expected)
+	if r.Token != f.order.next {
+		return fmt.Errorf("%w: the run starts at token %d, the next token to group is %d", ErrSequence, r.Token, f.order.next)
 	}
 	// Sizes from an archive must not overflow: the run must fit in the range before it is multiplied.
 	if r.Events > last-r.Token+1 || r.Repeat > (last-r.Token+1)/r.Events {
 		return fmt.Errorf("%w: %d transactions of %d events from token %d run past the last token %d", ErrSequence, r.Repeat, r.Events, r.Token, last)
 	}
 	end := r.next()
-	if f.gapIdx < len(f.m.Gaps) && f.m.Gaps[f.gapIdx].From < end {
-		g := f.m.Gaps[f.gapIdx]
+	if g, ok := f.order.nextGap(); ok && g.From < end {
 		return fmt.Errorf("%w: the run of tokens %d to %d holds the gap %d to %d", ErrSequence, r.Token, end-1, g.From, g.To)
 	}
-	f.expected = end
+	f.order.take(end - 1)
 	f.count = addSatInt(f.count, r.Repeat)
-	f.skipGaps()
 	return nil
 }
 
 // finish checks, after the last run, that every token was grouped and the count is the manifest's.
 func (f *txFollower) finish() error {
-	if f.expected <= f.m.Events.LastToken {
-		return fmt.Errorf("%w: tokens %d to %d are in no transaction", ErrSequence, f.expected, f.m.Events.LastToken)
+	if from, to, missing := f.order.missingAtEnd(); missing {
+		return fmt.Errorf("%w: tokens %d to %d are in no transaction", ErrSequence, from, to)
 	}
 	if f.count != f.m.Transactions.Count {
 		return fmt.Errorf("%w: the runs hold %d transactions, the manifest says %d", ErrCorrupt, f.count, f.m.Transactions.Count)
