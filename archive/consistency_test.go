@@ -37,7 +37,7 @@ func TestManifestConsistency(t *testing.T) {
 			m.Chunks[4], m.Chunks[5] = m.Chunks[5], m.Chunks[4]
 		}, "listed after snapshots chunks"},
 		{"rawSize less than 2 × records", func(m *Manifest) { m.Chunks[1].RawSize = 15 }, "rawSize 15 is impossible"},
-		{"rawSize more than records × 64 MiB", func(m *Manifest) { m.Chunks[1].RawSize = 8*MaxRecordBytes + 1 }, "is impossible for 8 records"},
+		{"rawSize more than records × 64 MiB", func(m *Manifest) { m.Chunks[1].RawSize = 8*maxRecordBytes + 1 }, "is impossible for 8 records"},
 		{"records do not add up to count", func(m *Manifest) { m.Snapshots.Count++; m.Snapshots.Types[0].Count++ }, "but the chunks hold 3 records"},
 		{"type counts do not add up to count", func(m *Manifest) { m.Events.Types[0].Count++ }, "type counts add up to 38"},
 		{"count + filtered + gaps differ from the range", func(m *Manifest) { m.Events.Filtered = 1; m.Filter = &Filter{ExcludeTypes: []string{"x"}} }, "do not make the 40 tokens"},

@@ -10,9 +10,9 @@ import (
 	"filippo.io/age"
 )
 
-// EncryptionAge is the manifest's encryption scheme: every chunk file is the age (age-encryption.org/v1)
+// encryptionAge is the manifest's encryption scheme: every chunk file is the age (age-encryption.org/v1)
 // encryption of its zstd frame, each with a file key of its own (SPEC.md, "Encrypted chunks").
-const EncryptionAge = "age"
+const encryptionAge = "age"
 
 // ErrEncrypted is returned for reading the content of an encrypted archive without an identity: its
 // manifest, counts, fingerprint and file checksums are readable, its records are not.
@@ -26,7 +26,7 @@ var ErrIdentity = errors.New("none of the identities given can decrypt it")
 func (a *Archive) SetIdentities(ids ...age.Identity) { a.identities = ids }
 
 // Encrypted reports whether the archive's chunks are encrypted.
-func (a *Archive) Encrypted() bool { return a.m.Encryption != "" }
+func (a *Archive) encrypted() bool { return a.m.Encryption != "" }
 
 // cipherReader counts and hashes the bytes of an encrypted chunk file as age reads them, refusing to
 // read beyond the size the manifest gives.

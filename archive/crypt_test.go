@@ -48,9 +48,9 @@ func TestEncryptedRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 
 	m := enc.Manifest()
-	require.Equal(t, EncryptionAge, m.Encryption)
-	require.Equal(t, VersionEncryption, m.Version)
-	require.True(t, enc.Encrypted())
+	require.Equal(t, encryptionAge, m.Encryption)
+	require.Equal(t, versionEncryption, m.Version)
+	require.True(t, enc.encrypted())
 	require.Equal(t, plain.Manifest().Fingerprint, m.Fingerprint, "the fingerprint is of the content, encrypted or not")
 	require.Equal(t, plain.Manifest().Events.Count, m.Events.Count)
 	for i, c := range m.Chunks {

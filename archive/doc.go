@@ -8,13 +8,14 @@
 //	data/manifest.json                            what the archive holds and how to check it
 //	data/events/<first token, 20 digits>.jsonl.zst      event records, in token order
 //	data/snapshots/<first position, 20 digits>.jsonl.zst snapshot records, in position order
-//	data/transactions/<first token, 20 digits>.jsonl.zst version 2: the source's transactions (TxRun)
+//	data/transactions/<first token, 20 digits>.jsonl.zst version 2: the source's transactions
 //
 // Each chunk is one zstd frame of JSON Lines, one canonical record per line (see Record and
 // AppendEventJSON). The manifest gives every chunk's record count, first and last token, sizes and
 // SHA-256 digests, and a content fingerprint of all records (see Fingerprint). This package reads and
 // writes no gRPC, protobuf or command-line concerns: converting Axon Server events to Records is the job
-// of its callers.
+// of its callers, and so is advice to a user. The wire details below the format (the zstd frame checks,
+// the JSON line scanner, the BagIt tag files) are in archive/internal.
 //
 // # Writing
 //
@@ -45,8 +46,13 @@
 // Archive.Verify checks everything: the BagIt files, that the files present are exactly those listed,
 // every digest and size, the zstd frames, and (unless quick) every record against the JSON Schema and
 // the canonical encoding, token order and continuity, counts, and the fingerprint. It reports every
-// problem, each an *Error naming the file, line and token. VerifyChain checks that incremental archives
-// follow each other.
+// problem, each an *Error naming the file, line and token.
+//
+// # Chains
+//
+// An incremental archive continues the one before it (Options.Previous). OpenChain opens a full archive
+// and its incrementals, oldest first, and checks that each follows the one before; a Chain verifies them
+// all and iterates over their events and snapshots as over one archive's.
 //
 // # Compatibility
 //

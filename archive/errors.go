@@ -46,7 +46,7 @@ func (e *Error) Unwrap() error { return e.Err }
 var (
 	// ErrIncomplete is returned by Open (and so by every command) for a directory that holds an
 	// interrupted export: a journal and no finished manifest. Resume continues it.
-	ErrIncomplete = errors.New("incomplete archive (run export with --resume)")
+	ErrIncomplete = errors.New("incomplete archive")
 
 	// ErrNotArchive is returned by Open and Resume for a directory that holds neither a manifest nor a
 	// journal, or whose manifest does not name the axarchive format.
@@ -73,14 +73,14 @@ var (
 	// order, duplicated, outside the archive's range, or missing where no gap is declared.
 	ErrSequence = errors.New("records out of sequence")
 
-	// ErrTooLarge is returned when a record line exceeds MaxRecordBytes, by the writer and the readers.
+	// ErrTooLarge is returned when a record line exceeds the 64 MiB the format allows (SPEC.md, "Chunks"), by the writer and the readers.
 	ErrTooLarge = errors.New("record exceeds the maximum record size")
 
 	// ErrVerify is returned by Archive.Verify when it found problems; the problems themselves went to
 	// VerifyOptions.Problem and are in the VerifyReport.
 	ErrVerify = errors.New("verification failed")
 
-	// ErrChain is returned by VerifyChain for archives that do not form an incremental chain.
+	// ErrChain is returned by OpenChain and Chain.Check for archives that do not form an incremental chain.
 	ErrChain = errors.New("archives do not form a chain")
 
 	// ErrNotEmpty is returned by Create for a directory that exists and is not empty.
@@ -98,20 +98,20 @@ var (
 	// a way that would make a different archive; the message names the field.
 	ErrMismatch = errors.New("options differ from the interrupted export")
 
-	// ErrGap is returned by Writer.WriteEvent, WriteEventLine and FinishEvents for tokens missing from the
+	// errGap is returned by Writer.WriteEvent, WriteEventLine and FinishEvents for tokens missing from the
 	// range when the export has no filter and no gap was declared with AddGap.
-	ErrGap = errors.New("tokens missing from the range")
+	errGap = errors.New("tokens missing from the range")
 
-	// ErrOrder is returned by the Writer for a token or position that is not greater than the previous
+	// errOrder is returned by the Writer for a token or position that is not greater than the previous
 	// one, or outside the archive's range.
-	ErrOrder = errors.New("record out of order")
+	errOrder = errors.New("record out of order")
 
-	// ErrState is returned by the Writer for a call that its state does not allow, such as a snapshot
+	// errState is returned by the Writer for a call that its state does not allow, such as a snapshot
 	// before FinishEvents or with snapshot mode "none".
-	ErrState = errors.New("not allowed in the writer's state")
+	errState = errors.New("not allowed in the writer's state")
 
-	// ErrClosed is returned by the Writer after Close, Suspend or Abort.
-	ErrClosed = errors.New("writer is closed")
+	// errClosed is returned by the Writer after Close, Suspend or Abort.
+	errClosed = errors.New("writer is closed")
 )
 
 // errorf returns an *Error at path (line and token as given) wrapping a sentinel with detail.

@@ -173,3 +173,49 @@ func ExampleNewFingerprint() {
 	fmt.Println(len(fp.Sum()))
 	// Output: 64
 }
+
+func ExampleOpenChain() {
+	base, err := os.MkdirTemp("", "axarchive-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(base)
+	write := func(dir string, opts archive.Options) *archive.Archive {
+		w, err := archive.Create(dir, opts)
+		if err != nil {
+			log.Fatal(err)
+		}
+		for token := opts.Range.First; token <= opts.Range.Last; token++ {
+			w.WriteEvent(exampleEvent(token))
+		}
+		if err := w.Close(); err != nil {
+			log.Fatal(err)
+		}
+		a, err := archive.Open(dir)
+		if err != nil {
+			log.Fatal(err)
+		}
+		return a
+	}
+	full := write(filepath.Join(base, "full"), exampleOptions())
+	// The incremental export continues where the full one ended.
+	opts := exampleOptions()
+	opts.Range = archive.Range{First: 3, Last: 4}
+	opts.Previous = &archive.Link{Fingerprint: full.Manifest().Fingerprint, LastToken: full.Manifest().Events.LastToken}
+	write(filepath.Join(base, "incr"), opts)
+
+	chain, err := archive.OpenChain([]string{filepath.Join(base, "full"), filepath.Join(base, "incr")})
+	if err != nil {
+		log.Fatal(err) // an archive that does not open, or archives that do not follow each other
+	}
+	fmt.Println("tokens", chain.Range().First, "to", chain.Range().Last)
+	it := chain.Events(context.Background(), 2)
+	defer it.Close()
+	for it.Next() {
+		fmt.Print(it.Token(), " ")
+	}
+	fmt.Println(it.Err())
+	// Output:
+	// tokens 0 to 4
+	// 2 3 4 <nil>
+}

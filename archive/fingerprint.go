@@ -30,12 +30,6 @@ func (f *Fingerprint) WriteEventLine(line []byte) { f.events.Write(line) }
 // WriteSnapshotLine adds the next snapshot line, which must end with its LF.
 func (f *Fingerprint) WriteSnapshotLine(line []byte) { f.snapshots.Write(line) }
 
-// EventsDigest returns E in lower-case hex.
-func (f *Fingerprint) EventsDigest() string { return hex.EncodeToString(f.events.Sum(nil)) }
-
-// SnapshotsDigest returns S in lower-case hex.
-func (f *Fingerprint) SnapshotsDigest() string { return hex.EncodeToString(f.snapshots.Sum(nil)) }
-
 // Sum returns the fingerprint of the lines written so far; writing may continue afterwards.
 func (f *Fingerprint) Sum() string {
 	h := sha256.New()

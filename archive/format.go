@@ -9,15 +9,15 @@ import (
 	"strings"
 )
 
-// Format identification. A manifest carries FormatName and a version; Open accepts the versions from
+// Format identification. A manifest carries the format name "axarchive" and a version; Open accepts the versions from
 // MinVersion to MaxVersion and rejects the others with ErrVersion. Writers write the lowest version that
 // describes the archive: Version, or VersionTransactions for an archive that records its source's
 // transactions, so that archives without them stay readable by readers of version 1.
 const (
-	FormatName          = "axarchive"
+	formatName          = "axarchive"
 	Version             = 1
 	VersionTransactions = 2
-	VersionEncryption   = 2
+	versionEncryption   = 2
 	MinVersion          = 1
 	MaxVersion          = 2
 )
@@ -25,17 +25,14 @@ const (
 // Limits of format version 1 (SPEC.md, "Chunks"). Writers never exceed them and readers reject data
 // that does.
 const (
-	// MaxRecordBytes bounds one JSON line, its final LF included.
-	MaxRecordBytes = 64 << 20
-	// MaxWindowBytes bounds the zstd window of a chunk (and the content size of a single-segment frame):
-	// what a decoder must hold in memory.
-	MaxWindowBytes = 8 << 20
+	// maxRecordBytes bounds one JSON line, its final LF included.
+	maxRecordBytes = 64 << 20
 )
 
 // Defaults of Options.
 const (
-	DefaultChunkBytes   = 64 << 20
-	DefaultChunkRecords = 1_000_000
+	defaultChunkBytes   = 64 << 20
+	defaultChunkRecords = 1_000_000
 )
 
 // The record streams of an archive. StreamTransactions (format version 2) holds the grouping of the

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	sjson "github.com/segmentio/encoding/json"
+
+	"github.com/axarchive/axarchive/archive/internal/zstdframe"
 )
 
 // The seed corpora live in testdata/fuzz/<FuzzName>/ (written by TestGolden -update from the golden
@@ -70,7 +72,7 @@ func FuzzChunk(f *testing.F) {
 	if err := os.MkdirAll(filepath.Join(dir, "data", "events"), 0o755); err != nil {
 		f.Fatal(err)
 	}
-	dec, err := newDecoder()
+	dec, err := zstdframe.NewDecoder()
 	if err != nil {
 		f.Fatal(err)
 	}

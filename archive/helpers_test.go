@@ -15,6 +15,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/stretchr/testify/require"
+
+	"github.com/axarchive/axarchive/archive/internal/zstdframe"
 )
 
 // testCreated is the creation time of every test archive, so that manifests are reproducible.
@@ -140,6 +142,12 @@ func readAll(t testing.TB, a *Archive, stream string) []string {
 	if stream == StreamSnapshots {
 		it = a.Snapshots(context.Background())
 	}
+	return readLines(t, it)
+}
+
+// readLines returns every line of it, which it closes, and fails on its error.
+func readLines(t testing.TB, it *Iterator) []string {
+	t.Helper()
 	defer it.Close()
 	var lines []string
 	for it.Next() {
@@ -193,7 +201,7 @@ func reseal(t testing.TB, dir string, edit func(m *Manifest)) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, manifestPath), data, 0o644))
 	for _, f := range bagFiles(&m, data) {
-		require.NoError(t, os.WriteFile(filepath.Join(dir, f.path), f.data, 0o644))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, f.Path), f.Data, 0o644))
 	}
 }
 
@@ -235,11 +243,11 @@ func restreamDigests(t testing.TB, dir string, m *Manifest, replaced int, raw []
 			fp.WriteSnapshotLine(content)
 		}
 	}
-	m.Events.SHA256, m.Snapshots.SHA256, m.Fingerprint = fp.EventsDigest(), fp.SnapshotsDigest(), fp.Sum()
+	m.Events.SHA256, m.Snapshots.SHA256, m.Fingerprint = fp.eventsDigest(), fp.snapshotsDigest(), fp.Sum()
 }
 
 func zstdCompress(raw []byte) []byte {
-	enc, err := newEncoder(3)
+	enc, err := zstdframe.NewEncoder(3)
 	if err != nil {
 		panic(err)
 	}
@@ -269,3 +277,9 @@ func chunkRaw(t testing.TB, dir string, i int) []byte {
 	require.NoError(t, err)
 	return zstdDecompress(t, zb)
 }
+
+// eventsDigest returns E in lower-case hex.
+func (f *Fingerprint) eventsDigest() string { return hexSum(f.events) }
+
+// snapshotsDigest returns S in lower-case hex.
+func (f *Fingerprint) snapshotsDigest() string { return hexSum(f.snapshots) }

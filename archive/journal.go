@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/axarchive/axarchive/archive/internal/jsonline"
 	"github.com/axarchive/axarchive/internal/crashpoint"
 )
 
@@ -55,7 +56,7 @@ type journalTx struct {
 	Count int64  `json:"count"` // transactions in committed lines and in Run
 	Lines int64  `json:"lines"`
 	Hash  []byte `json:"hash"`
-	Run   TxRun  `json:"run"`  // Repeat 0: none
+	Run   txRun  `json:"run"`  // Repeat 0: none
 	Open  int64  `json:"open"` // first token of the transaction not yet ended, -1 if none
 }
 
@@ -116,7 +117,7 @@ func readJournal(root string) (*journal, error) {
 	if err != nil {
 		return nil, err
 	}
-	if se := checkJSONShape(b); se != nil {
+	if se := jsonline.CheckShape(b); se != nil {
 		return nil, &Error{Path: journalPath, Line: se.Line, Token: -1, Err: fmt.Errorf("%w: %w", ErrCorrupt, se)}
 	}
 	j := new(journal)

@@ -14,6 +14,7 @@ import (
 
 	sjson "github.com/segmentio/encoding/json"
 
+	"github.com/axarchive/axarchive/archive/internal/jsonline"
 	"github.com/axarchive/axarchive/schema"
 )
 
@@ -21,7 +22,7 @@ import (
 // (SPEC.md, "Manifest"). The JSON member order is the field order; Open fills it from the file after
 // checking it, so every path in Chunks is a valid chunk name under data/.
 type Manifest struct {
-	Format  string    `json:"format"`  // FormatName
+	Format  string    `json:"format"`  // "axarchive"
 	Version int       `json:"version"` // Version
 	Tool    string    `json:"tool"`    // the program that wrote the archive, e.g. "axarchive v0.1.0"
 	Created time.Time `json:"created"` // UTC, whole seconds (SOURCE_DATE_EPOCH when set)
@@ -35,7 +36,7 @@ type Manifest struct {
 	// Transactions, present from format version 2 on, says that the archive records how the source
 	// grouped its events into transactions (SPEC.md, "Transactions"); nil when it does not.
 	Transactions *TransactionStream `json:"transactions,omitempty"`
-	// Encryption, from format version 2 on, is EncryptionAge when every chunk file is encrypted with
+	// Encryption, from format version 2 on, is "age" when every chunk file is encrypted with
 	// age (SPEC.md, "Encrypted chunks"), empty when none is.
 	Encryption string   `json:"encryption,omitempty"`
 	Filter     *Filter  `json:"filter,omitempty"`
@@ -183,7 +184,7 @@ func parseManifest(b []byte) (*Manifest, error) {
 		Format  any `json:"format"`
 		Version any `json:"version"`
 	}
-	if se := checkJSONShape(b); se != nil {
+	if se := jsonline.CheckShape(b); se != nil {
 		return nil, &Error{Path: manifestPath, Line: se.Line, Token: -1, Err: fmt.Errorf("%w: %w", ErrManifest, se)}
 	}
 	var v any
@@ -195,8 +196,8 @@ func parseManifest(b []byte) (*Manifest, error) {
 		return nil, fail(ErrManifest, "not a JSON object")
 	}
 	head.Format, head.Version = obj["format"], obj["version"]
-	if head.Format != FormatName {
-		return nil, fail(ErrNotArchive, "format is %s, not %q", describeJSON(head.Format), FormatName)
+	if head.Format != formatName {
+		return nil, fail(ErrNotArchive, "format is %s, not %q", describeJSON(head.Format), formatName)
 	}
 	if n, ok := head.Version.(sjson.Number); !ok {
 		return nil, fail(ErrManifest, "version is %s, not an integer", describeJSON(head.Version))
@@ -225,7 +226,7 @@ func describeJSON(v any) string {
 		return "missing"
 	}
 	b, _ := sjson.Marshal(v)
-	return truncateForError(b)
+	return jsonline.Excerpt(b)
 }
 
 // checkManifest checks a schema-valid manifest for consistency. It never allocates from the counts it
@@ -257,12 +258,12 @@ func checkManifest(m *Manifest) []string {
 	}
 	switch m.Encryption {
 	case "":
-	case EncryptionAge:
-		if m.Version < VersionEncryption {
-			add("encryption: present in a version %d manifest (from version %d on)", m.Version, VersionEncryption)
+	case encryptionAge:
+		if m.Version < versionEncryption {
+			add("encryption: present in a version %d manifest (from version %d on)", m.Version, versionEncryption)
 		}
 	default:
-		add("encryption: %q is not a known scheme (%q)", m.Encryption, EncryptionAge)
+		add("encryption: %q is not a known scheme (%q)", m.Encryption, encryptionAge)
 	}
 	if tx := m.Transactions; tx != nil {
 		if m.Version < VersionTransactions {
@@ -378,7 +379,7 @@ func checkManifest(m *Manifest) []string {
 			add("%s: starts at %d, not after the previous chunk's last %d", where, c.First, lasts[s])
 		}
 		lasts[s] = max(lasts[s], c.Last)
-		if c.RawSize/2 < c.Records || (c.RawSize-1)/MaxRecordBytes >= c.Records {
+		if c.RawSize/2 < c.Records || (c.RawSize-1)/maxRecordBytes >= c.Records {
 			add("%s: rawSize %d is impossible for %d records", where, c.RawSize, c.Records)
 		}
 		if stream != StreamSnapshots && (c.First < ev.FirstToken || c.Last > ev.LastToken) {

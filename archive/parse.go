@@ -1,13 +1,13 @@
 package archive
 
 import (
-	"bytes"
-	"encoding/base64"
-	"math"
 	"slices"
+	"sync"
 	"time"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/axarchive/axarchive/archive/internal/jsonline"
 )
 
 // recordParser parses canonical record lines fast: readers and verification parse every record, and
@@ -20,13 +20,12 @@ import (
 // ParseEventJSON, whose error says what is wrong. A recordParser is not safe for concurrent use; the
 // Records it fills own their memory.
 type recordParser struct {
-	line  []byte
-	i     int
-	strs  []byte // string contents of the record, then one string
-	bins  []byte // byte contents (payload data, bytes values, extra)
-	metas []pmeta
+	jsonline.Scanner        // the line, piece by piece
+	strs             []byte // string contents of the record, then one string
+	bins             []byte // byte contents (payload data, bytes values, extra)
+	metas            []pmeta
 
-	// lend: the Record shares the buffers above (VisitEvent) instead of owning copies.
+	// lend: the Record shares the buffers above (VisitEventJSON) instead of owning copies.
 	lend     bool
 	lentRec  Record
 	lentMeta []Meta
@@ -50,24 +49,24 @@ type pmeta struct {
 	obj     pobject
 }
 
-// Parser parses record lines as ParseEventJSON and ParseSnapshotJSON do, with the same results and the
-// same errors, several times faster, reusing its buffers from line to line: for readers that parse lines
-// on several goroutines, one Parser each. The Records it fills own their memory. A Parser is not safe
-// for concurrent use; its zero value is ready.
-type Parser struct{ p recordParser }
+// parsers keeps recordParsers, with their buffers, for VisitEventJSON.
+var parsers = sync.Pool{New: func() any { return new(recordParser) }}
 
-// ParseEvent is ParseEventJSON.
-func (p *Parser) ParseEvent(line []byte, r *Record) error { return p.p.parse(line, r, false) }
+// VisitEventJSON parses an event line as ParseEventJSON does, with the same results and the same errors,
+// several times faster, and lends the record to fn, which must not keep it or anything in it: its strings
+// and byte slices share the parser's buffers, valid only during the call. Readers that turn every record into something
+// else at once (import encodes each as protobuf) are spared the allocations of a record that owns its
+// memory. It returns the parse error, or fn's. It is safe for concurrent use.
+func VisitEventJSON(line []byte, fn func(*Record) error) error {
+	p := parsers.Get().(*recordParser)
+	err := p.visitEvent(line, fn)
+	parsers.Put(p) // not deferred: a parser lost to a panic in fn is only garbage
+	return err
+}
 
-// ParseSnapshot is ParseSnapshotJSON.
-func (p *Parser) ParseSnapshot(line []byte, r *Record) error { return p.p.parse(line, r, true) }
-
-// VisitEvent parses line as ParseEvent does and lends the record to fn, which must not keep it or
-// anything in it: its strings and byte slices share the Parser's buffers and change with the next line.
-// Readers that turn every record into something else at once (import encodes each as protobuf) are spared
-// the allocations of a record that owns its memory. It returns the parse error, or fn's.
-func (p *Parser) VisitEvent(line []byte, fn func(*Record) error) error {
-	r, err := p.p.parseLent(line, false)
+// visitEvent is VisitEventJSON with the parser's own buffers.
+func (p *recordParser) visitEvent(line []byte, fn func(*Record) error) error {
+	r, err := p.parseLent(line, false)
 	if err != nil {
 		return err
 	}
@@ -102,7 +101,7 @@ func (p *recordParser) fast(line []byte, r *Record, snapshot bool) bool {
 	if !utf8.Valid(body) {
 		return false
 	}
-	p.line, p.i = body, 0
+	p.Reset(body)
 	p.strs, p.bins, p.metas = p.strs[:0], p.bins[:0], p.metas[:0]
 
 	open := `{"token":`
@@ -115,73 +114,73 @@ func (p *recordParser) fast(line []byte, r *Record, snapshot bool) bool {
 	var payload pobject
 	hasPayload := false
 	var extra span
-	if !p.lit(open) {
+	if !p.Lit(open) {
 		return false
 	}
-	if rec.Token, ok = p.integer(); !ok || !p.lit(`,"messageId":`) {
+	if rec.Token, ok = p.Integer(); !ok || !p.Lit(`,"messageId":`) {
 		return false
 	}
 	if msgID, ok = p.str(); !ok {
 		return false
 	}
-	if p.lit(`,"aggregateId":`) {
-		if aggID, ok = p.str(); !ok || !p.lit(`,"aggregateType":`) {
+	if p.Lit(`,"aggregateId":`) {
+		if aggID, ok = p.str(); !ok || !p.Lit(`,"aggregateType":`) {
 			return false
 		}
-		if aggType, ok = p.str(); !ok || !p.lit(`,"sequence":`) {
+		if aggType, ok = p.str(); !ok || !p.Lit(`,"sequence":`) {
 			return false
 		}
-		if rec.Sequence, ok = p.integer(); !ok {
+		if rec.Sequence, ok = p.Integer(); !ok {
 			return false
 		}
 		if aggID.a == aggID.b && aggType.a == aggType.b && rec.Sequence == 0 {
 			return false // the encoder leaves out an empty aggregate
 		}
 	}
-	if !p.lit(`,"timestamp":`) {
+	if !p.Lit(`,"timestamp":`) {
 		return false
 	}
-	if rec.Timestamp, ok = p.integer(); !ok {
+	if rec.Timestamp, ok = p.Integer(); !ok {
 		return false
 	}
 	if rec.Timestamp >= minRFC3339Millis && rec.Timestamp <= maxRFC3339Millis {
 		var buf [48]byte
 		t := append(buf[:0], `,"time":"`...)
 		t = time.UnixMilli(rec.Timestamp).UTC().AppendFormat(t, "2006-01-02T15:04:05.000Z")
-		if !p.litBytes(append(t, '"')) {
+		if !p.LitBytes(append(t, '"')) {
 			return false
 		}
 	}
-	if p.lit(`,"payload":`) {
+	if p.Lit(`,"payload":`) {
 		if payload, ok = p.object(); !ok {
 			return false
 		}
 		hasPayload = true
 	}
-	if p.lit(`,"metadata":[`) {
+	if p.Lit(`,"metadata":[`) {
 		for {
 			m, ok := p.meta()
 			if !ok {
 				return false
 			}
 			p.metas = append(p.metas, m)
-			if p.lit(`]`) {
+			if p.Lit(`]`) {
 				break
 			}
-			if !p.lit(`,`) {
+			if !p.Lit(`,`) {
 				return false
 			}
 		}
 	}
-	if p.lit(`,"snapshot":true`) {
+	if p.Lit(`,"snapshot":true`) {
 		rec.Snapshot = true
 	}
-	if p.lit(`,"extra":`) {
+	if p.Lit(`,"extra":`) {
 		if extra, ok = p.base64(); !ok || extra.a == extra.b {
 			return false
 		}
 	}
-	if !p.lit(`}`) || p.i != len(p.line) {
+	if !p.Lit(`}`) || !p.Done() {
 		return false
 	}
 
@@ -247,221 +246,78 @@ func (p *recordParser) fast(line []byte, r *Record, snapshot bool) bool {
 	return true
 }
 
-func (p *recordParser) litBytes(s []byte) bool {
-	if len(p.line)-p.i >= len(s) && bytes.Equal(p.line[p.i:p.i+len(s)], s) {
-		p.i += len(s)
-		return true
-	}
-	return false
-}
-
-func (p *recordParser) lit(s string) bool {
-	if len(p.line)-p.i >= len(s) && string(p.line[p.i:p.i+len(s)]) == s {
-		p.i += len(s)
-		return true
-	}
-	return false
-}
-
-// integer parses a canonical int64: optional '-', digits without leading zero.
-func (p *recordParser) integer() (int64, bool) {
-	b := p.line[p.i:]
-	neg := len(b) > 0 && b[0] == '-'
-	j := 0
-	if neg {
-		j = 1
-	}
-	start := j
-	var u uint64
-	for j < len(b) && b[j] >= '0' && b[j] <= '9' {
-		if u > (math.MaxUint64-9)/10 {
-			return 0, false
-		}
-		u = u*10 + uint64(b[j]-'0')
-		j++
-	}
-	n := j - start
-	if n == 0 || n > 19 || (n > 1 && b[start] == '0') {
-		return 0, false
-	}
-	var v int64
-	switch {
-	case !neg && u <= math.MaxInt64:
-		v = int64(u)
-	case neg && u == 0:
-		return 0, false // "-0" is not canonical
-	case neg && u <= 1<<63:
-		v = -int64(u-1) - 1
-	default:
-		return 0, false
-	}
-	p.i += j
-	return v, true
-}
-
 // str parses a JSON string with only the escapes the canonical encoding uses, appending its content to
 // strs; it returns the content's span there.
 func (p *recordParser) str() (span, bool) {
 	a := len(p.strs)
 	var ok bool
-	p.strs, ok = p.unquote(p.strs)
+	p.strs, ok = p.Quoted(p.strs)
 	return span{a, len(p.strs)}, ok
 }
 
-func (p *recordParser) unquote(dst []byte) ([]byte, bool) {
-	b := p.line
-	if p.i >= len(b) || b[p.i] != '"' {
-		return dst, false
-	}
-	j := p.i + 1
-	start := j
-	for j < len(b) {
-		if j = skipPlain(b, j); j == len(b) {
-			break
-		}
-		c := b[j]
-		switch {
-		case c == '"':
-			dst = append(dst, b[start:j]...)
-			p.i = j + 1
-			return dst, true
-		case c < 0x20:
-			return dst, false
-		case c == '\\':
-			dst = append(dst, b[start:j]...)
-			if j+1 >= len(b) {
-				return dst, false
-			}
-			switch b[j+1] {
-			case '"', '\\':
-				dst = append(dst, b[j+1])
-			case 'b':
-				dst = append(dst, '\b')
-			case 'f':
-				dst = append(dst, '\f')
-			case 'n':
-				dst = append(dst, '\n')
-			case 'r':
-				dst = append(dst, '\r')
-			case 't':
-				dst = append(dst, '\t')
-			case 'u': // only \u00XX for control characters without a short escape is canonical
-				if j+5 >= len(b) || b[j+2] != '0' || b[j+3] != '0' {
-					return dst, false
-				}
-				hi, lo := unhex(b[j+4]), unhex(b[j+5])
-				if hi < 0 || lo < 0 {
-					return dst, false
-				}
-				c := byte(hi<<4 | lo)
-				if c >= 0x20 || c == '\n' || c == '\r' || c == '\t' || c == '\b' || c == '\f' {
-					return dst, false
-				}
-				dst = append(dst, c)
-				j += 4
-			default:
-				return dst, false
-			}
-			j += 2
-			start = j
-		default:
-			j++
-		}
-	}
-	return dst, false
-}
-
-func unhex(c byte) int {
-	switch {
-	case c >= '0' && c <= '9':
-		return int(c - '0')
-	case c >= 'a' && c <= 'f':
-		return int(c-'a') + 10
-	}
-	return -1 // upper case is not canonical
-}
-
-var strictBase64 = base64.StdEncoding.Strict()
-
 // base64 parses a JSON string of standard base64 and appends the decoded bytes to bins.
 func (p *recordParser) base64() (span, bool) {
-	b := p.line
-	if p.i >= len(b) || b[p.i] != '"' {
-		return span{}, false
-	}
-	end := bytes.IndexByte(b[p.i+1:], '"')
-	if end < 0 {
-		return span{}, false
-	}
-	enc := b[p.i+1 : p.i+1+end]
 	a := len(p.bins)
-	p.bins = append(p.bins, make([]byte, base64.StdEncoding.DecodedLen(len(enc)))...)
-	// Strict: padding bits must be zero; the length check refuses the line breaks the decoder skips.
-	n, err := strictBase64.Decode(p.bins[a:], enc)
-	if err != nil || base64.StdEncoding.EncodedLen(n) != len(enc) {
-		p.bins = p.bins[:a]
-		return span{}, false
-	}
-	p.bins = p.bins[:a+n]
-	p.i += end + 2
-	return span{a, a + n}, true
+	var ok bool
+	p.bins, ok = p.Base64(p.bins)
+	return span{a, len(p.bins)}, ok
 }
 
 func (p *recordParser) object() (pobject, bool) {
 	var o pobject
 	var ok bool
-	if !p.lit(`{"type":`) {
+	if !p.Lit(`{"type":`) {
 		return o, false
 	}
-	if o.typ, ok = p.str(); !ok || !p.lit(`,"revision":`) {
+	if o.typ, ok = p.str(); !ok || !p.Lit(`,"revision":`) {
 		return o, false
 	}
 	if o.rev, ok = p.str(); !ok {
 		return o, false
 	}
 	switch {
-	case p.lit(`,"encoding":"text","data":`):
+	case p.Lit(`,"encoding":"text","data":`):
 		// Always valid UTF-8: the line is, and escapes only add ASCII.
 		a := len(p.bins)
-		if p.bins, ok = p.unquote(p.bins); !ok {
+		if p.bins, ok = p.Quoted(p.bins); !ok {
 			return o, false
 		}
 		o.data = span{a, len(p.bins)}
-	case p.lit(`,"encoding":"base64","data":`):
+	case p.Lit(`,"encoding":"base64","data":`):
 		if o.data, ok = p.base64(); !ok || utf8.Valid(p.bins[o.data.a:o.data.b]) {
 			return o, false // bytes that are UTF-8 are written as text
 		}
 	default:
 		return o, false
 	}
-	return o, p.lit(`}`)
+	return o, p.Lit(`}`)
 }
 
 func (p *recordParser) meta() (pmeta, bool) {
 	var m pmeta
 	var ok bool
-	if !p.lit(`{"key":`) {
+	if !p.Lit(`{"key":`) {
 		return m, false
 	}
 	if m.key, ok = p.str(); !ok {
 		return m, false
 	}
 	switch {
-	case p.lit(`,"text":`):
+	case p.Lit(`,"text":`):
 		m.kind = MetaText
 		if m.text, ok = p.str(); !ok {
 			return m, false
 		}
-	case p.lit(`,"number":"`):
+	case p.Lit(`,"number":"`):
 		m.kind = MetaNumber
-		if m.number, ok = p.integer(); !ok || !p.lit(`"`) {
+		if m.number, ok = p.Integer(); !ok || !p.Lit(`"`) {
 			return m, false
 		}
-	case p.lit(`,"boolean":true`):
+	case p.Lit(`,"boolean":true`):
 		m.kind, m.boolean = MetaBoolean, true
-	case p.lit(`,"boolean":false`):
+	case p.Lit(`,"boolean":false`):
 		m.kind = MetaBoolean
-	case p.lit(`,"double":`):
+	case p.Lit(`,"double":`):
 		m.kind = MetaDouble
 		mark := len(p.strs)
 		if _, ok = p.str(); !ok {
@@ -477,15 +333,15 @@ func (p *recordParser) meta() (pmeta, bool) {
 		}
 		p.strs = p.strs[:mark]
 		m.double = f
-	case p.lit(`,"bytes":`):
+	case p.Lit(`,"bytes":`):
 		m.kind = MetaBytes
 		if m.obj, ok = p.object(); !ok {
 			return m, false
 		}
-	case p.lit(`,"none":true`):
+	case p.Lit(`,"none":true`):
 		m.kind = MetaNone
 	default:
 		return m, false
 	}
-	return m, p.lit(`}`)
+	return m, p.Lit(`}`)
 }

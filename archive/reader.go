@@ -15,6 +15,9 @@ import (
 
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/axarchive/axarchive/archive/internal/jsonline"
+	"github.com/axarchive/axarchive/archive/internal/zstdframe"
 )
 
 // Archive is a complete archive opened for reading. Its manifest has been checked for consistency, but
@@ -117,16 +120,13 @@ func (a *Archive) SnapshotsFrom(ctx context.Context, from int64) *Iterator {
 // only when Record is called. Errors are *Error values naming the file, line and token. An Iterator is
 // not safe for concurrent use; Close releases its file and decoder.
 type Iterator struct {
-	ctx        context.Context
-	root       string
-	stream     string
-	prefix     string
-	chunks     []ChunkInfo
-	from       int64
-	wantDigest string
-	digest     hash.Hash // nil when not reading from the first chunk, or contentVerified
-
-	contentVerified bool // the Archive was fully verified: hashing the chunk files is enough
+	ctx    context.Context
+	stream string
+	prefix string
+	from   int64
+	source           // the archive being read
+	rest   []source  // the archives after it, in a Chain
+	digest hash.Hash // nil when not reading from the first chunk, or contentVerified
 
 	dec    *zstd.Decoder
 	cr     chunkReader
@@ -139,30 +139,54 @@ type Iterator struct {
 	rec     Record
 	parsed  bool
 	recErr  error
-	prev    int64
-	first   int64 // first token of the open chunk, seen so far
+	order   tokenOrder // of the source's tokens: each after the last
+	first   int64      // first token of the open chunk, seen so far
 	counter int
 	err     error
 	done    bool
 }
 
+// source is what an Iterator reads of one archive: the chunks of its stream, and how to check them.
+type source struct {
+	root            string
+	chunks          []ChunkInfo
+	wantDigest      string // of the whole stream; "" for none
+	contentVerified bool   // the Archive was fully verified: hashing the chunk files is enough
+	identities      []age.Identity
+}
+
+func (a *Archive) source(stream string, digest string) source {
+	return source{root: a.dir, chunks: a.chunks(stream), wantDigest: digest, contentVerified: a.contentVerified.Load(), identities: a.identities}
+}
+
 func (a *Archive) newIterator(ctx context.Context, stream string, from int64, digest string) *Iterator {
-	it := newIterator(ctx, a.dir, stream, a.chunks(stream), from, digest, a.contentVerified.Load())
-	it.cr.identities = a.identities
+	return newIterator(ctx, stream, from, a.source(stream, digest))
+}
+
+// newIterator returns an iterator over the records of stream from token from on, in the sources one
+// after the other, each checked as an archive of its own.
+func newIterator(ctx context.Context, stream string, from int64, sources ...source) *Iterator {
+	it := &Iterator{ctx: ctx, stream: stream, from: from}
+	it.prefix = jsonline.EventPrefix
+	if stream == StreamSnapshots {
+		it.prefix = jsonline.SnapshotPrefix
+	}
+	if len(sources) == 0 {
+		sources = []source{{}}
+	}
+	it.start(sources[0])
+	it.rest = sources[1:]
 	return it
 }
 
-func newIterator(ctx context.Context, root, stream string, chunks []ChunkInfo, from int64, digest string, contentVerified bool) *Iterator {
-	it := &Iterator{ctx: ctx, root: root, stream: stream, chunks: chunks, from: from, wantDigest: digest, prev: math.MinInt64,
-		contentVerified: contentVerified}
-	it.prefix = eventPrefix
-	if stream == StreamSnapshots {
-		it.prefix = snapshotPrefix
-	}
-	if !contentVerified && (len(chunks) == 0 || chunks[0].Last >= from) {
+// start makes s the source read next.
+func (it *Iterator) start(s source) {
+	it.source, it.idx, it.order = s, 0, newSnapshotOrder(false)
+	it.cr.identities = s.identities
+	it.digest = nil
+	if !s.contentVerified && (len(s.chunks) == 0 || s.chunks[0].Last >= it.from) {
 		it.digest = sha256.New()
 	}
-	return it
 }
 
 // Next advances to the next record and reports whether there is one. At the end, or on error, it
@@ -175,6 +199,11 @@ func (it *Iterator) Next() bool {
 	for {
 		if !it.inside {
 			if it.idx >= len(it.chunks) {
+				if len(it.rest) > 0 && it.checkDigest() {
+					it.start(it.rest[0])
+					it.rest = it.rest[1:]
+					continue
+				}
 				it.end()
 				return false
 			}
@@ -184,7 +213,7 @@ func (it *Iterator) Next() bool {
 				continue
 			}
 			if it.dec == nil {
-				dec, err := newDecoder()
+				dec, err := zstdframe.NewDecoder()
 				if err != nil {
 					it.err = fmt.Errorf("zstd decoder: %w", err)
 					return false
@@ -202,8 +231,8 @@ func (it *Iterator) Next() bool {
 		line, err := it.cr.readLine()
 		if err == io.EOF {
 			err = it.cr.finish()
-			if err == nil && it.cr.lines > 0 && (it.first != c.First || it.prev != c.Last) {
-				err = errorf(it.cr.path, 0, -1, ErrCorrupt, "holds tokens %d to %d, the manifest says %d to %d", it.first, it.prev, c.First, c.Last)
+			if err == nil && it.cr.lines > 0 && (it.first != c.First || it.order.prev != c.Last) {
+				err = errorf(it.cr.path, 0, -1, ErrCorrupt, "holds tokens %d to %d, the manifest says %d to %d", it.first, it.order.prev, c.First, c.Last)
 			}
 			it.cr.close()
 			it.inside = false
@@ -218,22 +247,22 @@ func (it *Iterator) Next() bool {
 			it.fail(err)
 			return false
 		}
-		tok, ok := leadingInt(line, it.prefix)
+		tok, ok := jsonline.LeadingInt(line, it.prefix)
 		switch {
 		case !ok:
 			it.fail(&Error{Path: it.cr.path, Line: it.cr.lines, Token: -1, Err: fmt.Errorf("%w: does not start with %s and a number", ErrRecord, it.prefix)})
 			return false
-		case tok <= it.prev:
-			it.fail(&Error{Path: it.cr.path, Line: it.cr.lines, Token: tok, Err: fmt.Errorf("%w: not after %d", ErrSequence, it.prev)})
+		case !it.order.after(tok):
+			it.fail(&Error{Path: it.cr.path, Line: it.cr.lines, Token: tok, Err: fmt.Errorf("%w: not after %d", ErrSequence, it.order.prev)})
 			return false
-		case tok < c.First || tok > c.Last:
+		case outsideChunk(tok, c):
 			it.fail(&Error{Path: it.cr.path, Line: it.cr.lines, Token: tok, Err: fmt.Errorf("%w: outside the chunk's range %d to %d", ErrCorrupt, c.First, c.Last)})
 			return false
 		}
 		if it.first == math.MinInt64 {
 			it.first = tok
 		}
-		it.prev = tok
+		it.order.take(tok)
 		if it.counter++; it.counter&255 == 0 && it.ctx != nil {
 			if err := it.ctx.Err(); err != nil {
 				it.fail(err)
@@ -256,12 +285,20 @@ func (it *Iterator) fail(err error) {
 
 func (it *Iterator) end() {
 	it.done = true
-	if it.digest != nil && it.wantDigest != "" {
+	it.checkDigest()
+	it.release()
+}
+
+// checkDigest compares the digest of the source's stream, when it was computed, with its manifest's,
+// and reports whether they match.
+func (it *Iterator) checkDigest() bool {
+	if it.digest != nil && it.wantDigest != "" && it.err == nil {
 		if sum := hexSum(it.digest); sum != it.wantDigest {
 			it.err = errorf(manifestPath, 0, -1, ErrCorrupt, "%s digest is %s, the manifest says %s", it.stream, sum, it.wantDigest)
+			return false
 		}
 	}
-	it.release()
+	return true
 }
 
 // Line returns the current record's line, with its LF, exactly as stored. It is valid until the next

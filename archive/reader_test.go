@@ -218,7 +218,7 @@ func TestOpenErrors(t *testing.T) {
 	require.ErrorIs(t, err, ErrNotArchive)
 	_, err = Open(filepath.Join(vectorsDir, "incomplete"))
 	require.ErrorIs(t, err, ErrIncomplete)
-	assert.Contains(t, err.Error(), "incomplete archive (run export with --resume)")
+	assert.Contains(t, err.Error(), "incomplete archive")
 }
 
 func TestIteratorCancelled(t *testing.T) {

@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/segmentio/encoding/json"
+
+	"github.com/axarchive/axarchive/archive/internal/jsonline"
 )
 
 // Record is one Axon Server event or snapshot, losslessly: every value the protobuf Event message can
@@ -106,12 +108,12 @@ func appendRecord(b []byte, r *Record, open string) []byte {
 	b = append(b, open...)
 	b = strconv.AppendInt(b, r.Token, 10)
 	b = append(b, `,"messageId":`...)
-	b = appendString(b, r.MessageID)
+	b = jsonline.AppendString(b, r.MessageID)
 	if r.AggregateID != "" || r.AggregateType != "" || r.Sequence != 0 {
 		b = append(b, `,"aggregateId":`...)
-		b = appendString(b, r.AggregateID)
+		b = jsonline.AppendString(b, r.AggregateID)
 		b = append(b, `,"aggregateType":`...)
-		b = appendString(b, r.AggregateType)
+		b = jsonline.AppendString(b, r.AggregateType)
 		b = append(b, `,"sequence":`...)
 		b = strconv.AppendInt(b, r.Sequence, 10)
 	}
@@ -149,12 +151,12 @@ func appendRecord(b []byte, r *Record, open string) []byte {
 
 func appendObject(b []byte, o *Object) []byte {
 	b = append(b, `{"type":`...)
-	b = appendString(b, o.Type)
+	b = jsonline.AppendString(b, o.Type)
 	b = append(b, `,"revision":`...)
-	b = appendString(b, o.Revision)
+	b = jsonline.AppendString(b, o.Revision)
 	if utf8.Valid(o.Data) {
 		b = append(b, `,"encoding":"text","data":`...)
-		b = appendString(b, o.Data)
+		b = jsonline.AppendString(b, o.Data)
 	} else {
 		b = append(b, `,"encoding":"base64","data":"`...)
 		b = base64.StdEncoding.AppendEncode(b, o.Data)
@@ -165,11 +167,11 @@ func appendObject(b []byte, o *Object) []byte {
 
 func appendMeta(b []byte, m *Meta) []byte {
 	b = append(b, `{"key":`...)
-	b = appendString(b, m.Key)
+	b = jsonline.AppendString(b, m.Key)
 	switch m.Kind {
 	case MetaText:
 		b = append(b, `,"text":`...)
-		b = appendString(b, m.Text)
+		b = jsonline.AppendString(b, m.Text)
 	case MetaNumber:
 		b = append(b, `,"number":"`...)
 		b = strconv.AppendInt(b, m.Number, 10)
@@ -263,66 +265,6 @@ func quickSubnormal(s string) (float64, bool) {
 	return 0, false
 }
 
-const hexDigits = "0123456789abcdef"
-
-// needsEscape8 reports whether any of the 8 bytes packed in x is a control character, a quote or a
-// backslash, with the word tricks of "Bit Twiddling Hacks" (determine if a word has a byte less than n,
-// has a zero byte): a byte of 0x80 or more never counts.
-func needsEscape8(x uint64) bool {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	quote := x ^ (ones * '"')
-	backslash := x ^ (ones * '\\')
-	return ((x-ones*0x20)&^x|(quote-ones)&^quote|(backslash-ones)&^backslash)&highs != 0
-}
-
-// skipPlain returns the first index from i on where fewer than 8 bytes remain or a run of 8 holds a byte
-// that needs escaping: the scanners then look at one byte at a time only where it matters.
-func skipPlain[S string | []byte](s S, i int) int {
-	for i+8 <= len(s) && !needsEscape8(uint64(s[i])|uint64(s[i+1])<<8|uint64(s[i+2])<<16|uint64(s[i+3])<<24|
-		uint64(s[i+4])<<32|uint64(s[i+5])<<40|uint64(s[i+6])<<48|uint64(s[i+7])<<56) {
-		i += 8
-	}
-	return i
-}
-
-// appendString writes s as a JSON string. Only what JSON requires is escaped (quote, backslash, control
-// characters), so XML and JSON payloads stay readable; the short escapes are used where JSON has them.
-func appendString[S string | []byte](b []byte, s S) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		if i = skipPlain(s, i); i == len(s) {
-			break
-		}
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"':
-			b = append(b, '\\', '"')
-		case '\\':
-			b = append(b, '\\', '\\')
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		case '\b':
-			b = append(b, '\\', 'b')
-		case '\f':
-			b = append(b, '\\', 'f')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
-
 // jsonRecord mirrors the JSON shape for decoding. Pointers tell a missing key from a zero value; the
 // canonical check afterwards (re-encode and compare) rejects every shape the encoder would not write.
 type jsonRecord struct {
@@ -371,7 +313,7 @@ func parseRecord(line []byte, r *Record, snapshot bool) error {
 	if n := len(body); n > 0 && body[n-1] == '\n' {
 		body = body[:n-1]
 	}
-	if se := checkJSONShape(body); se != nil {
+	if se := jsonline.CheckShape(body); se != nil {
 		return fmt.Errorf("%w: %w", ErrRecord, se)
 	}
 	var j jsonRecord
@@ -436,17 +378,9 @@ func parseRecord(line []byte, r *Record, snapshot bool) error {
 		canon = AppendEventJSON(make([]byte, 0, len(line)+1), r)
 	}
 	if string(canon[:len(canon)-1]) != string(body) {
-		return fmt.Errorf("%w: not in canonical form (expected %s)", ErrRecord, truncateForError(canon[:len(canon)-1]))
+		return fmt.Errorf("%w: not in canonical form (expected %s)", ErrRecord, jsonline.Excerpt(canon[:len(canon)-1]))
 	}
 	return nil
-}
-
-func truncateForError(b []byte) string {
-	const max = 200
-	if len(b) > max {
-		return string(b[:max]) + "…"
-	}
-	return string(b)
 }
 
 func (j *jsonObject) object() (Object, error) {

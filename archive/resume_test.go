@@ -64,7 +64,7 @@ func (f *resumeFixture) resumeAndCompare(t *testing.T, dir string) *Writer {
 	}
 	_, err = mustOpen(t, dir).Verify(context.Background(), VerifyOptions{})
 	require.NoError(t, err)
-	w.next = next // for the caller's assertions
+	w.events.next = next // for the caller's assertions
 	return w
 }
 
@@ -127,12 +127,12 @@ func TestResume(t *testing.T) {
 				require.NoError(t, w.WriteSnapshot(&f.snaps[i]))
 			}
 			require.NoError(t, w.Suspend())
-			require.ErrorIs(t, w.WriteEvent(&f.evs[0]), ErrClosed)
+			require.ErrorIs(t, w.WriteEvent(&f.evs[0]), errClosed)
 			if tc.damage != nil {
 				tc.damage(t, dir, before)
 			}
 			w = f.resumeAndCompare(t, dir)
-			assert.Equal(t, tc.wantNext, w.next)
+			assert.Equal(t, tc.wantNext, w.events.next)
 		})
 	}
 }
@@ -289,7 +289,7 @@ func TestNotStarted(t *testing.T) {
 	require.ErrorIs(t, err, ErrNotStarted)
 	w, err := Create(dir, opts)
 	require.NoError(t, err)
-	require.NoError(t, w.Abort())
+	require.NoError(t, w.Suspend())
 
 	for name, extra := range map[string]func(dir string) error{
 		"file in data/events": func(dir string) error {

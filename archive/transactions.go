@@ -9,23 +9,25 @@ import (
 	"strconv"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/axarchive/axarchive/archive/internal/jsonline"
 )
 
-// TxRun is one record of the transactions stream (SPEC.md, "Transactions"): Repeat consecutive
+// txRun is one record of the transactions stream (SPEC.md, "Transactions"): Repeat consecutive
 // transactions of Events events each, the first starting at Token. Runs keep the stream small: a store
 // written one event per transaction is one line per chunk of events, not one per event.
-type TxRun struct {
+type txRun struct {
 	Token  int64 `json:"token"`
 	Events int64 `json:"events"`
 	Repeat int64 `json:"repeat"`
 }
 
 // next returns the token after the run's last event.
-func (r TxRun) next() int64 { return r.Token + r.Events*r.Repeat }
+func (r txRun) next() int64 { return r.Token + r.Events*r.Repeat }
 
 // appendTxLine appends the canonical line of r, with its LF.
-func appendTxLine(dst []byte, r TxRun) []byte {
-	dst = append(dst, eventPrefix...)
+func appendTxLine(dst []byte, r txRun) []byte {
+	dst = append(dst, jsonline.EventPrefix...)
 	dst = strconv.AppendInt(dst, r.Token, 10)
 	dst = append(dst, `,"events":`...)
 	dst = strconv.AppendInt(dst, r.Events, 10)
@@ -35,8 +37,8 @@ func appendTxLine(dst []byte, r TxRun) []byte {
 }
 
 // parseTxLine accepts exactly the canonical line of a run, with token ≥ 0 and events and repeat ≥ 1.
-func parseTxLine(line []byte) (TxRun, error) {
-	var r TxRun
+func parseTxLine(line []byte) (txRun, error) {
+	var r txRun
 	rest := line
 	field := func(prefix string, min int64) (int64, bool) {
 		if !bytes.HasPrefix(rest, []byte(prefix)) {
@@ -58,7 +60,7 @@ func parseTxLine(line []byte) (TxRun, error) {
 		return n, true
 	}
 	var ok1, ok2, ok3 bool
-	r.Token, ok1 = field(eventPrefix, 0)
+	r.Token, ok1 = field(jsonline.EventPrefix, 0)
 	if ok1 {
 		r.Events, ok2 = field(`,"events":`, 1)
 	}
@@ -66,61 +68,47 @@ func parseTxLine(line []byte) (TxRun, error) {
 		r.Repeat, ok3 = field(`,"repeat":`, 1)
 	}
 	if !ok3 || string(rest) != "}\n" {
-		return TxRun{}, fmt.Errorf("%w: not a canonical transactions record {\"token\":T,\"events\":K,\"repeat\":R} with T ≥ 0, K ≥ 1, R ≥ 1", ErrRecord)
+		return txRun{}, fmt.Errorf("%w: not a canonical transactions record {\"token\":T,\"events\":K,\"repeat\":R} with T ≥ 0, K ≥ 1, R ≥ 1", ErrRecord)
 	}
 	return r, nil
 }
 
 // txFollower checks that runs, in order, group exactly the tokens of an unfiltered archive: from the
 // first token to the last, without a gap token inside a transaction, skipping declared gaps between
-// transactions.
+// transactions (the order rules of sequence.go, applied to the runs' tokens).
 type txFollower struct {
-	m        *Manifest
-	expected int64 // next token to be grouped
-	gapIdx   int
-	count    int64 // transactions seen
+	m     *Manifest
+	order tokenOrder // next: the next token to be grouped
+	count int64      // transactions seen
 }
 
 func newTxFollower(m *Manifest) *txFollower {
-	f := &txFollower{m: m, expected: m.Events.FirstToken}
-	f.skipGaps()
-	return f
-}
-
-func (f *txFollower) skipGaps() {
-	for f.gapIdx < len(f.m.Gaps) && f.m.Gaps[f.gapIdx].From <= f.expected {
-		if g := f.m.Gaps[f.gapIdx]; g.To >= f.expected {
-			f.expected = g.To + 1
-		}
-		f.gapIdx++
-	}
+	return &txFollower{m: m, order: newEventOrder(Range{First: m.Events.FirstToken, Last: m.Events.LastToken}, m.Gaps, true)}
 }
 
 // follow checks the next run.
-func (f *txFollower) follow(r TxRun) error {
+func (f *txFollower) follow(r txRun) error {
 	last := f.m.Events.LastToken
-	if r.Token != f.expected {
-		return fmt.Errorf("%w: the run starts at token %d, the next token to group is %d", ErrSequence, r.Token, f.expected)
+	if r.Token != f.order.next {
+		return fmt.Errorf("%w: the run starts at token %d, the next token to group is %d", ErrSequence, r.Token, f.order.next)
 	}
 	// Sizes from an archive must not overflow: the run must fit in the range before it is multiplied.
 	if r.Events > last-r.Token+1 || r.Repeat > (last-r.Token+1)/r.Events {
 		return fmt.Errorf("%w: %d transactions of %d events from token %d run past the last token %d", ErrSequence, r.Repeat, r.Events, r.Token, last)
 	}
 	end := r.next()
-	if f.gapIdx < len(f.m.Gaps) && f.m.Gaps[f.gapIdx].From < end {
-		g := f.m.Gaps[f.gapIdx]
+	if g, ok := f.order.nextGap(); ok && g.From < end {
 		return fmt.Errorf("%w: the run of tokens %d to %d holds the gap %d to %d", ErrSequence, r.Token, end-1, g.From, g.To)
 	}
-	f.expected = end
+	f.order.take(end - 1)
 	f.count = addSatInt(f.count, r.Repeat)
-	f.skipGaps()
 	return nil
 }
 
 // finish checks, after the last run, that every token was grouped and the count is the manifest's.
 func (f *txFollower) finish() error {
-	if f.expected <= f.m.Events.LastToken {
-		return fmt.Errorf("%w: tokens %d to %d are in no transaction", ErrSequence, f.expected, f.m.Events.LastToken)
+	if from, to, missing := f.order.missingAtEnd(); missing {
+		return fmt.Errorf("%w: tokens %d to %d are in no transaction", ErrSequence, from, to)
 	}
 	if f.count != f.m.Transactions.Count {
 		return fmt.Errorf("%w: the runs hold %d transactions, the manifest says %d", ErrCorrupt, f.count, f.m.Transactions.Count)
@@ -135,19 +123,19 @@ func addSatInt(a, b int64) int64 {
 	return a + b
 }
 
-// TxIterator reads the transactions stream of an archive, run by run, checking each line's form, the
+// txIterator reads the transactions stream of an archive, run by run, checking each line's form, the
 // chunks against the manifest, and that the runs group exactly the archive's event tokens.
 //
-//	it := a.Transactions(ctx)
+//	it := a.transactionRuns(ctx)
 //	defer it.Close()
 //	for it.Next() {
 //		run := it.Run()
 //	}
 //	if err := it.Err(); err != nil { … }
-type TxIterator struct {
+type txIterator struct {
 	it     *Iterator
 	follow *txFollower
-	run    TxRun
+	run    txRun
 	err    error
 }
 
@@ -156,16 +144,16 @@ func (a *Archive) HasTransactions() bool { return a.m.Transactions != nil }
 
 // Transactions returns an iterator over the archive's transaction runs; it yields nothing when the
 // archive records no transactions (see HasTransactions).
-func (a *Archive) Transactions(ctx context.Context) *TxIterator {
+func (a *Archive) transactionRuns(ctx context.Context) *txIterator {
 	digest := ""
 	if a.m.Transactions != nil {
 		digest = a.m.Transactions.SHA256
 	}
-	return &TxIterator{it: a.newIterator(ctx, StreamTransactions, math.MinInt64, digest), follow: newTxFollower(a.m)}
+	return &txIterator{it: a.newIterator(ctx, StreamTransactions, math.MinInt64, digest), follow: newTxFollower(a.m)}
 }
 
 // Next advances to the next run.
-func (t *TxIterator) Next() bool {
+func (t *txIterator) Next() bool {
 	if t.err != nil {
 		return false
 	}
@@ -193,19 +181,19 @@ func (t *TxIterator) Next() bool {
 }
 
 // Run returns the current run.
-func (t *TxIterator) Run() TxRun { return t.run }
+func (t *txIterator) Run() txRun { return t.run }
 
 // Err returns the error that stopped the iteration, or nil after a verified end.
-func (t *TxIterator) Err() error { return t.err }
+func (t *txIterator) Err() error { return t.err }
 
 // Close releases the iterator's file and decoder.
-func (t *TxIterator) Close() error { return t.it.Close() }
+func (t *txIterator) Close() error { return t.it.Close() }
 
 // TxCursor tells, for the event tokens of an archive in increasing order, which ones end a transaction
 // of the source: what an import needs to keep the source's grouping.
 type TxCursor struct {
-	it  *TxIterator
-	run TxRun
+	it  *txIterator
+	run txRun
 	ok  bool
 }
 
@@ -215,7 +203,7 @@ func (a *Archive) TxCursor(ctx context.Context) *TxCursor {
 	if a.m.Transactions == nil {
 		return nil
 	}
-	return &TxCursor{it: a.Transactions(ctx)}
+	return &TxCursor{it: a.transactionRuns(ctx)}
 }
 
 // Ends reports whether the event at token is the last of its transaction. Tokens must be asked in
@@ -248,7 +236,7 @@ type txWriter struct {
 	hash  hash.Hash
 	count int64 // transactions ended (in lines and in run)
 	lines int64
-	run   TxRun // not yet a line; Repeat 0 when there is none
+	run   txRun // not yet a line; Repeat 0 when there is none
 	start int64 // first token of the transaction not yet ended, -1
 	line  []byte
 }
@@ -261,10 +249,10 @@ func (w *Writer) EndTransaction() error {
 		return err
 	}
 	if w.tx == nil {
-		return w.fail(fmt.Errorf("end transaction: %w: the archive does not record transactions", ErrState))
+		return w.fail(fmt.Errorf("end transaction: %w: the archive does not record transactions", errState))
 	}
 	if w.tx.start < 0 {
-		return w.fail(fmt.Errorf("end transaction: %w: no event since the last transaction ended", ErrState))
+		return w.fail(fmt.Errorf("end transaction: %w: no event since the last transaction ended", errState))
 	}
 	return w.endTx()
 }
@@ -275,7 +263,7 @@ func (w *Writer) endTx() error {
 	if t == nil || t.start < 0 {
 		return nil
 	}
-	size := w.next - t.start
+	size := w.events.next - t.start
 	t.count++
 	if t.run.Repeat > 0 && t.run.Events == size && t.run.next() == t.start {
 		t.run.Repeat++
@@ -283,7 +271,7 @@ func (w *Writer) endTx() error {
 		if err := w.flushTxRun(); err != nil {
 			return err
 		}
-		t.run = TxRun{Token: t.start, Events: size, Repeat: 1}
+		t.run = txRun{Token: t.start, Events: size, Repeat: 1}
 	}
 	t.start = -1
 	return nil
@@ -306,7 +294,7 @@ func (w *Writer) flushTxRun() error {
 		return w.fail(fmt.Errorf("write transactions (token %d): %w", t.run.Token, err))
 	}
 	t.lines++
-	t.run = TxRun{}
+	t.run = txRun{}
 	return nil
 }
 

@@ -267,8 +267,8 @@ func splitLines(b []byte) [][]byte {
 func TestParseTxLine(t *testing.T) {
 	r, err := parseTxLine([]byte(`{"token":0,"events":2,"repeat":231}` + "\n"))
 	require.NoError(t, err)
-	assert.Equal(t, TxRun{Token: 0, Events: 2, Repeat: 231}, r)
-	assert.Equal(t, `{"token":7,"events":1,"repeat":3}`+"\n", string(appendTxLine(nil, TxRun{7, 1, 3})))
+	assert.Equal(t, txRun{Token: 0, Events: 2, Repeat: 231}, r)
+	assert.Equal(t, `{"token":7,"events":1,"repeat":3}`+"\n", string(appendTxLine(nil, txRun{7, 1, 3})))
 	for _, bad := range []string{
 		`{"token":0,"events":0,"repeat":1}`, `{"token":0,"events":1,"repeat":0}`, `{"token":-1,"events":1,"repeat":1}`,
 		`{"token":01,"events":1,"repeat":1}`, `{"token":0, "events":1,"repeat":1}`, `{"token":0,"events":1,"repeat":1}`,

@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/axarchive/axarchive/archive/internal/jsonline"
 	"github.com/axarchive/axarchive/schema"
 )
 
@@ -82,7 +83,7 @@ func (s *recordSchema) appendProjection(b []byte, r *Record) []byte {
 	if r.Timestamp >= minRFC3339Millis && r.Timestamp <= maxRFC3339Millis {
 		b = append(b, `,"time":`...)
 		if s.timeAlways {
-			b = appendString(b, schema.ExemplarTime)
+			b = jsonline.AppendString(b, schema.ExemplarTime)
 		} else {
 			var tb [32]byte
 			t := time.UnixMilli(r.Timestamp).UTC().AppendFormat(tb[:0], "2006-01-02T15:04:05.000Z")
@@ -134,9 +135,9 @@ func compareBytes(x, y []byte) int {
 // patterned appends the exemplar when v matches the pattern, else v itself as a JSON string.
 func (s *recordSchema) patterned(b, v []byte, re *regexp.Regexp, exemplar string) []byte {
 	if re.Match(v) {
-		return appendString(b, exemplar)
+		return jsonline.AppendString(b, exemplar)
 	}
-	return appendString(b, v)
+	return jsonline.AppendString(b, v)
 }
 
 func (s *recordSchema) appendObject(b []byte, o *Object) []byte {
@@ -151,7 +152,7 @@ func (s *recordSchema) appendObject(b []byte, o *Object) []byte {
 // appendBase64 is patterned for the base64 of data, which is never empty here (empty data is text).
 func (s *recordSchema) appendBase64(b, data []byte) []byte {
 	if s.base64Always && len(data) > 0 {
-		return appendString(b, schema.ExemplarBase64)
+		return jsonline.AppendString(b, schema.ExemplarBase64)
 	}
 	return s.patterned(b, base64.StdEncoding.AppendEncode(nil, data), s.base64RE, schema.ExemplarBase64)
 }
@@ -164,7 +165,7 @@ func (s *recordSchema) appendMeta(b []byte, m *Meta) []byte {
 	case MetaNumber:
 		b = append(b, `,"number":`...)
 		if s.numberAlways {
-			b = appendString(b, schema.ExemplarNumber)
+			b = jsonline.AppendString(b, schema.ExemplarNumber)
 		} else {
 			b = s.patterned(b, strconv.AppendInt(nil, m.Number, 10), s.numberRE, schema.ExemplarNumber)
 		}

@@ -1,7 +1,6 @@
 package archive
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -15,12 +14,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/axarchive/axarchive/internal/crashpoint"
+	"github.com/axarchive/axarchive/archive/internal/bagit"
+	"github.com/axarchive/axarchive/archive/internal/zstdframe"
 )
 
 // Options configure a new archive. The zero value is not enough: Source and Range must be set. On
@@ -41,8 +40,8 @@ type Options struct {
 	// Previous.LastToken+1.
 	Previous *Link
 	// ChunkBytes and ChunkRecords rotate chunks: a chunk is closed before a record that would take it
-	// over ChunkBytes of JSON Lines or ChunkRecords records. Zero means DefaultChunkBytes and
-	// DefaultChunkRecords.
+	// over ChunkBytes of JSON Lines or ChunkRecords records. Zero means 64 MiB and a million
+	// records.
 	ChunkBytes   int64
 	ChunkRecords int64
 	// Level is the zstd compression level (1 to 22, mapped onto klauspost/compress's four levels);
@@ -80,7 +79,7 @@ type SignFunc func(message []byte) ([]byte, error)
 // next one starts, so an interrupted export loses at most one chunk of work and Resume continues it.
 //
 // A Writer is not safe for concurrent use. Its errors are sticky: after one, every method returns it
-// (Suspend and Abort still clean up). Close is idempotent.
+// (Suspend still cleans up). Close is idempotent.
 type Writer struct {
 	dir  string
 	opts Options
@@ -92,8 +91,8 @@ type Writer struct {
 	open  bool // chunk holds an open chunk
 
 	// Running state, ahead of the journal by the open chunk.
-	next       int64 // next expected event token
-	lastPos    int64
+	events     tokenOrder // next: the next event token expected
+	snapshots  tokenOrder // prev: the last position
 	eventsDone bool
 	evHash     hash.Hash
 	snHash     hash.Hash
@@ -143,7 +142,7 @@ func checkOptions(opts *Options) error {
 		return fmt.Errorf("invalid token range %d-%d", r.First, r.Last)
 	}
 	if p := opts.Previous; p != nil {
-		if len(p.Fingerprint) != 64 || !isHex(p.Fingerprint) || strings.ToLower(p.Fingerprint) != p.Fingerprint {
+		if len(p.Fingerprint) != 64 || !bagit.IsHex(p.Fingerprint) || strings.ToLower(p.Fingerprint) != p.Fingerprint {
 			return fmt.Errorf("previous archive fingerprint %q is not a lower-case hex SHA-256", p.Fingerprint)
 		}
 		if p.LastToken+1 != r.First {
@@ -154,10 +153,10 @@ func checkOptions(opts *Options) error {
 		return fmt.Errorf("negative chunk limits")
 	}
 	if opts.ChunkBytes == 0 {
-		opts.ChunkBytes = DefaultChunkBytes
+		opts.ChunkBytes = defaultChunkBytes
 	}
 	if opts.ChunkRecords == 0 {
-		opts.ChunkRecords = DefaultChunkRecords
+		opts.ChunkRecords = defaultChunkRecords
 	}
 	if opts.Level < 0 || opts.Level > 22 {
 		return fmt.Errorf("zstd level %d: want 1 to 22", opts.Level)
@@ -249,7 +248,7 @@ func Create(dir string, opts Options) (*Writer, error) {
 	}
 	if len(opts.Recipients) > 0 {
 		// Version 2 of the journal: a version-1 writer would resume it unencrypted.
-		w.j.Version, w.j.Encrypted = VersionEncryption, true
+		w.j.Version, w.j.Encrypted = versionEncryption, true
 	}
 	if opts.Transactions {
 		// Version 2 of the journal, too: a version-1 writer would resume it without the transactions.
@@ -306,12 +305,16 @@ func (w *Writer) start() error {
 	if w.snHash, err = unmarshalHash(j.Snapshots.Hash); err != nil {
 		return errorf(journalPath, 0, -1, ErrCorrupt, "snapshots %v", err)
 	}
-	w.next, w.lastPos, w.eventsDone = j.NextToken, j.LastPosition, j.EventsDone
+	w.eventsDone = j.EventsDone
 	w.evTypes = typeCounterFrom(j.Events.Types, j.Events.OtherTypes)
 	w.snTypes = typeCounterFrom(j.Snapshots.Types, j.Snapshots.OtherTypes)
 	w.evCount, w.snCount = j.Events.Count, j.Snapshots.Count
 	w.gaps = slices.Clone(j.Gaps)
-	w.enc, err = newEncoder(j.Level)
+	w.events = newEventOrder(w.opts.Range, w.gaps, w.opts.Filter == nil)
+	w.events.next = j.NextToken
+	w.snapshots = newSnapshotOrder(w.opts.Source.Kind == SourceServer)
+	w.snapshots.prev, w.snapshots.next = j.LastPosition, j.LastPosition+1
+	w.enc, err = zstdframe.NewEncoder(j.Level)
 	if err != nil {
 		return fmt.Errorf("zstd encoder: %w", err)
 	}
@@ -321,275 +324,11 @@ func (w *Writer) start() error {
 		if t.hash, err = unmarshalHash(jt.Hash); err != nil {
 			return errorf(journalPath, 0, -1, ErrCorrupt, "transactions %v", err)
 		}
-		if t.enc, err = newEncoder(j.Level); err != nil {
+		if t.enc, err = zstdframe.NewEncoder(j.Level); err != nil {
 			return fmt.Errorf("zstd encoder: %w", err)
 		}
 		t.chunk = chunkWriter{enc: t.enc, sync: w.sync, recipients: w.opts.Recipients}
 		w.tx = t
-	}
-	return nil
-}
-
-// Resume reopens the incomplete archive in dir to continue an interrupted export. The options must
-// describe the same export: a different Source, Filter, Snapshots or Previous is refused with
-// ErrMismatch naming the field; Range, chunking, level, tool and created time are taken from the
-// journal (see Writer.Options). Resume re-hashes every committed chunk (a damaged one is ErrCorrupt),
-// deletes temporary files and any chunk written after the last journal update, and returns ErrComplete
-// for a finished archive.
-func Resume(dir string, opts Options) (*Writer, error) {
-	if err := normalize(&opts); err != nil {
-		return nil, fmt.Errorf("resume archive %s: %w", dir, err)
-	}
-	j, err := readJournal(dir)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			if _, merr := os.Lstat(filepath.Join(dir, filepath.FromSlash(manifestPath))); merr == nil {
-				return nil, fmt.Errorf("resume archive %s: %w", dir, ErrComplete)
-			}
-			if unborn(dir) {
-				return nil, fmt.Errorf("resume archive %s: %w", dir, ErrNotStarted)
-			}
-			return nil, fmt.Errorf("resume archive %s: %w: no %s", dir, ErrNotArchive, journalPath)
-		}
-		return nil, fmt.Errorf("resume archive %s: %w", dir, err)
-	}
-	if err := checkJournal(j); err != nil {
-		return nil, fmt.Errorf("resume archive %s: %w", dir, err)
-	}
-	if err := sameExport(j, &opts); err != nil {
-		return nil, fmt.Errorf("resume archive %s: %w", dir, err)
-	}
-	w := &Writer{dir: dir, j: *j, sync: !opts.NoSync}
-	w.opts = Options{
-		Source: j.Source, Range: j.Range, Filter: j.Filter, Snapshots: j.SnapshotMode, Previous: j.Previous,
-		ChunkBytes: j.Chunking.MaxBytes, ChunkRecords: j.Chunking.MaxRecords, Level: j.Level,
-		Tool: j.Tool, Created: j.Created, NoSync: opts.NoSync, Transactions: j.Transactions != nil, Sign: opts.Sign,
-		Recipients: opts.Recipients, Identities: opts.Identities,
-	}
-	if err := w.cleanup(); err != nil {
-		return nil, fmt.Errorf("resume archive %s: %w", dir, err)
-	}
-	if err := w.start(); err != nil {
-		return nil, fmt.Errorf("resume archive %s: %w", dir, err)
-	}
-	return w, nil
-}
-
-func encryptionWord(encrypted bool) string {
-	if encrypted {
-		return "recipients"
-	}
-	return "no recipients"
-}
-
-func signingWord(signed bool) string {
-	if signed {
-		return "a signing key"
-	}
-	return "no signing key"
-}
-
-// sameExport compares the options that make an archive different.
-func sameExport(j *journal, opts *Options) error {
-	mismatch := func(field string, was, is any) error {
-		return fmt.Errorf("%w: %s: the interrupted export has %v, this one %v", ErrMismatch, field, was, is)
-	}
-	if j.Source != opts.Source {
-		return mismatch("source", describeSource(j.Source), describeSource(opts.Source))
-	}
-	if !sameFilter(j.Filter, opts.Filter) {
-		return mismatch("filter", describeFilter(j.Filter), describeFilter(opts.Filter))
-	}
-	if j.SnapshotMode != opts.Snapshots {
-		return mismatch("snapshots", j.SnapshotMode, opts.Snapshots)
-	}
-	if (j.Previous == nil) != (opts.Previous == nil) || (j.Previous != nil && *j.Previous != *opts.Previous) {
-		return mismatch("previous archive", describeLink(j.Previous), describeLink(opts.Previous))
-	}
-	if (j.Transactions != nil) != opts.Transactions {
-		return mismatch("transactions recorded", j.Transactions != nil, opts.Transactions)
-	}
-	if j.Encrypted != (len(opts.Recipients) > 0) {
-		return mismatch("encryption", encryptionWord(j.Encrypted), encryptionWord(len(opts.Recipients) > 0))
-	}
-	if j.Signed != (opts.Sign != nil) {
-		return mismatch("signing", signingWord(j.Signed), signingWord(opts.Sign != nil))
-	}
-	return nil
-}
-
-func sameFilter(a, b *Filter) bool {
-	if a == nil || b == nil {
-		return a == nil && b == nil
-	}
-	eq := func(x, y []string) bool {
-		x, y = slices.Clone(x), slices.Clone(y)
-		slices.Sort(x)
-		slices.Sort(y)
-		return slices.Equal(slices.Compact(x), slices.Compact(y))
-	}
-	return eq(a.IncludeTypes, b.IncludeTypes) && eq(a.ExcludeTypes, b.ExcludeTypes) && eq(a.AggregateTypes, b.AggregateTypes)
-}
-
-func describeFilter(f *Filter) string {
-	if f == nil {
-		return "none"
-	}
-	return fmt.Sprintf("include %v, exclude %v, aggregate types %v", f.IncludeTypes, f.ExcludeTypes, f.AggregateTypes)
-}
-
-func describeLink(l *Link) string {
-	if l == nil {
-		return "none"
-	}
-	return fmt.Sprintf("%s (last token %d)", l.Fingerprint, l.LastToken)
-}
-
-// checkJournal makes sure a journal read from disk is one this package could have written, so that its
-// paths are safe to use and its state consistent.
-func checkJournal(j *journal) error {
-	bad := func(format string, args ...any) error {
-		return errorf(journalPath, 0, -1, ErrCorrupt, format, args...)
-	}
-	r := j.Range
-	if r.First < 0 || r.Last < r.First-1 || r.Last == math.MaxInt64 {
-		return bad("invalid range %d-%d", r.First, r.Last)
-	}
-	if j.Chunking.MaxBytes <= 0 || j.Chunking.MaxRecords <= 0 || j.Level < 1 || j.Level > 22 {
-		return bad("invalid chunking or level")
-	}
-	if j.NextToken < r.First || j.NextToken > r.Last+1 || (j.EventsDone && j.NextToken != r.Last+1) {
-		return bad("next token %d outside the range %d-%d", j.NextToken, r.First, r.Last)
-	}
-	switch j.SnapshotMode {
-	case SnapshotsAll, SnapshotsLatest, SnapshotsNone:
-	default:
-		return bad("snapshot mode %q", j.SnapshotMode)
-	}
-	if j.LastPosition < -1 {
-		return bad("last position %d", j.LastPosition)
-	}
-	var counts [3]int64
-	last := [3]int64{r.First - 1, -1, r.First - 1}
-	for _, c := range j.Chunks {
-		stream, first, ok := parseChunkName(c.Path)
-		if !ok || stream != c.Stream || first != c.First || c.Last < c.First || c.Records < 1 {
-			return bad("invalid chunk %q", c.Path)
-		}
-		s := streamIndex(stream)
-		if s == 2 && j.Transactions == nil {
-			return bad("transactions chunk %q in a journal without transactions", c.Path)
-		}
-		if c.First <= last[s] {
-			return bad("chunk %q out of order", c.Path)
-		}
-		last[s] = c.Last
-		counts[s] += c.Records
-	}
-	if last[0] >= j.NextToken || last[1] != j.LastPosition || counts[0] != j.Events.Count || counts[1] != j.Snapshots.Count {
-		return bad("chunks do not match the committed state")
-	}
-	if t := j.Transactions; t != nil {
-		if counts[2] != t.Lines || last[2] >= j.NextToken || t.Open >= j.NextToken || t.Open < -1 ||
-			t.Run.Repeat < 0 || t.Run.Events < 0 || (t.Run.Repeat > 0 && (t.Run.Token <= last[2] || t.Run.Events < 1)) {
-			return bad("transactions do not match the committed state")
-		}
-	}
-	return nil
-}
-
-// cleanup removes what an interrupted run left that the journal does not cover: temporary files,
-// chunks renamed after the last journal update, and the manifest and BagIt files of an interrupted
-// Close. Every committed chunk is re-hashed. Files that axarchive does not write are left alone and
-// refused.
-func (w *Writer) cleanup() error {
-	committed := map[string]*ChunkInfo{}
-	for i := range w.j.Chunks {
-		committed[w.j.Chunks[i].Path] = &w.j.Chunks[i]
-	}
-	remove := func(rel string) error {
-		if err := os.Remove(filepath.Join(w.dir, filepath.FromSlash(rel))); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		return nil
-	}
-	for _, rel := range []string{journalPath + tmpSuffix, manifestPath, manifestPath + tmpSuffix,
-		bagitPath, bagInfoPath, bagManifestPath, tagManifestPath,
-		bagitPath + tmpSuffix, bagInfoPath + tmpSuffix, bagManifestPath + tmpSuffix, tagManifestPath + tmpSuffix} {
-		if err := remove(rel); err != nil {
-			return err
-		}
-	}
-	if fi, err := os.Lstat(filepath.Join(w.dir, dataDir)); err != nil || !fi.IsDir() || fi.Mode()&os.ModeSymlink != 0 {
-		return errorf(dataDir, 0, -1, ErrCorrupt, "not a directory")
-	}
-	streams := []string{StreamEvents, StreamSnapshots}
-	if w.j.Transactions != nil {
-		streams = append(streams, StreamTransactions)
-	}
-	for _, stream := range streams {
-		rel := dataDir + "/" + stream
-		fi, err := os.Lstat(filepath.Join(w.dir, filepath.FromSlash(rel)))
-		if errors.Is(err, fs.ErrNotExist) {
-			// Version control does not keep empty directories; recreate them.
-			if err := os.Mkdir(filepath.Join(w.dir, filepath.FromSlash(rel)), 0o755); err != nil {
-				return err
-			}
-		} else if err != nil || !fi.IsDir() || fi.Mode()&os.ModeSymlink != 0 {
-			if err == nil {
-				err = fmt.Errorf("not a directory")
-			}
-			return errorf(rel, 0, -1, ErrCorrupt, "%v", err)
-		}
-		entries, err := os.ReadDir(filepath.Join(w.dir, filepath.FromSlash(rel)))
-		if err != nil {
-			return err
-		}
-		for _, e := range entries {
-			name := stream + "/" + e.Name()
-			if _, _, ok := parseChunkName(strings.TrimSuffix(name, tmpSuffix)); !ok || !e.Type().IsRegular() {
-				return errorf(dataDir+"/"+name, 0, -1, ErrCorrupt, "unexpected file in an incomplete archive; move it away and resume again")
-			}
-			if strings.HasSuffix(name, tmpSuffix) || committed[name] == nil {
-				if err := remove(dataDir + "/" + name); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	for _, c := range w.j.Chunks {
-		if err := checkChunkFile(w.dir, &c); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// checkChunkFile compares a chunk file's size and SHA-256 with its description.
-func checkChunkFile(root string, c *ChunkInfo) error {
-	var r chunkReader
-	r.info, r.path = c, c.archivePath()
-	f, fi, err := openRegular(root, r.path)
-	if err != nil {
-		return r.fileError(err)
-	}
-	defer f.Close()
-	if fi.Size() != c.Size {
-		return errorf(r.path, 0, -1, ErrCorrupt, "size is %d bytes, the journal says %d", fi.Size(), c.Size)
-	}
-	h := sha256.New()
-	buf := make([]byte, 256<<10)
-	var n int64
-	for {
-		k, err := f.Read(buf)
-		h.Write(buf[:k])
-		n += int64(k)
-		if err != nil || n > c.Size {
-			break
-		}
-	}
-	if sum := hexSum(h); n != c.Size || sum != c.SHA256 {
-		return errorf(r.path, 0, -1, ErrCorrupt, "sha256 is %s, the journal says %s", sum, c.SHA256)
 	}
 	return nil
 }
@@ -616,7 +355,7 @@ func (w *Writer) usable() error {
 		return w.err
 	}
 	if w.closed {
-		return ErrClosed
+		return errClosed
 	}
 	return nil
 }
@@ -628,439 +367,6 @@ func (w *Writer) fail(err error) error {
 	return err
 }
 
-// WriteEvent writes the next event. Tokens must increase and stay within the range; a token after a
-// jump is accepted when the skipped tokens were declared with AddGap or the archive has a Filter (they
-// count as filtered), else ErrGap.
-func (w *Writer) WriteEvent(r *Record) error {
-	if err := w.checkEvent(r.Token); err != nil {
-		return err
-	}
-	w.scratch = AppendEventJSON(w.scratch[:0], r)
-	var typ []byte
-	if r.Payload != nil {
-		typ = append(w.tokenBuf[:0], r.Payload.Type...)
-	}
-	return w.addEvent(r.Token, w.scratch, typ)
-}
-
-// WriteEventLine is WriteEvent for a line already encoded by AppendEventJSON (with its LF): the fast
-// path of an export that encodes on other cores. The writer checks the token and the size of the line,
-// not the rest of its encoding.
-func (w *Writer) WriteEventLine(token int64, line []byte) error {
-	if err := w.checkEvent(token); err != nil {
-		return err
-	}
-	w.tokenBuf = strconv.AppendInt(append(w.tokenBuf[:0], eventPrefix...), token, 10)
-	w.tokenBuf = append(w.tokenBuf, ',')
-	if !bytes.HasPrefix(line, w.tokenBuf) || bytes.IndexByte(line, '\n') != len(line)-1 {
-		return w.fail(fmt.Errorf("write event (token %d): %w: not a canonical line of that token", token, ErrRecord))
-	}
-	return w.addEvent(token, line, payloadTypeOf(line))
-}
-
-func (w *Writer) checkEvent(token int64) error {
-	if err := w.usable(); err != nil {
-		return err
-	}
-	switch {
-	case w.eventsDone:
-		return w.fail(fmt.Errorf("write event (token %d): %w: events are finished", token, ErrState))
-	case token < w.next:
-		return w.fail(fmt.Errorf("write event (token %d): %w: expected a token from %d on", token, ErrOrder, w.next))
-	case token > w.opts.Range.Last:
-		return w.fail(fmt.Errorf("write event (token %d): %w: the range ends at %d", token, ErrOrder, w.opts.Range.Last))
-	case token > w.next && w.opts.Filter == nil:
-		return w.fail(fmt.Errorf("write event (token %d): %w: tokens %d to %d were neither written nor declared as a gap", token, ErrGap, w.next, token-1))
-	}
-	return nil
-}
-
-func (w *Writer) addEvent(token int64, line, typ []byte) error {
-	if err := checkLine(line); err != nil {
-		return w.fail(fmt.Errorf("write event (token %d): %w", token, err))
-	}
-	if err := w.rotate(StreamEvents, token, len(line)); err != nil {
-		return err
-	}
-	if err := w.chunk.add(token, line); err != nil {
-		return w.fail(fmt.Errorf("write event (token %d): %w", token, err))
-	}
-	crashpoint.Hit("event") // faulttest: mid-chunk, after the Nth event
-	w.evTypes.add(typ)
-	w.evCount++
-	w.next = token + 1
-	if w.tx != nil && w.tx.start < 0 {
-		w.tx.start = token
-	}
-	return nil
-}
-
-// checkLine refuses lines that no reader would accept: over MaxRecordBytes, or not UTF-8 (a Record
-// whose strings are not valid UTF-8 has no JSON form).
-func checkLine(line []byte) error {
-	if len(line) > MaxRecordBytes {
-		return fmt.Errorf("%w: %d bytes", ErrTooLarge, len(line))
-	}
-	if !utf8.Valid(line) {
-		return fmt.Errorf("%w: a string of the record is not valid UTF-8", ErrRecord)
-	}
-	return nil
-}
-
-// rotate commits the open chunk if the next line does not fit, and opens a chunk if none is open.
-func (w *Writer) rotate(stream string, first int64, size int) error {
-	if w.open {
-		c := &w.chunk.info
-		if c.Records >= w.opts.ChunkRecords || c.RawSize+int64(size) > w.opts.ChunkBytes {
-			if err := w.commitChunk(); err != nil {
-				return err
-			}
-		}
-	}
-	if !w.open {
-		h := w.evHash
-		if stream == StreamSnapshots {
-			h = w.snHash
-		}
-		if err := w.chunk.open(w.dir, stream, first, h); err != nil {
-			return w.fail(err)
-		}
-		w.open = true
-	}
-	return nil
-}
-
-// commitChunk makes the open chunk durable and journals it with the state it completes.
-func (w *Writer) commitChunk() error {
-	if !w.open {
-		return nil
-	}
-	info, err := w.chunk.commit()
-	w.open = false
-	if err != nil {
-		return w.fail(err)
-	}
-	crashpoint.Hit("chunk-renamed") // faulttest: the chunk has its final name, the journal does not list it
-	j := &w.j
-	j.Chunks = append(j.Chunks, info)
-	// The transactions of the chunk's events are committed with it: a resumed export continues after
-	// the chunk's last event, so the journal must describe their grouping up to there.
-	if err := w.commitTx(); err != nil {
-		return err
-	}
-	w.snapshotState()
-	if err := j.write(w.dir, w.sync); err != nil {
-		return w.fail(err)
-	}
-	return nil
-}
-
-// snapshotState copies the running state into the journal (whose chunks already include the open
-// chunk's, or it is empty).
-func (w *Writer) snapshotState() {
-	j := &w.j
-	j.NextToken = w.next
-	j.EventsDone = w.eventsDone
-	j.LastPosition = w.lastPos
-	j.Events = journalState{Count: w.evCount, Hash: marshalHash(w.evHash), Types: w.evTypes.list(), OtherTypes: w.evTypes.other}
-	j.Snapshots = journalState{Count: w.snCount, Hash: marshalHash(w.snHash), Types: w.snTypes.list(), OtherTypes: w.snTypes.other}
-	j.Gaps = slices.Clone(w.gaps)
-	if t := w.tx; t != nil {
-		j.Transactions = &journalTx{Count: t.count, Lines: t.lines, Hash: marshalHash(t.hash), Run: t.run, Open: t.start}
-	}
-}
-
-// AddGap declares that the tokens g.From to g.To are not in the archive, for the reason g.Cause (for
-// example "unavailable" for tokens a source does not hold). g.From must be the next expected token.
-// Declaring again a gap that an earlier run committed is accepted and ignored.
-func (w *Writer) AddGap(g Gap) error {
-	if err := w.usable(); err != nil {
-		return err
-	}
-	if slices.Contains(w.gaps, g) && g.To < w.next {
-		return nil
-	}
-	switch {
-	case w.eventsDone:
-		return w.fail(fmt.Errorf("add gap %d-%d: %w: events are finished", g.From, g.To, ErrState))
-	case g.Cause == "":
-		return w.fail(fmt.Errorf("add gap %d-%d: no cause", g.From, g.To))
-	case g.From != w.next || g.To < g.From || g.To > w.opts.Range.Last:
-		return w.fail(fmt.Errorf("add gap %d-%d: %w: expected a gap from %d, within the range ending at %d", g.From, g.To, ErrOrder, w.next, w.opts.Range.Last))
-	}
-	if err := w.endTx(); err != nil { // a transaction never holds a gap
-		return err
-	}
-	if n := len(w.gaps); n > 0 && w.gaps[n-1].To+1 == g.From && w.gaps[n-1].Cause == g.Cause {
-		w.gaps[n-1].To = g.To
-	} else {
-		w.gaps = append(w.gaps, g)
-	}
-	w.next = g.To + 1
-	return nil
-}
-
-// FinishEvents closes the events stream: it commits the last events chunk and journals that the events
-// are complete. The tokens after the last event up to Range.Last count as filtered when the archive has
-// a Filter; without one they must have been declared with AddGap, else ErrGap. Calling it again is a
-// no-op.
-func (w *Writer) FinishEvents() error {
-	if err := w.usable(); err != nil {
-		return err
-	}
-	if w.eventsDone {
-		return nil
-	}
-	if last := w.opts.Range.Last; w.next <= last && w.opts.Filter == nil {
-		return w.fail(fmt.Errorf("finish events: %w: tokens %d to %d were neither written nor declared as a gap", ErrGap, w.next, last))
-	}
-	if w.tx != nil {
-		if err := w.endTx(); err != nil {
-			return err
-		}
-		if err := w.flushTxRun(); err != nil {
-			return err
-		}
-	}
-	w.next = w.opts.Range.Last + 1
-	w.eventsDone = true
-	if w.open {
-		return w.commitChunk()
-	}
-	if err := w.commitTx(); err != nil {
-		return err
-	}
-	w.snapshotState()
-	if err := w.j.write(w.dir, w.sync); err != nil {
-		return w.fail(err)
-	}
-	return nil
-}
-
-// WriteSnapshot writes the next snapshot, after FinishEvents; r.Token is its position (SPEC.md,
-// "Snapshot positions"): positions must increase, and for a SourceServer archive they are the ordinals
-// 0, 1, 2, …. With snapshot mode SnapshotsNone it returns ErrState.
-func (w *Writer) WriteSnapshot(r *Record) error {
-	if err := w.usable(); err != nil {
-		return err
-	}
-	pos := r.Token
-	switch {
-	case w.opts.Snapshots == SnapshotsNone:
-		return w.fail(fmt.Errorf("write snapshot (position %d): %w: snapshot mode is %q", pos, ErrState, SnapshotsNone))
-	case !w.eventsDone:
-		return w.fail(fmt.Errorf("write snapshot (position %d): %w: FinishEvents first", pos, ErrState))
-	case pos <= w.lastPos || pos < 0:
-		return w.fail(fmt.Errorf("write snapshot (position %d): %w: expected a position after %d", pos, ErrOrder, w.lastPos))
-	case w.opts.Source.Kind == SourceServer && pos != w.lastPos+1:
-		return w.fail(fmt.Errorf("write snapshot (position %d): %w: the snapshots of a server export are numbered 0, 1, 2, …; expected %d", pos, ErrOrder, w.lastPos+1))
-	}
-	w.scratch = AppendSnapshotJSON(w.scratch[:0], r)
-	if err := checkLine(w.scratch); err != nil {
-		return w.fail(fmt.Errorf("write snapshot (position %d): %w", pos, err))
-	}
-	if err := w.rotate(StreamSnapshots, pos, len(w.scratch)); err != nil {
-		return err
-	}
-	if err := w.chunk.add(pos, w.scratch); err != nil {
-		return w.fail(fmt.Errorf("write snapshot (position %d): %w", pos, err))
-	}
-	crashpoint.Hit("snapshot") // faulttest: in the snapshot phase, after the Nth snapshot
-	var typ []byte
-	if r.Payload != nil {
-		typ = append(w.tokenBuf[:0], r.Payload.Type...)
-	}
-	w.snTypes.add(typ)
-	w.snCount++
-	w.lastPos = pos
-	return nil
-}
-
-// AddNote records a note for the manifest. It is journaled at once; adding a note equal to one already
-// recorded (by an earlier run) does nothing.
-func (w *Writer) AddNote(n Note) error {
-	if err := w.usable(); err != nil {
-		return err
-	}
-	if n.Kind == "" {
-		return w.fail(fmt.Errorf("add note: no kind"))
-	}
-	if slices.Contains(w.j.Notes, n) {
-		return nil
-	}
-	w.j.Notes = append(w.j.Notes, n)
-	if err := w.j.write(w.dir, w.sync); err != nil {
-		return w.fail(err)
-	}
-	return nil
-}
-
-// Close completes the archive: it finishes the events if FinishEvents was not called, commits the last
-// chunk, writes data/manifest.json, then the BagIt files, and removes the journal. Only when Close
-// returns nil is the archive complete. Close is idempotent; after an error the directory stays
-// resumable.
-func (w *Writer) Close() error {
-	if w.closed {
-		if w.completed || w.err != nil {
-			return w.err
-		}
-		return ErrClosed
-	}
-	if w.err != nil {
-		w.discard()
-		return w.err
-	}
-	if err := w.FinishEvents(); err != nil {
-		w.discard()
-		return err
-	}
-	if err := w.commitChunk(); err != nil {
-		w.discard()
-		return err
-	}
-	err := w.commit()
-	w.discard()
-	if err != nil {
-		return w.fail(err)
-	}
-	w.completed = true
-	return nil
-}
-
-func (w *Writer) commit() error {
-	m, err := w.manifest()
-	if err != nil {
-		return err
-	}
-	data, err := marshalManifest(m)
-	if err != nil {
-		return fmt.Errorf("write manifest: %w", err)
-	}
-	if len(data) > maxManifestBytes {
-		return fmt.Errorf("write manifest: it would be %d bytes (%d chunks), more than the %d bytes readers accept: export again with larger chunks (--chunk-size, --chunk-records)", len(data), len(m.Chunks), maxManifestBytes)
-	}
-	// The manifest must be one that Open accepts; a failure here is a bug, and nothing is written.
-	if _, err := parseManifest(data); err != nil {
-		return fmt.Errorf("internal error: the manifest written would be invalid: %w", err)
-	}
-	if err := writeFileAtomic(w.dir, manifestPath, data, w.sync); err != nil {
-		return err
-	}
-	for _, f := range bagFiles(m, data) {
-		if err := writeFileAtomic(w.dir, f.path, f.data, w.sync); err != nil {
-			return err
-		}
-	}
-	if w.opts.Sign != nil {
-		if err := signTagManifest(w.dir, w.opts.Sign, w.sync); err != nil {
-			return err
-		}
-	}
-	crashpoint.Hit("journal-remove") // faulttest: manifest and BagIt files written, journal still there
-	if err := os.Remove(filepath.Join(w.dir, journalPath)); err != nil {
-		return fmt.Errorf("remove journal: %w", err)
-	}
-	if w.sync {
-		return syncDir(w.dir)
-	}
-	return nil
-}
-
-// manifest builds the manifest from the journal, which by now covers everything.
-func (w *Writer) manifest() (*Manifest, error) {
-	j := &w.j
-	evHash, err := unmarshalHash(j.Events.Hash)
-	if err != nil {
-		return nil, err
-	}
-	snHash, err := unmarshalHash(j.Snapshots.Hash)
-	if err != nil {
-		return nil, err
-	}
-	m := &Manifest{
-		Format: FormatName, Version: Version, Tool: j.Tool, Created: j.Created, Source: j.Source,
-		Events: EventStream{
-			FirstToken: j.Range.First, LastToken: j.Range.Last, Range: j.Range, Count: j.Events.Count,
-			SHA256: hexSum(evHash), Types: j.Events.Types, OtherTypes: j.Events.OtherTypes,
-		},
-		Snapshots: SnapshotStream{
-			Mode: j.SnapshotMode, Count: j.Snapshots.Count, SHA256: hexSum(snHash),
-			Types: j.Snapshots.Types, OtherTypes: j.Snapshots.OtherTypes,
-		},
-		Filter: j.Filter, Previous: j.Previous, Chunking: j.Chunking,
-		Gaps: j.Gaps, Notes: j.Notes, Chunks: j.Chunks,
-	}
-	var gapTokens int64
-	for _, g := range j.Gaps {
-		gapTokens += g.To - g.From + 1
-	}
-	if m.Filter != nil {
-		m.Events.Filtered = (j.Range.Last - j.Range.First + 1) - j.Events.Count - gapTokens
-	}
-	if m.Events.Types == nil {
-		m.Events.Types = []TypeCount{}
-	}
-	if m.Snapshots.Types == nil {
-		m.Snapshots.Types = []TypeCount{}
-	}
-	if m.Gaps == nil {
-		m.Gaps = []Gap{}
-	}
-	if m.Notes == nil {
-		m.Notes = []Note{}
-	}
-	if m.Chunks == nil {
-		m.Chunks = []ChunkInfo{}
-	}
-	if j.Encrypted {
-		m.Version, m.Encryption = VersionEncryption, EncryptionAge
-	}
-	if t := j.Transactions; t != nil {
-		txHash, err := unmarshalHash(t.Hash)
-		if err != nil {
-			return nil, err
-		}
-		m.Version = VersionTransactions
-		m.Transactions = &TransactionStream{Count: t.Count, Runs: t.Lines, SHA256: hexSum(txHash)}
-		// Committed with the events chunks, listed after the snapshots.
-		m.Chunks = slices.Clone(m.Chunks)
-		slices.SortStableFunc(m.Chunks, func(a, b ChunkInfo) int { return streamIndex(a.Stream) - streamIndex(b.Stream) })
-	}
-	m.Fingerprint, err = combineDigests(m.Events.SHA256, m.Snapshots.SHA256)
-	return m, err
-}
-
-// discard drops the open chunk and releases the encoder; the writer is closed afterwards.
-func (w *Writer) discard() {
-	if w.closed {
-		return
-	}
-	if w.open {
-		w.chunk.abort()
-		w.open = false
-	}
-	w.enc.Close()
-	if t := w.tx; t != nil {
-		if t.open {
-			t.chunk.abort()
-			t.open = false
-		}
-		t.enc.Close()
-	}
-	w.closed = true
-}
-
-// Suspend stops writing and leaves the directory resumable: the open chunk is discarded, everything
-// committed stays, and Resume continues from NextToken and SnapshotsCommitted. After Suspend the writer
-// is closed.
-func (w *Writer) Suspend() error {
-	w.discard()
-	return nil
-}
-
-// Abort is Suspend: an aborted export can be resumed, or its directory removed by the caller.
-func (w *Writer) Abort() error { return w.Suspend() }
-
 // CommittedEvents iterates over the events in committed chunks, verified like Archive.Events: what an
 // export resuming its snapshot phase needs to find the aggregates it exported. The iterator must be
 // closed; it does not see events written after it was created.
@@ -1071,7 +377,5 @@ func (w *Writer) CommittedEvents(ctx context.Context) *Iterator {
 			chunks = append(chunks, c)
 		}
 	}
-	it := newIterator(ctx, w.dir, StreamEvents, chunks, w.opts.Range.First, "", false)
-	it.cr.identities = w.opts.Identities
-	return it
+	return newIterator(ctx, StreamEvents, w.opts.Range.First, source{root: w.dir, chunks: chunks, identities: w.opts.Identities})
 }

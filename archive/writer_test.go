@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/axarchive/axarchive/archive/internal/jsonline"
 )
 
 func TestWriterChunkRotation(t *testing.T) {
@@ -128,11 +130,11 @@ func TestWriterErrors(t *testing.T) {
 		run     func(*Writer) error
 		wantErr error
 	}{
-		{"token before the range", nil, func(w *Writer) error { e := evs[0]; e.Token = -1; return w.WriteEvent(&e) }, ErrOrder},
+		{"token before the range", nil, func(w *Writer) error { e := evs[0]; e.Token = -1; return w.WriteEvent(&e) }, errOrder},
 		{"duplicate token", nil, func(w *Writer) error {
 			w.WriteEvent(&evs[0])
 			return w.WriteEvent(&evs[0])
-		}, ErrOrder},
+		}, errOrder},
 		{"token after the range", nil, func(w *Writer) error {
 			for i := range evs {
 				w.WriteEvent(&evs[i])
@@ -140,12 +142,12 @@ func TestWriterErrors(t *testing.T) {
 			e := evs[0]
 			e.Token = 10
 			return w.WriteEvent(&e)
-		}, ErrOrder},
-		{"gap without filter", nil, func(w *Writer) error { return w.WriteEvent(&evs[3]) }, ErrGap},
-		{"gap at the end without filter", nil, func(w *Writer) error { w.WriteEvent(&evs[0]); return w.FinishEvents() }, ErrGap},
-		{"gap not at the next token", nil, func(w *Writer) error { return w.AddGap(Gap{From: 1, To: 2, Cause: "x"}) }, ErrOrder},
-		{"gap beyond the range", nil, func(w *Writer) error { return w.AddGap(Gap{From: 0, To: 10, Cause: "x"}) }, ErrOrder},
-		{"snapshot before FinishEvents", nil, func(w *Writer) error { s := edgeSnapshots()[0]; return w.WriteSnapshot(&s) }, ErrState},
+		}, errOrder},
+		{"gap without filter", nil, func(w *Writer) error { return w.WriteEvent(&evs[3]) }, errGap},
+		{"gap at the end without filter", nil, func(w *Writer) error { w.WriteEvent(&evs[0]); return w.FinishEvents() }, errGap},
+		{"gap not at the next token", nil, func(w *Writer) error { return w.AddGap(Gap{From: 1, To: 2, Cause: "x"}) }, errOrder},
+		{"gap beyond the range", nil, func(w *Writer) error { return w.AddGap(Gap{From: 0, To: 10, Cause: "x"}) }, errOrder},
+		{"snapshot before FinishEvents", nil, func(w *Writer) error { s := edgeSnapshots()[0]; return w.WriteSnapshot(&s) }, errState},
 		{"snapshot with mode none", func(o *Options) { o.Snapshots = SnapshotsNone }, func(w *Writer) error {
 			for i := range evs {
 				w.WriteEvent(&evs[i])
@@ -153,17 +155,17 @@ func TestWriterErrors(t *testing.T) {
 			w.FinishEvents()
 			s := edgeSnapshots()[0]
 			return w.WriteSnapshot(&s)
-		}, ErrState},
+		}, errState},
 		{"event after FinishEvents", func(o *Options) { o.Range.Last = -1 }, func(w *Writer) error {
 			w.FinishEvents()
 			return w.WriteEvent(&evs[0])
-		}, ErrState},
+		}, errState},
 		{"snapshot positions not increasing", func(o *Options) { o.Range.Last = -1 }, func(w *Writer) error {
 			w.FinishEvents()
 			s := edgeSnapshots()
 			w.WriteSnapshot(&s[1])
 			return w.WriteSnapshot(&s[0])
-		}, ErrOrder},
+		}, errOrder},
 		{"server snapshot positions not ordinals", func(o *Options) {
 			o.Range.Last = -1
 			o.Source = Source{Kind: SourceServer, Address: "x:1", Context: "c"}
@@ -172,7 +174,7 @@ func TestWriterErrors(t *testing.T) {
 			s := edgeSnapshots()
 			w.WriteSnapshot(&s[0])
 			return w.WriteSnapshot(&s[1]) // position 2 after 0
-		}, ErrOrder},
+		}, errOrder},
 		{"line of another token", nil, func(w *Writer) error { return w.WriteEventLine(0, AppendEventJSON(nil, &evs[1])) }, ErrRecord},
 		{"line without LF", nil, func(w *Writer) error {
 			l := AppendEventJSON(nil, &evs[0])
@@ -185,7 +187,7 @@ func TestWriterErrors(t *testing.T) {
 		{"invalid UTF-8 in a string", nil, func(w *Writer) error { e := evs[0]; e.MessageID = "\xff"; return w.WriteEvent(&e) }, ErrRecord},
 		{"record too large", nil, func(w *Writer) error {
 			e := evs[0]
-			e.Payload = &Object{Type: "big", Data: bytes.Repeat([]byte("x"), MaxRecordBytes)}
+			e.Payload = &Object{Type: "big", Data: bytes.Repeat([]byte("x"), maxRecordBytes)}
 			return w.WriteEvent(&e)
 		}, ErrTooLarge},
 		{"write after Close", nil, func(w *Writer) error {
@@ -196,8 +198,8 @@ func TestWriterErrors(t *testing.T) {
 				return err
 			}
 			return w.WriteEvent(&evs[0])
-		}, ErrClosed},
-		{"Close after Suspend", nil, func(w *Writer) error { w.Suspend(); return w.Close() }, ErrClosed},
+		}, errClosed},
+		{"Close after Suspend", nil, func(w *Writer) error { w.Suspend(); return w.Close() }, errClosed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -210,7 +212,7 @@ func TestWriterErrors(t *testing.T) {
 			err = tc.run(w)
 			require.ErrorIs(t, err, tc.wantErr)
 			// Errors are sticky.
-			if !errorsIsAny(err, ErrClosed) {
+			if !errorsIsAny(err, errClosed) {
 				require.ErrorIs(t, w.WriteEvent(&evs[9]), tc.wantErr)
 				require.ErrorIs(t, w.Close(), tc.wantErr)
 			}
@@ -330,10 +332,10 @@ func TestPayloadTypeOf(t *testing.T) {
 	for _, typ := range []string{"", "a", `we"ird\type`, "ünï", "tab\there"} {
 		r := Record{Token: 1, MessageID: `,"payload":{"type":"fake"`, Payload: &Object{Type: typ},
 			Metadata: []Meta{{Key: "k", Kind: MetaBytes, Bytes: Object{Type: "other"}}}}
-		assert.Equal(t, typ, string(payloadTypeOf(AppendEventJSON(nil, &r))), typ)
+		assert.Equal(t, typ, string(jsonline.PayloadType(AppendEventJSON(nil, &r))), typ)
 	}
 	r := Record{Token: 1, MessageID: `,"payload":{"type":"fake"`, Metadata: []Meta{{Key: "k", Kind: MetaBytes, Bytes: Object{Type: "other"}}}}
-	assert.Nil(t, payloadTypeOf(AppendEventJSON(nil, &r)))
+	assert.Nil(t, jsonline.PayloadType(AppendEventJSON(nil, &r)))
 }
 
 func TestLeadingInt(t *testing.T) {
@@ -354,7 +356,7 @@ func TestLeadingInt(t *testing.T) {
 		{`{"token":1}`, 0, false},
 		{`{"position":1,`, 0, false},
 	} {
-		got, ok := leadingInt([]byte(tc.line), eventPrefix)
+		got, ok := jsonline.LeadingInt([]byte(tc.line), jsonline.EventPrefix)
 		assert.Equal(t, tc.ok, ok, tc.line)
 		assert.Equal(t, tc.want, got, tc.line)
 	}

@@ -88,7 +88,7 @@ func exitCode(err error) int {
 
 // printError prints err, one line per line of its message, and its hint.
 func printError(w io.Writer, err error) {
-	msg := err.Error()
+	msg := errorText(err)
 	if errors.Is(err, context.Canceled) && !strings.Contains(msg, "\n") &&
 		!errors.As(err, new(*job.InterruptedError)) && !errors.As(err, new(*job.ProgressError)) &&
 		!errors.As(err, new(*interruptedBeforeSending)) {
@@ -100,6 +100,17 @@ func printError(w io.Writer, err error) {
 	if h := hint(err); h != "" {
 		fmt.Fprintf(w, "axarchive: hint: %s\n", h)
 	}
+}
+
+// errorText is err's message as the user sees it: the library's, with what to do about an incomplete
+// archive said where the library names it (the library's errors carry no command-line advice).
+func errorText(err error) string {
+	msg := err.Error()
+	if errors.Is(err, archive.ErrIncomplete) {
+		sentinel := archive.ErrIncomplete.Error()
+		msg = strings.ReplaceAll(msg, sentinel, sentinel+" (run export with --resume)")
+	}
+	return msg
 }
 
 // hint says what to do about err, or "".

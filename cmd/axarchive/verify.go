@@ -96,14 +96,14 @@ type problemOutput struct {
 func problemOf(err error) problemOutput {
 	var ae *archive.Error
 	if errors.As(err, &ae) {
-		p := problemOutput{Path: ae.Path, Line: ae.Line, Message: ae.Err.Error()}
+		p := problemOutput{Path: ae.Path, Line: ae.Line, Message: errorText(ae.Err)}
 		if ae.Token >= 0 {
 			t := ae.Token
 			p.Token = &t
 		}
 		return p
 	}
-	return problemOutput{Message: err.Error()}
+	return problemOutput{Message: errorText(err)}
 }
 
 func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) error {
@@ -120,7 +120,7 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 		if several {
 			prefix = dir + ": "
 		}
-		for _, line := range splitLines(err.Error()) {
+		for _, line := range splitLines(errorText(err)) {
 			fmt.Fprintf(stderr, "axarchive: error: %s%s\n", prefix, line)
 		}
 	}
@@ -142,7 +142,7 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 			} else {
 				report(dir, err)
 			}
-			res.Error = err.Error()
+			res.Error = errorText(err)
 			for _, e := range flatten(err) {
 				res.Problems = append(res.Problems, problemOf(e))
 			}
@@ -214,15 +214,15 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 	chainOK := true
 	var chainProblems []problemOutput
 	if several && len(archives) == len(o.dirs) {
-		if err := archive.VerifyChain(archives); err != nil {
+		chain := archive.NewChain(archives...)
+		if err := chain.Check(); err != nil {
 			chainOK = false
 			for _, e := range flatten(err) {
 				chainProblems = append(chainProblems, problemOf(e))
 				report("chain", e)
 			}
 		} else if !o.json && !o.quiet {
-			fmt.Fprintf(stdout, "ok chain of %d archives: tokens %d to %d\n", len(archives),
-				archives[0].Manifest().Events.FirstToken, archives[len(archives)-1].Manifest().Events.LastToken)
+			fmt.Fprintf(stdout, "ok chain of %d archives: tokens %d to %d\n", len(archives), chain.Range().First, chain.Range().Last)
 		}
 	}
 

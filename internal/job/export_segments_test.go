@@ -258,7 +258,7 @@ func TestSegmentsExportSince(t *testing.T) {
 	a1, a2 := verified(t, first), verified(t, second)
 	require.NotNil(t, a2.Manifest().Previous)
 	assert.Equal(t, archive.Link{Fingerprint: r1.Fingerprint, LastToken: 461}, *a2.Manifest().Previous)
-	require.NoError(t, archive.VerifyChain([]*archive.Archive{a1, a2}))
+	require.NoError(t, archive.NewChain(a1, a2).Check())
 	assert.Equal(t, string(lines(t, full, false)), string(lines(t, first, false))+string(lines(t, second, false)))
 }
 

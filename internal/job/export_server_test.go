@@ -298,11 +298,11 @@ func TestIncrementalChainOfThree(t *testing.T) {
 		}
 		return out
 	}
-	require.NoError(t, archive.VerifyChain(open(0, 1, 2)))
+	require.NoError(t, archive.NewChain(open(0, 1, 2)...).Check())
 	assert.Equal(t, int64(1200), open(2)[0].Manifest().Events.Range.First)
-	require.ErrorIs(t, archive.VerifyChain(open(0, 2)), archive.ErrChain, "gap")
-	require.ErrorIs(t, archive.VerifyChain(open(0, 1, 1)), archive.ErrChain, "overlap")
-	require.ErrorIs(t, archive.VerifyChain(open(1, 0, 2)), archive.ErrChain, "order")
+	require.ErrorIs(t, archive.NewChain(open(0, 2)...).Check(), archive.ErrChain, "gap")
+	require.ErrorIs(t, archive.NewChain(open(0, 1, 1)...).Check(), archive.ErrChain, "overlap")
+	require.ErrorIs(t, archive.NewChain(open(1, 0, 2)...).Check(), archive.ErrChain, "order")
 
 	// The events of the chain are the server's, each once.
 	var n int

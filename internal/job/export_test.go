@@ -283,8 +283,8 @@ func TestIncremental(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, a2.Manifest().Previous)
 	assert.Equal(t, r1.Fingerprint, a2.Manifest().Previous.Fingerprint)
-	require.NoError(t, archive.VerifyChain([]*archive.Archive{a1, a2}))
-	require.Error(t, archive.VerifyChain([]*archive.Archive{a2, a1}))
+	require.NoError(t, archive.NewChain(a1, a2).Check())
+	require.Error(t, archive.NewChain(a2, a1).Check())
 }
 
 func TestSegmentsExportFixtures(t *testing.T) {

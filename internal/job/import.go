@@ -141,7 +141,7 @@ func (im *importer) preflight(ctx context.Context) (*Plan, error) {
 	if !im.opts.NoVerify {
 		measured = &sizeTally{im: im, groups: newTxEnds(ctx, im.archives)}
 		defer measured.groups.close() // also when the tally is not applied (resume)
-		vopts := archive.VerifyOptions{EventSize: encodedSize, EventSizes: measured.add}
+		vopts := archive.VerifyOptions{Measure: encodedSize, Measured: measured.add}
 		for i, a := range im.archives {
 			rep, err := a.Verify(ctx, vopts)
 			if rep != nil && !rep.OK() {
@@ -153,7 +153,7 @@ func (im *importer) preflight(ctx context.Context) (*Plan, error) {
 		}
 	}
 	if len(im.archives) > 1 {
-		if err := archive.VerifyChain(im.archives); err != nil {
+		if err := archive.NewChain(im.archives...).Check(); err != nil {
 			return plan, err // wraps archive.ErrChain (= ErrChain), each problem on a line of its own
 		}
 	}

@@ -188,23 +188,13 @@ func newImporter(conn *axonclient.Conn, archives []*archive.Archive, opts Import
 // OpenArchives opens the archives in dirs, in order: what Import and Compare do with directories, for
 // callers that pass the same archives to both (see ImportArchives).
 func OpenArchives(dirs []string, ids ...age.Identity) ([]*archive.Archive, error) {
-	var archives []*archive.Archive
-	for _, d := range dirs {
-		a, err := archive.Open(d)
-		if err != nil {
-			return nil, err
-		}
-		a.SetIdentities(ids...)
-		archives = append(archives, a)
-	}
 	// Several archives are a chain: checked here, before any server is dialled, so that import and diff
 	// refuse a broken one as invalid input (exit 3), the way verify does.
-	if len(archives) > 1 {
-		if err := archive.VerifyChain(archives); err != nil {
-			return nil, err
-		}
+	chain, err := archive.OpenChain(dirs, ids...)
+	if err != nil {
+		return nil, err
 	}
-	return archives, nil
+	return chain.Archives(), nil
 }
 
 func (im *importer) warn(format string, args ...any) {

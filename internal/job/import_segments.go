@@ -88,7 +88,7 @@ func ImportSegments(ctx context.Context, dirs []string, opts SegmentOptions) (*S
 	// The archives first: a damaged one is refused before the directory is touched.
 	var eventBytes int64
 	for i, a := range archives {
-		rep, err := a.Verify(ctx, archive.VerifyOptions{EventSize: encodedSize, EventSizes: func(_, size int64) { eventBytes += 4 + size }})
+		rep, err := a.Verify(ctx, archive.VerifyOptions{Measure: encodedSize, Measured: func(_, size int64) { eventBytes += 4 + size }})
 		if rep != nil && !rep.OK() {
 			return plan, fmt.Errorf("verify %s: %w", dirs[i], rep.ErrFirst(maxImportProblems))
 		}
@@ -97,7 +97,7 @@ func ImportSegments(ctx context.Context, dirs []string, opts SegmentOptions) (*S
 		}
 	}
 	if len(archives) > 1 {
-		if err := archive.VerifyChain(archives); err != nil {
+		if err := archive.NewChain(archives...).Check(); err != nil {
 			return plan, fmt.Errorf("%w: %v", ErrChain, err)
 		}
 	}

@@ -183,14 +183,13 @@ func toLines(sel *selection, wantAggregates, tolerant bool) func(*batch) {
 	}
 }
 
-// toEvents parses archive lines and encodes each event as protobuf, the record lent by the parser (one
-// per worker: it reuses its buffers) only for that.
+// toEvents parses archive lines and encodes each event as protobuf, the record lent by the parser only
+// for that.
 func toEvents() func(*batch) {
-	var p archive.Parser
 	return func(b *batch) {
 		start := 0
 		for i, end := range b.ends {
-			err := p.VisitEvent(b.in[start:end], func(r *archive.Record) error {
+			err := archive.VisitEventJSON(b.in[start:end], func(r *archive.Record) error {
 				b.out = codec.Encode(b.out, r)
 				return nil
 			})

@@ -15,7 +15,7 @@ type ArchiveSource struct {
 	archives []*archive.Archive
 }
 
-// NewArchiveSource returns the source of the archives, which must be a chain (archive.VerifyChain).
+// NewArchiveSource returns the source of the archives, which must be a chain (archive.Chain.Check).
 func NewArchiveSource(archives []*archive.Archive) *ArchiveSource {
 	return &ArchiveSource{archives: archives}
 }
@@ -57,25 +57,14 @@ func (s *ArchiveSource) Events(ctx context.Context, from, to int64, emit func(Ev
 // Walk calls fn with the iterator at each event from token from on, across the chain, until fn or the
 // reading fails.
 func (s *ArchiveSource) Walk(ctx context.Context, from int64, fn func(*archive.Iterator) error) error {
-	for _, a := range s.archives {
-		if a.Manifest().Events.Range.Last < from {
-			continue
-		}
-		it := a.Events(ctx, from)
-		err := func() error {
-			defer it.Close()
-			for it.Next() {
-				if err := fn(it); err != nil {
-					return err
-				}
-			}
-			return it.Err()
-		}()
-		if err != nil {
+	it := archive.NewChain(s.archives...).Events(ctx, from)
+	defer it.Close()
+	for it.Next() {
+		if err := fn(it); err != nil {
 			return err
 		}
 	}
-	return nil
+	return it.Err()
 }
 
 // Snapshots writes every snapshot of the chain, in order (the archives hold what their export selected).

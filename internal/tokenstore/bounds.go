@@ -32,17 +32,10 @@ func ServerBounds(ctx context.Context, s TokenSource) (Bounds, error) {
 // ArchiveBounds is the token range of a store restored from archives (a full one and its incrementals,
 // oldest first): the first archive's first token to the last one's last token.
 func ArchiveBounds(dirs []string) (Bounds, error) {
-	var archives []*archive.Archive
-	for _, d := range dirs {
-		a, err := archive.Open(d)
-		if err != nil {
-			return Bounds{}, err
-		}
-		archives = append(archives, a)
-	}
-	if err := archive.VerifyChain(archives); err != nil {
+	chain, err := archive.OpenChain(dirs)
+	if err != nil {
 		return Bounds{}, err
 	}
-	first, last := archives[0].Manifest().Events, archives[len(archives)-1].Manifest().Events
-	return Bounds{First: first.FirstToken, Last: last.LastToken, Source: "archive " + strings.Join(dirs, " ")}, nil
+	r := chain.Range()
+	return Bounds{First: r.First, Last: r.Last, Source: "archive " + strings.Join(dirs, " ")}, nil
 }

@@ -1,4 +1,6 @@
-package archive
+// Package jsonline holds what reading the JSON of an archive (its manifest, its journal, its record
+// lines) needs below the record types: a check of a document's shape that runs before any decoder.
+package jsonline
 
 import (
 	"encoding/json"
@@ -9,7 +11,7 @@ import (
 	"unsafe"
 )
 
-// JSON read from an archive (the manifest, the journal, record lines) passes checkJSONShape before any
+// JSON read from an archive (the manifest, the journal, record lines) passes CheckShape before any
 // decoder sees it. The decoders take the last of two members with the same name, other readers may take
 // the first: a manifest with two "version" members would mean one thing to axarchive and another to jq,
 // so a duplicate name anywhere is refused. And a decoder, or the schema validator after it, can spend
@@ -24,20 +26,20 @@ const (
 	maxJSONMembers = 256
 )
 
-// shapeError says where a JSON document breaks a shape rule. Offset is 0-based, Line 1-based.
-type shapeError struct {
+// ShapeError says where a JSON document breaks a shape rule. Offset is 0-based, Line 1-based.
+type ShapeError struct {
 	Offset int64
 	Line   int64
 	Msg    string
 }
 
-func (e *shapeError) Error() string { return fmt.Sprintf("%s at byte %d", e.Msg, e.Offset) }
+func (e *ShapeError) Error() string { return fmt.Sprintf("%s at byte %d", e.Msg, e.Offset) }
 
-// checkJSONShape checks b, in time linear in its length, for a member name used twice in one object,
+// CheckShape checks b, in time linear in its length, for a member name used twice in one object,
 // nesting deeper than maxJSONDepth and objects of more than maxJSONMembers members. It does not check
 // the syntax (the decoder that follows does) and never fails on what is not JSON. Member names with
 // escapes are compared decoded ("a" and "\u0061" are the same name).
-func checkJSONShape(b []byte) *shapeError {
+func CheckShape(b []byte) *ShapeError {
 	type level struct {
 		object    bool
 		expectKey bool
@@ -47,8 +49,8 @@ func checkJSONShape(b []byte) *shapeError {
 	var keys [maxJSONDepth]map[string]string // folded names of the open objects, reused from object to object
 	depth := 0
 	line := int64(1)
-	fail := func(i int, format string, args ...any) *shapeError {
-		return &shapeError{Offset: int64(i), Line: line, Msg: fmt.Sprintf(format, args...)}
+	fail := func(i int, format string, args ...any) *ShapeError {
+		return &ShapeError{Offset: int64(i), Line: line, Msg: fmt.Sprintf(format, args...)}
 	}
 	for i := 0; i < len(b); i++ {
 		switch c := b[i]; c {
@@ -114,9 +116,9 @@ func checkJSONShape(b []byte) *shapeError {
 			folded := foldName(name)
 			if first, dup := keys[depth-1][folded]; dup {
 				if first != name {
-					return fail(start, "duplicate member name %s (%q ignoring case, as some decoders compare names)", truncateForError(b[start:i+1]), first)
+					return fail(start, "duplicate member name %s (%q ignoring case, as some decoders compare names)", Excerpt(b[start:i+1]), first)
 				}
-				return fail(start, "duplicate member name %s", truncateForError(b[start:i+1]))
+				return fail(start, "duplicate member name %s", Excerpt(b[start:i+1]))
 			}
 			keys[depth-1][folded] = name
 		}
@@ -141,4 +143,13 @@ func foldName(s string) string {
 		}
 	}
 	return strings.ToUpper(s)
+}
+
+// Excerpt is b for an error message: at most its first 200 bytes.
+func Excerpt(b []byte) string {
+	const max = 200
+	if len(b) > max {
+		return string(b[:max]) + "…"
+	}
+	return string(b)
 }

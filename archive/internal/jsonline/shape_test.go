@@ -1,12 +1,10 @@
-package archive
+package jsonline
 
 import (
 	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -52,7 +50,7 @@ func TestJSONShape(t *testing.T) {
 		{"unbalanced", `]]]}}}{"a":1}`, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			err := checkJSONShape([]byte(c.doc))
+			err := CheckShape([]byte(c.doc))
 			if c.err == "" {
 				require.Nil(t, err)
 				return
@@ -68,7 +66,7 @@ func TestJSONShape(t *testing.T) {
 // decoding, so no decoder or schema validator sees such a document.
 func TestJSONShapeStopsEarly(t *testing.T) {
 	bomb := []byte(strings.Repeat("[", 100000) + strings.Repeat("]", 100000))
-	err := checkJSONShape(bomb)
+	err := CheckShape(bomb)
 	require.NotNil(t, err)
 	require.EqualValues(t, maxJSONDepth, err.Offset)
 
@@ -81,46 +79,12 @@ func TestJSONShapeStopsEarly(t *testing.T) {
 		b.WriteString(`"` + strings.Repeat("a", 8) + string(rune('a'+i%26)) + `":0`)
 	}
 	b.WriteString("}")
-	err = checkJSONShape(b.Bytes())
+	err = CheckShape(b.Bytes())
 	require.NotNil(t, err)
 	require.Less(t, err.Offset, int64(257*16))
 }
 
-// TestManifestShape: the manifest, the journal and record lines are all refused with the place named.
-func TestManifestShape(t *testing.T) {
-	golden, err := os.ReadFile(filepath.Join(vectorsDir, "golden", "data", "manifest.json"))
-	require.NoError(t, err)
-	for _, c := range []struct{ name, old, new, want string }{
-		{"version-twice", `"version": 1,`, `"version": 1, "version": 2,`, `data/manifest.json:3: invalid manifest: duplicate member name "version" at byte`},
-		{"count-twice", `"count": 37,`, `"count": 37, "count": 38,`, `invalid manifest: duplicate member name "count"`},
-		{"chunk-path-twice", `"path": "events/`, `"path": "events/x", "path": "events/`, `invalid manifest: duplicate member name "path"`},
-		{"deep-notes", `"notes": [`, `"notes": [` + strings.Repeat("[", 100000) + strings.Repeat("]", 100000) + ",", `invalid manifest: nested more than 32 deep`},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			require.Contains(t, string(golden), c.old)
-			_, err := parseManifest([]byte(strings.Replace(string(golden), c.old, c.new, 1)))
-			require.ErrorIs(t, err, ErrManifest)
-			require.Regexp(t, c.want, err.Error())
-		})
-	}
-	t.Run("record", func(t *testing.T) {
-		var r Record
-		err := ParseEventJSON([]byte(`{"token":1,"messageId":"a","timestamp":0,"token":2}`), &r)
-		require.ErrorIs(t, err, ErrRecord)
-		require.Contains(t, err.Error(), `duplicate member name "token" at byte 41`)
-		err = ParseSnapshotJSON([]byte(`{"position":1,"x":`+strings.Repeat("[", 50)+`}`), &r)
-		require.Contains(t, err.Error(), `nested more than 32 deep`)
-	})
-	t.Run("journal", func(t *testing.T) {
-		dir := t.TempDir()
-		require.NoError(t, os.WriteFile(filepath.Join(dir, journalPath), []byte(`{"format":"axarchive-journal","version":1,"version":1}`), 0o644))
-		_, err := readJournal(dir)
-		require.ErrorIs(t, err, ErrCorrupt)
-		require.Contains(t, err.Error(), `journal.json:1: archive data does not match its manifest: duplicate member name "version"`)
-	})
-}
-
-// referenceShape finds the same problems as checkJSONShape in valid JSON with encoding/json's tokenizer.
+// referenceShape finds the same problems as CheckShape in valid JSON with encoding/json's tokenizer.
 func referenceShape(b []byte) bool {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	type level struct {
@@ -180,7 +144,7 @@ func referenceShape(b []byte) bool {
 	}
 }
 
-// FuzzJSONShape: on valid JSON, checkJSONShape refuses exactly what a tokenizing reference refuses; on
+// FuzzJSONShape: on valid JSON, CheckShape refuses exactly what a tokenizing reference refuses; on
 // anything else it never panics.
 func FuzzJSONShape(f *testing.F) {
 	f.Add([]byte(`{"a":1,"b":[{"a":2},{"b":"\"a\""}],"c":{"a":{"\u0061":1}}}`))
@@ -191,12 +155,12 @@ func FuzzJSONShape(f *testing.F) {
 	f.Add([]byte(`{"fingerprint":"a","FINGERprint":"b"}`))
 	f.Add([]byte("{\"k\":1,\"\u212a\":2}"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		got := checkJSONShape(b) == nil
+		got := CheckShape(b) == nil
 		if !json.Valid(b) {
 			return
 		}
 		if want := referenceShape(b); got != want {
-			t.Fatalf("checkJSONShape accepts=%v, reference %v, for %q", got, want, b)
+			t.Fatalf("CheckShape accepts=%v, reference %v, for %q", got, want, b)
 		}
 	})
 }

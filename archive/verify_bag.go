@@ -1,0 +1,235 @@
+package archive
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/axarchive/axarchive/archive/internal/bagit"
+)
+
+// The BagIt side of Verify: the tag files, the file list, and the payload manifest against the files as
+// read.
+
+// tags holds the tag files as read.
+type tags struct {
+	data map[string][]byte
+}
+
+func (v *verifier) readTags() *tags {
+	t := &tags{data: map[string][]byte{}}
+	for _, rel := range []string{bagitPath, bagInfoPath, bagManifestPath, tagManifestPath} {
+		b, err := readSmallFile(v.a.dir, rel, maxTagFileBytes)
+		if err != nil {
+			var ae *Error
+			if errors.As(err, &ae) {
+				ae.Err = fmt.Errorf("%w: %v", ErrBag, ae.Err)
+				v.problem(ae)
+			} else if errors.Is(err, os.ErrNotExist) {
+				v.problem(errorf(rel, 0, -1, ErrBag, "missing"))
+			} else {
+				v.problem(errorf(rel, 0, -1, ErrBag, "%v", unwrapPath(err)))
+			}
+			continue
+		}
+		t.data[rel] = b
+	}
+	return t
+}
+
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// walk lists what is in the archive directory and reports what does not belong there.
+func (v *verifier) walk() {
+	listed := map[string]bool{}
+	for _, c := range v.a.m.Chunks {
+		listed[c.archivePath()] = true
+	}
+	root := v.a.dir
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		v.problem(errorf(".", 0, -1, ErrCorrupt, "%v", unwrapPath(err)))
+		return
+	}
+	for _, e := range entries {
+		name := e.Name()
+		switch {
+		case name == dataDir && e.IsDir():
+		case (name == bagitPath || name == bagInfoPath || name == bagManifestPath || name == tagManifestPath || name == signaturePath) && e.Type().IsRegular():
+		case e.Type()&os.ModeSymlink != 0:
+			v.problem(errorf(name, 0, -1, ErrCorrupt, "symbolic link"))
+		default:
+			v.problem(errorf(name, 0, -1, ErrCorrupt, "unexpected file (not part of the archive)"))
+		}
+	}
+	v.walkData(dataDir, listed)
+}
+
+func (v *verifier) walkData(rel string, listed map[string]bool) {
+	fi, err := os.Lstat(filepath.Join(v.a.dir, filepath.FromSlash(rel)))
+	if err != nil {
+		v.problem(errorf(rel, 0, -1, ErrCorrupt, "%v", unwrapPath(err)))
+		return
+	}
+	if fi.Mode()&os.ModeSymlink != 0 || !fi.IsDir() {
+		v.problem(errorf(rel, 0, -1, ErrCorrupt, "not a directory"))
+		return
+	}
+	entries, err := os.ReadDir(filepath.Join(v.a.dir, filepath.FromSlash(rel)))
+	if err != nil {
+		v.problem(errorf(rel, 0, -1, ErrCorrupt, "%v", unwrapPath(err)))
+		return
+	}
+	for _, e := range entries {
+		p := rel + "/" + e.Name()
+		switch {
+		case e.Type()&os.ModeSymlink != 0:
+			if !listed[p] { // a listed chunk's own check reports it
+				v.problem(errorf(p, 0, -1, ErrCorrupt, "symbolic link"))
+			}
+		case e.IsDir() && rel == dataDir && (e.Name() == StreamEvents || e.Name() == StreamSnapshots ||
+			(e.Name() == StreamTransactions && v.a.m.Transactions != nil)):
+			v.walkData(p, listed)
+		case e.IsDir():
+			v.problem(errorf(p, 0, -1, ErrCorrupt, "unexpected directory (not listed in %s)", manifestPath))
+		case !e.Type().IsRegular():
+			v.problem(errorf(p, 0, -1, ErrCorrupt, "not a regular file"))
+		case p == manifestPath || listed[p]:
+			if info, err := e.Info(); err == nil {
+				v.found[p] = info.Size()
+			}
+		default:
+			if info, err := e.Info(); err == nil {
+				v.found[p] = info.Size()
+			}
+			v.problem(errorf(p, 0, -1, ErrCorrupt, "file not listed in %s", manifestPath))
+		}
+	}
+}
+
+// checkBag checks bagit.txt, bag-info.txt and tagmanifest-sha256.txt.
+func (v *verifier) checkBag(t *tags) {
+	if b, ok := t.data[bagitPath]; ok {
+		if !bagit.ValidDeclaration(b) {
+			v.problem(errorf(bagitPath, 0, -1, ErrBag, "want exactly %q", bagit.Content))
+		}
+	}
+	if b, ok := t.data[bagInfoPath]; ok {
+		fields, problems := bagit.ParseInfo(b)
+		for _, p := range bagProblems(bagInfoPath, problems) {
+			v.problem(p)
+		}
+		get := func(label string) (bagit.Field, bool) {
+			for _, f := range fields {
+				if strings.EqualFold(f.Label, label) {
+					return f, true
+				}
+			}
+			v.problem(errorf(bagInfoPath, 0, -1, ErrBag, "no %s", label))
+			return bagit.Field{}, false
+		}
+		m := v.a.m
+		if f, ok := get(bagFormat); ok && f.Value != bagFormatValue(m.Version) {
+			v.problem(errorf(bagInfoPath, f.Line, -1, ErrBag, "%s is %q, the manifest has %q", bagFormat, f.Value, bagFormatValue(m.Version)))
+		}
+		if f, ok := get(bagFingerprint); ok && f.Value != m.Fingerprint {
+			v.problem(errorf(bagInfoPath, f.Line, -1, ErrBag, "%s is %s, the manifest has %s", bagFingerprint, f.Value, m.Fingerprint))
+		}
+		if f, ok := get(bagit.Date); ok && !bagit.ValidDate(f.Value) {
+			v.problem(errorf(bagInfoPath, f.Line, -1, ErrBag, "%s %q is not YYYY-MM-DD", bagit.Date, f.Value))
+		}
+		if f, ok := get(bagit.Oxum); ok {
+			var n int64
+			for _, size := range v.found {
+				n += size
+			}
+			if want := fmt.Sprintf("%d.%d", n, len(v.found)); f.Value != want {
+				v.problem(errorf(bagInfoPath, f.Line, -1, ErrBag, "%s is %s, the payload has %s (octets.files)", bagit.Oxum, f.Value, want))
+			}
+		}
+	}
+	b, ok := t.data[tagManifestPath]
+	if !ok {
+		return
+	}
+	entries, problems := bagit.ParseManifest(b)
+	for _, p := range bagProblems(tagManifestPath, problems) {
+		v.problem(p)
+	}
+	seen := map[string]bool{}
+	for _, e := range entries {
+		switch {
+		case e.Path != bagitPath && e.Path != bagInfoPath && e.Path != bagManifestPath:
+			v.problem(errorf(tagManifestPath, e.Line, -1, ErrBag, "lists %q, which is not a tag file of the archive", e.Path))
+			continue
+		case seen[e.Path]:
+			v.problem(errorf(tagManifestPath, e.Line, -1, ErrBag, "lists %s twice", e.Path))
+			continue
+		}
+		seen[e.Path] = true
+		if data, ok := t.data[e.Path]; ok {
+			if sum := fmt.Sprintf("%x", sha256.Sum256(data)); sum != e.Sum {
+				v.problem(errorf(e.Path, 0, -1, ErrBag, "sha256 is %s, %s says %s", sum, tagManifestPath, e.Sum))
+			}
+		}
+	}
+	for _, p := range []string{bagitPath, bagInfoPath, bagManifestPath} {
+		if !seen[p] {
+			v.problem(errorf(tagManifestPath, 0, -1, ErrBag, "does not list %s", p))
+		}
+	}
+}
+
+// checkPayloadManifest checks manifest-sha256.txt against the manifest and the files as read.
+func (v *verifier) checkPayloadManifest(t *tags) {
+	b, ok := t.data[bagManifestPath]
+	if !ok {
+		return
+	}
+	entries, problems := bagit.ParseManifest(b)
+	for _, p := range bagProblems(bagManifestPath, problems) {
+		v.problem(p)
+	}
+	want := map[string]string{manifestPath: v.a.manifestSum}
+	for _, c := range v.a.m.Chunks {
+		want[c.archivePath()] = c.SHA256
+	}
+	seen := map[string]bool{}
+	for _, e := range entries {
+		expected, known := want[e.Path]
+		switch {
+		case !known:
+			v.problem(errorf(bagManifestPath, e.Line, -1, ErrBag, "lists %q, which is not a payload file of the archive", e.Path))
+			continue
+		case seen[e.Path]:
+			v.problem(errorf(bagManifestPath, e.Line, -1, ErrBag, "lists %s twice", e.Path))
+			continue
+		}
+		seen[e.Path] = true
+		if e.Sum != expected {
+			v.problem(errorf(bagManifestPath, e.Line, -1, ErrBag, "sha256 of %s is %s, %s says %s", e.Path, e.Sum, manifestPath, expected))
+		} else if actual, ok := v.sums[e.Path]; ok && actual != e.Sum {
+			v.problem(errorf(e.Path, 0, -1, ErrBag, "sha256 is %s, %s says %s", actual, bagManifestPath, e.Sum))
+		}
+	}
+	paths := make([]string, 0, len(want))
+	for p := range want {
+		paths = append(paths, p)
+	}
+	slices.Sort(paths)
+	for _, p := range paths {
+		if !seen[p] {
+			v.problem(errorf(bagManifestPath, 0, -1, ErrBag, "does not list %s", p))
+		}
+	}
+}
