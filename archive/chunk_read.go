@@ -64,7 +64,7 @@ type chunkReader struct {
 	encrypted  bool
 	info       *ChunkInfo
 	path       string // relative to the archive root, for errors
-	f          *os.File
+	f          io.ReadCloser
 	src        zstdframe.Checker
 	dec        *zstd.Decoder
 	raw        rawReader
@@ -77,19 +77,19 @@ type chunkReader struct {
 
 const readBufferBytes = 256 << 10
 
-// open opens the chunk file under root. streamHash, if not nil, is fed the decompressed bytes. With
+// open opens the chunk file in st. streamHash, if not nil, is fed the decompressed bytes. With
 // contentVerified the decompressed bytes are not hashed: the caller knows that a full verification found
 // that these very file bytes (still hashed and compared with the manifest) decompress to rawSha256.
-func (c *chunkReader) open(root string, info *ChunkInfo, dec *zstd.Decoder, streamHash hash.Hash, contentVerified bool) error {
+func (c *chunkReader) open(st Storage, info *ChunkInfo, dec *zstd.Decoder, streamHash hash.Hash, contentVerified bool) error {
 	c.info, c.path = info, info.archivePath()
 	c.lines, c.eof = 0, false
-	f, fi, err := openRegular(root, c.path)
+	f, size, err := openSized(st, c.path)
 	if err != nil {
 		return c.fileError(err)
 	}
-	if fi.Size() != info.Size {
+	if size != info.Size {
 		f.Close()
-		return errorf(c.path, 0, -1, ErrCorrupt, "size is %d bytes, the manifest says %d", fi.Size(), info.Size)
+		return errorf(c.path, 0, -1, ErrCorrupt, "size is %d bytes, the manifest says %d", size, info.Size)
 	}
 	c.f = f
 	c.encrypted = chunkEncrypted(info.Path)

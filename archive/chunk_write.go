@@ -7,7 +7,6 @@ import (
 	"hash"
 	"io"
 	"os"
-	"path/filepath"
 
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
@@ -42,27 +41,21 @@ type chunkWriter struct {
 	recipients []age.Recipient // encrypt every chunk to these; none: plain zstd
 	sealer     io.WriteCloser  // the open chunk's age encryption
 	stream     hash.Hash       // the writer's running stream digest, fed the same bytes
-	sync       bool
 
-	dir     string // directory of the chunk files
-	info    ChunkInfo
-	f       *os.File
-	out     hashWriter
-	raw     hash.Hash
-	buf     []byte
-	bw      *bufio.Writer
-	tmpPath string
+	info ChunkInfo
+	f    NewFile // the open chunk's file, nil when none is open
+	out  hashWriter
+	raw  hash.Hash
+	buf  []byte
+	bw   *bufio.Writer
 }
 
 // writeBufferBytes is how much compressed output a chunkWriter gathers per write to the file.
 const writeBufferBytes = 1 << 20
 
-func (c *chunkWriter) open(root string, stream string, first int64, streamHash hash.Hash) error {
+func (c *chunkWriter) open(st Storage, stream string, first int64, streamHash hash.Hash) error {
 	c.info = ChunkInfo{Path: chunkName(stream, first, len(c.recipients) > 0), Stream: stream, First: first, Last: first}
-	c.dir = filepath.Join(root, dataDir, stream)
-	final := filepath.Join(root, dataDir, filepath.FromSlash(c.info.Path))
-	c.tmpPath = final + tmpSuffix
-	f, err := os.OpenFile(c.tmpPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := st.Create(c.info.archivePath())
 	if err != nil {
 		return fmt.Errorf("create chunk: %w", err)
 	}
@@ -137,8 +130,8 @@ func (c *chunkWriter) write(p []byte) error {
 	return nil
 }
 
-// commit finishes the frame, makes the file durable, renames it to its final name and returns its
-// description. On error the temporary file is left for abort (or a later Resume) to remove.
+// commit finishes the frame, makes the file durable under its final name (NewFile.Commit) and returns
+// its description. On error the file is left for abort (or a later Resume) to remove.
 func (c *chunkWriter) commit() (ChunkInfo, error) {
 	if err := c.flush(); err != nil {
 		return ChunkInfo{}, err
@@ -156,25 +149,10 @@ func (c *chunkWriter) commit() (ChunkInfo, error) {
 	if err := c.bw.Flush(); err != nil {
 		return ChunkInfo{}, fmt.Errorf("write chunk: %w", err)
 	}
-	if c.sync {
-		if err := c.f.Sync(); err != nil {
-			return ChunkInfo{}, fmt.Errorf("sync chunk: %w", err)
-		}
-	}
-	if err := c.f.Close(); err != nil {
-		c.f = nil
-		return ChunkInfo{}, fmt.Errorf("close chunk: %w", err)
-	}
-	c.f = nil
-	final := c.tmpPath[:len(c.tmpPath)-len(tmpSuffix)]
-	if err := os.Rename(c.tmpPath, final); err != nil {
+	if err := c.f.Commit(); err != nil {
 		return ChunkInfo{}, fmt.Errorf("commit chunk: %w", err)
 	}
-	if c.sync {
-		if err := syncDir(c.dir); err != nil {
-			return ChunkInfo{}, err
-		}
-	}
+	c.f = nil
 	c.info.Size = c.out.n
 	c.info.SHA256 = hexSum(c.out.h)
 	c.info.RawSHA256 = hexSum(c.raw)
@@ -189,11 +167,8 @@ func (c *chunkWriter) abort() {
 		c.bw.Reset(io.Discard)
 	}
 	if c.f != nil {
-		c.f.Close()
+		c.f.Abort()
 		c.f = nil
-	}
-	if c.tmpPath != "" {
-		os.Remove(c.tmpPath)
 	}
 }
 

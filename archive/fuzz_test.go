@@ -85,7 +85,7 @@ func FuzzChunk(f *testing.F) {
 			t.Fatal(err)
 		}
 		var cr chunkReader
-		if err := cr.open(dir, &info, dec, nil, false); err != nil {
+		if err := cr.open(Dir(dir), &info, dec, nil, false); err != nil {
 			return
 		}
 		defer cr.close()

@@ -2,16 +2,11 @@ package archive
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/axarchive/axarchive/archive/internal/jsonline"
-	"github.com/axarchive/axarchive/internal/crashpoint"
 )
 
 // journalFormat identifies journal.json, the file that makes a directory an incomplete archive. It
@@ -67,53 +62,17 @@ type journalState struct {
 	OtherTypes int64       `json:"otherTypes"`
 }
 
-// writeFileAtomic writes data to root/rel through a temporary file: write, fsync, rename, fsync the
-// directory. A reader sees the old content or the new, never a mix.
-func writeFileAtomic(root, rel string, data []byte, sync bool) error {
-	final := filepath.Join(root, filepath.FromSlash(rel))
-	tmp := final + tmpSuffix
-	// A leftover temporary file (or a link planted in its place) is removed, never written through.
-	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("write %s: %w", rel, err)
-	}
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", rel, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", rel, err)
-	}
-	crashpoint.Hit(rel) // faulttest: the temporary file is written, not yet renamed
-	if sync {
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return fmt.Errorf("sync %s: %w", rel, err)
-		}
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", rel, err)
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		return fmt.Errorf("write %s: %w", rel, err)
-	}
-	if sync {
-		return syncDir(filepath.Dir(final))
-	}
-	return nil
-}
-
-func (j *journal) write(root string, sync bool) error {
+func (j *journal) write(st Storage) error {
 	b, err := json.Marshal(j)
 	if err != nil {
 		return fmt.Errorf("write journal: %w", err)
 	}
-	return writeFileAtomic(root, journalPath, append(b, '\n'), sync)
+	return writeFile(st, journalPath, append(b, '\n'))
 }
 
-// readJournal reads root/journal.json, refusing anything that is not a journal this version writes.
-func readJournal(root string) (*journal, error) {
-	b, err := readSmallFile(root, journalPath, maxJournalBytes)
+// readJournal reads journal.json, refusing anything that is not a journal this version writes.
+func readJournal(st Storage) (*journal, error) {
+	b, err := readSmallFile(st, journalPath, maxJournalBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -133,14 +92,14 @@ func readJournal(root string) (*journal, error) {
 	return j, nil
 }
 
-// readSmallFile reads root/rel (a regular file, no symbolic links on the way) of at most max bytes.
-func readSmallFile(root, rel string, max int64) ([]byte, error) {
-	f, fi, err := openRegular(root, rel)
+// readSmallFile reads rel (a regular file, no symbolic links on the way) of at most max bytes.
+func readSmallFile(st Storage, rel string, max int64) ([]byte, error) {
+	f, size, err := openSized(st, rel)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	if fi.Size() > max {
+	if size > max {
 		return nil, errorf(rel, 0, -1, ErrCorrupt, "larger than %d bytes", max)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, max+1))

@@ -37,7 +37,7 @@ func TestManifestShape(t *testing.T) {
 	t.Run("journal", func(t *testing.T) {
 		dir := t.TempDir()
 		require.NoError(t, os.WriteFile(filepath.Join(dir, journalPath), []byte(`{"format":"axarchive-journal","version":1,"version":1}`), 0o644))
-		_, err := readJournal(dir)
+		_, err := readJournal(Dir(dir))
 		require.ErrorIs(t, err, ErrCorrupt)
 		require.Contains(t, err.Error(), `journal.json:1: archive data does not match its manifest: duplicate member name "version"`)
 	})

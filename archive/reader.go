@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"math"
 	"os"
-	"path/filepath"
 	"sync/atomic"
 
 	"filippo.io/age"
@@ -24,7 +23,8 @@ import (
 // nothing it says about the files has been: readers check each chunk as they read it, and Verify checks
 // everything. An Archive holds no open files and is safe for concurrent use; its iterators are not.
 type Archive struct {
-	dir          string
+	st           Storage
+	dir          string // st.String(), for messages
 	m            *Manifest
 	manifestSum  string // SHA-256 of data/manifest.json as read by Open
 	manifestSize int64
@@ -48,10 +48,17 @@ func Open(dir string) (*Archive, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("open archive %s: %w: not a directory", dir, ErrNotArchive)
 	}
-	if _, err := os.Lstat(filepath.Join(dir, journalPath)); err == nil {
+	return OpenIn(Dir(dir))
+}
+
+// OpenIn opens the complete archive in st, as Open does in a directory. The Archive reads st whenever
+// it reads a file; the caller keeps st open as long as it uses the Archive.
+func OpenIn(st Storage) (*Archive, error) {
+	dir := st.String()
+	if _, err := st.Stat(journalPath); err == nil {
 		return nil, fmt.Errorf("%s: %w", dir, ErrIncomplete)
 	}
-	b, err := readSmallFile(dir, manifestPath, maxManifestBytes)
+	b, err := readSmallFile(st, manifestPath, maxManifestBytes)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("%s: %w: no %s", dir, ErrNotArchive, manifestPath)
@@ -67,11 +74,14 @@ func Open(dir string) (*Archive, error) {
 		return nil, err
 	}
 	sum := sha256.Sum256(b)
-	return &Archive{dir: dir, m: m, manifestSum: fmt.Sprintf("%x", sum), manifestSize: int64(len(b))}, nil
+	return &Archive{st: st, dir: dir, m: m, manifestSum: fmt.Sprintf("%x", sum), manifestSize: int64(len(b))}, nil
 }
 
-// Dir returns the directory the archive was opened from.
+// Dir returns the directory the archive was opened from (Storage.String for one opened with OpenIn).
 func (a *Archive) Dir() string { return a.dir }
+
+// Storage returns the storage the archive was opened from.
+func (a *Archive) Storage() Storage { return a.st }
 
 // Manifest returns the archive's manifest. The caller must not modify it.
 func (a *Archive) Manifest() *Manifest { return a.m }
@@ -148,7 +158,7 @@ type Iterator struct {
 
 // source is what an Iterator reads of one archive: the chunks of its stream, and how to check them.
 type source struct {
-	root            string
+	st              Storage
 	chunks          []ChunkInfo
 	wantDigest      string // of the whole stream; "" for none
 	contentVerified bool   // the Archive was fully verified: hashing the chunk files is enough
@@ -156,7 +166,7 @@ type source struct {
 }
 
 func (a *Archive) source(stream string, digest string) source {
-	return source{root: a.dir, chunks: a.chunks(stream), wantDigest: digest, contentVerified: a.contentVerified.Load(), identities: a.identities}
+	return source{st: a.st, chunks: a.chunks(stream), wantDigest: digest, contentVerified: a.contentVerified.Load(), identities: a.identities}
 }
 
 func (a *Archive) newIterator(ctx context.Context, stream string, from int64, digest string) *Iterator {
@@ -220,7 +230,7 @@ func (it *Iterator) Next() bool {
 				}
 				it.dec = dec
 			}
-			if err := it.cr.open(it.root, c, it.dec, it.digest, it.contentVerified); err != nil {
+			if err := it.cr.open(it.st, c, it.dec, it.digest, it.contentVerified); err != nil {
 				it.err = err
 				return false
 			}

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 )
 
 // SignatureFile is the detached signature of an archive's tag manifest, at the archive's root (SPEC 3.4).
@@ -25,11 +23,11 @@ func Sign(dir string, sign SignFunc) error {
 	if _, err := Open(dir); err != nil {
 		return err
 	}
-	return signTagManifest(dir, sign, true)
+	return signTagManifest(Dir(dir), sign)
 }
 
-func signTagManifest(dir string, sign SignFunc, sync bool) error {
-	tags, err := readSmallFile(dir, tagManifestPath, maxTagFileBytes)
+func signTagManifest(st Storage, sign SignFunc) error {
+	tags, err := readSmallFile(st, tagManifestPath, maxTagFileBytes)
 	if err != nil {
 		return fmt.Errorf("sign: %w", err)
 	}
@@ -37,20 +35,20 @@ func signTagManifest(dir string, sign SignFunc, sync bool) error {
 	if err != nil {
 		return fmt.Errorf("sign %s: %w", tagManifestPath, err)
 	}
-	return writeFileAtomic(dir, signaturePath, sig, sync)
+	return writeFile(st, signaturePath, sig)
 }
 
 // Signature returns the archive's tag manifest and its detached signature, for the caller to check
 // against the keys it trusts, or ErrUnsigned.
 func (a *Archive) Signature() (tagManifest, signature []byte, err error) {
-	signature, err = readSmallFile(a.dir, signaturePath, maxSignatureSize)
+	signature, err = readSmallFile(a.st, signaturePath, maxSignatureSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, fmt.Errorf("%s: %w (no %s)", a.dir, ErrUnsigned, signaturePath)
 	}
 	if err != nil {
 		return nil, nil, err
 	}
-	tagManifest, err = readSmallFile(a.dir, tagManifestPath, maxTagFileBytes)
+	tagManifest, err = readSmallFile(a.st, tagManifestPath, maxTagFileBytes)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -59,6 +57,6 @@ func (a *Archive) Signature() (tagManifest, signature []byte, err error) {
 
 // Signed reports whether the archive has a signature file (checked or not).
 func (a *Archive) Signed() bool {
-	_, err := os.Lstat(filepath.Join(a.dir, signaturePath))
+	_, err := a.st.Stat(signaturePath)
 	return err == nil
 }

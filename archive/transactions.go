@@ -284,7 +284,7 @@ func (w *Writer) flushTxRun() error {
 		return nil
 	}
 	if !t.open {
-		if err := t.chunk.open(w.dir, StreamTransactions, t.run.Token, t.hash); err != nil {
+		if err := t.chunk.open(w.st, StreamTransactions, t.run.Token, t.hash); err != nil {
 			return w.fail(err)
 		}
 		t.open = true

@@ -4,8 +4,9 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
-	"path/filepath"
+	"path"
 	"slices"
 	"strings"
 
@@ -23,7 +24,7 @@ type tags struct {
 func (v *verifier) readTags() *tags {
 	t := &tags{data: map[string][]byte{}}
 	for _, rel := range []string{bagitPath, bagInfoPath, bagManifestPath, tagManifestPath} {
-		b, err := readSmallFile(v.a.dir, rel, maxTagFileBytes)
+		b, err := readSmallFile(v.a.st, rel, maxTagFileBytes)
 		if err != nil {
 			var ae *Error
 			if errors.As(err, &ae) {
@@ -49,69 +50,97 @@ func unwrapPath(err error) error {
 	return err
 }
 
-// walk lists what is in the archive directory and reports what does not belong there.
+// tree is a storage's listing as directories: an object store's directories are implied by the names
+// below them, a local directory lists its own (and its links and other files as they are).
+type tree struct {
+	entries  map[string]StorageEntry
+	children map[string][]string // by directory ("" for the root), sorted
+}
+
+func newTree(entries []StorageEntry) *tree {
+	t := &tree{entries: map[string]StorageEntry{}, children: map[string][]string{}}
+	add := func(e StorageEntry) bool {
+		if _, ok := t.entries[e.Name]; ok {
+			return false
+		}
+		t.entries[e.Name] = e
+		parent := path.Dir(e.Name)
+		if parent == "." {
+			parent = ""
+		}
+		t.children[parent] = append(t.children[parent], e.Name)
+		return true
+	}
+	for _, e := range entries {
+		add(e)
+		for p := path.Dir(e.Name); p != "." && add(StorageEntry{Name: p, Mode: fs.ModeDir}); p = path.Dir(p) {
+		}
+	}
+	for _, c := range t.children {
+		slices.Sort(c)
+	}
+	return t
+}
+
+// walk lists what is in the archive and reports what does not belong there.
 func (v *verifier) walk() {
 	listed := map[string]bool{}
 	for _, c := range v.a.m.Chunks {
 		listed[c.archivePath()] = true
 	}
-	root := v.a.dir
-	entries, err := os.ReadDir(root)
+	entries, err := v.a.st.List("")
 	if err != nil {
 		v.problem(errorf(".", 0, -1, ErrCorrupt, "%v", unwrapPath(err)))
 		return
 	}
-	for _, e := range entries {
-		name := e.Name()
+	t := newTree(entries)
+	for _, name := range t.children[""] {
+		e := t.entries[name]
 		switch {
-		case name == dataDir && e.IsDir():
-		case (name == bagitPath || name == bagInfoPath || name == bagManifestPath || name == tagManifestPath || name == signaturePath) && e.Type().IsRegular():
-		case e.Type()&os.ModeSymlink != 0:
+		case name == dataDir && e.Mode.IsDir():
+		case (name == bagitPath || name == bagInfoPath || name == bagManifestPath || name == tagManifestPath || name == signaturePath) && e.Mode.IsRegular():
+		case e.Mode&fs.ModeSymlink != 0:
 			v.problem(errorf(name, 0, -1, ErrCorrupt, "symbolic link"))
 		default:
 			v.problem(errorf(name, 0, -1, ErrCorrupt, "unexpected file (not part of the archive)"))
 		}
 	}
-	v.walkData(dataDir, listed)
+	v.walkData(t, dataDir, listed)
 }
 
-func (v *verifier) walkData(rel string, listed map[string]bool) {
-	fi, err := os.Lstat(filepath.Join(v.a.dir, filepath.FromSlash(rel)))
-	if err != nil {
+func (v *verifier) walkData(t *tree, rel string, listed map[string]bool) {
+	e, ok := t.entries[rel]
+	if !ok {
+		_, err := v.a.st.Stat(rel)
+		if err == nil {
+			err = fs.ErrNotExist
+		}
 		v.problem(errorf(rel, 0, -1, ErrCorrupt, "%v", unwrapPath(err)))
 		return
 	}
-	if fi.Mode()&os.ModeSymlink != 0 || !fi.IsDir() {
+	if e.Mode&fs.ModeSymlink != 0 || !e.Mode.IsDir() {
 		v.problem(errorf(rel, 0, -1, ErrCorrupt, "not a directory"))
 		return
 	}
-	entries, err := os.ReadDir(filepath.Join(v.a.dir, filepath.FromSlash(rel)))
-	if err != nil {
-		v.problem(errorf(rel, 0, -1, ErrCorrupt, "%v", unwrapPath(err)))
-		return
-	}
-	for _, e := range entries {
-		p := rel + "/" + e.Name()
+	for _, p := range t.children[rel] {
+		e := t.entries[p]
+		base := path.Base(p)
 		switch {
-		case e.Type()&os.ModeSymlink != 0:
+		case e.Mode&fs.ModeSymlink != 0:
 			if !listed[p] { // a listed chunk's own check reports it
 				v.problem(errorf(p, 0, -1, ErrCorrupt, "symbolic link"))
 			}
-		case e.IsDir() && rel == dataDir && (e.Name() == StreamEvents || e.Name() == StreamSnapshots ||
-			(e.Name() == StreamTransactions && v.a.m.Transactions != nil)):
-			v.walkData(p, listed)
-		case e.IsDir():
+		case e.Mode.IsDir() && rel == dataDir && (base == StreamEvents || base == StreamSnapshots ||
+			(base == StreamTransactions && v.a.m.Transactions != nil)):
+			v.walkData(t, p, listed)
+		case e.Mode.IsDir():
 			v.problem(errorf(p, 0, -1, ErrCorrupt, "unexpected directory (not listed in %s)", manifestPath))
-		case !e.Type().IsRegular():
+		case !e.Mode.IsRegular():
 			v.problem(errorf(p, 0, -1, ErrCorrupt, "not a regular file"))
 		case p == manifestPath || listed[p]:
-			if info, err := e.Info(); err == nil {
-				v.found[p] = info.Size()
-			}
+			v.found[p] = e.Size
 		default:
-			if info, err := e.Info(); err == nil {
-				v.found[p] = info.Size()
-			}
+			v.found[p] = e.Size
 			v.problem(errorf(p, 0, -1, ErrCorrupt, "file not listed in %s", manifestPath))
 		}
 	}

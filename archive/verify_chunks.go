@@ -71,18 +71,18 @@ func (v *verifier) hashChunk(ctx context.Context, b *qbatch, buf []byte) {
 	c := &v.a.m.Chunks[b.chunk]
 	var r chunkReader
 	r.info, r.path = c, c.archivePath()
-	f, fi, err := openRegular(v.a.dir, r.path)
+	f, size, err := openSized(v.a.st, r.path)
 	if err != nil {
 		b.errs = r.fileError(err)
 		return
 	}
 	var errs []error
-	if fi.Size() != c.Size {
-		errs = append(errs, errorf(r.path, 0, -1, ErrCorrupt, "size is %d bytes, the manifest says %d", fi.Size(), c.Size))
+	if size != c.Size {
+		errs = append(errs, errorf(r.path, 0, -1, ErrCorrupt, "size is %d bytes, the manifest says %d", size, c.Size))
 	}
 	// Hash the whole file and follow the frame's structure beside it, so that a structural problem does
 	// not keep the digest from being compared.
-	limit := max(c.Size, fi.Size())
+	limit := max(c.Size, size)
 	var fc zstdframe.Checker
 	fc.Reset(nil, limit)
 	// An encrypted chunk's frame is inside the ciphertext: a quick pass checks the file's size and
@@ -251,7 +251,7 @@ func (v *verifier) readChunk(ctx context.Context, i int, dec *zstd.Decoder, dige
 	}
 	b.firstLine = 1
 	cr := chunkReader{identities: v.a.identities}
-	err := cr.open(v.a.dir, info, dec, digest, false)
+	err := cr.open(v.a.st, info, dec, digest, false)
 	if err != nil {
 		b.end, b.chunkErrs, b.partial = true, err, true
 		return send(b)

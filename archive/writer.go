@@ -3,10 +3,8 @@ package archive
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"hash"
-	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -81,7 +79,8 @@ type SignFunc func(message []byte) ([]byte, error)
 // A Writer is not safe for concurrent use. Its errors are sticky: after one, every method returns it
 // (Suspend still cleans up). Close is idempotent.
 type Writer struct {
-	dir  string
+	st   Storage
+	dir  string // st.String(), for messages
 	opts Options
 	j    journal // as last written
 	sync bool
@@ -197,43 +196,54 @@ func createdNow() (time.Time, error) {
 // the directory layout and a first journal, so that even an export interrupted before its first chunk
 // can be resumed.
 func Create(dir string, opts Options) (*Writer, error) {
+	return CreateIn(Dir(dir), opts)
+}
+
+// CreateIn starts a new archive in st, which must hold nothing (else ErrNotEmpty), as Create does in a
+// directory. The caller keeps st; the Writer does not close it.
+func CreateIn(st Storage, opts Options) (*Writer, error) {
+	dir := st.String()
 	if err := checkOptions(&opts); err != nil {
 		return nil, fmt.Errorf("create archive %s: %w", dir, err)
 	}
-	if entries, err := os.ReadDir(dir); err == nil {
-		if len(entries) > 0 {
-			if !unborn(dir) {
-				return nil, fmt.Errorf("create archive %s: %w", dir, ErrNotEmpty)
-			}
-			// Left by an export killed before its first journal existed: only what Create makes.
-			if err := os.Remove(filepath.Join(dir, filepath.FromSlash(journalPath+tmpSuffix))); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("create archive: %w", err)
-			}
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	sync := !opts.NoSync
+	st = withSync(st, sync)
+	entries, err := st.List("")
+	if err != nil {
 		return nil, fmt.Errorf("create archive: %w", err)
 	}
-	sync := !opts.NoSync
-	dirs := []string{"", dataDir, dataDir + "/" + StreamEvents, dataDir + "/" + StreamSnapshots}
-	if opts.Transactions {
-		dirs = append(dirs, dataDir+"/"+StreamTransactions)
-	}
-	for _, d := range dirs {
-		if err := os.MkdirAll(filepath.Join(dir, filepath.FromSlash(d)), 0o755); err != nil {
+	if len(entries) > 0 {
+		if !unborn(entries) {
+			return nil, fmt.Errorf("create archive %s: %w", dir, ErrNotEmpty)
+		}
+		// Left by an export killed before its first journal existed: only what Create makes.
+		if err := st.Remove(journalPath + tmpSuffix); err != nil {
 			return nil, fmt.Errorf("create archive: %w", err)
 		}
 	}
-	if sync {
-		for _, d := range []string{dataDir, ""} {
-			if err := syncDir(filepath.Join(dir, d)); err != nil {
+	if d := localDir(st); d != nil {
+		dirs := []string{"", dataDir, dataDir + "/" + StreamEvents, dataDir + "/" + StreamSnapshots}
+		if opts.Transactions {
+			dirs = append(dirs, dataDir+"/"+StreamTransactions)
+		}
+		for _, sub := range dirs {
+			if err := os.MkdirAll(d.path(sub), 0o755); err != nil {
 				return nil, fmt.Errorf("create archive: %w", err)
 			}
 		}
-		if err := syncDir(filepath.Dir(filepath.Clean(dir))); err != nil {
-			return nil, fmt.Errorf("create archive: %w", err)
+		if sync {
+			for _, sub := range []string{dataDir, ""} {
+				if err := syncDir(filepath.Join(dir, sub)); err != nil {
+					return nil, fmt.Errorf("create archive: %w", err)
+				}
+			}
+			if err := syncDir(filepath.Dir(filepath.Clean(dir))); err != nil {
+				return nil, fmt.Errorf("create archive: %w", err)
+			}
 		}
 	}
 	w := &Writer{
+		st:   st,
 		dir:  dir,
 		opts: opts,
 		sync: sync,
@@ -258,41 +268,28 @@ func Create(dir string, opts Options) (*Writer, error) {
 	if err := w.start(); err != nil {
 		return nil, err
 	}
-	if err := w.j.write(dir, sync); err != nil {
+	if err := w.j.write(st); err != nil {
 		w.enc.Close()
 		return nil, fmt.Errorf("create archive: %w", err)
 	}
 	return w, nil
 }
 
-// unborn reports whether dir holds nothing but what Create makes before its first journal is in place:
-// the empty data directories and, at most, the first journal's temporary file. Anything else, a link
-// included, makes it a directory that is not ours to reuse.
-func unborn(dir string) bool {
+// unborn reports whether the entries (List("") of a storage) are nothing but what Create makes before
+// its first journal is in place: the empty data directories and, at most, the first journal's
+// temporary file. Anything else, a link included, makes it a storage that is not ours to reuse.
+func unborn(entries []StorageEntry) bool {
 	allowed := map[string]bool{
 		dataDir: true, dataDir + "/" + StreamEvents: true, dataDir + "/" + StreamSnapshots: true,
 		dataDir + "/" + StreamTransactions: true, journalPath + tmpSuffix: false,
 	}
-	ok := true
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+	for _, e := range entries {
+		isDir, known := allowed[e.Name]
+		if !known || isDir != e.Mode.IsDir() || (!e.Mode.IsDir() && !e.Mode.IsRegular()) {
+			return false
 		}
-		rel, rerr := filepath.Rel(dir, path)
-		if rerr != nil {
-			return rerr
-		}
-		if rel == "." {
-			return nil
-		}
-		isDir, known := allowed[filepath.ToSlash(rel)]
-		if !known || isDir != d.IsDir() || (!d.IsDir() && !d.Type().IsRegular()) {
-			ok = false
-			return filepath.SkipAll
-		}
-		return nil
-	})
-	return err == nil && ok
+	}
+	return true
 }
 
 // start sets the running state from the journal.
@@ -318,7 +315,7 @@ func (w *Writer) start() error {
 	if err != nil {
 		return fmt.Errorf("zstd encoder: %w", err)
 	}
-	w.chunk = chunkWriter{enc: w.enc, sync: w.sync, recipients: w.opts.Recipients}
+	w.chunk = chunkWriter{enc: w.enc, recipients: w.opts.Recipients}
 	if jt := j.Transactions; jt != nil {
 		t := &txWriter{count: jt.Count, lines: jt.Lines, run: jt.Run, start: jt.Open}
 		if t.hash, err = unmarshalHash(jt.Hash); err != nil {
@@ -327,7 +324,7 @@ func (w *Writer) start() error {
 		if t.enc, err = zstdframe.NewEncoder(j.Level); err != nil {
 			return fmt.Errorf("zstd encoder: %w", err)
 		}
-		t.chunk = chunkWriter{enc: t.enc, sync: w.sync, recipients: w.opts.Recipients}
+		t.chunk = chunkWriter{enc: t.enc, recipients: w.opts.Recipients}
 		w.tx = t
 	}
 	return nil
@@ -377,5 +374,5 @@ func (w *Writer) CommittedEvents(ctx context.Context) *Iterator {
 			chunks = append(chunks, c)
 		}
 	}
-	return newIterator(ctx, StreamEvents, w.opts.Range.First, source{root: w.dir, chunks: chunks, identities: w.opts.Identities})
+	return newIterator(ctx, StreamEvents, w.opts.Range.First, source{st: w.st, chunks: chunks, identities: w.opts.Identities})
 }

@@ -3,7 +3,6 @@ package archive
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/axarchive/axarchive/internal/crashpoint"
@@ -60,25 +59,32 @@ func (w *Writer) commit() error {
 	if _, err := parseManifest(data); err != nil {
 		return fmt.Errorf("internal error: the manifest written would be invalid: %w", err)
 	}
-	if err := writeFileAtomic(w.dir, manifestPath, data, w.sync); err != nil {
+	if err := writeFile(w.st, manifestPath, data); err != nil {
 		return err
 	}
 	for _, f := range bagFiles(m, data) {
-		if err := writeFileAtomic(w.dir, f.Path, f.Data, w.sync); err != nil {
+		if err := writeFile(w.st, f.Path, f.Data); err != nil {
 			return err
 		}
 	}
 	if w.opts.Sign != nil {
-		if err := signTagManifest(w.dir, w.opts.Sign, w.sync); err != nil {
+		if err := signTagManifest(w.st, w.opts.Sign); err != nil {
 			return err
 		}
 	}
 	crashpoint.Hit("journal-remove") // faulttest: manifest and BagIt files written, journal still there
-	if err := os.Remove(filepath.Join(w.dir, journalPath)); err != nil {
-		return fmt.Errorf("remove journal: %w", err)
+	if d := localDir(w.st); d != nil {
+		// Not Storage.Remove: a journal already gone is an error here.
+		if err := os.Remove(d.path(journalPath)); err != nil {
+			return fmt.Errorf("remove journal: %w", err)
+		}
+		if w.sync {
+			return syncDir(w.dir)
+		}
+		return nil
 	}
-	if w.sync {
-		return syncDir(w.dir)
+	if err := w.st.Remove(journalPath); err != nil {
+		return fmt.Errorf("remove journal: %w", err)
 	}
 	return nil
 }

@@ -111,7 +111,7 @@ func (w *Writer) rotate(stream string, first int64, size int) error {
 		if stream == StreamSnapshots {
 			h = w.snHash
 		}
-		if err := w.chunk.open(w.dir, stream, first, h); err != nil {
+		if err := w.chunk.open(w.st, stream, first, h); err != nil {
 			return w.fail(err)
 		}
 		w.open = true
@@ -138,7 +138,7 @@ func (w *Writer) commitChunk() error {
 		return err
 	}
 	w.snapshotState()
-	if err := j.write(w.dir, w.sync); err != nil {
+	if err := j.write(w.st); err != nil {
 		return w.fail(err)
 	}
 	return nil
@@ -220,7 +220,7 @@ func (w *Writer) FinishEvents() error {
 		return err
 	}
 	w.snapshotState()
-	if err := w.j.write(w.dir, w.sync); err != nil {
+	if err := w.j.write(w.st); err != nil {
 		return w.fail(err)
 	}
 	return nil
@@ -279,7 +279,7 @@ func (w *Writer) AddNote(n Note) error {
 		return nil
 	}
 	w.j.Notes = append(w.j.Notes, n)
-	if err := w.j.write(w.dir, w.sync); err != nil {
+	if err := w.j.write(w.st); err != nil {
 		return w.fail(err)
 	}
 	return nil

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -22,16 +21,25 @@ import (
 // deletes temporary files and any chunk written after the last journal update, and returns ErrComplete
 // for a finished archive.
 func Resume(dir string, opts Options) (*Writer, error) {
+	return ResumeIn(Dir(dir), opts)
+}
+
+// ResumeIn reopens the incomplete archive in st, as Resume does in a directory. An object store's
+// unfinished uploads of the interrupted run are the caller's to abort before (s3store.AbortUploads);
+// the files they would have become are written again.
+func ResumeIn(st Storage, opts Options) (*Writer, error) {
+	dir := st.String()
 	if err := normalize(&opts); err != nil {
 		return nil, fmt.Errorf("resume archive %s: %w", dir, err)
 	}
-	j, err := readJournal(dir)
+	st = withSync(st, !opts.NoSync)
+	j, err := readJournal(st)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			if _, merr := os.Lstat(filepath.Join(dir, filepath.FromSlash(manifestPath))); merr == nil {
+			if _, merr := st.Stat(manifestPath); merr == nil {
 				return nil, fmt.Errorf("resume archive %s: %w", dir, ErrComplete)
 			}
-			if unborn(dir) {
+			if entries, lerr := st.List(""); lerr == nil && unborn(entries) {
 				return nil, fmt.Errorf("resume archive %s: %w", dir, ErrNotStarted)
 			}
 			return nil, fmt.Errorf("resume archive %s: %w: no %s", dir, ErrNotArchive, journalPath)
@@ -44,7 +52,7 @@ func Resume(dir string, opts Options) (*Writer, error) {
 	if err := sameExport(j, &opts); err != nil {
 		return nil, fmt.Errorf("resume archive %s: %w", dir, err)
 	}
-	w := &Writer{dir: dir, j: *j, sync: !opts.NoSync}
+	w := &Writer{st: st, dir: dir, j: *j, sync: !opts.NoSync}
 	w.opts = Options{
 		Source: j.Source, Range: j.Range, Filter: j.Filter, Snapshots: j.SnapshotMode, Previous: j.Previous,
 		ChunkBytes: j.Chunking.MaxBytes, ChunkRecords: j.Chunking.MaxRecords, Level: j.Level,
@@ -192,12 +200,7 @@ func (w *Writer) cleanup() error {
 	for i := range w.j.Chunks {
 		committed[w.j.Chunks[i].Path] = &w.j.Chunks[i]
 	}
-	remove := func(rel string) error {
-		if err := os.Remove(filepath.Join(w.dir, filepath.FromSlash(rel))); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		return nil
-	}
+	remove := w.st.Remove
 	for _, rel := range []string{journalPath + tmpSuffix, manifestPath, manifestPath + tmpSuffix,
 		bagitPath, bagInfoPath, bagManifestPath, tagManifestPath,
 		bagitPath + tmpSuffix, bagInfoPath + tmpSuffix, bagManifestPath + tmpSuffix, tagManifestPath + tmpSuffix} {
@@ -205,8 +208,11 @@ func (w *Writer) cleanup() error {
 			return err
 		}
 	}
-	if fi, err := os.Lstat(filepath.Join(w.dir, dataDir)); err != nil || !fi.IsDir() || fi.Mode()&os.ModeSymlink != 0 {
-		return errorf(dataDir, 0, -1, ErrCorrupt, "not a directory")
+	d := localDir(w.st)
+	if d != nil {
+		if fi, err := os.Lstat(d.path(dataDir)); err != nil || !fi.IsDir() || fi.Mode()&os.ModeSymlink != 0 {
+			return errorf(dataDir, 0, -1, ErrCorrupt, "not a directory")
+		}
 	}
 	streams := []string{StreamEvents, StreamSnapshots}
 	if w.j.Transactions != nil {
@@ -214,36 +220,38 @@ func (w *Writer) cleanup() error {
 	}
 	for _, stream := range streams {
 		rel := dataDir + "/" + stream
-		fi, err := os.Lstat(filepath.Join(w.dir, filepath.FromSlash(rel)))
-		if errors.Is(err, fs.ErrNotExist) {
-			// Version control does not keep empty directories; recreate them.
-			if err := os.Mkdir(filepath.Join(w.dir, filepath.FromSlash(rel)), 0o755); err != nil {
-				return err
+		if d != nil {
+			fi, err := os.Lstat(d.path(rel))
+			if errors.Is(err, fs.ErrNotExist) {
+				// Version control does not keep empty directories; recreate them.
+				if err := os.Mkdir(d.path(rel), 0o755); err != nil {
+					return err
+				}
+			} else if err != nil || !fi.IsDir() || fi.Mode()&os.ModeSymlink != 0 {
+				if err == nil {
+					err = fmt.Errorf("not a directory")
+				}
+				return errorf(rel, 0, -1, ErrCorrupt, "%v", err)
 			}
-		} else if err != nil || !fi.IsDir() || fi.Mode()&os.ModeSymlink != 0 {
-			if err == nil {
-				err = fmt.Errorf("not a directory")
-			}
-			return errorf(rel, 0, -1, ErrCorrupt, "%v", err)
 		}
-		entries, err := os.ReadDir(filepath.Join(w.dir, filepath.FromSlash(rel)))
+		entries, err := w.st.List(rel + "/")
 		if err != nil {
 			return err
 		}
 		for _, e := range entries {
-			name := stream + "/" + e.Name()
-			if _, _, ok := parseChunkName(strings.TrimSuffix(name, tmpSuffix)); !ok || !e.Type().IsRegular() {
-				return errorf(dataDir+"/"+name, 0, -1, ErrCorrupt, "unexpected file in an incomplete archive; move it away and resume again")
+			name := strings.TrimPrefix(e.Name, dataDir+"/")
+			if _, _, ok := parseChunkName(strings.TrimSuffix(name, tmpSuffix)); !ok || !e.Mode.IsRegular() {
+				return errorf(e.Name, 0, -1, ErrCorrupt, "unexpected file in an incomplete archive; move it away and resume again")
 			}
 			if strings.HasSuffix(name, tmpSuffix) || committed[name] == nil {
-				if err := remove(dataDir + "/" + name); err != nil {
+				if err := remove(e.Name); err != nil {
 					return err
 				}
 			}
 		}
 	}
 	for _, c := range w.j.Chunks {
-		if err := checkChunkFile(w.dir, &c); err != nil {
+		if err := checkChunkFile(w.st, &c); err != nil {
 			return err
 		}
 	}
@@ -251,16 +259,16 @@ func (w *Writer) cleanup() error {
 }
 
 // checkChunkFile compares a chunk file's size and SHA-256 with its description.
-func checkChunkFile(root string, c *ChunkInfo) error {
+func checkChunkFile(st Storage, c *ChunkInfo) error {
 	var r chunkReader
 	r.info, r.path = c, c.archivePath()
-	f, fi, err := openRegular(root, r.path)
+	f, size, err := openSized(st, r.path)
 	if err != nil {
 		return r.fileError(err)
 	}
 	defer f.Close()
-	if fi.Size() != c.Size {
-		return errorf(r.path, 0, -1, ErrCorrupt, "size is %d bytes, the journal says %d", fi.Size(), c.Size)
+	if size != c.Size {
+		return errorf(r.path, 0, -1, ErrCorrupt, "size is %d bytes, the journal says %d", size, c.Size)
 	}
 	h := sha256.New()
 	buf := make([]byte, 256<<10)
