@@ -11,6 +11,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/axarchive/axarchive/archive"
+	"github.com/axarchive/axarchive/internal/location"
+	"github.com/axarchive/axarchive/internal/s3store"
 )
 
 func catCommand() *cli.Command {
@@ -26,14 +28,14 @@ does not match stops the output with exit status 3. With --snapshots, --from-tok
 --to-token select positions.
 
 Exit status: 0 done, 1 error, 2 usage, 3 archive invalid, corrupt or incomplete, 130 interrupted.`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "snapshots", Usage: "print the snapshots instead of the events"},
 			&cli.Int64Flag{Name: "from-token", DefaultText: "the first", Usage: "print records from `TOKEN` on"},
 			&cli.Int64Flag{Name: "to-token", DefaultText: "the last", Usage: "print records up to `TOKEN` (inclusive)"},
 			&cli.StringSliceFlag{Name: "type", Usage: "print only records of payload `TYPE` (repeatable)"},
 			&cli.StringSliceFlag{Name: "aggregate", Usage: "print only records of aggregate `ID` (repeatable)"},
 			identityFlag(),
-		},
+		}, s3Flags()...),
 		Action: func(c *cli.Context) error {
 			args, err := archiveArgs(c, 1, 1)
 			if err != nil {
@@ -53,6 +55,9 @@ Exit status: 0 done, 1 error, 2 usage, 3 archive invalid, corrupt or incomplete,
 			if o.identities, err = identities(c); err != nil {
 				return err
 			}
+			if o.s3, err = readS3Flags(c); err != nil {
+				return err
+			}
 			return runCat(c.Context, o, c.App.Writer)
 		},
 	}
@@ -65,10 +70,11 @@ type catOptions struct {
 	types      []string
 	aggregates []string
 	identities []age.Identity
+	s3         *s3store.Options
 }
 
 func runCat(ctx context.Context, o catOptions, stdout io.Writer) error {
-	a, err := archive.Open(o.dir)
+	a, err := location.Open(ctx, o.dir, o.s3)
 	if err != nil {
 		return err
 	}

@@ -27,7 +27,7 @@ Exit status: 0 equal, 1 error, 2 usage, 3 archive invalid (or not a chain), 4 th
 			&cli.StringFlag{Name: "token-map", Usage: "the target was filled by import --renumber with this token map `FILE`"},
 			checkRetriesFlag("a"),
 			identityFlag(),
-		}, connFlags()...),
+		}, append(connFlags(), s3Flags()...)...),
 		Action: func(c *cli.Context) error {
 			dirs, err := archiveArgs(c, 1, -1)
 			if err != nil {
@@ -41,7 +41,11 @@ Exit status: 0 equal, 1 error, 2 usage, 3 archive invalid (or not a chain), 4 th
 			if err != nil {
 				return err
 			}
-			archives, err := job.OpenArchives(dirs, ids...)
+			s3, err := readS3Flags(c)
+			if err != nil {
+				return err
+			}
+			archives, err := job.OpenArchivesAt(c.Context, dirs, s3, ids...)
 			if err != nil {
 				return err
 			}

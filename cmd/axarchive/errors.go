@@ -20,6 +20,7 @@ import (
 	"github.com/axarchive/axarchive/internal/axonclient"
 	"github.com/axarchive/axarchive/internal/job"
 	"github.com/axarchive/axarchive/internal/reader"
+	"github.com/axarchive/axarchive/internal/s3store"
 	"github.com/axarchive/axarchive/internal/sshsig"
 	"github.com/axarchive/axarchive/internal/tokenstore"
 	"github.com/axarchive/axarchive/internal/writer"
@@ -136,6 +137,8 @@ func hint(err error) string {
 		return "check --context (on a server that keeps contexts apart, a mistyped name is an empty context); to archive an empty context on purpose, add --allow-empty"
 	case errors.Is(err, archive.ErrComplete):
 		return "the archive in that directory is complete: nothing to resume (axarchive verify DIR checks it); to export newer events, export into a new directory with --since DIR"
+	case errors.Is(err, s3store.ErrNoObjectLock):
+		return "retention needs a bucket created with Object Lock enabled; use such a bucket, or leave out --retain-until and --legal-hold"
 	case errors.Is(err, archive.ErrNotEmpty):
 		return "choose a new directory, or add --resume to continue an export interrupted in it"
 	case errors.Is(err, archive.ErrMismatch):

@@ -13,12 +13,13 @@ import (
 
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/job"
+	"github.com/axarchive/axarchive/internal/location"
 	"github.com/axarchive/axarchive/internal/reader"
 )
 
 func exportCommand() *cli.Command {
 	flags := []cli.Flag{
-		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "archive `DIR` to write (must not exist or be empty, unless --resume)"},
+		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "archive `DIR` (or s3://BUCKET/PREFIX) to write (must not exist or be empty, unless --resume)"},
 		&cli.StringFlag{Name: "segments", Usage: "export offline from the segment files in context `DIR` (data/<context>/ or a copy)"},
 		&cli.StringFlag{Name: "events-dir", Usage: "offline: `DIR` of the *.events files, when apart from the snapshots"},
 		&cli.StringFlag{Name: "snapshots-dir", Usage: "offline: `DIR` of the *.snapshots files"},
@@ -32,7 +33,7 @@ func exportCommand() *cli.Command {
 		&cli.StringSliceFlag{Name: "exclude-type", Usage: "leave out events of payload `TYPE` (repeatable)"},
 		&cli.StringSliceFlag{Name: "aggregate-type", Usage: "export only events of aggregate `TYPE` (repeatable)"},
 		&cli.StringFlag{Name: "snapshots", Value: "all", Usage: "snapshots to export: all, latest or none"},
-		&cli.StringFlag{Name: "since", Usage: "incremental: continue after the last token of the archive in `DIR` and link to it"},
+		&cli.StringFlag{Name: "since", Usage: "incremental: continue after the last token of the archive in `DIR` (or s3://BUCKET/PREFIX) and link to it"},
 		&cli.Int64Flag{Name: "chunk-size", Value: 64 << 20, Usage: "start a new chunk after `BYTES` of JSON Lines"},
 		&cli.Int64Flag{Name: "chunk-records", Value: 1 << 20, Usage: "start a new chunk after `N` records"},
 		&cli.IntFlag{Name: "level", Value: job.DefaultLevel, Usage: "zstd compression `LEVEL`, 1 to 22: 1 (the default) is the fastest; 3 is about 1% smaller and a fifth slower to export; 7 and up are smaller still and much slower"},
@@ -43,6 +44,8 @@ func exportCommand() *cli.Command {
 		identityFlag(),
 	}
 	flags = append(flags, recipientFlags()...)
+	flags = append(flags, retentionFlags()...)
+	flags = append(flags, s3Flags()...)
 	return &cli.Command{
 		Name:      "export",
 		Usage:     "export a context (live or from segment files) into an archive",
@@ -50,6 +53,8 @@ func exportCommand() *cli.Command {
 		Description: `Live:    axarchive export --server HOST:PORT --context CTX -o DIR
 Offline: axarchive export --segments DATA/CTX -o DIR
          (the manifest names the context after the directory; --context NAME names it otherwise)
+S3:      axarchive export ... -o s3://BUCKET/PREFIX [--retain-until DATE]
+         (credentials and endpoint from the AWS environment: AWS_PROFILE, AWS_ENDPOINT_URL, ...)
 
 Exports every event in token order, up to the head captured at the start, and the snapshots.
 An interrupted export (Ctrl-C, kill, crash, lost network) is continued by running the same
@@ -97,6 +102,13 @@ func readExportFlags(c *cli.Context) (exportOptions, error) {
 	}
 	if o.export.Dir == "" {
 		return o, usageErrorf("-o DIR is required")
+	}
+	var err error
+	if o.export.S3, err = readS3Flags(c); err != nil {
+		return o, err
+	}
+	if o.export.Retention, err = readRetentionFlags(c, o.export.Dir); err != nil {
+		return o, err
 	}
 	if o.export.Dir == "-" {
 		// An archive is a directory of files: there is no stream to write to stdout.
@@ -156,7 +168,6 @@ func readExportFlags(c *cli.Context) (exportOptions, error) {
 	if inc, exc, agg := c.StringSlice("include-type"), c.StringSlice("exclude-type"), c.StringSlice("aggregate-type"); len(inc)+len(exc)+len(agg) > 0 {
 		o.export.Filter = &archive.Filter{IncludeTypes: inc, ExcludeTypes: exc, AggregateTypes: agg}
 	}
-	var err error
 	if o.export.Recipients, err = recipients(c); err != nil {
 		return o, err
 	}
@@ -211,7 +222,7 @@ func runExport(ctx context.Context, o exportOptions, stdout, stderr io.Writer) e
 	var err error
 	if o.segments != nil {
 		_, statErr := os.Lstat(o.export.Dir)
-		created := errors.Is(statErr, fs.ErrNotExist) && !o.export.Resume
+		created := errors.Is(statErr, fs.ErrNotExist) && !o.export.Resume && !location.IsRemote(o.export.Dir)
 		res, err = job.ExportSegments(ctx, *o.segments, o.export)
 		if err != nil && created && errors.As(err, new(*reader.SegmentError)) {
 			// Damage in the input: --resume would stop at it again, so the directory this run created
@@ -243,6 +254,9 @@ func runExport(ctx context.Context, o exportOptions, stdout, stderr io.Writer) e
 		}
 		fmt.Fprintf(stdout, "exported %d events (tokens %d-%d) and %d snapshots to %s in %s%s\nfingerprint %s\n",
 			res.Events, res.Range.First, res.Range.Last, res.Snapshots, res.Dir, el.Round(time.Millisecond), how, res.Fingerprint)
+		if r := o.export.Retention; r != nil {
+			fmt.Fprintf(stdout, "retained %d objects: %s\n", res.Retained, describeRetention(r))
+		}
 	}
 	return nil
 }

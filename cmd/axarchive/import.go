@@ -6,6 +6,7 @@ import (
 	"filippo.io/age"
 	"fmt"
 	"io"
+	"path"
 	"strings"
 	"time"
 
@@ -13,6 +14,8 @@ import (
 
 	"github.com/axarchive/axarchive/internal/axonclient"
 	"github.com/axarchive/axarchive/internal/job"
+	"github.com/axarchive/axarchive/internal/location"
+	"github.com/axarchive/axarchive/internal/s3store"
 )
 
 func importCommand() *cli.Command {
@@ -30,6 +33,7 @@ func importCommand() *cli.Command {
 		identityFlag(),
 	}
 	flags = append(flags, segmentImportFlags()...)
+	flags = append(flags, s3Flags()...)
 	return &cli.Command{
 		Name:      "import",
 		Usage:     "replay archives into an empty context, then prove the target equals them",
@@ -80,8 +84,12 @@ continue), 2 usage, 3 archive invalid, 4 target differs from the archive, 130 in
 			if err != nil {
 				return err
 			}
+			s3, err := readS3Flags(c)
+			if err != nil {
+				return err
+			}
 			o := importOptions{dirs: dirs, conn: conn, progress: mode, noCheck: c.Bool("no-check"), args: c.Args().Slice(),
-				flagsLine: importFlagsLine(c), diffFlagsLine: connFlagsLine(c), checkRetries: retries, identities: ids}
+				flagsLine: importFlagsLine(c), diffFlagsLine: connFlagsLine(c), checkRetries: retries, identities: ids, s3: s3}
 			o.opts = job.ImportOptions{
 				Resume:               c.Bool("resume"),
 				Renumber:             c.Bool("renumber"),
@@ -93,6 +101,10 @@ continue), 2 usage, 3 archive invalid, 4 target differs from the archive, 130 in
 			}
 			if o.opts.Renumber && o.opts.TokenMap == "" {
 				o.opts.TokenMap = strings.TrimRight(dirs[len(dirs)-1], "/") + ".tokenmap"
+				if location.IsRemote(dirs[len(dirs)-1]) {
+					// Beside the archive is a local file: in the working directory, named after the prefix.
+					o.opts.TokenMap = path.Base(strings.TrimRight(dirs[len(dirs)-1], "/")) + ".tokenmap"
+				}
 			}
 			return runImport(c.Context, o, c.App.Writer, c.App.ErrWriter)
 		},
@@ -110,6 +122,7 @@ type importOptions struct {
 	flagsLine     string
 	diffFlagsLine string
 	identities    []age.Identity
+	s3            *s3store.Options
 }
 
 // connFlagsLine rebuilds the connection flags of the command line, leaving out the token itself.
@@ -172,7 +185,7 @@ func runImport(ctx context.Context, o importOptions, stdout, stderr io.Writer) e
 	// Opened before the server is dialled, so that a directory that is not an archive, or an incomplete
 	// one, is reported as such (exit 3) and not hidden behind a connection error; the same archives then
 	// serve the import and its proof.
-	archives, err := job.OpenArchives(o.dirs, o.identities...)
+	archives, err := job.OpenArchivesAt(ctx, o.dirs, o.s3, o.identities...)
 	if err != nil {
 		rep.finish()
 		return err

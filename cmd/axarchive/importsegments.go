@@ -48,7 +48,11 @@ func segmentImportAction(c *cli.Context, dirs []string) error {
 	if err != nil {
 		return err
 	}
-	opts := job.SegmentOptions{Dir: dir, SegmentSize: size, Resume: c.Bool("resume"), DryRun: c.Bool("dry-run"), Identities: ids}
+	s3, err := readS3Flags(c)
+	if err != nil {
+		return err
+	}
+	opts := job.SegmentOptions{Dir: dir, SegmentSize: size, Resume: c.Bool("resume"), DryRun: c.Bool("dry-run"), Identities: ids, S3: s3}
 	line := fmt.Sprintf("axarchive import --segments %s", dir)
 	for _, id := range c.StringSlice("identity") {
 		line += " --identity " + id

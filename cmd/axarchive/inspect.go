@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +12,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/axarchive/axarchive/archive"
+	"github.com/axarchive/axarchive/internal/location"
+	"github.com/axarchive/axarchive/internal/s3store"
 )
 
 func inspectCommand() *cli.Command {
@@ -24,25 +27,37 @@ Prints what data/manifest.json says, after checking that it is consistent (it do
 chunks: use verify for that). --json prints the manifest itself.
 
 Exit status: 0 done, 1 error, 2 usage, 3 not a valid or complete archive.`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print the manifest as JSON"},
-		},
+		}, s3Flags()...),
 		Action: func(c *cli.Context) error {
 			args, err := archiveArgs(c, 1, 1)
 			if err != nil {
 				return err
 			}
-			return runInspect(args[0], c.Bool("json"), c.App.Writer)
+			s3, err := readS3Flags(c)
+			if err != nil {
+				return err
+			}
+			return runInspect(c.Context, args[0], s3, c.Bool("json"), c.App.Writer, c.App.ErrWriter)
 		},
 	}
 }
 
-func runInspect(dir string, asJSON bool, stdout io.Writer) error {
-	a, err := archive.Open(dir)
+func runInspect(ctx context.Context, dir string, s3 *s3store.Options, asJSON bool, stdout, stderr io.Writer) error {
+	a, err := location.Open(ctx, dir, s3)
 	if err != nil {
 		return err
 	}
 	m := a.Manifest()
+	// An archive in a bucket with Object Lock: how long it is protected, and which part is not.
+	ri, err := archiveRetention(ctx, a)
+	if err != nil {
+		return err
+	}
+	if ri != nil {
+		ri.warn(stderr, dir)
+	}
 	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -76,6 +91,9 @@ func runInspect(dir string, asJSON bool, stdout io.Writer) error {
 		row("transactions", "%d, as the source grouped the events (not part of the fingerprint)", tx.Count)
 	}
 	row("fingerprint", "%s", m.Fingerprint)
+	if ri != nil {
+		row("object lock", "%s", ri.summary())
+	}
 	if m.Encryption != "" {
 		row("encryption", "%s: every chunk is encrypted (cat, verify and import need --identity)", m.Encryption)
 	}

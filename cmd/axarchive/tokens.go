@@ -195,7 +195,11 @@ func storeBounds(c *cli.Context, dirs []string) (tokenstore.Bounds, error) {
 	case c.String("server") != "" && len(dirs) > 0:
 		return tokenstore.Bounds{}, usageErrorf("give --server or archives, not both")
 	case len(dirs) > 0:
-		return tokenstore.ArchiveBounds(dirs)
+		s3, err := readS3Flags(c)
+		if err != nil {
+			return tokenstore.Bounds{}, err
+		}
+		return tokenstore.ArchiveBoundsAt(c.Context, dirs, s3)
 	case c.String("server") == "":
 		return tokenstore.Bounds{}, &usageError{msg: "the event store is missing: give --server (and --context) or the archives it was restored from", hint: tokensStoreUsage(c.Command.Name)}
 	}
@@ -227,7 +231,7 @@ archives it was restored from (a full archive and its incrementals, oldest first
 Exit status: 0 consistent, 1 error, 2 usage, 3 invalid input, 4 inconsistent.`,
 		Flags: append(append(append(dbFlags(),
 			&cli.StringFlag{Name: "token-map", Usage: "also check positions against the token map `FILE` of a renumbered import"}),
-			connFlags()...), claimTimeoutFlag()),
+			connFlags()...), append(s3Flags(), claimTimeoutFlag())...),
 		Action: func(c *cli.Context) error {
 			dirs, err := archiveArgs(c, 0, -1)
 			if err != nil {
@@ -340,7 +344,7 @@ Exit status: 0 ok, 1 error, 2 usage, 3 invalid input.`,
 			&cli.StringSliceFlag{Name: "processor", Usage: "rewrite only processor `NAME` (repeatable; default all)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print old -> new per row and change nothing"},
 			&cli.StringFlag{Name: "backup", Usage: "write the old rows to `FILE` (default tokens-backup-TIME.json here)"},
-		), claimFlags()...), connFlags()...),
+		), claimFlags()...), append(connFlags(), s3Flags()...)...),
 		Action: func(c *cli.Context) error {
 			dirs, err := archiveArgs(c, 0, -1)
 			if err != nil {

@@ -12,6 +12,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/axarchive/axarchive/archive"
+	"github.com/axarchive/axarchive/internal/location"
+	"github.com/axarchive/axarchive/internal/s3store"
 	"github.com/axarchive/axarchive/internal/sshsig"
 )
 
@@ -29,19 +31,22 @@ record counts, payload type counts and the fingerprint. Every problem is reporte
 naming the file, line and token. Several DIRs must form an incremental chain, oldest first.
 
 Exit status: 0 valid, 1 error, 2 usage, 3 invalid, corrupt or incomplete, 130 interrupted.`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "quick", Usage: "check sizes and digests only, without decompressing"},
 			&cli.BoolFlag{Name: "json", Usage: "print the result as one JSON object on stdout"},
 			allowedSignersFlag(),
 			identityFlag(),
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but the problems (the exit status says the rest)"},
-		},
+		}, s3Flags()...),
 		Action: func(c *cli.Context) error {
 			dirs, err := archiveArgs(c, 1, -1)
 			if err != nil {
 				return err
 			}
 			o := verifyOptions{dirs: dirs, quick: c.Bool("quick"), json: c.Bool("json"), quiet: c.Bool("quiet")}
+			if o.s3, err = readS3Flags(c); err != nil {
+				return err
+			}
 			if o.identities, err = identities(c); err != nil {
 				return err
 			}
@@ -65,6 +70,7 @@ type verifyOptions struct {
 	allowedSigners  []sshsig.AllowedSigner
 	identities      []age.Identity // decrypt encrypted archives for a full verification
 	quiet           bool
+	s3              *s3store.Options // for archives given as s3:// URLs
 }
 
 // verifyResult is one archive's entry in the JSON output.
@@ -80,6 +86,7 @@ type verifyResult struct {
 	Fingerprint string          `json:"fingerprint,omitempty"`
 	Signed      bool            `json:"signed"`
 	SignedBy    []string        `json:"signedBy,omitempty"`
+	Retention   *retentionInfo  `json:"retention,omitempty"` // s3:// archives in a bucket with Object Lock
 	SigningKey  string          `json:"signingKey,omitempty"`
 	Seconds     float64         `json:"seconds"`
 	Error       string          `json:"error,omitempty"`
@@ -135,7 +142,7 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 		res := &verifyResult{Dir: dir, Level: level, Problems: []problemOutput{}}
 		results = append(results, res)
 		start := time.Now()
-		a, err := archive.Open(dir)
+		a, err := location.Open(ctx, dir, o.s3)
 		if err != nil {
 			if !several {
 				openErr = err // printed once, with its hint, by main
@@ -197,6 +204,16 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 			res.SignedBy, res.SigningKey = signed.Principals, signed.Fingerprint
 		}
 		res.OK = true
+		ri, err := archiveRetention(ctx, a)
+		if err != nil {
+			failures = append(failures, err)
+			report(dir, err)
+		} else if ri != nil {
+			res.Retention = ri
+			if !o.json {
+				ri.warn(stderr, dir)
+			}
+		}
 		if !o.json && !o.quiet {
 			m := a.Manifest()
 			fmt.Fprintf(stdout, "ok %s: %s (tokens %d to %d), %s, %s, %s read in %s (%s verification); fingerprint %s\n",
@@ -207,6 +224,9 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 				fmt.Fprintf(stdout, "ok %s: signed by %s\n", dir, signed)
 			case res.Signed:
 				fmt.Fprintf(stdout, "%s: has a signature, not checked (--allowed-signers FILE checks it)\n", dir)
+			}
+			if ri != nil {
+				fmt.Fprintf(stdout, "%s: Object Lock: %s\n", dir, ri.summary())
 			}
 		}
 	}

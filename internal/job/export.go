@@ -12,7 +12,9 @@ import (
 
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/axonclient"
+	"github.com/axarchive/axarchive/internal/location"
 	"github.com/axarchive/axarchive/internal/reader"
+	"github.com/axarchive/axarchive/internal/s3store"
 	"github.com/axarchive/axarchive/internal/writer"
 )
 
@@ -25,8 +27,16 @@ const (
 
 // ExportOptions of one export run. The zero value exports everything into a new archive.
 type ExportOptions struct {
-	// Dir is the archive directory. Without Resume it must not exist or be empty.
+	// Dir is the archive directory, or an s3://bucket/prefix URL (internal/location). Without Resume
+	// it must not exist or be empty.
 	Dir string
+	// S3 configures the object store when Dir or Since is an s3:// URL; nil takes everything from the
+	// AWS environment (s3store.New).
+	S3 *s3store.Options
+	// Retention, when set, is put on every object of an archive exported to an object store, once the
+	// archive is complete (s3store.Store.Retain). A bucket without Object Lock is refused before anything
+	// is written. A resumed export of an archive already complete only puts the retention on it.
+	Retention *s3store.Retention
 	// Sign, when set, signs the archive before it is complete (archive.Options.Sign).
 	Sign archive.SignFunc
 	// Recipients encrypt every chunk (archive.Options.Recipients); Identities decrypt what an encrypted
@@ -49,7 +59,7 @@ type ExportOptions struct {
 	// FromTime and ToTime select by event time through the server's token index (live export only):
 	// events from FromTime on, and before ToTime.
 	FromTime, ToTime *time.Time
-	// Since is the directory of a previous archive: the export continues after its last token and links
+	// Since is the directory (or s3:// URL) of a previous archive: the export continues after its last token and links
 	// to it, making an incremental archive.
 	Since string
 
@@ -100,6 +110,8 @@ type ExportResult struct {
 	Range             archive.Range
 	Fingerprint       string
 	Dir               string
+	// Retained is the number of objects Options.Retention was put on.
+	Retained int
 }
 
 // InterruptedError is returned when an export stops before it is complete (cancelled, or failed): the
@@ -174,6 +186,7 @@ func ExportSegments(ctx context.Context, segOpts reader.SegmentsOptions, opts Ex
 
 type job struct {
 	opts     ExportOptions
+	st       archive.Storage // where the archive is written
 	w        *writer.ArchiveSink
 	src      reader.Source
 	progress *ExportProgress
@@ -223,8 +236,16 @@ func run(ctx context.Context, src reader.Source, opts ExportOptions) (*ExportRes
 		Recipients:   opts.Recipients,
 		Identities:   opts.Identities,
 	}
+	st, err := location.Storage(ctx, opts.Dir, opts.S3)
+	if err != nil {
+		return nil, err
+	}
+	store, _ := st.(*s3store.Store)
+	if err := checkStore(ctx, store, &opts); err != nil {
+		return nil, err
+	}
 	if opts.Since != "" {
-		prev, err := archive.Open(opts.Since)
+		prev, err := location.Open(ctx, opts.Since, opts.S3)
 		if err != nil {
 			return nil, &PreviousError{Dir: opts.Since, Err: err}
 		}
@@ -233,9 +254,23 @@ func run(ctx context.Context, src reader.Source, opts ExportOptions) (*ExportRes
 	}
 
 	var w *archive.Writer
-	var err error
 	if opts.Resume {
-		w, err = archive.Resume(opts.Dir, wopts)
+		if store != nil {
+			// The parts of the files the interrupted run was writing: never completed, the journal says
+			// which files to write again.
+			n, err := store.AbortUploads(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("abort the interrupted run's uploads: %w", err)
+			}
+			if n > 0 {
+				opts.warn("aborted %d unfinished upload(s) of the interrupted run in %s", n, store)
+			}
+		}
+		w, err = archive.ResumeIn(st, wopts)
+		if errors.Is(err, archive.ErrComplete) && opts.Retention != nil {
+			// Retaining the complete archive was interrupted: finish it.
+			return finishRetention(ctx, store, opts)
+		}
 		if err != nil && !errors.Is(err, archive.ErrNotStarted) {
 			return nil, err
 		}
@@ -249,7 +284,7 @@ func run(ctx context.Context, src reader.Source, opts ExportOptions) (*ExportRes
 			return nil, err
 		}
 		wopts.Range = r
-		w, err = archive.Create(opts.Dir, wopts)
+		w, err = archive.CreateIn(st, wopts)
 		if err != nil {
 			return nil, err
 		}
@@ -262,7 +297,7 @@ func run(ctx context.Context, src reader.Source, opts ExportOptions) (*ExportRes
 			return nil, err
 		}
 	}
-	j := &job{opts: opts, w: writer.NewArchiveSink(w), src: src, progress: progress, sel: newSelection(opts.Filter), aggSeen: map[string]struct{}{}}
+	j := &job{opts: opts, st: st, w: writer.NewArchiveSink(w), src: src, progress: progress, sel: newSelection(opts.Filter), aggSeen: map[string]struct{}{}}
 	res, err := j.run(ctx)
 	if err != nil {
 		next, committed := w.NextToken(), w.EventsCommitted()
@@ -385,7 +420,11 @@ func (j *job) run(ctx context.Context) (*ExportResult, error) {
 	if err := j.w.Close(); err != nil {
 		return nil, err
 	}
-	a, err := archive.Open(j.opts.Dir)
+	if store, ok := j.st.(*s3store.Store); ok && j.opts.Retention != nil {
+		j.progress.Phase.Store("retaining")
+		return finishRetention(ctx, store, j.opts)
+	}
+	a, err := archive.OpenIn(j.st)
 	if err != nil {
 		return nil, fmt.Errorf("reopen finished archive: %w", err)
 	}

@@ -11,7 +11,9 @@ import (
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/axonclient"
 	"github.com/axarchive/axarchive/internal/codec"
+	"github.com/axarchive/axarchive/internal/location"
 	"github.com/axarchive/axarchive/internal/reader"
+	"github.com/axarchive/axarchive/internal/s3store"
 	"github.com/axarchive/axarchive/internal/writer"
 )
 
@@ -188,9 +190,16 @@ func newImporter(conn *axonclient.Conn, archives []*archive.Archive, opts Import
 // OpenArchives opens the archives in dirs, in order: what Import and Compare do with directories, for
 // callers that pass the same archives to both (see ImportArchives).
 func OpenArchives(dirs []string, ids ...age.Identity) ([]*archive.Archive, error) {
+	return OpenArchivesAt(context.Background(), dirs, nil, ids...)
+}
+
+// OpenArchivesAt is OpenArchives of locations that may be s3:// URLs (internal/location), configured by
+// o (nil: the AWS environment); ctx is the context of the object stores' requests while the archives
+// are read.
+func OpenArchivesAt(ctx context.Context, locs []string, o *s3store.Options, ids ...age.Identity) ([]*archive.Archive, error) {
 	// Several archives are a chain: checked here, before any server is dialled, so that import and diff
 	// refuse a broken one as invalid input (exit 3), the way verify does.
-	chain, err := archive.OpenChain(dirs, ids...)
+	chain, err := location.OpenChain(ctx, locs, o, ids...)
 	if err != nil {
 		return nil, err
 	}

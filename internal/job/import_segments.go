@@ -13,6 +13,7 @@ import (
 
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/reader"
+	"github.com/axarchive/axarchive/internal/s3store"
 	"github.com/axarchive/axarchive/internal/writer"
 )
 
@@ -25,6 +26,8 @@ type SegmentOptions struct {
 	SegmentSize int64
 	// Identities decrypt encrypted archives.
 	Identities []age.Identity
+	// S3 configures the object store of archives given as s3:// URLs; nil: the AWS environment.
+	S3 *s3store.Options
 	// Resume continues an interrupted run in Dir.
 	Resume bool
 	// DryRun makes the plan and writes nothing.
@@ -73,7 +76,7 @@ var ErrDirInArchive = errors.New("segment directory inside an archive")
 // complete. Before writing it verifies the archives, checks that their tokens start at 0 without a gap
 // and that the directory is usable (empty, not inside an archive, enough free space).
 func ImportSegments(ctx context.Context, dirs []string, opts SegmentOptions) (*SegmentPlan, error) {
-	archives, err := OpenArchives(dirs, opts.Identities...)
+	archives, err := OpenArchivesAt(ctx, dirs, opts.S3, opts.Identities...)
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/axarchive/axarchive/archive"
+	"github.com/axarchive/axarchive/internal/location"
+	"github.com/axarchive/axarchive/internal/s3store"
 )
 
 // TokenSource is what Bounds needs of an Axon Server connection (axonclient.Conn).
@@ -32,7 +33,13 @@ func ServerBounds(ctx context.Context, s TokenSource) (Bounds, error) {
 // ArchiveBounds is the token range of a store restored from archives (a full one and its incrementals,
 // oldest first): the first archive's first token to the last one's last token.
 func ArchiveBounds(dirs []string) (Bounds, error) {
-	chain, err := archive.OpenChain(dirs)
+	return ArchiveBoundsAt(context.Background(), dirs, nil)
+}
+
+// ArchiveBoundsAt is ArchiveBounds of locations that may be s3:// URLs (internal/location), configured
+// by o (nil: the AWS environment).
+func ArchiveBoundsAt(ctx context.Context, dirs []string, o *s3store.Options) (Bounds, error) {
+	chain, err := location.OpenChain(ctx, dirs, o)
 	if err != nil {
 		return Bounds{}, err
 	}
