@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/stretchr/testify/require"
 
+	"github.com/axarchive/axarchive/internal/cutproxy"
 	"github.com/axarchive/axarchive/internal/s3store"
 	"github.com/axarchive/axarchive/internal/s3test"
 )
@@ -342,4 +343,62 @@ func TestS3ExportSIGKILL(t *testing.T) {
 		require.Contains(t, r.Stderr, "complete", r) // the last run had finished
 	}
 	b.requireSameInBucket(t, "k", job.ref)
+}
+
+// TestS3ExportConnectionCut: connections between axarchive and the server cut (RST) in the middle of
+// uploads; the export retries and finishes, or stops resumable and --resume finishes it, with the
+// reference archive and nothing stray.
+func TestS3ExportConnectionCut(t *testing.T) {
+	b := newBucket(t, false)
+	job := offlineJob(t, newSegments(t, 20000, 29))
+	p := cutproxy.New(t, b.srv.Addr())
+	for _, n := range []int64{40 << 10, 300 << 10, 700 << 10, 1 << 20, 1<<20 + 12345} {
+		p.CutAfter(cutproxy.Up, n)
+	}
+	via := append(job.cmd(b.url("cut"), false), "--s3-endpoint", "http://"+p.Addr())
+	r := b.run(t, via...)
+	t.Logf("%d connections cut; %s", p.Cuts(), r)
+	require.NotZero(t, p.Cuts())
+	if r.Code != 0 {
+		requireCode(t, r, 1)
+		require.Contains(t, r.Stderr, "--resume", r)
+		requireCode(t, b.run(t, append(via, "--resume")...), 0)
+	}
+	b.requireSameInBucket(t, "cut", job.ref)
+}
+
+// TestS3ExportServerRestart: the S3 server stopped mid-export and started again a moment later; the
+// export rides it out with retries, or stops resumable and --resume finishes it.
+func TestS3ExportServerRestart(t *testing.T) {
+	b := newBucket(t, false)
+	job := offlineJob(t, newSegments(t, 30000, 30))
+	p := start(t, plain(t), b.env, b.args(job.cmd(b.url("restart"), false))...)
+	require.True(t, b.waitForJournal(t, p, "restart"), "the export wrote its journal")
+	b.srv.Stop()
+	time.Sleep(1500 * time.Millisecond)
+	require.NoError(t, b.srv.Restart())
+	r := p.Wait(processDeadline)
+	t.Logf("%s", r)
+	if r.Code != 0 {
+		requireCode(t, r, 1)
+		requireCode(t, b.run(t, job.cmd(b.url("restart"), true)...), 0)
+	}
+	b.requireSameInBucket(t, "restart", job.ref)
+}
+
+// TestS3ExportServerDown: the S3 server gone for longer than the retries last; the export stops with
+// exit 1 and the way on, leaves what it committed, and --resume finishes it once the server is back.
+func TestS3ExportServerDown(t *testing.T) {
+	b := newBucket(t, false)
+	job := offlineJob(t, newSegments(t, 30000, 31))
+	p := start(t, plain(t), b.env, b.args(job.cmd(b.url("down"), false))...)
+	require.True(t, b.waitForJournal(t, p, "down"), "the export wrote its journal")
+	b.srv.Stop()
+	r := p.Wait(processDeadline)
+	requireCode(t, r, 1)
+	require.Regexp(t, `(?m)^axarchive: error: export stopped before token \d+`, r.Stderr)
+	require.Regexp(t, `(?m)^axarchive: hint: run the same command with --resume`, r.Stderr)
+	require.NoError(t, b.srv.Restart())
+	requireCode(t, b.run(t, job.cmd(b.url("down"), true)...), 0)
+	b.requireSameInBucket(t, "down", job.ref)
 }
