@@ -56,7 +56,7 @@ func main() {
 	flag.IntVar(&cfg.events, "events", 200_000, "number of generated events in the store")
 	flag.Uint64Var(&cfg.seed, "seed", 1, "seed of the generated events")
 	flag.StringVar(&cfg.target, "target", "double", "`double`: axarchive against plain gRPC clients on the in-process test double; real: against AxonIQ's Java connector on the real Axon Server")
-	flag.StringVar(&cfg.stages, "stages", "", "stages to run (comma-separated; default all): live, verify, import, offline for -target double (verify and import need live); export, import, copy for -target real")
+	flag.StringVar(&cfg.stages, "stages", "", "stages to run (comma-separated; default all): live, verify, import, offline, s3 (not by default: export to a versitygw on loopback vs to a directory, plain and encrypted) for -target double (verify and import need live); export, import, copy for -target real")
 	flag.Func("import-flag", "pass this flag to every axarchive import of -target real (repeatable), e.g. -import-flag=--max-transaction-events=1000", func(s string) error {
 		cfg.importFlags = append(cfg.importFlags, s)
 		return nil
@@ -150,15 +150,18 @@ func run(cfg config, log io.Writer) (*report, error) {
 			if cfg.target != "real" {
 				return nil, fmt.Errorf("stage %q is a stage of -target real", s)
 			}
-		case "live", "verify", "import", "offline":
+		case "live", "verify", "import", "offline", "s3":
 			stages[s] = true
 		case "":
 		default:
-			return nil, fmt.Errorf("unknown stage %q (want live, verify, import, offline)", s)
+			return nil, fmt.Errorf("unknown stage %q (want live, verify, import, offline, s3)", s)
 		}
 	}
 	if stages["verify"] || stages["import"] {
 		stages["live"] = true
+	}
+	if stages["s3"] {
+		stages["offline"] = true // the s3 stage exports the offline stage's segment files
 	}
 	cfg.repeat = max(cfg.repeat, 1)
 	if cfg.profile != "" {
@@ -402,6 +405,11 @@ func run(cfg config, log io.Writer) (*report, error) {
 		rep.sizes = append(rep.sizes,
 			fmt.Sprintf("segment files: %d, %s of data (%s on disk, pre-allocated); %d events per block", len(st.Files), mib(st.DataBytes), mib(int64(len(st.Files))*cfg.segmentSize), max(cfg.perBlock, 1)),
 			fmt.Sprintf("archive (offline export): %s, %.1f bytes/event, %.3f× the segment data", mib(size), float64(size)/float64(rep.events), sr))
+		if stages["s3"] {
+			if err := runS3Stage(cfg, log, rep, bin, work, segDir); err != nil {
+				return nil, err
+			}
+		}
 		rep.targets = append(rep.targets,
 			target{"offline export", "≥ 200,000 events/s", fmt.Sprintf("%.0f events/s", off.rate()), off.rate() >= 200_000},
 			target{"offline export vs read + CRC pass", "≥ 0.5×", fmt.Sprintf("%.2f×", r), r >= 0.5},

@@ -89,23 +89,8 @@ func (rs *realSession) copier(records int64, args ...string) (*measurement, erro
 	return m, nil
 }
 
-// serverCPU is the CPU time a server process has used so far (user + system, from /proc), 0 if unknown.
-func serverCPU(srv *realserver.Server) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", srv.PID()))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name, which is in parentheses and may hold spaces: utime is the 12th and
-	// stime the 13th of them, in clock ticks (100 per second on Linux).
-	s := string(b)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(fields) < 13 {
-		return 0
-	}
-	u, _ := strconv.ParseInt(fields[11], 10, 64)
-	k, _ := strconv.ParseInt(fields[12], 10, 64)
-	return time.Duration(u+k) * 10 * time.Millisecond
-}
+// serverCPU is the CPU time the real server has used so far, 0 if unknown.
+func serverCPU(srv *realserver.Server) time.Duration { return pidCPU(srv.PID()) }
 
 // onServer runs measure with srv's CPU time counted, and notes it on the measurement.
 func onServer(srv *realserver.Server, measure func() (*measurement, error)) (*measurement, error) {

@@ -46,7 +46,6 @@ type Server struct {
 	Root      string // the buckets' directories
 	Versions  string // the versioning directory
 
-	tb   testing.TB
 	bin  string
 	addr string
 	log  string
@@ -65,6 +64,22 @@ func Binary(tb testing.TB) string {
 		}
 		return p
 	}
+	if p := LookBinary(); p != "" {
+		return p
+	}
+	testenv.Missing(tb, "versitygw", installHint)
+	return ""
+}
+
+// LookBinary returns the path of versitygw ($VERSITYGW, on PATH, or in $(go env GOPATH)/bin), "" if
+// there is none: for programs (the benchmark) that start one outside a test.
+func LookBinary() string {
+	if p := os.Getenv("VERSITYGW"); p != "" {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+		return ""
+	}
 	if p, err := exec.LookPath("versitygw"); err == nil {
 		return p
 	}
@@ -76,7 +91,6 @@ func Binary(tb testing.TB) string {
 			}
 		}
 	}
-	testenv.Missing(tb, "versitygw", installHint)
 	return ""
 }
 
@@ -84,27 +98,35 @@ func Binary(tb testing.TB) string {
 // credentials, and stops it when tb ends.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
-	bin := Binary(tb)
-	dir := tb.TempDir()
+	s, err := Launch(Binary(tb), tb.TempDir())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+// Launch starts the versitygw bin on a free loopback port over empty directories in dir, with random
+// root credentials. The caller stops it.
+func Launch(bin, dir string) (*Server, error) {
 	s := &Server{
 		AccessKey: "axtest" + randomHex(4),
 		SecretKey: randomHex(20),
 		Root:      filepath.Join(dir, "root"),
 		Versions:  filepath.Join(dir, "versions"),
-		tb:        tb,
 		bin:       bin,
 		log:       filepath.Join(dir, "versitygw.log"),
 	}
 	for _, d := range []string{s.Root, s.Versions} {
 		if err := os.Mkdir(d, 0o755); err != nil {
-			tb.Fatal(err)
+			return nil, err
 		}
 	}
 	// A port taken between the probe and the server's bind fails the start: one more try covers it.
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		if s.addr, err = freeAddr(); err != nil {
-			tb.Fatal(err)
+			return nil, err
 		}
 		s.Endpoint = "http://" + s.addr
 		if err = s.start(); err == nil {
@@ -112,10 +134,9 @@ func Start(tb testing.TB) *Server {
 		}
 	}
 	if err != nil {
-		tb.Fatalf("start versitygw: %v\n%s", err, s.logTail())
+		return nil, fmt.Errorf("start versitygw: %v\n%s", err, s.logTail())
 	}
-	tb.Cleanup(s.Stop)
-	return s
+	return s, nil
 }
 
 func randomHex(n int) string {
@@ -249,4 +270,14 @@ func (s *Server) CreateBucket(tb testing.TB, name string, objectLock bool) {
 	if _, err := s.Client().CreateBucket(ctx, in); err != nil {
 		tb.Fatalf("create bucket %s: %v", name, err)
 	}
+}
+
+// PID returns the process id of the running server, 0 when stopped.
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
 }
