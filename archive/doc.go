@@ -17,6 +17,14 @@
 // of its callers, and so is advice to a user. The wire details below the format (the zstd frame checks,
 // the JSON line scanner, the BagIt tag files) are in archive/internal.
 //
+// # Storage
+//
+// Every file an archive reads or writes goes through a Storage: Dir(path) is a local directory (what
+// Create, Resume, Open and OpenChain use), and CreateIn, ResumeIn and OpenIn take any other, such as an
+// object store prefix (SPEC.md 3.5). A Storage commits each file whole (Dir: temporary name, fsync,
+// rename, directory fsync; an object store: the upload's completion), so the protocol below is the same
+// for both.
+//
 // # Writing
 //
 // Create starts an archive; the Writer takes events in token order (WriteEvent, or WriteEventLine for
