@@ -130,33 +130,53 @@ func (c *chunkWriter) write(p []byte) error {
 	return nil
 }
 
-// commit finishes the frame, makes the file durable under its final name (NewFile.Commit) and returns
-// its description. On error the file is left for abort (or a later Resume) to remove.
+// commit finishes the chunk and commits its file (finish, then NewFile.Commit).
 func (c *chunkWriter) commit() (ChunkInfo, error) {
-	if err := c.flush(); err != nil {
+	info, f, err := c.finish()
+	if err != nil {
 		return ChunkInfo{}, err
 	}
+	if err := commitFile(f); err != nil {
+		return ChunkInfo{}, err
+	}
+	return info, nil
+}
+
+// finish finishes the frame (and the encryption), writes out what is buffered and returns the chunk's
+// description and its file, for the caller to commit; the chunkWriter is free for the next chunk. On
+// error the file is left for abort (or a later Resume) to remove.
+func (c *chunkWriter) finish() (ChunkInfo, NewFile, error) {
+	if err := c.flush(); err != nil {
+		return ChunkInfo{}, nil, err
+	}
 	if err := c.enc.Close(); err != nil {
-		return ChunkInfo{}, fmt.Errorf("compress chunk: %w", err)
+		return ChunkInfo{}, nil, fmt.Errorf("compress chunk: %w", err)
 	}
 	if c.sealer != nil {
 		err := c.sealer.Close()
 		c.sealer = nil
 		if err != nil {
-			return ChunkInfo{}, fmt.Errorf("encrypt chunk: %w", err)
+			return ChunkInfo{}, nil, fmt.Errorf("encrypt chunk: %w", err)
 		}
 	}
 	if err := c.bw.Flush(); err != nil {
-		return ChunkInfo{}, fmt.Errorf("write chunk: %w", err)
+		return ChunkInfo{}, nil, fmt.Errorf("write chunk: %w", err)
 	}
-	if err := c.f.Commit(); err != nil {
-		return ChunkInfo{}, fmt.Errorf("commit chunk: %w", err)
-	}
+	f := c.f
 	c.f = nil
 	c.info.Size = c.out.n
 	c.info.SHA256 = hexSum(c.out.h)
 	c.info.RawSHA256 = hexSum(c.raw)
-	return c.info, nil
+	return c.info, f, nil
+}
+
+// commitFile makes a finished chunk's file durable under its final name; on error it is aborted.
+func commitFile(f NewFile) error {
+	if err := f.Commit(); err != nil {
+		f.Abort()
+		return fmt.Errorf("commit chunk: %w", err)
+	}
+	return nil
 }
 
 // abort discards the open chunk.

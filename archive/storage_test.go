@@ -180,3 +180,40 @@ func TestStorageObjectStore(t *testing.T) {
 	_, err = CreateIn(st, opts)
 	require.ErrorIs(t, err, ErrNotEmpty)
 }
+
+// TestStorageObjectStoreTransactions: with transactions recorded, the chunks committed in the background
+// (events and transactions chunks together) give the directory export's very files.
+func TestStorageObjectStoreTransactions(t *testing.T) {
+	events := plainEvents(0, 95)
+	opts := testOptions(0, 94)
+	opts.ChunkRecords, opts.Transactions = 10, true
+	write := func(w *Writer) {
+		for i := range events {
+			require.NoError(t, w.WriteEvent(&events[i]))
+			if i%3 == 2 || i == len(events)-1 {
+				require.NoError(t, w.EndTransaction())
+			}
+		}
+		require.NoError(t, w.Close())
+	}
+	dir := filepath.Join(t.TempDir(), "a")
+	w, err := Create(dir, opts)
+	require.NoError(t, err)
+	write(w)
+	st := newMemStorage()
+	w, err = CreateIn(st, opts)
+	require.NoError(t, err)
+	write(w)
+	entries, err := st.List("")
+	require.NoError(t, err)
+	require.NotEmpty(t, entries)
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(e.Name)))
+		require.NoError(t, err)
+		assert.Equal(t, b, st.files[e.Name], "%s differs from the directory's", e.Name)
+	}
+	a, err := OpenIn(st)
+	require.NoError(t, err)
+	_, err = a.Verify(context.Background(), VerifyOptions{})
+	require.NoError(t, err)
+}

@@ -298,18 +298,17 @@ func (w *Writer) flushTxRun() error {
 	return nil
 }
 
-// commitTx makes the open transactions chunk durable and adds it to the journal's chunks; the caller
-// writes the journal.
-func (w *Writer) commitTx() error {
+// finishTx finishes the open transactions chunk, if any, and returns it for the caller to commit with
+// the events chunk it belongs to, before the journal that lists both.
+func (w *Writer) finishTx() (ChunkInfo, NewFile, error) {
 	t := w.tx
 	if t == nil || !t.open {
-		return nil
+		return ChunkInfo{}, nil, nil
 	}
-	info, err := t.chunk.commit()
+	info, f, err := t.chunk.finish()
 	t.open = false
 	if err != nil {
-		return w.fail(err)
+		return ChunkInfo{}, nil, w.fail(err)
 	}
-	w.j.Chunks = append(w.j.Chunks, info)
-	return nil
+	return info, f, nil
 }

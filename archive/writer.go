@@ -89,6 +89,11 @@ type Writer struct {
 	chunk chunkWriter
 	open  bool // chunk holds an open chunk
 
+	// pending is the commit of the last full chunk running in the background (not into a directory),
+	// nil when none; pendingJ the journal it writes, the committed state once it is done (wait).
+	pending  chan error
+	pendingJ *journal
+
 	// Running state, ahead of the journal by the open chunk.
 	events     tokenOrder // next: the next event token expected
 	snapshots  tokenOrder // prev: the last position
@@ -368,6 +373,7 @@ func (w *Writer) fail(err error) error {
 // export resuming its snapshot phase needs to find the aggregates it exported. The iterator must be
 // closed; it does not see events written after it was created.
 func (w *Writer) CommittedEvents(ctx context.Context) *Iterator {
+	_ = w.wait() // an error is sticky: the writer's next call returns it
 	var chunks []ChunkInfo
 	for _, c := range w.j.Chunks {
 		if c.Stream == StreamEvents {

@@ -34,6 +34,10 @@ func (w *Writer) Close() error {
 		w.discard()
 		return err
 	}
+	if err := w.wait(); err != nil {
+		w.discard()
+		return err
+	}
 	err := w.commit()
 	w.discard()
 	if err != nil {
@@ -153,11 +157,13 @@ func (w *Writer) manifest() (*Manifest, error) {
 	return m, err
 }
 
-// discard drops the open chunk and releases the encoder; the writer is closed afterwards.
+// discard lets a chunk being committed in the background finish, drops the open chunk and releases the
+// encoder; the writer is closed afterwards.
 func (w *Writer) discard() {
 	if w.closed {
 		return
 	}
+	_ = w.wait() // its error, if any, is sticky already or no longer matters: what is committed stays
 	if w.open {
 		w.chunk.abort()
 		w.open = false

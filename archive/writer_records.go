@@ -119,35 +119,83 @@ func (w *Writer) rotate(stream string, first int64, size int) error {
 	return nil
 }
 
-// commitChunk makes the open chunk durable and journals it with the state it completes.
+// commitChunk makes the open chunk (and the transactions chunk of its events) durable and journals
+// them with the state they complete. Into a directory this happens before it returns; into any other
+// storage (an object store, where committing is an upload) the files are committed and the journal
+// written in the background while the writer encodes the next chunk, one chunk at a time: the next
+// commitChunk, and everything that reads or writes the journal, waits for it first (wait).
 func (w *Writer) commitChunk() error {
 	if !w.open {
 		return nil
 	}
-	info, err := w.chunk.commit()
+	if err := w.wait(); err != nil {
+		return err
+	}
+	info, f, err := w.chunk.finish()
 	w.open = false
 	if err != nil {
 		return w.fail(err)
 	}
-	crashpoint.Hit("chunk-renamed") // faulttest: the chunk has its final name, the journal does not list it
-	j := &w.j
-	j.Chunks = append(j.Chunks, info)
+	j := w.j
+	j.Chunks = append(slices.Clone(w.j.Chunks), info)
 	// The transactions of the chunk's events are committed with it: a resumed export continues after
 	// the chunk's last event, so the journal must describe their grouping up to there.
-	if err := w.commitTx(); err != nil {
+	txInfo, txFile, err := w.finishTx()
+	if err != nil {
+		f.Abort()
 		return err
 	}
-	w.snapshotState()
-	if err := j.write(w.st); err != nil {
-		return w.fail(err)
+	if txFile != nil {
+		j.Chunks = append(j.Chunks, txInfo)
 	}
+	w.snapshotState(&j)
+	publish := func() error {
+		if err := commitFile(f); err != nil {
+			if txFile != nil {
+				txFile.Abort()
+			}
+			return err
+		}
+		crashpoint.Hit("chunk-renamed") // faulttest: the chunk has its final name, the journal does not list it
+		if txFile != nil {
+			if err := commitFile(txFile); err != nil {
+				return err
+			}
+		}
+		return j.write(w.st)
+	}
+	if localDir(w.st) != nil {
+		if err := publish(); err != nil {
+			return w.fail(err)
+		}
+		w.j = j
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() { done <- publish() }()
+	w.pending, w.pendingJ = done, &j
 	return nil
 }
 
-// snapshotState copies the running state into the journal (whose chunks already include the open
-// chunk's, or it is empty).
-func (w *Writer) snapshotState() {
-	j := &w.j
+// wait waits for the chunk being committed in the background, if any, and takes its journal as the
+// committed state.
+func (w *Writer) wait() error {
+	if w.pending == nil {
+		return nil
+	}
+	err := <-w.pending
+	w.pending = nil
+	if err != nil {
+		return w.fail(err)
+	}
+	w.j = *w.pendingJ
+	w.pendingJ = nil
+	return nil
+}
+
+// snapshotState copies the running state into j (whose chunks already include the open chunk's, or it
+// is empty).
+func (w *Writer) snapshotState(j *journal) {
 	j.NextToken = w.events.next
 	j.EventsDone = w.eventsDone
 	j.LastPosition = w.snapshots.prev
@@ -216,13 +264,25 @@ func (w *Writer) FinishEvents() error {
 	if w.open {
 		return w.commitChunk()
 	}
-	if err := w.commitTx(); err != nil {
+	if err := w.wait(); err != nil {
 		return err
 	}
-	w.snapshotState()
-	if err := w.j.write(w.st); err != nil {
+	txInfo, txFile, err := w.finishTx()
+	if err != nil {
+		return err
+	}
+	j := w.j
+	if txFile != nil {
+		if err := commitFile(txFile); err != nil {
+			return w.fail(err)
+		}
+		j.Chunks = append(slices.Clone(w.j.Chunks), txInfo)
+	}
+	w.snapshotState(&j)
+	if err := j.write(w.st); err != nil {
 		return w.fail(err)
 	}
+	w.j = j
 	return nil
 }
 
@@ -274,6 +334,9 @@ func (w *Writer) AddNote(n Note) error {
 	}
 	if n.Kind == "" {
 		return w.fail(fmt.Errorf("add note: no kind"))
+	}
+	if err := w.wait(); err != nil {
+		return err
 	}
 	if slices.Contains(w.j.Notes, n) {
 		return nil

@@ -300,8 +300,11 @@ func run(ctx context.Context, src reader.Source, opts ExportOptions) (*ExportRes
 	j := &job{opts: opts, st: st, w: writer.NewArchiveSink(w), src: src, progress: progress, sel: newSelection(opts.Filter), aggSeen: map[string]struct{}{}}
 	res, err := j.run(ctx)
 	if err != nil {
+		// Suspend first: it waits for a chunk still being committed (into an object store), which then
+		// counts as committed.
+		serr := w.Suspend()
 		next, committed := w.NextToken(), w.EventsCommitted()
-		if serr := w.Suspend(); serr != nil {
+		if serr != nil {
 			err = errors.Join(err, fmt.Errorf("leave archive resumable: %w", serr))
 		}
 		return nil, &InterruptedError{Dir: opts.Dir, NextToken: next, Events: committed, Err: err}
