@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/axarchive/axarchive/archive"
+	"github.com/axarchive/axarchive/internal/location"
 	"github.com/axarchive/axarchive/internal/s3store"
 )
 
@@ -121,13 +122,9 @@ func archiveRetention(ctx context.Context, a *archive.Archive) (*retentionInfo, 
 	if err != nil || !lc.Enabled {
 		return nil, nil // no Object Lock (or no permission to ask): nothing is retained
 	}
-	entries, err := store.List("")
+	names, err := location.Names(store)
 	if err != nil {
 		return nil, err
-	}
-	names := make([]string, len(entries))
-	for i, e := range entries {
-		names[i] = e.Name
 	}
 	rep, err := store.Retentions(ctx, names, time.Now())
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/axarchive/axarchive/archive"
+	"github.com/axarchive/axarchive/internal/location"
 	"github.com/axarchive/axarchive/internal/s3store"
 )
 
@@ -50,13 +51,9 @@ func finishRetention(ctx context.Context, store *s3store.Store, opts ExportOptio
 	if err != nil {
 		return nil, fmt.Errorf("reopen finished archive: %w", err)
 	}
-	entries, err := store.List("")
+	names, err := location.Names(store)
 	if err != nil {
 		return nil, err
-	}
-	names := make([]string, len(entries))
-	for i, e := range entries {
-		names[i] = e.Name
 	}
 	if err := store.Retain(ctx, names, *opts.Retention); err != nil {
 		return nil, fmt.Errorf("the archive is complete, but not all of it is retained: %w (run the export again with --resume to finish)", err)

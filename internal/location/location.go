@@ -60,3 +60,17 @@ func OpenChain(ctx context.Context, locs []string, o *s3store.Options, ids ...ag
 	}
 	return c, nil
 }
+
+// Names lists the names of every file in st, sorted: the objects an archive in an object store is made
+// of, for retention.
+func Names(st archive.Storage) ([]string, error) {
+	entries, err := st.List("")
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(entries))
+	for i, e := range entries {
+		names[i] = e.Name
+	}
+	return names, nil
+}
