@@ -244,6 +244,14 @@ func TestS3Retention(t *testing.T) {
 	_, err = b.srv.Client().DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(b.bucket), Key: key, VersionId: head.VersionId})
 	require.Error(t, err, "deleting a retained version")
 
+	// A legal hold alone, without a date.
+	r = b.run(t, append(job.cmd(b.url("held"), false), "--legal-hold")...)
+	requireCode(t, r, 0)
+	require.Contains(t, r.Stdout, "objects: legal hold", r)
+	r = b.run(t, "inspect", b.url("held"))
+	requireCode(t, r, 0)
+	require.Regexp(t, `object lock\s+\d+ of \d+ objects under legal hold, no retention date`, r.Stdout)
+
 	// A file replaced behind the export's back is a new, unretained version: verify warns.
 	_, err = b.srv.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(b.bucket), Key: aws.String("kept/bagit.txt"), Body: strings.NewReader("BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n")})
 	require.NoError(t, err)

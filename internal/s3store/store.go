@@ -86,6 +86,11 @@ type Store struct {
 	partSize    int64
 	concurrency int
 	attempts    int
+	// firstParts keeps the first-part buffers of files uploaded with one PutObject for the next files
+	// (an archive writer commits one chunk while it writes the next): a file's first part grows by
+	// append, and growing a new one from nothing for every chunk copied each chunk's bytes twice more
+	// and kept the collector busy. At most cap(firstParts) buffers, each at most PartSize, are kept.
+	firstParts chan []byte
 }
 
 // New returns a Store for an s3://bucket/prefix URL. It loads the AWS configuration the way the AWS CLI
@@ -157,7 +162,8 @@ func New(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
 		// object on download (the archive's SHA-256 does): everything that matters comes back as an error.
 		so.Logger = logging.Nop{}
 	})
-	s := &Store{ctx: ctx, loc: loc, client: client, partSize: o.PartSize, concurrency: o.Concurrency, attempts: o.Attempts}
+	s := &Store{ctx: ctx, loc: loc, client: client, partSize: o.PartSize, concurrency: o.Concurrency, attempts: o.Attempts,
+		firstParts: make(chan []byte, 2)}
 	if _, err := client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(loc.Bucket)}); err != nil {
 		if httpStatus(err) == http.StatusNotFound {
 			return nil, fmt.Errorf("open %s: no bucket %q", s, loc.Bucket)

@@ -115,6 +115,12 @@ func (u *upload) Write(p []byte) (int, error) {
 				return n, err
 			}
 			u.buf = b
+		} else if u.buf == nil && u.nextPart == 0 {
+			select {
+			case b := <-u.s.firstParts: // a buffer an earlier file's PutObject is done with
+				u.buf = b[:0]
+			default:
+			}
 		}
 		// The first part grows by append (a small file never takes a whole part of memory); later
 		// parts fill a buffer of the part's size.
@@ -222,6 +228,11 @@ func (u *upload) Commit() error {
 			return u.fail(fmt.Errorf("upload %s: %w", u.s.path(u.name), err))
 		}
 		u.done()
+		// The request has been answered: nothing reads body any more, so the next file may fill it.
+		select {
+		case u.s.firstParts <- body[:0]:
+		default:
+		}
 		return nil
 	}
 	if len(u.buf) > 0 {
@@ -281,6 +292,16 @@ func compositeCRC32C(parts []types.CompletedPart) (string, bool) {
 // done marks the file committed and lets its buffers go.
 func (u *upload) done() {
 	u.committed = true
+	// A part buffer of a multipart upload (all are back: every part has been answered) becomes the
+	// next file's first part (see Store.firstParts).
+	select {
+	case b := <-u.free:
+		select {
+		case u.s.firstParts <- b[:0]:
+		default:
+		}
+	default:
+	}
 	u.buf, u.free, u.parts = nil, nil, nil
 	u.cancel()
 }
