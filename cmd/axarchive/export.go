@@ -285,7 +285,7 @@ func exportSample(progress *job.ExportProgress) progressSample {
 	case "snapshots":
 		s.Records = progress.Snapshots.Load()
 		s.Percent = percent(progress.AggsDone.Load(), progress.Aggregates.Load())
-	case "committing", "done":
+	case "committing", "retaining", "done":
 		s.Percent = 100
 	}
 	return s
