@@ -62,20 +62,19 @@ func entryOf(name string, fi fs.FileInfo) StorageEntry {
 	return e
 }
 
-// List walks the directory without following links. A directory that does not exist lists nothing.
+// List walks the directory without following links below it (the directory itself may be reached
+// through one, as a path given by a user may). A directory that does not exist lists nothing.
 func (d *dirStorage) List(prefix string) ([]StorageEntry, error) {
 	var out []StorageEntry
-	err := filepath.WalkDir(d.root, func(p string, de fs.DirEntry, err error) error {
+	root := d.root + string(filepath.Separator) // the trailing separator follows a link to the directory
+	err := filepath.WalkDir(root, func(p string, de fs.DirEntry, err error) error {
 		if err != nil {
-			if p == d.root && errors.Is(err, fs.ErrNotExist) {
+			if p == root && errors.Is(err, fs.ErrNotExist) {
 				return filepath.SkipAll
 			}
 			return err
 		}
-		if p == d.root {
-			if !de.IsDir() {
-				return &fs.PathError{Op: "open", Path: d.root, Err: errors.New("not a directory")}
-			}
+		if p == root {
 			return nil
 		}
 		rel, err := filepath.Rel(d.root, p)

@@ -217,3 +217,21 @@ func TestStorageObjectStoreTransactions(t *testing.T) {
 	_, err = a.Verify(context.Background(), VerifyOptions{})
 	require.NoError(t, err)
 }
+
+// TestDirThroughLink: a directory given as a link to it (a path a user may well give) is written, read
+// and verified as the directory it leads to; links below it are still refused (TestVerifyBadInput).
+func TestDirThroughLink(t *testing.T) {
+	real := filepath.Join(t.TempDir(), "real")
+	link := filepath.Join(t.TempDir(), "link")
+	require.NoError(t, os.Mkdir(real, 0o755))
+	require.NoError(t, os.Symlink(real, link))
+	opts := testOptions(0, 9)
+	writeArchive(t, link, opts, plainEvents(0, 10), nil)
+	a, err := Open(link)
+	require.NoError(t, err)
+	_, err = a.Verify(context.Background(), VerifyOptions{})
+	require.NoError(t, err)
+	w, err := Create(link, opts)
+	require.ErrorIs(t, err, ErrNotEmpty)
+	assert.Nil(t, w)
+}
