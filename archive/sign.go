@@ -26,6 +26,14 @@ func Sign(dir string, sign SignFunc) error {
 	return signTagManifest(Dir(dir), sign)
 }
 
+// SignIn signs the complete archive in st, as Sign does in a directory.
+func SignIn(st Storage, sign SignFunc) error {
+	if _, err := OpenIn(st); err != nil {
+		return err
+	}
+	return signTagManifest(st, sign)
+}
+
 func signTagManifest(st Storage, sign SignFunc) error {
 	tags, err := readSmallFile(st, tagManifestPath, maxTagFileBytes)
 	if err != nil {

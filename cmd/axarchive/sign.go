@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/axarchive/axarchive/archive"
+	"github.com/axarchive/axarchive/internal/location"
 	"github.com/axarchive/axarchive/internal/sshsig"
 )
 
@@ -43,7 +44,7 @@ axarchive verify --allowed-signers FILE DIR, or with stock OpenSSH:
   ssh-keygen -Y verify -f allowed_signers -I SIGNER -n axarchive -s DIR/tagmanifest-sha256.txt.sig < DIR/tagmanifest-sha256.txt
 
 Exit status: 0 signed, 1 error, 2 usage, 3 not a complete archive.`,
-		Flags: []cli.Flag{signKeyFlag()},
+		Flags: append([]cli.Flag{signKeyFlag()}, s3Flags()...),
 		Action: func(c *cli.Context) error {
 			dirs, err := archiveArgs(c, 1, 1)
 			if err != nil {
@@ -56,7 +57,19 @@ Exit status: 0 signed, 1 error, 2 usage, 3 not a complete archive.`,
 			if err != nil {
 				return err
 			}
-			if err := archive.Sign(dirs[0], sign); err != nil {
+			if location.IsRemote(dirs[0]) {
+				s3, err := readS3Flags(c)
+				if err != nil {
+					return err
+				}
+				st, err := location.Storage(c.Context, dirs[0], s3)
+				if err != nil {
+					return err
+				}
+				if err := archive.SignIn(st, sign); err != nil {
+					return err
+				}
+			} else if err := archive.Sign(dirs[0], sign); err != nil {
 				return err
 			}
 			fmt.Fprintf(c.App.Writer, "signed %s: %s\n", dirs[0], archive.SignatureFile)

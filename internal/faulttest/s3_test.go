@@ -214,6 +214,15 @@ func TestS3EncryptedSigned(t *testing.T) {
 	out, err = sum.CombinedOutput()
 	require.NoError(t, err, "sha256sum -c: %s", out)
 	require.Equal(t, localFiles(t, job.ref), b.names(t, "sealed"))
+
+	// axarchive sign signs an archive already in the bucket.
+	r = b.run(t, "export", "-o", b.url("later"), "--segments", job.args[1])
+	requireCode(t, r, 0)
+	r = b.run(t, "sign", "--sign-key", key, b.url("later"))
+	requireCode(t, r, 0)
+	r = b.run(t, "verify", "--quick", "--allowed-signers", signers, b.url("later"))
+	requireCode(t, r, 0)
+	require.Contains(t, r.Stdout, "signed by archivist", r)
 }
 
 // TestS3Retention: --retain-until puts retention on every object once the archive is complete; verify
