@@ -136,8 +136,10 @@ func (w *Writer) commitChunk() error {
 	if err != nil {
 		return w.fail(err)
 	}
+	// j, the journal after this chunk, shares its chunks' array with w.j: appending to it leaves w.j's
+	// elements as they are, and nothing appends to w.j's until it is replaced by j (wait).
 	j := w.j
-	j.Chunks = append(slices.Clone(w.j.Chunks), info)
+	j.Chunks = append(w.j.Chunks, info)
 	// The transactions of the chunk's events are committed with it: a resumed export continues after
 	// the chunk's last event, so the journal must describe their grouping up to there.
 	txInfo, txFile, err := w.finishTx()
@@ -276,7 +278,7 @@ func (w *Writer) FinishEvents() error {
 		if err := commitFile(txFile); err != nil {
 			return w.fail(err)
 		}
-		j.Chunks = append(slices.Clone(w.j.Chunks), txInfo)
+		j.Chunks = append(w.j.Chunks, txInfo)
 	}
 	w.snapshotState(&j)
 	if err := j.write(w.st); err != nil {
