@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/axarchive/axarchive/archive/manifest"
 )
 
 // Format identification. A manifest carries the format name "axarchive" and a version; Open accepts the versions from
@@ -33,27 +35,6 @@ const (
 const (
 	defaultChunkBytes   = 64 << 20
 	defaultChunkRecords = 1_000_000
-)
-
-// The record streams of an archive. StreamTransactions (format version 2) holds the grouping of the
-// events into the source's transactions, when the source showed it (SPEC.md, "Transactions").
-const (
-	StreamEvents       = "events"
-	StreamSnapshots    = "snapshots"
-	StreamTransactions = "transactions"
-)
-
-// Snapshot modes recorded in the manifest: which snapshots the export selected.
-const (
-	SnapshotsAll    = "all"
-	SnapshotsLatest = "latest"
-	SnapshotsNone   = "none"
-)
-
-// Source kinds.
-const (
-	SourceServer   = "server"
-	SourceSegments = "segments"
 )
 
 // Paths inside an archive, slash-separated, relative to its root.
@@ -96,12 +77,12 @@ func chunkEncrypted(rel string) bool { return strings.HasSuffix(rel, encryptedSu
 func parseChunkName(rel string) (stream string, first int64, ok bool) {
 	dir, name := path.Split(rel)
 	switch dir {
-	case StreamEvents + "/":
-		stream = StreamEvents
-	case StreamSnapshots + "/":
-		stream = StreamSnapshots
-	case StreamTransactions + "/":
-		stream = StreamTransactions
+	case manifest.StreamEvents + "/":
+		stream = manifest.StreamEvents
+	case manifest.StreamSnapshots + "/":
+		stream = manifest.StreamSnapshots
+	case manifest.StreamTransactions + "/":
+		stream = manifest.StreamTransactions
 	default:
 		return "", 0, false
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/axarchive/axarchive/archive/manifest"
 )
 
 // VerifyOptions configure Archive.Verify. The zero value runs a full verification on all cores.
@@ -120,7 +122,7 @@ func (v *verifier) problems(err error) {
 func (a *Archive) Verify(ctx context.Context, opts VerifyOptions) (*VerifyReport, error) {
 	v := &verifier{ctx: ctx, a: a, opts: opts, report: &VerifyReport{Quick: opts.Quick},
 		found: map[string]int64{}, sums: map[string]string{}}
-	v.events, v.snapshots = newRecordSchema(StreamEvents), newRecordSchema(StreamSnapshots)
+	v.events, v.snapshots = newRecordSchema(manifest.StreamEvents), newRecordSchema(manifest.StreamSnapshots)
 	tags := v.readTags()
 	v.walk()
 	v.checkBag(tags)

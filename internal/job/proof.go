@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/axonclient"
 	"github.com/axarchive/axarchive/internal/codec"
@@ -412,7 +414,7 @@ func readSnapshotsAhead(ctx context.Context, conn *axonclient.Conn, im *importer
 		seen := map[string]bool{}
 		err := im.eachSnapshot(ctx, func(a *archive.Archive, r *archive.Record) error {
 			rec := *r // the iterator's record changes with the next line
-			item := snapshotItem{rec: &rec, latestOnly: a.Manifest().Snapshots.Mode == archive.SnapshotsLatest}
+			item := snapshotItem{rec: &rec, latestOnly: a.Manifest().Snapshots.Mode == manifest.SnapshotsLatest}
 			if !seen[rec.AggregateID] {
 				seen[rec.AggregateID] = true
 				f := &snapshotFetch{aggregate: rec.AggregateID, done: make(chan struct{})}
