@@ -53,7 +53,7 @@ const (
 	encryptedSuffix  = ".age" // after chunkSuffix: the chunk file is the age encryption of the zstd frame
 	chunkNameDigits  = 20
 	// A manifest is O(chunks + payload types): 16 MiB hold some 40,000 chunks (2.5 TiB of JSON Lines
-	// in chunks of the default 64 MiB) beside 2 × MaxTypes type counts. Anything larger is refused
+	// in chunks of the default 64 MiB) beside 2 × manifest.MaxTypes type counts. Anything larger is refused
 	// before it is parsed: parsing and checking a manifest takes several times its size in memory.
 	maxManifestBytes = 16 << 20
 	maxJournalBytes  = maxManifestBytes

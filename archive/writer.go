@@ -33,8 +33,8 @@ type Options struct {
 	// the range that are not written are counted as filtered; without one, missing tokens are an error
 	// unless declared with AddGap.
 	Filter *manifest.Filter
-	// Snapshots is the snapshot mode recorded in the manifest: SnapshotsAll (default, ""), SnapshotsLatest
-	// or SnapshotsNone (no snapshot may be written).
+	// Snapshots is the snapshot mode recorded in the manifest: manifest.SnapshotsAll (default, ""),
+	// manifest.SnapshotsLatest or manifest.SnapshotsNone (no snapshot may be written).
 	Snapshots string
 	// Previous links an incremental archive to the one it continues: Range.First must be
 	// Previous.LastToken+1.

@@ -289,8 +289,8 @@ func (w *Writer) FinishEvents() error {
 }
 
 // WriteSnapshot writes the next snapshot, after FinishEvents; r.Token is its position (SPEC.md,
-// "Snapshot positions"): positions must increase, and for a SourceServer archive they are the ordinals
-// 0, 1, 2, …. With snapshot mode SnapshotsNone it fails.
+// "Snapshot positions"): positions must increase, and for a manifest.SourceServer archive they are the
+// ordinals 0, 1, 2, …. With snapshot mode manifest.SnapshotsNone it fails.
 func (w *Writer) WriteSnapshot(r *Record) error {
 	if err := w.usable(); err != nil {
 		return err
