@@ -21,7 +21,9 @@ import (
 // ErrMismatch naming the field; Range, chunking, level, tool and created time are taken from the
 // journal (see Writer.Options). Resume re-hashes every committed chunk (a damaged one is ErrCorrupt),
 // deletes temporary files and any chunk written after the last journal update, and returns ErrComplete
-// for a finished archive.
+// for a finished archive. The Writer continues at Writer.NextToken (events) or after
+// Writer.SnapshotsCommitted (snapshots), and the archive it completes is byte for byte the one an
+// uninterrupted run would have written.
 func Resume(dir string, opts Options) (*Writer, error) {
 	return ResumeIn(Dir(dir), opts)
 }
