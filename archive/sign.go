@@ -16,15 +16,10 @@ const (
 	SignatureNamespace = "axarchive"
 )
 
-// Sign signs the complete archive in dir, replacing any signature it had: for archives exported
-// without Options.Sign, or to sign again with another key. It reads only the tag manifest, which a full
-// Verify ties to every other file.
-func Sign(dir string, sign SignFunc) error {
-	if _, err := Open(dir); err != nil {
-		return err
-	}
-	return signTagManifest(Dir(dir), sign)
-}
+// Sign signs the archive, replacing any signature it had: for archives exported without
+// Options.Sign, or to sign again with another key. It reads only the tag manifest, which a full Verify
+// ties to every other file.
+func (a *Archive) Sign(sign SignFunc) error { return signTagManifest(a.st, sign) }
 
 func signTagManifest(st Storage, sign SignFunc) error {
 	tags, err := readSmallFile(st, tagManifestPath, maxTagFileBytes)
