@@ -109,7 +109,7 @@ var (
 	ErrUnsigned = errors.New("archive is not signed")
 
 	// errGap is returned by Writer.WriteEvent, WriteEventLine and FinishEvents for tokens missing from the
-	// range when the export has no filter and no gap was declared with AddGap.
+	// range when the export has no filter and no gap was declared with addGap.
 	errGap = errors.New("tokens missing from the range")
 
 	// errOrder is returned by the Writer for a token or position that is not greater than the previous

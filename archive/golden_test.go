@@ -50,7 +50,7 @@ func goldenArchive(t testing.TB, dir string) {
 	for i := range evs[:16] {
 		require.NoError(t, w.WriteEvent(&evs[i]))
 	}
-	require.NoError(t, w.AddGap(manifest.Gap{From: 16, To: 18, Cause: "unavailable"}))
+	require.NoError(t, w.addGap(manifest.Gap{From: 16, To: 18, Cause: "unavailable"}))
 	for i := range evs[16:] {
 		require.NoError(t, w.WriteEvent(&evs[16+i]))
 	}

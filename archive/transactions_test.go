@@ -31,7 +31,7 @@ func writeTxArchive(t testing.TB, dir string) {
 	k, inTx := 0, 0
 	for i := range evs {
 		if evs[i].Token == 19 {
-			require.NoError(t, w.AddGap(manifest.Gap{From: 16, To: 18, Cause: "unavailable"}))
+			require.NoError(t, w.addGap(manifest.Gap{From: 16, To: 18, Cause: "unavailable"}))
 			if inTx > 0 {
 				k, inTx = k+1, 0
 			}
@@ -163,7 +163,7 @@ func writeTxArchiveResumed(t *testing.T, dir string, stop int) {
 				continue
 			}
 			if evs[i].Token == 19 {
-				require.NoError(t, w.AddGap(manifest.Gap{From: 16, To: 18, Cause: "unavailable"}))
+				require.NoError(t, w.addGap(manifest.Gap{From: 16, To: 18, Cause: "unavailable"}))
 			}
 			require.NoError(t, w.WriteEvent(&evs[i]))
 			if ends[i] {

@@ -30,8 +30,8 @@ type Options struct {
 	// Range is the token range the archive covers, fixed at Create.
 	Range manifest.Range
 	// Filter is the selection of events applied by the caller; nil means none. With a filter, tokens of
-	// the range that are not written are counted as filtered; without one, missing tokens are an error
-	// unless declared with AddGap.
+	// the range that are not written are counted as filtered; without one, missing tokens are an
+	// error.
 	Filter *manifest.Filter
 	// Snapshots is the snapshot mode recorded in the manifest: manifest.SnapshotsAll (default, ""),
 	// manifest.SnapshotsLatest or manifest.SnapshotsNone (no snapshot may be written).

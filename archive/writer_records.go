@@ -16,8 +16,7 @@ import (
 // The records: events and gaps in token order, then snapshots in position order, cut into chunks.
 
 // WriteEvent writes the next event. Tokens must increase and stay within the range; a token after a
-// jump is accepted when the skipped tokens were declared with AddGap or the archive has a Filter (they
-// count as filtered), else it fails.
+// jump is accepted when the archive has a Filter (the skipped tokens count as filtered), else it fails.
 func (w *Writer) WriteEvent(r *Record) error {
 	if err := w.checkEvent(r.Token); err != nil {
 		return err
@@ -209,10 +208,12 @@ func (w *Writer) snapshotState(j *journal) {
 	}
 }
 
-// AddGap declares that the tokens g.From to g.To are not in the archive, for the reason g.Cause (for
+// addGap declares that the tokens g.From to g.To are not in the archive, for the reason g.Cause (for
 // example "unavailable" for tokens a source does not hold). g.From must be the next expected token.
-// Declaring again a gap that an earlier run committed is accepted and ignored.
-func (w *Writer) AddGap(g manifest.Gap) error {
+// Declaring again a gap that an earlier run committed is accepted and ignored. WriteEvent and
+// FinishEvents accept the tokens of a declared gap as missing. Only this package's tests (and so the
+// golden archives) declare gaps; no export does.
+func (w *Writer) addGap(g manifest.Gap) error {
 	if err := w.usable(); err != nil {
 		return err
 	}
@@ -241,8 +242,7 @@ func (w *Writer) AddGap(g manifest.Gap) error {
 
 // FinishEvents closes the events stream: it commits the last events chunk and journals that the events
 // are complete. The tokens after the last event up to Range.Last count as filtered when the archive has
-// a Filter; without one they must have been declared with AddGap, else it fails. Calling it again is a
-// no-op.
+// a Filter; without one, it fails. Calling it again is a no-op.
 func (w *Writer) FinishEvents() error {
 	if err := w.usable(); err != nil {
 		return err

@@ -147,8 +147,8 @@ func TestWriterErrors(t *testing.T) {
 		}, errOrder},
 		{"gap without filter", nil, func(w *Writer) error { return w.WriteEvent(&evs[3]) }, errGap},
 		{"gap at the end without filter", nil, func(w *Writer) error { w.WriteEvent(&evs[0]); return w.FinishEvents() }, errGap},
-		{"gap not at the next token", nil, func(w *Writer) error { return w.AddGap(manifest.Gap{From: 1, To: 2, Cause: "x"}) }, errOrder},
-		{"gap beyond the range", nil, func(w *Writer) error { return w.AddGap(manifest.Gap{From: 0, To: 10, Cause: "x"}) }, errOrder},
+		{"gap not at the next token", nil, func(w *Writer) error { return w.addGap(manifest.Gap{From: 1, To: 2, Cause: "x"}) }, errOrder},
+		{"gap beyond the range", nil, func(w *Writer) error { return w.addGap(manifest.Gap{From: 0, To: 10, Cause: "x"}) }, errOrder},
 		{"snapshot before FinishEvents", nil, func(w *Writer) error { s := edgeSnapshots()[0]; return w.WriteSnapshot(&s) }, errState},
 		{"snapshot with mode none", func(o *Options) { o.Snapshots = manifest.SnapshotsNone }, func(w *Writer) error {
 			for i := range evs {
@@ -286,7 +286,7 @@ func TestFilterAndGaps(t *testing.T) {
 	opts.Filter = &manifest.Filter{IncludeTypes: []string{"com.example.OrderPlaced"}}
 	w, err := Create(dir, opts)
 	require.NoError(t, err)
-	require.NoError(t, w.AddGap(manifest.Gap{From: 0, To: 2, Cause: "unavailable"}))
+	require.NoError(t, w.addGap(manifest.Gap{From: 0, To: 2, Cause: "unavailable"}))
 	kept := 0
 	for i := 3; i < len(evs); i++ {
 		if evs[i].Payload.Type == "com.example.OrderPlaced" {
