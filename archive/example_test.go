@@ -166,9 +166,9 @@ func ExampleArchive_Verify() {
 	// 3 events checked; verification failed: 2 problems
 }
 
-func ExampleNewFingerprint() {
+func ExampleFingerprint() {
 	// The fingerprint of a stream read elsewhere (a live context, say) is computed from the same lines.
-	fp := archive.NewFingerprint()
+	var fp archive.Fingerprint
 	for token := int64(0); token <= 2; token++ {
 		fp.WriteEventLine(archive.AppendEventJSON(nil, exampleEvent(token)))
 	}

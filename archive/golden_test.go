@@ -266,7 +266,7 @@ func TestZstdCLI(t *testing.T) {
 	if _, err := exec.LookPath("zstd"); err != nil {
 		t.Skip("zstd not installed")
 	}
-	fp := NewFingerprint()
+	fp := new(Fingerprint)
 	for _, c := range a.Manifest().Chunks {
 		out, err := exec.Command("zstd", "-dc", filepath.Join(dir, filepath.FromSlash(archivePath(c.Path)))).Output()
 		require.NoError(t, err)

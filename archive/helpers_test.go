@@ -230,7 +230,7 @@ func rewriteChunk(t testing.TB, dir string, i int, raw []byte, compress func([]b
 
 // restreamDigests recomputes the stream digests and fingerprint of m, with chunk i's content replaced.
 func restreamDigests(t testing.TB, dir string, m *manifest.Manifest, replaced int, raw []byte) {
-	fp := NewFingerprint()
+	fp := new(Fingerprint)
 	for j := range m.Chunks {
 		c := &m.Chunks[j]
 		content := raw

@@ -124,7 +124,7 @@ func CompareArchives(ctx context.Context, conn *axonclient.Conn, archives []*arc
 		targetFirst = *opts.TargetFirst
 		targetLast = targetFirst + count - 1
 	}
-	fp := archive.NewFingerprint()
+	fp := new(archive.Fingerprint)
 
 	// Events: the archive's in order against the target's from targetFirst on. The archive's lines are
 	// compared with the target's events converted to lines, so that the archive is read without parsing
