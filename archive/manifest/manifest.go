@@ -153,7 +153,7 @@ type Chunking struct {
 // ChunkInfo describes one chunk file.
 type ChunkInfo struct {
 	Path      string `json:"path"`   // relative to data/, e.g. "events/00000000000000000000.jsonl.zst"
-	Stream    string `json:"stream"` // StreamEvents or StreamSnapshots
+	Stream    string `json:"stream"` // StreamEvents, StreamSnapshots or StreamTransactions
 	Records   int64  `json:"records"`
 	First     int64  `json:"first"` // token (events) or position (snapshots) of the first record
 	Last      int64  `json:"last"`
