@@ -56,7 +56,11 @@ Exit status: 0 signed, 1 error, 2 usage, 3 not a complete archive.`,
 			if err != nil {
 				return err
 			}
-			if err := archive.Sign(dirs[0], sign); err != nil {
+			a, err := archive.Open(dirs[0])
+			if err != nil {
+				return err
+			}
+			if err := a.Sign(sign); err != nil {
 				return err
 			}
 			fmt.Fprintf(c.App.Writer, "signed %s: %s\n", dirs[0], archive.SignatureFile)
