@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"github.com/axarchive/axarchive/archive/internal/bagit"
 )
 
@@ -27,12 +29,12 @@ func bagFormatValue(version int) string { return formatName + "/" + strconv.Itoa
 
 // bagFiles returns the tag files of a complete archive, in the order they are written (the tag
 // manifest last, as it covers the others).
-func bagFiles(m *Manifest, manifestJSON []byte) []bagit.File {
+func bagFiles(m *manifest.Manifest, manifestJSON []byte) []bagit.File {
 	sum := sha256.Sum256(manifestJSON)
 	entries := []bagit.Entry{{Sum: hex.EncodeToString(sum[:]), Path: manifestPath}}
 	oxumBytes, oxumFiles := int64(len(manifestJSON)), 1
 	for _, c := range m.Chunks {
-		entries = append(entries, bagit.Entry{Sum: c.SHA256, Path: c.archivePath()})
+		entries = append(entries, bagit.Entry{Sum: c.SHA256, Path: archivePath(c.Path)})
 		oxumBytes += c.Size
 		oxumFiles++
 	}
@@ -55,9 +57,9 @@ func bagFiles(m *Manifest, manifestJSON []byte) []bagit.File {
 }
 
 // describeSource is the one-line form of a source used by bag-info.txt and the command line.
-func describeSource(s Source) string {
+func describeSource(s manifest.Source) string {
 	where := s.Address
-	if s.Kind == SourceSegments {
+	if s.Kind == manifest.SourceSegments {
 		where = s.Path
 	}
 	return fmt.Sprintf("%s %s context %s", s.Kind, where, s.Context)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"filippo.io/age"
 )
 
@@ -42,11 +44,11 @@ func (c *Chain) Archives() []*Archive { return c.archives }
 
 // Range returns the token range the chain covers: from the first archive's first token to the last
 // one's last token (empty for no archive).
-func (c *Chain) Range() Range {
+func (c *Chain) Range() manifest.Range {
 	if len(c.archives) == 0 {
-		return Range{First: 0, Last: -1}
+		return manifest.Range{First: 0, Last: -1}
 	}
-	return Range{First: c.archives[0].m.Events.FirstToken, Last: c.archives[len(c.archives)-1].m.Events.LastToken}
+	return manifest.Range{First: c.archives[0].m.Events.FirstToken, Last: c.archives[len(c.archives)-1].m.Events.LastToken}
 }
 
 // Check checks that the archives, in order, form an incremental chain: each one after the first links
@@ -108,10 +110,10 @@ func (c *Chain) Events(ctx context.Context, from int64) *Iterator {
 	var sources []source
 	for _, a := range c.archives {
 		if a.m.Events.LastToken >= from {
-			sources = append(sources, a.source(StreamEvents, a.m.Events.SHA256))
+			sources = append(sources, a.source(manifest.StreamEvents, a.m.Events.SHA256))
 		}
 	}
-	return newIterator(ctx, StreamEvents, from, sources...)
+	return newIterator(ctx, manifest.StreamEvents, from, sources...)
 }
 
 // Snapshots returns an iterator over the snapshots of the chain, archive after archive, each in
@@ -119,7 +121,7 @@ func (c *Chain) Events(ctx context.Context, from int64) *Iterator {
 func (c *Chain) Snapshots(ctx context.Context) *Iterator {
 	var sources []source
 	for _, a := range c.archives {
-		sources = append(sources, a.source(StreamSnapshots, a.m.Snapshots.SHA256))
+		sources = append(sources, a.source(manifest.StreamSnapshots, a.m.Snapshots.SHA256))
 	}
-	return newIterator(ctx, StreamSnapshots, math.MinInt64, sources...)
+	return newIterator(ctx, manifest.StreamSnapshots, math.MinInt64, sources...)
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -21,7 +23,7 @@ func threeArchives(t *testing.T) (a, b, c string) {
 	// c continues b.
 	opts := testOptions(50, 59)
 	mb := mustOpen(t, b).Manifest()
-	opts.Previous = &Link{Fingerprint: mb.Fingerprint, LastToken: mb.Events.LastToken}
+	opts.Previous = &manifest.Link{Fingerprint: mb.Fingerprint, LastToken: mb.Events.LastToken}
 	writeArchive(t, c, opts, plainEvents(50, 10), edgeSnapshots())
 	return a, b, c
 }
@@ -44,12 +46,12 @@ func TestChain(t *testing.T) {
 	ch, err := OpenChain([]string{a, b, c})
 	require.NoError(t, err)
 	require.Len(t, ch.Archives(), 3)
-	assert.Equal(t, Range{First: 0, Last: 59}, ch.Range())
+	assert.Equal(t, manifest.Range{First: 0, Last: 59}, ch.Range())
 
 	var all, snaps []string
 	for _, x := range ch.Archives() {
-		all = append(all, readAll(t, x, StreamEvents)...)
-		snaps = append(snaps, readAll(t, x, StreamSnapshots)...)
+		all = append(all, readAll(t, x, manifest.StreamEvents)...)
+		snaps = append(snaps, readAll(t, x, manifest.StreamSnapshots)...)
 	}
 	read := func(it *Iterator) []string { return readLines(t, it) }
 	assert.Equal(t, all, read(ch.Events(context.Background(), math.MinInt64)))
@@ -77,13 +79,13 @@ func TestChain(t *testing.T) {
 	require.ErrorIs(t, err, ErrChain)
 	_, err = OpenChain([]string{a, filepath.Join(t.TempDir(), "none")})
 	require.Error(t, err)
-	assert.Equal(t, Range{First: 0, Last: -1}, NewChain().Range())
+	assert.Equal(t, manifest.Range{First: 0, Last: -1}, NewChain().Range())
 }
 
 // A damaged archive in the middle of a chain stops its events with the archive's error.
 func TestChainEventsDamaged(t *testing.T) {
 	a, b, c := threeArchives(t)
-	chunk := filepath.Join(b, filepath.FromSlash(mustOpen(t, b).Manifest().Chunks[0].archivePath()))
+	chunk := filepath.Join(b, filepath.FromSlash(archivePath(mustOpen(t, b).Manifest().Chunks[0].Path)))
 	data, err := os.ReadFile(chunk)
 	require.NoError(t, err)
 	data[len(data)/2] ^= 0xff

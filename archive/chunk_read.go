@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
 
@@ -62,7 +64,7 @@ type chunkReader struct {
 	cipher     cipherReader   // the file's bytes, for an encrypted chunk; src then checks the plaintext frame
 	plain      errTap         // what age decrypted, and why it stopped
 	encrypted  bool
-	info       *ChunkInfo
+	info       *manifest.ChunkInfo
 	path       string // relative to the archive root, for errors
 	f          io.ReadCloser
 	src        zstdframe.Checker
@@ -80,8 +82,8 @@ const readBufferBytes = 256 << 10
 // open opens the chunk file in st. streamHash, if not nil, is fed the decompressed bytes. With
 // contentVerified the decompressed bytes are not hashed: the caller knows that a full verification found
 // that these very file bytes (still hashed and compared with the manifest) decompress to rawSha256.
-func (c *chunkReader) open(st Storage, info *ChunkInfo, dec *zstd.Decoder, streamHash hash.Hash, contentVerified bool) error {
-	c.info, c.path = info, info.archivePath()
+func (c *chunkReader) open(st Storage, info *manifest.ChunkInfo, dec *zstd.Decoder, streamHash hash.Hash, contentVerified bool) error {
+	c.info, c.path = info, archivePath(info.Path)
 	c.lines, c.eof = 0, false
 	f, size, err := openSized(st, c.path)
 	if err != nil {

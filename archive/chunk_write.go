@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
 )
@@ -42,7 +44,7 @@ type chunkWriter struct {
 	sealer     io.WriteCloser  // the open chunk's age encryption
 	stream     hash.Hash       // the writer's running stream digest, fed the same bytes
 
-	info ChunkInfo
+	info manifest.ChunkInfo
 	f    NewFile // the open chunk's file, nil when none is open
 	out  hashWriter
 	raw  hash.Hash
@@ -54,8 +56,8 @@ type chunkWriter struct {
 const writeBufferBytes = 1 << 20
 
 func (c *chunkWriter) open(st Storage, stream string, first int64, streamHash hash.Hash) error {
-	c.info = ChunkInfo{Path: chunkName(stream, first, len(c.recipients) > 0), Stream: stream, First: first, Last: first}
-	f, err := st.Create(c.info.archivePath())
+	c.info = manifest.ChunkInfo{Path: chunkName(stream, first, len(c.recipients) > 0), Stream: stream, First: first, Last: first}
+	f, err := st.Create(archivePath(c.info.Path))
 	if err != nil {
 		return fmt.Errorf("create chunk: %w", err)
 	}
@@ -131,13 +133,13 @@ func (c *chunkWriter) write(p []byte) error {
 }
 
 // commit finishes the chunk and commits its file (finish, then NewFile.Commit).
-func (c *chunkWriter) commit() (ChunkInfo, error) {
+func (c *chunkWriter) commit() (manifest.ChunkInfo, error) {
 	info, f, err := c.finish()
 	if err != nil {
-		return ChunkInfo{}, err
+		return manifest.ChunkInfo{}, err
 	}
 	if err := commitFile(f); err != nil {
-		return ChunkInfo{}, err
+		return manifest.ChunkInfo{}, err
 	}
 	return info, nil
 }
@@ -145,22 +147,22 @@ func (c *chunkWriter) commit() (ChunkInfo, error) {
 // finish finishes the frame (and the encryption), writes out what is buffered and returns the chunk's
 // description and its file, for the caller to commit; the chunkWriter is free for the next chunk. On
 // error the file is left for abort (or a later Resume) to remove.
-func (c *chunkWriter) finish() (ChunkInfo, NewFile, error) {
+func (c *chunkWriter) finish() (manifest.ChunkInfo, NewFile, error) {
 	if err := c.flush(); err != nil {
-		return ChunkInfo{}, nil, err
+		return manifest.ChunkInfo{}, nil, err
 	}
 	if err := c.enc.Close(); err != nil {
-		return ChunkInfo{}, nil, fmt.Errorf("compress chunk: %w", err)
+		return manifest.ChunkInfo{}, nil, fmt.Errorf("compress chunk: %w", err)
 	}
 	if c.sealer != nil {
 		err := c.sealer.Close()
 		c.sealer = nil
 		if err != nil {
-			return ChunkInfo{}, nil, fmt.Errorf("encrypt chunk: %w", err)
+			return manifest.ChunkInfo{}, nil, fmt.Errorf("encrypt chunk: %w", err)
 		}
 	}
 	if err := c.bw.Flush(); err != nil {
-		return ChunkInfo{}, nil, fmt.Errorf("write chunk: %w", err)
+		return manifest.ChunkInfo{}, nil, fmt.Errorf("write chunk: %w", err)
 	}
 	f := c.f
 	c.f = nil

@@ -14,13 +14,6 @@ import (
 // encryption of its zstd frame, each with a file key of its own (SPEC.md, "Encrypted chunks").
 const encryptionAge = "age"
 
-// ErrEncrypted is returned for reading the content of an encrypted archive without an identity: its
-// manifest, counts, fingerprint and file checksums are readable, its records are not.
-var ErrEncrypted = errors.New("the archive is encrypted and no identity was given to decrypt it")
-
-// ErrIdentity is returned when none of the given identities can decrypt a chunk.
-var ErrIdentity = errors.New("none of the identities given can decrypt it")
-
 // SetIdentities gives an Archive the identities that decrypt its chunks (ignored for an archive that
 // is not encrypted). Call it before reading or verifying.
 func (a *Archive) SetIdentities(ids ...age.Identity) { a.identities = ids }

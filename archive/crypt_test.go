@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"filippo.io/age"
 	"github.com/stretchr/testify/require"
 
@@ -81,7 +83,7 @@ func TestEncryptedRoundTrip(t *testing.T) {
 		rep, err := enc.Verify(context.Background(), VerifyOptions{})
 		require.NoError(t, err, "%v", rep.Err())
 		require.NoError(t, rep.Err())
-		for _, stream := range []string{StreamEvents, StreamSnapshots} {
+		for _, stream := range []string{manifest.StreamEvents, manifest.StreamSnapshots} {
 			require.Equal(t, readAll(t, plain, stream), readAll(t, enc, stream))
 		}
 	}
@@ -113,7 +115,7 @@ func TestEncryptedTamperedCiphertext(t *testing.T) {
 	raw[len(raw)-5] ^= 1 // inside the last payload chunk
 	require.NoError(t, os.WriteFile(path, raw, 0o644))
 	sum := sha256.Sum256(raw)
-	reseal(t, encDir, func(m *Manifest) { m.Chunks[1].SHA256 = hex.EncodeToString(sum[:]) })
+	reseal(t, encDir, func(m *manifest.Manifest) { m.Chunks[1].SHA256 = hex.EncodeToString(sum[:]) })
 
 	a, err = Open(encDir)
 	require.NoError(t, err)
@@ -190,11 +192,11 @@ func TestEncryptedResume(t *testing.T) {
 // The manifest never mixes encrypted and plain chunks, nor claims encryption in version 1.
 func TestEncryptedManifestConsistency(t *testing.T) {
 	_, encDir := encryptedPair(t, newIdentity(t))
-	for name, edit := range map[string]func(m *Manifest){
-		"plain chunk name": func(m *Manifest) { m.Chunks[0].Path = strings.TrimSuffix(m.Chunks[0].Path, ".age") },
-		"unknown scheme":   func(m *Manifest) { m.Encryption = "rot13" },
-		"not said":         func(m *Manifest) { m.Encryption = "" },
-		"version 1":        func(m *Manifest) { m.Version = 1 },
+	for name, edit := range map[string]func(m *manifest.Manifest){
+		"plain chunk name": func(m *manifest.Manifest) { m.Chunks[0].Path = strings.TrimSuffix(m.Chunks[0].Path, ".age") },
+		"unknown scheme":   func(m *manifest.Manifest) { m.Encryption = "rot13" },
+		"not said":         func(m *manifest.Manifest) { m.Encryption = "" },
+		"version 1":        func(m *manifest.Manifest) { m.Version = 1 },
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "a")
@@ -246,12 +248,14 @@ func TestEncryptedChunkWrittenByStockAge(t *testing.T) {
 	raw, err := os.ReadFile(dst)
 	require.NoError(t, err)
 	sum := sha256.Sum256(raw)
-	reseal(t, encDir, func(m *Manifest) { m.Chunks[2].SHA256, m.Chunks[2].Size = hex.EncodeToString(sum[:]), int64(len(raw)) })
+	reseal(t, encDir, func(m *manifest.Manifest) {
+		m.Chunks[2].SHA256, m.Chunks[2].Size = hex.EncodeToString(sum[:]), int64(len(raw))
+	})
 	enc, err = Open(encDir)
 	require.NoError(t, err)
 	enc.SetIdentities(id)
 	rep, err := enc.Verify(context.Background(), VerifyOptions{})
 	require.NoError(t, err)
 	require.NoError(t, rep.Err())
-	require.Equal(t, readAll(t, plain, StreamEvents), readAll(t, enc, StreamEvents))
+	require.Equal(t, readAll(t, plain, manifest.StreamEvents), readAll(t, enc, manifest.StreamEvents))
 }

@@ -7,10 +7,6 @@ import (
 	"strings"
 )
 
-// ErrRecord is returned, wrapped in an *Error that says where, for a JSON line that is not a valid
-// canonical record.
-var ErrRecord = errors.New("invalid record")
-
 // Error locates a problem in an archive: the file (relative to the archive root), the line within the
 // decompressed chunk (1-based, 0 when not about a line) and the token or position of the record, when
 // known (-1 otherwise).
@@ -69,6 +65,10 @@ var (
 	// ErrBag is reported by Verify, wrapped in an *Error, for BagIt tag files that are missing or wrong.
 	ErrBag = errors.New("invalid BagIt bag")
 
+	// ErrRecord is returned, wrapped in an *Error that says where, for a JSON line that is not a valid
+	// canonical record.
+	ErrRecord = errors.New("invalid record")
+
 	// ErrSequence is returned by readers and reported by Verify, wrapped in an *Error, for records out of
 	// order, duplicated, outside the archive's range, or missing where no gap is declared.
 	ErrSequence = errors.New("records out of sequence")
@@ -98,8 +98,18 @@ var (
 	// a way that would make a different archive; the message names the field.
 	ErrMismatch = errors.New("options differ from the interrupted export")
 
+	// ErrEncrypted is returned for reading the content of an encrypted archive without an identity: its
+	// manifest, counts, fingerprint and file checksums are readable, its records are not.
+	ErrEncrypted = errors.New("the archive is encrypted and no identity was given to decrypt it")
+
+	// ErrIdentity is returned when none of the given identities can decrypt a chunk.
+	ErrIdentity = errors.New("none of the identities given can decrypt it")
+
+	// ErrUnsigned is returned by Archive.Signature for an archive without a signature file.
+	ErrUnsigned = errors.New("archive is not signed")
+
 	// errGap is returned by Writer.WriteEvent, WriteEventLine and FinishEvents for tokens missing from the
-	// range when the export has no filter and no gap was declared with AddGap.
+	// range when the export has no filter and no gap was declared with addGap.
 	errGap = errors.New("tokens missing from the range")
 
 	// errOrder is returned by the Writer for a token or position that is not greater than the previous

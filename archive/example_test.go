@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"github.com/axarchive/axarchive/archive"
 )
 
@@ -22,8 +24,8 @@ func tempDir() string {
 // exampleOptions describes an export of tokens 0 to 2 of context "default", read from segment files.
 func exampleOptions() archive.Options {
 	return archive.Options{
-		Source:  archive.Source{Kind: archive.SourceSegments, Path: "/var/lib/axonserver/data/default", Context: "default"},
-		Range:   archive.Range{First: 0, Last: 2},
+		Source:  manifest.Source{Kind: manifest.SourceSegments, Path: "/var/lib/axonserver/data/default", Context: "default"},
+		Range:   manifest.Range{First: 0, Last: 2},
 		Tool:    "example",
 		Created: time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC),
 	}
@@ -164,9 +166,9 @@ func ExampleArchive_Verify() {
 	// 3 events checked; verification failed: 2 problems
 }
 
-func ExampleNewFingerprint() {
+func ExampleFingerprint() {
 	// The fingerprint of a stream read elsewhere (a live context, say) is computed from the same lines.
-	fp := archive.NewFingerprint()
+	var fp archive.Fingerprint
 	for token := int64(0); token <= 2; token++ {
 		fp.WriteEventLine(archive.AppendEventJSON(nil, exampleEvent(token)))
 	}
@@ -200,8 +202,8 @@ func ExampleOpenChain() {
 	full := write(filepath.Join(base, "full"), exampleOptions())
 	// The incremental export continues where the full one ended.
 	opts := exampleOptions()
-	opts.Range = archive.Range{First: 3, Last: 4}
-	opts.Previous = &archive.Link{Fingerprint: full.Manifest().Fingerprint, LastToken: full.Manifest().Events.LastToken}
+	opts.Range = manifest.Range{First: 3, Last: 4}
+	opts.Previous = &manifest.Link{Fingerprint: full.Manifest().Fingerprint, LastToken: full.Manifest().Events.LastToken}
 	write(filepath.Join(base, "incr"), opts)
 
 	chain, err := archive.OpenChain([]string{filepath.Join(base, "full"), filepath.Join(base, "incr")})

@@ -14,24 +14,32 @@ import (
 // E || S. Two archives, or an archive and a live context read the same way, hold the same records
 // exactly when their fingerprints are equal.
 //
-// The zero value is not usable; call NewFingerprint. A Fingerprint is not safe for concurrent use.
+// The zero value is the Fingerprint of no records. A Fingerprint is not safe for concurrent use.
 type Fingerprint struct {
-	events, snapshots hash.Hash
+	events, snapshots hash.Hash // nil until first used
 }
 
-// NewFingerprint returns a Fingerprint of no records.
-func NewFingerprint() *Fingerprint {
-	return &Fingerprint{events: sha256.New(), snapshots: sha256.New()}
+func (f *Fingerprint) init() {
+	if f.events == nil {
+		f.events, f.snapshots = sha256.New(), sha256.New()
+	}
 }
 
 // WriteEventLine adds the next event line, which must end with its LF.
-func (f *Fingerprint) WriteEventLine(line []byte) { f.events.Write(line) }
+func (f *Fingerprint) WriteEventLine(line []byte) {
+	f.init()
+	f.events.Write(line)
+}
 
 // WriteSnapshotLine adds the next snapshot line, which must end with its LF.
-func (f *Fingerprint) WriteSnapshotLine(line []byte) { f.snapshots.Write(line) }
+func (f *Fingerprint) WriteSnapshotLine(line []byte) {
+	f.init()
+	f.snapshots.Write(line)
+}
 
 // Sum returns the fingerprint of the lines written so far; writing may continue afterwards.
 func (f *Fingerprint) Sum() string {
+	f.init()
 	h := sha256.New()
 	h.Write(f.events.Sum(nil))
 	h.Write(f.snapshots.Sum(nil))

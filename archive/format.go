@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/axarchive/axarchive/archive/manifest"
 )
 
 // Format identification. A manifest carries the format name "axarchive" and a version; Open accepts the versions from
@@ -35,27 +37,6 @@ const (
 	defaultChunkRecords = 1_000_000
 )
 
-// The record streams of an archive. StreamTransactions (format version 2) holds the grouping of the
-// events into the source's transactions, when the source showed it (SPEC.md, "Transactions").
-const (
-	StreamEvents       = "events"
-	StreamSnapshots    = "snapshots"
-	StreamTransactions = "transactions"
-)
-
-// Snapshot modes recorded in the manifest: which snapshots the export selected.
-const (
-	SnapshotsAll    = "all"
-	SnapshotsLatest = "latest"
-	SnapshotsNone   = "none"
-)
-
-// Source kinds.
-const (
-	SourceServer   = "server"
-	SourceSegments = "segments"
-)
-
 // Paths inside an archive, slash-separated, relative to its root.
 const (
 	dataDir          = "data"
@@ -72,7 +53,7 @@ const (
 	encryptedSuffix  = ".age" // after chunkSuffix: the chunk file is the age encryption of the zstd frame
 	chunkNameDigits  = 20
 	// A manifest is O(chunks + payload types): 16 MiB hold some 40,000 chunks (2.5 TiB of JSON Lines
-	// in chunks of the default 64 MiB) beside 2 × MaxTypes type counts. Anything larger is refused
+	// in chunks of the default 64 MiB) beside 2 × manifest.MaxTypes type counts. Anything larger is refused
 	// before it is parsed: parsing and checking a manifest takes several times its size in memory.
 	maxManifestBytes = 16 << 20
 	maxJournalBytes  = maxManifestBytes
@@ -96,12 +77,12 @@ func chunkEncrypted(rel string) bool { return strings.HasSuffix(rel, encryptedSu
 func parseChunkName(rel string) (stream string, first int64, ok bool) {
 	dir, name := path.Split(rel)
 	switch dir {
-	case StreamEvents + "/":
-		stream = StreamEvents
-	case StreamSnapshots + "/":
-		stream = StreamSnapshots
-	case StreamTransactions + "/":
-		stream = StreamTransactions
+	case manifest.StreamEvents + "/":
+		stream = manifest.StreamEvents
+	case manifest.StreamSnapshots + "/":
+		stream = manifest.StreamSnapshots
+	case manifest.StreamTransactions + "/":
+		stream = manifest.StreamTransactions
 	default:
 		return "", 0, false
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	sjson "github.com/segmentio/encoding/json"
 
 	"github.com/axarchive/axarchive/archive/internal/zstdframe"
@@ -79,9 +81,9 @@ func FuzzChunk(f *testing.F) {
 	f.Cleanup(dec.Close)
 	f.Fuzz(func(t *testing.T, zb []byte, rawSize uint32, records uint8) {
 		rawSize %= 1 << 20 // a claimed size is a bound on work; keep the fuzzer's small
-		info := ChunkInfo{Path: chunkName(StreamEvents, 0, false), Stream: StreamEvents, Records: int64(records), Last: 1 << 40,
+		info := manifest.ChunkInfo{Path: chunkName(manifest.StreamEvents, 0, false), Stream: manifest.StreamEvents, Records: int64(records), Last: 1 << 40,
 			Size: int64(len(zb)), SHA256: sha256hex(zb), RawSize: int64(rawSize)}
-		if err := os.WriteFile(filepath.Join(dir, filepath.FromSlash(info.archivePath())), zb, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, filepath.FromSlash(archivePath(info.Path))), zb, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		var cr chunkReader
@@ -121,7 +123,7 @@ func FuzzEventJSON(f *testing.F) {
 		f.Add(AppendSnapshotJSON(nil, &r))
 	}
 	f.Add([]byte(`{"token":1,"messageId":"","timestamp":0}`))
-	evSchema, snSchema := newRecordSchema(StreamEvents), newRecordSchema(StreamSnapshots)
+	evSchema, snSchema := newRecordSchema(manifest.StreamEvents), newRecordSchema(manifest.StreamSnapshots)
 	var parser recordParser
 	f.Fuzz(func(t *testing.T, line []byte) {
 		for _, snapshot := range []bool{false, true} {
@@ -211,7 +213,7 @@ func sortTogether(keys []string, vals []any) {
 // TestProjectionFromRecord runs the projection property on every record the tests know, and on
 // records with values outside the schema's patterns.
 func TestProjectionFromRecord(t *testing.T) {
-	rs := newRecordSchema(StreamEvents)
+	rs := newRecordSchema(manifest.StreamEvents)
 	recs := append(edgeEvents(0), plainEvents(100, 50)...)
 	recs = append(recs, Record{Token: -5, MessageID: "neg"})
 	for i := range recs {
@@ -261,17 +263,17 @@ func writeFuzzSeeds(t *testing.T) {
 	write("FuzzManifest", "version3", bytes.Replace(m, []byte(`"version": 1`), []byte(`"version": 3`), 1))
 	a := mustOpen(t, golden)
 	for i, c := range a.Manifest().Chunks[:2] {
-		zb, err := os.ReadFile(filepath.Join(golden, filepath.FromSlash(c.archivePath())))
+		zb, err := os.ReadFile(filepath.Join(golden, filepath.FromSlash(archivePath(c.Path))))
 		if err != nil {
 			t.Fatal(err)
 		}
 		write("FuzzChunk", fmt.Sprintf("golden-%d", i), zb, uint32(c.RawSize), uint8(c.Records))
 		write("FuzzChunk", fmt.Sprintf("golden-%d-truncated", i), zb[:len(zb)*2/3], uint32(c.RawSize), uint8(c.Records))
 	}
-	for i, line := range readAll(t, a, StreamEvents)[:16] {
+	for i, line := range readAll(t, a, manifest.StreamEvents)[:16] {
 		write("FuzzEventJSON", fmt.Sprintf("golden-%02d", i), []byte(line))
 	}
-	for i, line := range readAll(t, a, StreamSnapshots) {
+	for i, line := range readAll(t, a, manifest.StreamSnapshots) {
 		write("FuzzEventJSON", fmt.Sprintf("golden-snapshot-%d", i), []byte(line))
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -40,7 +42,7 @@ func makeVectorsV2(t testing.TB, base string) {
 func goldenArchive(t testing.TB, dir string) {
 	evs := append(edgeEvents(0), plainEvents(19, 21)...)
 	opts := testOptions(0, 39)
-	opts.Source = Source{Kind: SourceSegments, Path: "/var/lib/axonserver/data/default", Context: "default"}
+	opts.Source = manifest.Source{Kind: manifest.SourceSegments, Path: "/var/lib/axonserver/data/default", Context: "default"}
 	opts.Tool = "axarchive (golden vector)"
 	opts.ChunkRecords = 8
 	w, err := Create(dir, opts)
@@ -48,11 +50,11 @@ func goldenArchive(t testing.TB, dir string) {
 	for i := range evs[:16] {
 		require.NoError(t, w.WriteEvent(&evs[i]))
 	}
-	require.NoError(t, w.AddGap(Gap{From: 16, To: 18, Cause: "unavailable"}))
+	require.NoError(t, w.addGap(manifest.Gap{From: 16, To: 18, Cause: "unavailable"}))
 	for i := range evs[16:] {
 		require.NoError(t, w.WriteEvent(&evs[16+i]))
 	}
-	require.NoError(t, w.AddNote(Note{Kind: "tail-cut", Detail: "the last segment ended in a partial transaction after token 39", Token: 39}))
+	require.NoError(t, w.AddNote(manifest.Note{Kind: "tail-cut", Detail: "the last segment ended in a partial transaction after token 39", Token: 39}))
 	require.NoError(t, w.FinishEvents())
 	for _, s := range edgeSnapshots() {
 		require.NoError(t, w.WriteSnapshot(&s))
@@ -62,10 +64,10 @@ func goldenArchive(t testing.TB, dir string) {
 
 func goldenIncremental(t testing.TB, dir string, prev *Archive) {
 	opts := testOptions(40, 49)
-	opts.Source = Source{Kind: SourceServer, Address: "localhost:8124", Context: "default"}
+	opts.Source = manifest.Source{Kind: manifest.SourceServer, Address: "localhost:8124", Context: "default"}
 	opts.Tool = "axarchive (golden vector)"
-	opts.Snapshots = SnapshotsNone
-	opts.Previous = &Link{Fingerprint: prev.Manifest().Fingerprint, LastToken: prev.Manifest().Events.LastToken}
+	opts.Snapshots = manifest.SnapshotsNone
+	opts.Previous = &manifest.Link{Fingerprint: prev.Manifest().Fingerprint, LastToken: prev.Manifest().Events.LastToken}
 	writeArchive(t, dir, opts, plainEvents(40, 10), nil)
 }
 
@@ -106,7 +108,7 @@ func makeVectors(t testing.TB, base string) {
 		rewriteChunk(t, dir, 0, bytes.Replace(raw, []byte(`{"token":1,"messageId":""`), []byte(`{"token":1,"messageId": ""`), 1), nil)
 	})
 	variant("bad-manifest-count", func(dir string) {
-		reseal(t, dir, func(m *Manifest) { m.Events.Count++ })
+		reseal(t, dir, func(m *manifest.Manifest) { m.Events.Count++ })
 	})
 	incomplete := filepath.Join(base, "incomplete")
 	opts := testOptions(0, 39)
@@ -150,7 +152,7 @@ func testGolden(t *testing.T, vectorsDir string, makeVectors func(testing.TB, st
 			// Compressed bytes may differ across klauspost/compress versions; records and everything
 			// else may not.
 			assert.Equal(t, stripCompressed(*a.Manifest()), stripCompressed(*b.Manifest()))
-			for _, stream := range []string{StreamEvents, StreamSnapshots, StreamTransactions} {
+			for _, stream := range []string{manifest.StreamEvents, manifest.StreamSnapshots, manifest.StreamTransactions} {
 				assert.Equal(t, readAll(t, a, stream), readAll(t, b, stream))
 			}
 		})
@@ -183,8 +185,8 @@ func testGolden(t *testing.T, vectorsDir string, makeVectors func(testing.TB, st
 	}
 }
 
-func stripCompressed(m Manifest) Manifest {
-	m.Chunks = append([]ChunkInfo(nil), m.Chunks...)
+func stripCompressed(m manifest.Manifest) manifest.Manifest {
+	m.Chunks = append([]manifest.ChunkInfo(nil), m.Chunks...)
 	for i := range m.Chunks {
 		m.Chunks[i].Size, m.Chunks[i].SHA256 = 0, ""
 	}
@@ -264,12 +266,12 @@ func TestZstdCLI(t *testing.T) {
 	if _, err := exec.LookPath("zstd"); err != nil {
 		t.Skip("zstd not installed")
 	}
-	fp := NewFingerprint()
+	fp := new(Fingerprint)
 	for _, c := range a.Manifest().Chunks {
-		out, err := exec.Command("zstd", "-dc", filepath.Join(dir, filepath.FromSlash(c.archivePath()))).Output()
+		out, err := exec.Command("zstd", "-dc", filepath.Join(dir, filepath.FromSlash(archivePath(c.Path)))).Output()
 		require.NoError(t, err)
 		assert.Equal(t, c.RawSHA256, sha256hex(out))
-		if c.Stream == StreamEvents {
+		if c.Stream == manifest.StreamEvents {
 			fp.WriteEventLine(out)
 		} else {
 			fp.WriteSnapshotLine(out)

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"github.com/klauspost/compress/zstd"
 	"github.com/stretchr/testify/require"
 
@@ -112,8 +114,8 @@ func edgeSnapshots() []Record {
 
 func testOptions(first, last int64) Options {
 	return Options{
-		Source:  Source{Kind: SourceSegments, Path: "/var/lib/axonserver/events", Context: "default"},
-		Range:   Range{First: first, Last: last},
+		Source:  manifest.Source{Kind: manifest.SourceSegments, Path: "/var/lib/axonserver/events", Context: "default"},
+		Range:   manifest.Range{First: first, Last: last},
 		Tool:    "axarchive test",
 		Created: testCreated,
 		NoSync:  true,
@@ -139,7 +141,7 @@ func writeArchive(t testing.TB, dir string, opts Options, events, snapshots []Re
 func readAll(t testing.TB, a *Archive, stream string) []string {
 	t.Helper()
 	it := a.Events(context.Background(), math.MinInt64)
-	if stream == StreamSnapshots {
+	if stream == manifest.StreamSnapshots {
 		it = a.Snapshots(context.Background())
 	}
 	return readLines(t, it)
@@ -188,11 +190,11 @@ func copyDir(t testing.TB, src, dst string) {
 
 // reseal rewrites data/manifest.json after edit and regenerates the BagIt files, so that the archive is
 // consistent again except for what edit made wrong: the way to forge an archive with one lie in it.
-func reseal(t testing.TB, dir string, edit func(m *Manifest)) {
+func reseal(t testing.TB, dir string, edit func(m *manifest.Manifest)) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, manifestPath))
 	require.NoError(t, err)
-	var m Manifest
+	var m manifest.Manifest
 	require.NoError(t, json.Unmarshal(b, &m))
 	if edit != nil {
 		edit(&m)
@@ -215,9 +217,9 @@ func rewriteChunk(t testing.TB, dir string, i int, raw []byte, compress func([]b
 		compress = zstdCompress
 	}
 	zb := compress(raw)
-	reseal(t, dir, func(m *Manifest) {
+	reseal(t, dir, func(m *manifest.Manifest) {
 		c := &m.Chunks[i]
-		require.NoError(t, os.WriteFile(filepath.Join(dir, filepath.FromSlash(c.archivePath())), zb, 0o644))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, filepath.FromSlash(archivePath(c.Path))), zb, 0o644))
 		c.Size = int64(len(zb))
 		c.SHA256 = sha256hex(zb)
 		c.RawSize = int64(len(raw))
@@ -227,17 +229,17 @@ func rewriteChunk(t testing.TB, dir string, i int, raw []byte, compress func([]b
 }
 
 // restreamDigests recomputes the stream digests and fingerprint of m, with chunk i's content replaced.
-func restreamDigests(t testing.TB, dir string, m *Manifest, replaced int, raw []byte) {
-	fp := NewFingerprint()
+func restreamDigests(t testing.TB, dir string, m *manifest.Manifest, replaced int, raw []byte) {
+	fp := new(Fingerprint)
 	for j := range m.Chunks {
 		c := &m.Chunks[j]
 		content := raw
 		if j != replaced {
-			zb, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(c.archivePath())))
+			zb, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(archivePath(c.Path))))
 			require.NoError(t, err)
 			content = zstdDecompress(t, zb)
 		}
-		if c.Stream == StreamEvents {
+		if c.Stream == manifest.StreamEvents {
 			fp.WriteEventLine(content)
 		} else {
 			fp.WriteSnapshotLine(content)
@@ -273,7 +275,7 @@ func sha256hex(b []byte) string {
 func chunkRaw(t testing.TB, dir string, i int) []byte {
 	t.Helper()
 	a := mustOpen(t, dir)
-	zb, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(a.Manifest().Chunks[i].archivePath())))
+	zb, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(archivePath(a.Manifest().Chunks[i].Path))))
 	require.NoError(t, err)
 	return zstdDecompress(t, zb)
 }

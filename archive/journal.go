@@ -6,6 +6,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"github.com/axarchive/axarchive/archive/internal/jsonline"
 )
 
@@ -19,27 +21,27 @@ type journal struct {
 	Version int    `json:"version"`
 
 	// Options, fixed by the first run.
-	Tool         string    `json:"tool"`
-	Created      time.Time `json:"created"`
-	Source       Source    `json:"source"`
-	Range        Range     `json:"range"`
-	Filter       *Filter   `json:"filter,omitempty"`
-	SnapshotMode string    `json:"snapshotMode"`
-	Previous     *Link     `json:"previous,omitempty"`
-	Chunking     Chunking  `json:"chunking"`
-	Level        int       `json:"level"`
-	Signed       bool      `json:"signed,omitempty"`    // Close signs the tag manifest
-	Encrypted    bool      `json:"encrypted,omitempty"` // every chunk is age-encrypted
+	Tool         string            `json:"tool"`
+	Created      time.Time         `json:"created"`
+	Source       manifest.Source   `json:"source"`
+	Range        manifest.Range    `json:"range"`
+	Filter       *manifest.Filter  `json:"filter,omitempty"`
+	SnapshotMode string            `json:"snapshotMode"`
+	Previous     *manifest.Link    `json:"previous,omitempty"`
+	Chunking     manifest.Chunking `json:"chunking"`
+	Level        int               `json:"level"`
+	Signed       bool              `json:"signed,omitempty"`    // Close signs the tag manifest
+	Encrypted    bool              `json:"encrypted,omitempty"` // every chunk is age-encrypted
 
 	// Committed state.
-	Chunks       []ChunkInfo  `json:"chunks"`
-	NextToken    int64        `json:"nextToken"` // every token below is in a chunk, a gap or filtered
-	EventsDone   bool         `json:"eventsDone"`
-	LastPosition int64        `json:"lastPosition"` // of the last committed snapshot, -1 if none
-	Events       journalState `json:"events"`
-	Snapshots    journalState `json:"snapshots"`
-	Gaps         []Gap        `json:"gaps"`
-	Notes        []Note       `json:"notes"`
+	Chunks       []manifest.ChunkInfo `json:"chunks"`
+	NextToken    int64                `json:"nextToken"` // every token below is in a chunk, a gap or filtered
+	EventsDone   bool                 `json:"eventsDone"`
+	LastPosition int64                `json:"lastPosition"` // of the last committed snapshot, -1 if none
+	Events       journalState         `json:"events"`
+	Snapshots    journalState         `json:"snapshots"`
+	Gaps         []manifest.Gap       `json:"gaps"`
+	Notes        []manifest.Note      `json:"notes"`
 	// Transactions is the state of the transactions stream, nil unless the export records it.
 	Transactions *journalTx `json:"transactions,omitempty"`
 }
@@ -56,10 +58,10 @@ type journalTx struct {
 }
 
 type journalState struct {
-	Count      int64       `json:"count"`
-	Hash       []byte      `json:"hash"` // the running SHA-256 of the stream, marshalled
-	Types      []TypeCount `json:"types"`
-	OtherTypes int64       `json:"otherTypes"`
+	Count      int64                `json:"count"`
+	Hash       []byte               `json:"hash"` // the running SHA-256 of the stream, marshalled
+	Types      []manifest.TypeCount `json:"types"`
+	OtherTypes int64                `json:"otherTypes"`
 }
 
 func (j *journal) write(st Storage) error {

@@ -12,154 +12,20 @@ import (
 	"strings"
 	"time"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	sjson "github.com/segmentio/encoding/json"
 
 	"github.com/axarchive/axarchive/archive/internal/jsonline"
 	"github.com/axarchive/axarchive/schema"
 )
 
-// Manifest is the content of data/manifest.json: what a complete archive holds and how to check it
-// (SPEC.md, "Manifest"). The JSON member order is the field order; Open fills it from the file after
-// checking it, so every path in Chunks is a valid chunk name under data/.
-type Manifest struct {
-	Format  string    `json:"format"`  // "axarchive"
-	Version int       `json:"version"` // Version
-	Tool    string    `json:"tool"`    // the program that wrote the archive, e.g. "axarchive v0.1.0"
-	Created time.Time `json:"created"` // UTC, whole seconds (SOURCE_DATE_EPOCH when set)
-	Source  Source    `json:"source"`
-
-	// Fingerprint is the lower-case hex SHA-256 of the events digest followed by the snapshots digest
-	// (32 raw bytes each): one value that identifies the archive's content (see Fingerprint).
-	Fingerprint string         `json:"fingerprint"`
-	Events      EventStream    `json:"events"`
-	Snapshots   SnapshotStream `json:"snapshots"`
-	// Transactions, present from format version 2 on, says that the archive records how the source
-	// grouped its events into transactions (SPEC.md, "Transactions"); nil when it does not.
-	Transactions *TransactionStream `json:"transactions,omitempty"`
-	// Encryption, from format version 2 on, is "age" when every chunk file is encrypted with
-	// age (SPEC.md, "Encrypted chunks"), empty when none is.
-	Encryption string   `json:"encryption,omitempty"`
-	Filter     *Filter  `json:"filter,omitempty"`
-	Previous   *Link    `json:"previous,omitempty"`
-	Chunking   Chunking `json:"chunking"`
-	Gaps       []Gap    `json:"gaps"`
-	Notes      []Note   `json:"notes"`
-	// Chunks lists the events chunks in token order, then the snapshots chunks in position order.
-	Chunks []ChunkInfo `json:"chunks"`
-}
-
-// Source says where the records came from.
-type Source struct {
-	Kind    string `json:"kind"`              // SourceServer or SourceSegments
-	Address string `json:"address,omitempty"` // server address (host:port), for SourceServer
-	Path    string `json:"path,omitempty"`    // directory of the segment files, for SourceSegments
-	Context string `json:"context"`           // Axon Server context
-}
-
-// Filter is the selection an export applied to events; nil means none. Events whose payload type is
-// not in IncludeTypes (when not empty), is in ExcludeTypes, or whose aggregate type is not in
-// AggregateTypes (when not empty) were left out.
-type Filter struct {
-	IncludeTypes   []string `json:"includeTypes,omitempty"`
-	ExcludeTypes   []string `json:"excludeTypes,omitempty"`
-	AggregateTypes []string `json:"aggregateTypes,omitempty"`
-}
-
-// Link points from an incremental archive to the archive it continues.
-type Link struct {
-	Fingerprint string `json:"fingerprint"` // the previous archive's fingerprint
-	LastToken   int64  `json:"lastToken"`   // the previous archive's events.lastToken
-}
-
-// Range is an inclusive token range; Last = First-1 when it is empty.
-type Range struct {
-	First int64 `json:"first"`
-	Last  int64 `json:"last"`
-}
-
-// Note records something a reader of the archive must know, such as a tail cut off an offline export
-// (kind "tail-cut") or snapshots that could not be reached (kind "snapshots-unreachable"). Token is the
-// token the note is about, or -1.
-type Note struct {
-	Kind   string `json:"kind"`
-	Detail string `json:"detail"`
-	Token  int64  `json:"token"`
-}
-
-// Gap is an inclusive token range inside the archive's range that holds no events, with its cause.
-// Tokens left out by a Filter are not listed as gaps: they are counted in EventStream.Filtered.
-type Gap struct {
-	From  int64  `json:"from"`
-	To    int64  `json:"to"`
-	Cause string `json:"cause"`
-}
-
-// EventStream summarises the events stream.
-type EventStream struct {
-	FirstToken int64 `json:"firstToken"` // the token range the archive covers
-	LastToken  int64 `json:"lastToken"`
-	// Range is FirstToken..LastToken again, for convenience; Open and the Writer fill it. It is not
-	// part of the JSON.
-	Range      Range       `json:"-"`
-	Count      int64       `json:"count"`    // events in the archive
-	Filtered   int64       `json:"filtered"` // tokens in the range left out by the filter
-	SHA256     string      `json:"sha256"`   // digest of the stream (see Fingerprint)
-	Types      []TypeCount `json:"types"`
-	OtherTypes int64       `json:"otherTypes"` // records whose type is beyond MaxTypes distinct types
-}
-
-// SnapshotStream summarises the snapshots stream.
-type SnapshotStream struct {
-	Mode       string      `json:"mode"` // SnapshotsAll, SnapshotsLatest or SnapshotsNone
-	Count      int64       `json:"count"`
-	SHA256     string      `json:"sha256"`
-	Types      []TypeCount `json:"types"`
-	OtherTypes int64       `json:"otherTypes"`
-}
-
-// TransactionStream summarises the transactions stream: Count transactions described by Runs lines
-// (records), whose digest is SHA256. It is not part of the fingerprint, which covers the records alone.
-type TransactionStream struct {
-	Count  int64  `json:"count"`
-	Runs   int64  `json:"runs"`
-	SHA256 string `json:"sha256"`
-}
-
-// TypeCount is the number of records of one payload type. Records without a payload count under "".
-type TypeCount struct {
-	Type  string `json:"type"`
-	Count int64  `json:"count"`
-}
-
-// MaxTypes bounds the per-type counts of a stream in the manifest: the first MaxTypes distinct payload
-// types in record order are counted by type, the records of any further type in OtherTypes.
-const MaxTypes = 10000
-
-// Chunking records the rotation limits the writer used.
-type Chunking struct {
-	MaxBytes   int64 `json:"maxBytes"`
-	MaxRecords int64 `json:"maxRecords"`
-}
-
-// ChunkInfo describes one chunk file.
-type ChunkInfo struct {
-	Path      string `json:"path"`   // relative to data/, e.g. "events/00000000000000000000.jsonl.zst"
-	Stream    string `json:"stream"` // StreamEvents or StreamSnapshots
-	Records   int64  `json:"records"`
-	First     int64  `json:"first"` // token (events) or position (snapshots) of the first record
-	Last      int64  `json:"last"`
-	Size      int64  `json:"size"`      // bytes of the file
-	SHA256    string `json:"sha256"`    // of the file
-	RawSize   int64  `json:"rawSize"`   // bytes of the decompressed JSON Lines
-	RawSHA256 string `json:"rawSha256"` // of the decompressed JSON Lines
-}
-
-// archivePath returns the chunk's path relative to the archive root.
-func (c *ChunkInfo) archivePath() string { return dataDir + "/" + c.Path }
+// archivePath returns the path relative to the archive root of a chunk path relative to data/.
+func archivePath(rel string) string { return dataDir + "/" + rel }
 
 // marshalManifest writes the manifest as SPEC.md fixes it: members in field order, two-space indent,
 // no HTML escaping, final LF.
-func marshalManifest(m *Manifest) ([]byte, error) {
+func marshalManifest(m *manifest.Manifest) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -173,7 +39,7 @@ func marshalManifest(m *Manifest) ([]byte, error) {
 // parseManifest decodes and checks a manifest without trusting any of it. Every problem found is
 // returned, joined, each an *Error for data/manifest.json wrapping ErrManifest (or ErrVersion or
 // ErrNotArchive, alone, when the manifest is not one this version can read at all).
-func parseManifest(b []byte) (*Manifest, error) {
+func parseManifest(b []byte) (*manifest.Manifest, error) {
 	fail := func(sentinel error, format string, args ...any) error {
 		return errorf(manifestPath, 0, -1, sentinel, format, args...)
 	}
@@ -206,11 +72,11 @@ func parseManifest(b []byte) (*Manifest, error) {
 	} else if err := schema.ValidateValue(schema.ManifestVersion(ver), v); err != nil {
 		return nil, fail(ErrManifest, "%v", err)
 	}
-	m := new(Manifest)
+	m := new(manifest.Manifest)
 	if err := json.Unmarshal(b, m); err != nil {
 		return nil, fail(ErrManifest, "%v", err)
 	}
-	m.Events.Range = Range{First: m.Events.FirstToken, Last: m.Events.LastToken}
+	m.Events.Range = manifest.Range{First: m.Events.FirstToken, Last: m.Events.LastToken}
 	if problems := checkManifest(m); len(problems) > 0 {
 		errs := make([]error, len(problems))
 		for i, p := range problems {
@@ -231,7 +97,7 @@ func describeJSON(v any) string {
 
 // checkManifest checks a schema-valid manifest for consistency. It never allocates from the counts it
 // reads.
-func checkManifest(m *Manifest) []string {
+func checkManifest(m *manifest.Manifest) []string {
 	var p []string
 	add := func(format string, args ...any) { p = append(p, fmt.Sprintf(format, args...)) }
 
@@ -248,8 +114,8 @@ func checkManifest(m *Manifest) []string {
 	if m.Filter == nil && ev.Filtered != 0 {
 		add("events: filtered is %d but the archive has no filter", ev.Filtered)
 	}
-	if m.Snapshots.Mode == SnapshotsNone && m.Snapshots.Count != 0 {
-		add("snapshots: count is %d but mode is %q", m.Snapshots.Count, SnapshotsNone)
+	if m.Snapshots.Mode == manifest.SnapshotsNone && m.Snapshots.Count != 0 {
+		add("snapshots: count is %d but mode is %q", m.Snapshots.Count, manifest.SnapshotsNone)
 	}
 	if m.Version >= VersionTransactions && m.Transactions == nil && m.Encryption == "" {
 		// Writers write the lowest version that describes an archive (SPEC 12): one without transactions
@@ -306,7 +172,7 @@ func checkManifest(m *Manifest) []string {
 	}
 
 	// Types.
-	checkTypes := func(stream string, types []TypeCount, other, count int64) {
+	checkTypes := func(stream string, types []manifest.TypeCount, other, count int64) {
 		sum := uint64(other)
 		for i, t := range types {
 			if i > 0 && types[i-1].Type >= t.Type {
@@ -314,10 +180,10 @@ func checkManifest(m *Manifest) []string {
 			}
 			sum = addSat(sum, uint64(t.Count))
 		}
-		if len(types) > MaxTypes {
-			add("%s: %d types listed, more than %d", stream, len(types), MaxTypes)
+		if len(types) > manifest.MaxTypes {
+			add("%s: %d types listed, more than %d", stream, len(types), manifest.MaxTypes)
 		}
-		if other > 0 && len(types) != MaxTypes {
+		if other > 0 && len(types) != manifest.MaxTypes {
 			add("%s: otherTypes is %d with only %d types listed", stream, other, len(types))
 		}
 		if sum != uint64(count) {
@@ -382,10 +248,10 @@ func checkManifest(m *Manifest) []string {
 		if c.RawSize/2 < c.Records || (c.RawSize-1)/maxRecordBytes >= c.Records {
 			add("%s: rawSize %d is impossible for %d records", where, c.RawSize, c.Records)
 		}
-		if stream != StreamSnapshots && (c.First < ev.FirstToken || c.Last > ev.LastToken) {
+		if stream != manifest.StreamSnapshots && (c.First < ev.FirstToken || c.Last > ev.LastToken) {
 			add("%s: tokens %d-%d are outside the range %d-%d", where, c.First, c.Last, ev.FirstToken, ev.LastToken)
 		}
-		if stream == StreamEvents && gapsSorted {
+		if stream == manifest.StreamEvents && gapsSorted {
 			// Chunks and gaps are both in token order: one walk over the gaps for all chunks (a loop
 			// over the gaps per chunk made a manifest of many chunks and gaps cost their product).
 			for gapIdx < len(m.Gaps) && m.Gaps[gapIdx].To < c.First {
@@ -412,13 +278,13 @@ func checkManifest(m *Manifest) []string {
 }
 
 // streamNames are the streams in the order of their chunks in a manifest.
-var streamNames = [3]string{StreamEvents, StreamSnapshots, StreamTransactions}
+var streamNames = [3]string{manifest.StreamEvents, manifest.StreamSnapshots, manifest.StreamTransactions}
 
 func streamIndex(stream string) int {
 	switch stream {
-	case StreamSnapshots:
+	case manifest.StreamSnapshots:
 		return 1
-	case StreamTransactions:
+	case manifest.StreamTransactions:
 		return 2
 	}
 	return 0
@@ -459,7 +325,7 @@ func (t *typeCounter) add(typ []byte) {
 		*p++
 		return
 	}
-	if len(t.counts) >= MaxTypes {
+	if len(t.counts) >= manifest.MaxTypes {
 		t.other++
 		return
 	}
@@ -472,7 +338,7 @@ func (t *typeCounter) addString(typ string) {
 		*p++
 		return
 	}
-	if len(t.counts) >= MaxTypes {
+	if len(t.counts) >= manifest.MaxTypes {
 		t.other++
 		return
 	}
@@ -480,16 +346,16 @@ func (t *typeCounter) addString(typ string) {
 	t.counts[typ] = &n
 }
 
-func (t *typeCounter) list() []TypeCount {
-	out := make([]TypeCount, 0, len(t.counts))
+func (t *typeCounter) list() []manifest.TypeCount {
+	out := make([]manifest.TypeCount, 0, len(t.counts))
 	for k, v := range t.counts {
-		out = append(out, TypeCount{Type: k, Count: *v})
+		out = append(out, manifest.TypeCount{Type: k, Count: *v})
 	}
-	slices.SortFunc(out, func(a, b TypeCount) int { return strings.Compare(a.Type, b.Type) })
+	slices.SortFunc(out, func(a, b manifest.TypeCount) int { return strings.Compare(a.Type, b.Type) })
 	return out
 }
 
-func typeCounterFrom(list []TypeCount, other int64) *typeCounter {
+func typeCounterFrom(list []manifest.TypeCount, other int64) *typeCounter {
 	t := newTypeCounter()
 	for _, c := range list {
 		n := c.Count

@@ -7,13 +7,15 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/axarchive/axarchive/archive/manifest"
 )
 
 // The projection takes the schema's v1 patterns of times, base64 and numbers to match every string it
 // would match against them (recordSchema.timeAlways and the others): check that on the edges and on
 // random values, and that the shipped schema has those patterns.
 func TestKnownPatternsMatch(t *testing.T) {
-	for _, stream := range []string{StreamEvents, StreamSnapshots} {
+	for _, stream := range []string{manifest.StreamEvents, manifest.StreamSnapshots} {
 		s := newRecordSchema(stream)
 		if !s.timeAlways || !s.base64Always || !s.numberAlways {
 			t.Fatalf("%s: the schema's patterns are not the v1 ones: %q %q %q", stream, s.timeRE, s.base64RE, s.numberRE)

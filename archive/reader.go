@@ -12,6 +12,8 @@ import (
 	"os"
 	"sync/atomic"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
 
@@ -25,7 +27,7 @@ import (
 type Archive struct {
 	st           Storage
 	dir          string // st.String(), for messages
-	m            *Manifest
+	m            *manifest.Manifest
 	manifestSum  string // SHA-256 of data/manifest.json as read by Open
 	manifestSize int64
 
@@ -84,10 +86,10 @@ func (a *Archive) Dir() string { return a.dir }
 func (a *Archive) Storage() Storage { return a.st }
 
 // Manifest returns the archive's manifest. The caller must not modify it.
-func (a *Archive) Manifest() *Manifest { return a.m }
+func (a *Archive) Manifest() *manifest.Manifest { return a.m }
 
-func (a *Archive) chunks(stream string) []ChunkInfo {
-	var out []ChunkInfo
+func (a *Archive) chunks(stream string) []manifest.ChunkInfo {
+	var out []manifest.ChunkInfo
 	for _, c := range a.m.Chunks {
 		if c.Stream == stream {
 			out = append(out, c)
@@ -99,7 +101,7 @@ func (a *Archive) chunks(stream string) []ChunkInfo {
 // Events returns an iterator over the events from token from on (0 or math.MinInt64 for all). When it
 // starts at the first chunk, the iterator also checks the stream digest at the end.
 func (a *Archive) Events(ctx context.Context, from int64) *Iterator {
-	return a.newIterator(ctx, StreamEvents, from, a.m.Events.SHA256)
+	return a.newIterator(ctx, manifest.StreamEvents, from, a.m.Events.SHA256)
 }
 
 // Snapshots returns an iterator over the snapshots in position order.
@@ -109,7 +111,7 @@ func (a *Archive) Snapshots(ctx context.Context) *Iterator {
 
 // SnapshotsFrom returns an iterator over the snapshots from position from on.
 func (a *Archive) SnapshotsFrom(ctx context.Context, from int64) *Iterator {
-	return a.newIterator(ctx, StreamSnapshots, from, a.m.Snapshots.SHA256)
+	return a.newIterator(ctx, manifest.StreamSnapshots, from, a.m.Snapshots.SHA256)
 }
 
 // Iterator reads the records of one stream, in order, verifying as it goes:
@@ -159,7 +161,7 @@ type Iterator struct {
 // source is what an Iterator reads of one archive: the chunks of its stream, and how to check them.
 type source struct {
 	st              Storage
-	chunks          []ChunkInfo
+	chunks          []manifest.ChunkInfo
 	wantDigest      string // of the whole stream; "" for none
 	contentVerified bool   // the Archive was fully verified: hashing the chunk files is enough
 	identities      []age.Identity
@@ -178,7 +180,7 @@ func (a *Archive) newIterator(ctx context.Context, stream string, from int64, di
 func newIterator(ctx context.Context, stream string, from int64, sources ...source) *Iterator {
 	it := &Iterator{ctx: ctx, stream: stream, from: from}
 	it.prefix = jsonline.EventPrefix
-	if stream == StreamSnapshots {
+	if stream == manifest.StreamSnapshots {
 		it.prefix = jsonline.SnapshotPrefix
 	}
 	if len(sources) == 0 {
@@ -330,7 +332,7 @@ func (it *Iterator) Record() (*Record, error) {
 	}
 	if !it.parsed {
 		it.parsed = true
-		if err := it.parser.parse(it.line, &it.rec, it.stream == StreamSnapshots); err != nil {
+		if err := it.parser.parse(it.line, &it.rec, it.stream == manifest.StreamSnapshots); err != nil {
 			it.recErr = &Error{Path: it.cr.path, Line: it.cr.lines, Token: it.token, Err: err}
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -47,7 +49,7 @@ func TestReadVectors(t *testing.T) {
 			} else {
 				require.NoError(t, it.Err())
 			}
-			assert.Len(t, readAll(t, a, StreamSnapshots), tc.wantSnaps)
+			assert.Len(t, readAll(t, a, manifest.StreamSnapshots), tc.wantSnaps)
 		})
 	}
 }
@@ -142,7 +144,7 @@ func TestIteratorErrors(t *testing.T) {
 			rewriteChunk(t, dir, 1, lines(9, 10, 11, 12, 13, 14, 15), nil)
 		}, ErrCorrupt, chunk1, 0},
 		{"events digest", func(t *testing.T, dir string) {
-			reseal(t, dir, func(m *Manifest) {
+			reseal(t, dir, func(m *manifest.Manifest) {
 				m.Events.SHA256 = strings.Repeat("1", 64)
 				m.Fingerprint, _ = combineDigests(m.Events.SHA256, m.Snapshots.SHA256)
 			})
@@ -152,13 +154,13 @@ func TestIteratorErrors(t *testing.T) {
 			p := filepath.Join(dir, chunk1)
 			truncate(t, p, 100)
 			zb, _ := os.ReadFile(p)
-			reseal(t, dir, func(m *Manifest) { m.Chunks[1].Size, m.Chunks[1].SHA256 = 100, sha256hex(zb) })
+			reseal(t, dir, func(m *manifest.Manifest) { m.Chunks[1].Size, m.Chunks[1].SHA256 = 100, sha256hex(zb) })
 		}, ErrCorrupt, chunk1, 0},
 		{"rawSha256", func(t *testing.T, dir string) {
-			reseal(t, dir, func(m *Manifest) { m.Chunks[1].RawSHA256 = strings.Repeat("0", 64) })
+			reseal(t, dir, func(m *manifest.Manifest) { m.Chunks[1].RawSHA256 = strings.Repeat("0", 64) })
 		}, ErrCorrupt, chunk1, 0},
 		{"rawSize", func(t *testing.T, dir string) {
-			reseal(t, dir, func(m *Manifest) { m.Chunks[1].RawSize-- })
+			reseal(t, dir, func(m *manifest.Manifest) { m.Chunks[1].RawSize-- })
 		}, ErrCorrupt, chunk1, 0},
 		{"last token of the stream missing", func(t *testing.T, dir string) {
 			rewriteChunk(t, dir, 4, lines(35, 36, 37, 38), nil)
@@ -255,14 +257,14 @@ func TestIteratorAfterVerify(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "a")
 		goldenArchive(t, dir)
 		a := mustOpen(t, dir)
-		want := readAll(t, a, StreamEvents)
+		want := readAll(t, a, manifest.StreamEvents)
 		_, err := a.Verify(ctx, VerifyOptions{})
 		require.NoError(t, err)
 		it := a.Events(ctx, 0)
 		assert.True(t, it.contentVerified)
 		assert.Nil(t, it.digest)
 		require.NoError(t, it.Close())
-		assert.Equal(t, want, readAll(t, a, StreamEvents))
+		assert.Equal(t, want, readAll(t, a, manifest.StreamEvents))
 	})
 	t.Run("chunk replaced after the verification", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "a")
@@ -283,7 +285,7 @@ func TestIteratorAfterVerify(t *testing.T) {
 		t.Run(fmt.Sprintf("forged rawSha256, quick=%v", quick), func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "a")
 			goldenArchive(t, dir)
-			reseal(t, dir, func(m *Manifest) { m.Chunks[1].RawSHA256 = strings.Repeat("0", 64) })
+			reseal(t, dir, func(m *manifest.Manifest) { m.Chunks[1].RawSHA256 = strings.Repeat("0", 64) })
 			a := mustOpen(t, dir)
 			_, err := a.Verify(ctx, VerifyOptions{Quick: quick})
 			if quick {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -158,9 +160,9 @@ func TestResumeErrors(t *testing.T) {
 		dir := interrupted(t)
 		for _, change := range []func(*Options){
 			func(o *Options) { o.Source.Context = "other" },
-			func(o *Options) { o.Filter = &Filter{ExcludeTypes: []string{"x"}} },
-			func(o *Options) { o.Snapshots = SnapshotsLatest },
-			func(o *Options) { o.Previous = &Link{Fingerprint: f.opts.Tool, LastToken: -1} },
+			func(o *Options) { o.Filter = &manifest.Filter{ExcludeTypes: []string{"x"}} },
+			func(o *Options) { o.Snapshots = manifest.SnapshotsLatest },
+			func(o *Options) { o.Previous = &manifest.Link{Fingerprint: f.opts.Tool, LastToken: -1} },
 		} {
 			opts := f.opts
 			change(&opts)
@@ -171,7 +173,7 @@ func TestResumeErrors(t *testing.T) {
 	t.Run("range and chunking come from the journal", func(t *testing.T) {
 		dir := interrupted(t)
 		opts := f.opts
-		opts.Range = Range{First: 0, Last: 5}
+		opts.Range = manifest.Range{First: 0, Last: 5}
 		opts.ChunkRecords = 3
 		w, err := Resume(dir, opts)
 		require.NoError(t, err)

@@ -3,6 +3,8 @@ package archive
 import (
 	"math"
 	"slices"
+
+	"github.com/axarchive/axarchive/archive/manifest"
 )
 
 // The order rules of a stream's tokens (SPEC.md, "Tokens" and "Snapshot positions"), in one place: the
@@ -18,18 +20,18 @@ import (
 // tokenOrder follows the tokens of one stream, in order.
 type tokenOrder struct {
 	events     bool
-	rng        Range // events: the archive's range
-	gaps       []Gap // events: the declared gaps, in token order
-	continuous bool  // events without a filter: no token of the range may be missing
-	ordinals   bool  // snapshots of a server export
-	prev       int64 // the last token taken, math.MinInt64 before the first
-	next       int64 // events: the next token expected, past the gaps that start at it; snapshots: the next ordinal
-	gapIdx     int   // events: the first gap not yet passed
+	rng        manifest.Range // events: the archive's range
+	gaps       []manifest.Gap // events: the declared gaps, in token order
+	continuous bool           // events without a filter: no token of the range may be missing
+	ordinals   bool           // snapshots of a server export
+	prev       int64          // the last token taken, math.MinInt64 before the first
+	next       int64          // events: the next token expected, past the gaps that start at it; snapshots: the next ordinal
+	gapIdx     int            // events: the first gap not yet passed
 }
 
 // newEventOrder follows the event tokens of an archive of range rng with the declared gaps; continuous is
 // false when a filter left tokens out.
-func newEventOrder(rng Range, gaps []Gap, continuous bool) tokenOrder {
+func newEventOrder(rng manifest.Range, gaps []manifest.Gap, continuous bool) tokenOrder {
 	o := tokenOrder{events: true, rng: rng, gaps: gaps, continuous: continuous, prev: math.MinInt64, next: rng.First}
 	o.skipGaps()
 	return o
@@ -46,7 +48,7 @@ type orderCheck struct {
 	behind     bool // events: before the next token expected (not after the last, or in a gap passed)
 	outOfRange bool // events: outside the archive's range
 	inGap      bool // events: inside the declared gap gap
-	gap        Gap
+	gap        manifest.Gap
 	missing    bool  // events: the tokens from next expected up to it are missing, and no gap is declared
 	notOrdinal bool  // snapshots of a server export: not its ordinal (next)
 	expected   int64 // the next token expected (events) or ordinal (snapshots)
@@ -108,7 +110,7 @@ func (o *tokenOrder) skipTo(last int64) {
 
 // passGap passes over the last of gaps, the declared gaps, which starts at the next token expected (or
 // extends the gap before it to there).
-func (o *tokenOrder) passGap(gaps []Gap) {
+func (o *tokenOrder) passGap(gaps []manifest.Gap) {
 	o.gaps = gaps
 	o.gapIdx = len(gaps)
 	o.next = gaps[len(gaps)-1].To + 1
@@ -124,11 +126,11 @@ func (o *tokenOrder) missingAtEnd() (from, to int64, missing bool) {
 }
 
 // nextGap returns the first declared gap after the next token expected, if there is one.
-func (o *tokenOrder) nextGap() (Gap, bool) {
+func (o *tokenOrder) nextGap() (manifest.Gap, bool) {
 	if o.gapIdx < len(o.gaps) {
 		return o.gaps[o.gapIdx], true
 	}
-	return Gap{}, false
+	return manifest.Gap{}, false
 }
 
 // skipGaps moves next past the declared gaps that start at or before it.
@@ -141,11 +143,11 @@ func (o *tokenOrder) skipGaps() {
 	}
 }
 
-func (o *tokenOrder) inGap(tok int64) (Gap, bool) {
+func (o *tokenOrder) inGap(tok int64) (manifest.Gap, bool) {
 	if len(o.gaps) == 0 {
-		return Gap{}, false
+		return manifest.Gap{}, false
 	}
-	i, found := slices.BinarySearchFunc(o.gaps, tok, func(g Gap, t int64) int {
+	i, found := slices.BinarySearchFunc(o.gaps, tok, func(g manifest.Gap, t int64) int {
 		switch {
 		case g.To < t:
 			return -1
@@ -157,8 +159,8 @@ func (o *tokenOrder) inGap(tok int64) (Gap, bool) {
 	if found {
 		return o.gaps[i], true
 	}
-	return Gap{}, false
+	return manifest.Gap{}, false
 }
 
 // outsideChunk reports whether tok lies outside the range the manifest gives its chunk.
-func outsideChunk(tok int64, c *ChunkInfo) bool { return tok < c.First || tok > c.Last }
+func outsideChunk(tok int64, c *manifest.ChunkInfo) bool { return tok < c.First || tok > c.Last }

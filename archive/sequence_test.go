@@ -3,13 +3,15 @@ package archive
 import (
 	"testing"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"github.com/stretchr/testify/assert"
 )
 
 // TestTokenOrder walks the rules over a stream of events in range 10..30 with a gap 15..17, with and
 // without a filter, and over snapshot positions.
 func TestTokenOrder(t *testing.T) {
-	gaps := []Gap{{From: 15, To: 17, Cause: "unavailable"}}
+	gaps := []manifest.Gap{{From: 15, To: 17, Cause: "unavailable"}}
 	for _, tc := range []struct {
 		name       string
 		continuous bool
@@ -25,13 +27,13 @@ func TestTokenOrder(t *testing.T) {
 		{"filtered-in-gap", false, []int64{14, 17}, []orderCheck{{}, {behind: true, inGap: true}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			o := newEventOrder(Range{First: 10, Last: 30}, gaps, tc.continuous)
+			o := newEventOrder(manifest.Range{First: 10, Last: 30}, gaps, tc.continuous)
 			for i, tok := range tc.tokens {
 				c := o.check(tok)
 				if o.clean(tok) {
 					assert.Equal(t, orderCheck{expected: c.expected}, c, "clean(%d)", tok)
 				}
-				c.gap, c.expected = Gap{}, 0
+				c.gap, c.expected = manifest.Gap{}, 0
 				assert.Equal(t, tc.want[i], c, "token %d", tok)
 				if !c.notAfter {
 					o.take(tok)
@@ -39,7 +41,7 @@ func TestTokenOrder(t *testing.T) {
 			}
 		})
 	}
-	o := newEventOrder(Range{First: 10, Last: 30}, gaps, true)
+	o := newEventOrder(manifest.Range{First: 10, Last: 30}, gaps, true)
 	for _, tok := range []int64{10, 11, 12, 13, 14} {
 		o.take(tok)
 	}
@@ -61,9 +63,9 @@ func TestTokenOrder(t *testing.T) {
 // clean is never true where check finds something, for every token around the range and the gaps, at
 // every point of a stream; and it is true for the next token expected when that one is fine.
 func TestTokenOrderClean(t *testing.T) {
-	gaps := []Gap{{From: 15, To: 17, Cause: "x"}, {From: 20, To: 20, Cause: "y"}, {From: 25, To: 27, Cause: "z"}}
+	gaps := []manifest.Gap{{From: 15, To: 17, Cause: "x"}, {From: 20, To: 20, Cause: "y"}, {From: 25, To: 27, Cause: "z"}}
 	for _, continuous := range []bool{true, false} {
-		o := newEventOrder(Range{First: 10, Last: 30}, gaps, continuous)
+		o := newEventOrder(manifest.Range{First: 10, Last: 30}, gaps, continuous)
 		for _, taken := range []int64{10, 11, 14, 18, 19, 21, 24, 28, 30} {
 			for tok := int64(5); tok <= 35; tok++ {
 				c := o.check(tok)

@@ -6,33 +6,20 @@ import (
 	"io/fs"
 )
 
-// SignatureFile is the detached signature of an archive's tag manifest, at the archive's root (SPEC 3.4).
-const SignatureFile = signaturePath
+// The signature of an archive (SPEC 3.4).
+const (
+	// SignatureFile is the detached signature of an archive's tag manifest, at the archive's root.
+	SignatureFile = signaturePath
 
-// SignatureNamespace is the SSHSIG namespace of an archive signature, so that a signature made for
-// another purpose with the same key is never taken for one of an archive.
-const SignatureNamespace = "axarchive"
+	// SignatureNamespace is the SSHSIG namespace of an archive signature, so that a signature made for
+	// another purpose with the same key is never taken for one of an archive.
+	SignatureNamespace = "axarchive"
+)
 
-// ErrUnsigned is returned by Signature for an archive without a signature file.
-var ErrUnsigned = errors.New("archive is not signed")
-
-// Sign signs the complete archive in dir, replacing any signature it had: for archives exported
-// without Options.Sign, or to sign again with another key. It reads only the tag manifest, which a full
-// Verify ties to every other file.
-func Sign(dir string, sign SignFunc) error {
-	if _, err := Open(dir); err != nil {
-		return err
-	}
-	return signTagManifest(Dir(dir), sign)
-}
-
-// SignIn signs the complete archive in st, as Sign does in a directory.
-func SignIn(st Storage, sign SignFunc) error {
-	if _, err := OpenIn(st); err != nil {
-		return err
-	}
-	return signTagManifest(st, sign)
-}
+// Sign signs the archive, replacing any signature it had: for archives exported without
+// Options.Sign, or to sign again with another key. It reads only the tag manifest, which a full Verify
+// ties to every other file.
+func (a *Archive) Sign(sign SignFunc) error { return signTagManifest(a.st, sign) }
 
 func signTagManifest(st Storage, sign SignFunc) error {
 	tags, err := readSmallFile(st, tagManifestPath, maxTagFileBytes)

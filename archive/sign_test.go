@@ -50,7 +50,7 @@ func TestSignExistingArchive(t *testing.T) {
 	_, _, err = a.Signature()
 	require.ErrorIs(t, err, ErrUnsigned)
 
-	require.NoError(t, Sign(dir, fakeSign))
+	require.NoError(t, a.Sign(fakeSign))
 	require.True(t, a.Signed())
 	require.NoFileExists(t, filepath.Join(dir, SignatureFile+".tmp"))
 	rep, err := a.Verify(context.Background(), VerifyOptions{})
@@ -58,9 +58,10 @@ func TestSignExistingArchive(t *testing.T) {
 	require.NoError(t, rep.Err())
 
 	failing := func([]byte) ([]byte, error) { return nil, errors.New("agent refused") }
-	require.ErrorContains(t, Sign(dir, failing), "agent refused")
+	require.ErrorContains(t, a.Sign(failing), "agent refused")
 
-	require.ErrorIs(t, Sign(t.TempDir(), fakeSign), ErrNotArchive)
+	_, err = Open(t.TempDir()) // what there is to sign is an Archive
+	require.ErrorIs(t, err, ErrNotArchive)
 }
 
 func TestSignatureFileHostile(t *testing.T) {

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -199,7 +201,7 @@ func TestSpecShellRecipes(t *testing.T) {
 	writeArchive(t, empty, testOptions(0, -1), nil, nil)
 	eventsOnly := filepath.Join(base, "events-only")
 	opts := testOptions(0, 99)
-	opts.Snapshots = SnapshotsNone
+	opts.Snapshots = manifest.SnapshotsNone
 	opts.ChunkRecords = 7
 	writeArchive(t, eventsOnly, opts, plainEvents(0, 100), nil)
 	for _, dir := range []string{filepath.Join(vectorsDir, "golden"), filepath.Join(vectorsDir, "golden-incremental"), fresh, empty, eventsOnly} {

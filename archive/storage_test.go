@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -168,7 +170,7 @@ func TestStorageObjectStore(t *testing.T) {
 	assert.Equal(t, st, a.Storage())
 	_, err = a.Verify(context.Background(), VerifyOptions{})
 	require.NoError(t, err)
-	assert.Len(t, readAll(t, a, StreamEvents), len(events))
+	assert.Len(t, readAll(t, a, manifest.StreamEvents), len(events))
 
 	st.files["notes.txt"] = []byte("hello\n")
 	var problems []string

@@ -8,6 +8,8 @@ import (
 	"math"
 	"strconv"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/axarchive/axarchive/archive/internal/jsonline"
@@ -77,13 +79,13 @@ func parseTxLine(line []byte) (txRun, error) {
 // first token to the last, without a gap token inside a transaction, skipping declared gaps between
 // transactions (the order rules of sequence.go, applied to the runs' tokens).
 type txFollower struct {
-	m     *Manifest
+	m     *manifest.Manifest
 	order tokenOrder // next: the next token to be grouped
 	count int64      // transactions seen
 }
 
-func newTxFollower(m *Manifest) *txFollower {
-	return &txFollower{m: m, order: newEventOrder(Range{First: m.Events.FirstToken, Last: m.Events.LastToken}, m.Gaps, true)}
+func newTxFollower(m *manifest.Manifest) *txFollower {
+	return &txFollower{m: m, order: newEventOrder(manifest.Range{First: m.Events.FirstToken, Last: m.Events.LastToken}, m.Gaps, true)}
 }
 
 // follow checks the next run.
@@ -149,7 +151,7 @@ func (a *Archive) transactionRuns(ctx context.Context) *txIterator {
 	if a.m.Transactions != nil {
 		digest = a.m.Transactions.SHA256
 	}
-	return &txIterator{it: a.newIterator(ctx, StreamTransactions, math.MinInt64, digest), follow: newTxFollower(a.m)}
+	return &txIterator{it: a.newIterator(ctx, manifest.StreamTransactions, math.MinInt64, digest), follow: newTxFollower(a.m)}
 }
 
 // Next advances to the next run.
@@ -284,7 +286,7 @@ func (w *Writer) flushTxRun() error {
 		return nil
 	}
 	if !t.open {
-		if err := t.chunk.open(w.st, StreamTransactions, t.run.Token, t.hash); err != nil {
+		if err := t.chunk.open(w.st, manifest.StreamTransactions, t.run.Token, t.hash); err != nil {
 			return w.fail(err)
 		}
 		t.open = true
@@ -300,15 +302,15 @@ func (w *Writer) flushTxRun() error {
 
 // finishTx finishes the open transactions chunk, if any, and returns it for the caller to commit with
 // the events chunk it belongs to, before the journal that lists both.
-func (w *Writer) finishTx() (ChunkInfo, NewFile, error) {
+func (w *Writer) finishTx() (manifest.ChunkInfo, NewFile, error) {
 	t := w.tx
 	if t == nil || !t.open {
-		return ChunkInfo{}, nil, nil
+		return manifest.ChunkInfo{}, nil, nil
 	}
 	info, f, err := t.chunk.finish()
 	t.open = false
 	if err != nil {
-		return ChunkInfo{}, nil, w.fail(err)
+		return manifest.ChunkInfo{}, nil, w.fail(err)
 	}
 	return info, f, nil
 }

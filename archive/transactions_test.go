@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -29,7 +31,7 @@ func writeTxArchive(t testing.TB, dir string) {
 	k, inTx := 0, 0
 	for i := range evs {
 		if evs[i].Token == 19 {
-			require.NoError(t, w.AddGap(Gap{From: 16, To: 18, Cause: "unavailable"}))
+			require.NoError(t, w.addGap(manifest.Gap{From: 16, To: 18, Cause: "unavailable"}))
 			if inTx > 0 {
 				k, inTx = k+1, 0
 			}
@@ -101,7 +103,7 @@ func TestTransactions(t *testing.T) {
 	}
 	assert.Equal(t, want, txEnds(t, a))
 	// Every record is valid against schema/transaction.v2.json too.
-	tit := a.newIterator(context.Background(), StreamTransactions, 0, m.Transactions.SHA256)
+	tit := a.newIterator(context.Background(), manifest.StreamTransactions, 0, m.Transactions.SHA256)
 	for tit.Next() {
 		require.NoError(t, schema.Validate(schema.Transaction(), tit.Line()))
 	}
@@ -161,7 +163,7 @@ func writeTxArchiveResumed(t *testing.T, dir string, stop int) {
 				continue
 			}
 			if evs[i].Token == 19 {
-				require.NoError(t, w.AddGap(Gap{From: 16, To: 18, Cause: "unavailable"}))
+				require.NoError(t, w.addGap(manifest.Gap{From: 16, To: 18, Cause: "unavailable"}))
 			}
 			require.NoError(t, w.WriteEvent(&evs[i]))
 			if ends[i] {
@@ -185,7 +187,7 @@ func TestTransactionsDamage(t *testing.T) {
 	m := mustOpen(t, dir).Manifest()
 	var txChunk string
 	for _, c := range m.Chunks {
-		if c.Stream == StreamTransactions {
+		if c.Stream == manifest.StreamTransactions {
 			txChunk = filepath.Join(dir, "data", filepath.FromSlash(c.Path))
 			break
 		}
@@ -213,7 +215,7 @@ func TestTransactionsDamage(t *testing.T) {
 	t.Run("transactions in a version 1 manifest", func(t *testing.T) {
 		d := filepath.Join(t.TempDir(), "a")
 		copyDir(t, dir, d)
-		reseal(t, d, func(m *Manifest) { m.Version = 1 })
+		reseal(t, d, func(m *manifest.Manifest) { m.Version = 1 })
 		_, err := Open(d)
 		require.ErrorIs(t, err, ErrManifest)
 	})
@@ -235,7 +237,7 @@ func lengthenLastRun(t testing.TB, d string) {
 		nraw = append(nraw, l...)
 	}
 	rewriteChunk(t, d, idx, nraw, zstdCompress)
-	reseal(t, d, func(m *Manifest) {
+	reseal(t, d, func(m *manifest.Manifest) {
 		c := &m.Chunks[idx]
 		c.RawSize, c.RawSHA256 = int64(len(nraw)), sha256hex(nraw)
 		zb, err := os.ReadFile(filepath.Join(d, "data", filepath.FromSlash(c.Path)))
@@ -243,7 +245,7 @@ func lengthenLastRun(t testing.TB, d string) {
 		c.Size, c.SHA256 = int64(len(zb)), sha256hex(zb)
 		var all []byte
 		for i, c := range m.Chunks {
-			if c.Stream == StreamTransactions {
+			if c.Stream == manifest.StreamTransactions {
 				all = append(all, chunkRaw(t, d, i)...)
 			}
 		}

@@ -8,6 +8,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"github.com/axarchive/axarchive/archive/internal/jsonline"
 	"github.com/axarchive/axarchive/schema"
 )
@@ -42,7 +44,7 @@ const (
 
 func newRecordSchema(stream string) *recordSchema {
 	s := &recordSchema{v: schema.NewEventValidator(), position: "token"}
-	if stream == StreamSnapshots {
+	if stream == manifest.StreamSnapshots {
 		s.v, s.position = schema.NewSnapshotValidator(), "position"
 	}
 	s.timeRE, s.base64RE, s.numberRE, s.doubleRE = s.v.Patterns()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/axarchive/axarchive/archive/manifest"
 )
 
 // VerifyOptions configure Archive.Verify. The zero value runs a full verification on all cores.
@@ -33,14 +35,14 @@ type VerifyReport struct {
 	Events    int64 `json:"events"`    // event records checked (full verification)
 	Snapshots int64 `json:"snapshots"` // snapshot records checked (full verification)
 	// Fingerprint is computed from the records read (full verification), not taken from the manifest.
-	Fingerprint  string   `json:"fingerprint,omitempty"`
-	ProblemCount int64    `json:"problemCount"`
-	Problems     []*Error `json:"-"` // the first MaxReportedProblems
+	Fingerprint  string `json:"fingerprint,omitempty"`
+	ProblemCount int64  `json:"problemCount"`
+	// Problems are the first 1000 problems; VerifyOptions.Problem sees all of them, except that a chunk
+	// reports at most 100 line-level problems.
+	Problems []*Error `json:"-"`
 }
 
-// MaxReportedProblems bounds VerifyReport.Problems; VerifyOptions.Problem sees all of them, except that
-// a chunk reports at most 100 line-level problems.
-const MaxReportedProblems = 1000
+const maxReportedProblems = 1000
 
 const maxChunkLineProblems = 100
 
@@ -82,7 +84,7 @@ type verifier struct {
 
 func (v *verifier) problem(e *Error) {
 	v.report.ProblemCount++
-	if len(v.report.Problems) < MaxReportedProblems {
+	if len(v.report.Problems) < maxReportedProblems {
 		v.report.Problems = append(v.report.Problems, e)
 	}
 	if v.opts.Problem != nil {
@@ -120,7 +122,7 @@ func (v *verifier) problems(err error) {
 func (a *Archive) Verify(ctx context.Context, opts VerifyOptions) (*VerifyReport, error) {
 	v := &verifier{ctx: ctx, a: a, opts: opts, report: &VerifyReport{Quick: opts.Quick},
 		found: map[string]int64{}, sums: map[string]string{}}
-	v.events, v.snapshots = newRecordSchema(StreamEvents), newRecordSchema(StreamSnapshots)
+	v.events, v.snapshots = newRecordSchema(manifest.StreamEvents), newRecordSchema(manifest.StreamSnapshots)
 	tags := v.readTags()
 	v.walk()
 	v.checkBag(tags)

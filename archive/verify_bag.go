@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"github.com/axarchive/axarchive/archive/internal/bagit"
 )
 
@@ -86,7 +88,7 @@ func newTree(entries []StorageEntry) *tree {
 func (v *verifier) walk() {
 	listed := map[string]bool{}
 	for _, c := range v.a.m.Chunks {
-		listed[c.archivePath()] = true
+		listed[archivePath(c.Path)] = true
 	}
 	entries, err := v.a.st.List("")
 	if err != nil {
@@ -130,8 +132,8 @@ func (v *verifier) walkData(t *tree, rel string, listed map[string]bool) {
 			if !listed[p] { // a listed chunk's own check reports it
 				v.problem(errorf(p, 0, -1, ErrCorrupt, "symbolic link"))
 			}
-		case e.Mode.IsDir() && rel == dataDir && (base == StreamEvents || base == StreamSnapshots ||
-			(base == StreamTransactions && v.a.m.Transactions != nil)):
+		case e.Mode.IsDir() && rel == dataDir && (base == manifest.StreamEvents || base == manifest.StreamSnapshots ||
+			(base == manifest.StreamTransactions && v.a.m.Transactions != nil)):
 			v.walkData(t, p, listed)
 		case e.Mode.IsDir():
 			v.problem(errorf(p, 0, -1, ErrCorrupt, "unexpected directory (not listed in %s)", manifestPath))
@@ -231,7 +233,7 @@ func (v *verifier) checkPayloadManifest(t *tags) {
 	}
 	want := map[string]string{manifestPath: v.a.manifestSum}
 	for _, c := range v.a.m.Chunks {
-		want[c.archivePath()] = c.SHA256
+		want[archivePath(c.Path)] = c.SHA256
 	}
 	seen := map[string]bool{}
 	for _, e := range entries {

@@ -8,6 +8,8 @@ import (
 	"io"
 	"math"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/axarchive/axarchive/archive/internal/zstdframe"
@@ -47,7 +49,7 @@ func (v *verifier) quickChunks() error {
 		v.report.Chunks++
 		v.report.Bytes += b.n
 		if b.sum != "" {
-			v.sums[chunks[b.chunk].archivePath()] = b.sum
+			v.sums[archivePath(chunks[b.chunk].Path)] = b.sum
 		}
 		v.problems(b.errs)
 		return nil
@@ -70,7 +72,7 @@ func (b *qbatch) Reset() { *b = qbatch{} }
 func (v *verifier) hashChunk(ctx context.Context, b *qbatch, buf []byte) {
 	c := &v.a.m.Chunks[b.chunk]
 	var r chunkReader
-	r.info, r.path = c, c.archivePath()
+	r.info, r.path = c, archivePath(c.Path)
 	f, size, err := openSized(v.a.st, r.path)
 	if err != nil {
 		b.errs = r.fileError(err)
@@ -176,7 +178,7 @@ func (v *verifier) fullChunks() error {
 		defer dec.Close()
 		for i := range chunks {
 			digest := evDigest
-			if chunks[i].Stream == StreamSnapshots {
+			if chunks[i].Stream == manifest.StreamSnapshots {
 				digest = snDigest
 			}
 			if !v.readChunk(ctx, i, dec, digest, p) {
@@ -195,9 +197,9 @@ func (v *verifier) fullChunks() error {
 
 // recordChunks returns the chunks of the record streams: those before the transactions chunks, which
 // come last (Open checked the order) and are verified by transactions.
-func recordChunks(chunks []ChunkInfo) []ChunkInfo {
+func recordChunks(chunks []manifest.ChunkInfo) []manifest.ChunkInfo {
 	for i, c := range chunks {
-		if c.Stream == StreamTransactions {
+		if c.Stream == manifest.StreamTransactions {
 			return chunks[:i]
 		}
 	}
@@ -212,15 +214,15 @@ func (v *verifier) transactions() error {
 		return nil
 	}
 	for _, c := range v.a.m.Chunks {
-		if c.Stream == StreamTransactions {
+		if c.Stream == manifest.StreamTransactions {
 			v.report.Chunks++
 			v.report.Bytes += c.Size
 			v.report.RawBytes += c.RawSize
 		}
 	}
-	s := v.a.source(StreamTransactions, v.a.m.Transactions.SHA256)
+	s := v.a.source(manifest.StreamTransactions, v.a.m.Transactions.SHA256)
 	s.contentVerified = false
-	it := newIterator(v.ctx, StreamTransactions, math.MinInt64, s)
+	it := newIterator(v.ctx, manifest.StreamTransactions, math.MinInt64, s)
 	t := &txIterator{it: it, follow: newTxFollower(v.a.m)}
 	defer t.Close()
 	for t.Next() {

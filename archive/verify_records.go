@@ -6,6 +6,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	sjson "github.com/segmentio/encoding/json"
 
 	"github.com/axarchive/axarchive/archive/internal/jsonline"
@@ -36,11 +38,11 @@ func (n names) get(s string) string {
 // nothing keeps beyond the line.
 func (v *verifier) validate(b *vbatch, stream string, parser *recordParser, names names) {
 	info := &v.a.m.Chunks[b.chunk]
-	path := info.archivePath()
+	path := archivePath(info.Path)
 	val := v.events
 	var scratch []byte
 	prefix, snapshot := jsonline.EventPrefix, false
-	if stream == StreamSnapshots {
+	if stream == manifest.StreamSnapshots {
 		val, prefix, snapshot = v.snapshots, jsonline.SnapshotPrefix, true
 	}
 	measure := v.opts.Measure
@@ -119,7 +121,7 @@ func tokenOf(line []byte, stream string) int64 {
 		return -1
 	}
 	p := v.Token
-	if stream == StreamSnapshots {
+	if stream == manifest.StreamSnapshots {
 		p = v.Position
 	}
 	if p == nil {

@@ -2,6 +2,8 @@ package archive
 
 import (
 	"slices"
+
+	"github.com/axarchive/axarchive/archive/manifest"
 )
 
 // What a full verification follows in order, on the goroutine that called Verify: the tokens of each
@@ -11,7 +13,7 @@ import (
 // collector follows the batches in order: tokens, continuity, chunk bounds and counts, types.
 type collector struct {
 	v *verifier
-	m *Manifest
+	m *manifest.Manifest
 
 	stream string
 	order  tokenOrder
@@ -30,16 +32,16 @@ type collector struct {
 func newCollector(v *verifier) *collector {
 	c := &collector{v: v, m: v.a.m, chunk: -1}
 	c.types[0], c.types[1] = newTypeCounter(), newTypeCounter()
-	c.startStream(StreamEvents)
+	c.startStream(manifest.StreamEvents)
 	return c
 }
 
 func (c *collector) startStream(stream string) {
 	c.stream = stream
-	if stream == StreamEvents {
+	if stream == manifest.StreamEvents {
 		c.order = newEventOrder(c.m.Events.Range, c.m.Gaps, c.m.Filter == nil)
 	} else {
-		c.order = newSnapshotOrder(c.m.Source.Kind == SourceServer)
+		c.order = newSnapshotOrder(c.m.Source.Kind == manifest.SourceServer)
 	}
 }
 
@@ -52,7 +54,7 @@ func (c *collector) lineProblem(e *Error) {
 
 func (c *collector) batch(b *vbatch) {
 	info := &c.m.Chunks[b.chunk]
-	path := info.archivePath()
+	path := archivePath(info.Path)
 	if b.chunk != c.chunk {
 		c.chunk = b.chunk
 		c.first, c.last, c.lines, c.lineProbs = -1, -1, 0, 0
@@ -62,7 +64,7 @@ func (c *collector) batch(b *vbatch) {
 		}
 	}
 	s := 0
-	if c.stream == StreamSnapshots {
+	if c.stream == manifest.StreamSnapshots {
 		s = 1
 	}
 	p := 0
@@ -115,7 +117,7 @@ func (c *collector) batch(b *vbatch) {
 }
 
 // follow checks one token against the order and continuity rules of its stream.
-func (c *collector) follow(path string, lineNo, tok int64, info *ChunkInfo) {
+func (c *collector) follow(path string, lineNo, tok int64, info *manifest.ChunkInfo) {
 	fail := func(sentinel error, format string, args ...any) {
 		c.lineProblem(errorf(path, lineNo, tok, sentinel, format, args...))
 	}
@@ -128,7 +130,7 @@ func (c *collector) follow(path string, lineNo, tok int64, info *ChunkInfo) {
 		return
 	}
 	prev, check := o.prev, o.check(tok)
-	if c.stream == StreamSnapshots {
+	if c.stream == manifest.StreamSnapshots {
 		if check.notOrdinal {
 			fail(ErrSequence, "position %d of a server export must be its ordinal %d", tok, check.expected)
 		}
@@ -154,7 +156,7 @@ func (c *collector) follow(path string, lineNo, tok int64, info *ChunkInfo) {
 }
 
 func (c *collector) endStream() {
-	if c.stream != StreamEvents {
+	if c.stream != manifest.StreamEvents {
 		return
 	}
 	if from, to, missing := c.order.missingAtEnd(); missing {
@@ -164,7 +166,7 @@ func (c *collector) endStream() {
 }
 
 func (c *collector) finish(evDigest, snDigest string) {
-	if c.stream == StreamEvents {
+	if c.stream == manifest.StreamEvents {
 		c.endStream()
 	}
 	r := c.v.report
@@ -189,7 +191,7 @@ func (c *collector) finish(evDigest, snDigest string) {
 	}
 }
 
-func (c *collector) compareTypes(stream string, got *typeCounter, want []TypeCount, wantOther int64) {
+func (c *collector) compareTypes(stream string, got *typeCounter, want []manifest.TypeCount, wantOther int64) {
 	have := got.list()
 	if slices.Equal(have, want) && got.other == wantOther {
 		return

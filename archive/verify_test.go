@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"github.com/klauspost/compress/zstd"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -69,13 +71,13 @@ func TestVerifyBadInput(t *testing.T) {
 	}{
 		// Paths that leave the archive.
 		{name: "manifest path with ..", openErr: ErrManifest, damage: func(t *testing.T, dir string) {
-			reseal(t, dir, func(m *Manifest) { m.Chunks[0].Path = "events/../../../outside.jsonl.zst" })
+			reseal(t, dir, func(m *manifest.Manifest) { m.Chunks[0].Path = "events/../../../outside.jsonl.zst" })
 		}},
 		{name: "manifest path absolute", openErr: ErrManifest, damage: func(t *testing.T, dir string) {
-			reseal(t, dir, func(m *Manifest) { m.Chunks[0].Path = "/etc/passwd" })
+			reseal(t, dir, func(m *manifest.Manifest) { m.Chunks[0].Path = "/etc/passwd" })
 		}},
 		{name: "manifest path in another stream", openErr: ErrManifest, damage: func(t *testing.T, dir string) {
-			reseal(t, dir, func(m *Manifest) { m.Chunks[0].Stream = StreamSnapshots })
+			reseal(t, dir, func(m *manifest.Manifest) { m.Chunks[0].Stream = manifest.StreamSnapshots })
 		}},
 		{name: "chunk is a symlink", quick: true, damage: func(t *testing.T, dir string) {
 			outside := filepath.Join(filepath.Dir(dir), "outside.zst")
@@ -131,7 +133,7 @@ func TestVerifyBadInput(t *testing.T) {
 			p := filepath.Join(dir, chunk0)
 			truncate(t, p, 100)
 			zb, _ := os.ReadFile(p)
-			reseal(t, dir, func(m *Manifest) { m.Chunks[0].Size, m.Chunks[0].SHA256 = 100, sha256hex(zb) })
+			reseal(t, dir, func(m *manifest.Manifest) { m.Chunks[0].Size, m.Chunks[0].SHA256 = 100, sha256hex(zb) })
 		}, want: []wantProblem{{err: ErrCorrupt, path: chunk0, contains: "truncated"}}},
 		{name: "data after the frame", quick: true, damage: func(t *testing.T, dir string) {
 			raw := chunkRaw(t, dir, 1)
@@ -153,7 +155,7 @@ func TestVerifyBadInput(t *testing.T) {
 			zb := compressWith(t, chunkRaw(t, dir, 1), true, 1<<20, 256<<20)
 			p := filepath.Join(dir, chunk1)
 			require.NoError(t, os.WriteFile(p, zb, 0o644))
-			reseal(t, dir, func(m *Manifest) { m.Chunks[1].Size, m.Chunks[1].SHA256 = int64(len(zb)), sha256hex(zb) })
+			reseal(t, dir, func(m *manifest.Manifest) { m.Chunks[1].Size, m.Chunks[1].SHA256 = int64(len(zb)), sha256hex(zb) })
 		}, want: []wantProblem{{err: ErrCorrupt, path: chunk1, contains: "decompresses to more than"}}},
 		{name: "over-long line", damage: func(t *testing.T, dir string) {
 			raw := chunkRaw(t, dir, 0)
@@ -206,7 +208,7 @@ func TestVerifyBadInput(t *testing.T) {
 		}, want: []wantProblem{{err: ErrSequence, path: chunk1, line: 4, token: 12, contains: "tokens 11 to 11 are missing"}, {err: ErrCorrupt, path: chunk1, contains: "holds 7 records, the manifest says 8"}}},
 		{name: "token inside a declared gap", damage: func(t *testing.T, dir string) {
 			rewriteChunk(t, dir, 1, lines(8, 9, 10, 11, 12, 13, 14, 15, 16), nil)
-			reseal(t, dir, func(m *Manifest) { m.Chunks[1].Last = 16; m.Gaps[0].From = 17; m.Events.Count++ })
+			reseal(t, dir, func(m *manifest.Manifest) { m.Chunks[1].Last = 16; m.Gaps[0].From = 17; m.Events.Count++ })
 		}, openErr: ErrManifest},
 		{name: "token outside the chunk's range", damage: func(t *testing.T, dir string) {
 			rewriteChunk(t, dir, 1, lines(8, 9, 10, 11, 12, 13, 14, 17), nil)
@@ -215,44 +217,46 @@ func TestVerifyBadInput(t *testing.T) {
 		{name: "server snapshot positions with holes", damage: func(t *testing.T, dir string) {
 			// From a server, positions are ordinals 0, 1, 2, …; the golden vector's 0, 2, 5 are store
 			// positions of segment files.
-			reseal(t, dir, func(m *Manifest) { m.Source = Source{Kind: SourceServer, Address: "x:8124", Context: "default"} })
+			reseal(t, dir, func(m *manifest.Manifest) {
+				m.Source = manifest.Source{Kind: manifest.SourceServer, Address: "x:8124", Context: "default"}
+			})
 		}, want: []wantProblem{{err: ErrSequence, path: snap0, line: 2, token: 2, contains: "must be its ordinal 1"}}},
 
 		// Manifests that lie.
 		// (Tokens are contiguous in the events stream, so a count there cannot lie without Open seeing it;
 		// snapshot positions have room.)
 		{name: "chunk record count", damage: func(t *testing.T, dir string) {
-			reseal(t, dir, func(m *Manifest) { m.Chunks[5].Records++; m.Snapshots.Count++; m.Snapshots.Types[0].Count++ })
+			reseal(t, dir, func(m *manifest.Manifest) { m.Chunks[5].Records++; m.Snapshots.Count++; m.Snapshots.Types[0].Count++ })
 		}, want: []wantProblem{{err: ErrCorrupt, path: snap0, contains: "holds 3 records, the manifest says 4"}, {err: ErrCorrupt, path: manifestPath, contains: "records of type"}}},
 		{name: "chunk last position", damage: func(t *testing.T, dir string) {
-			reseal(t, dir, func(m *Manifest) { m.Chunks[5].Last = 4 })
+			reseal(t, dir, func(m *manifest.Manifest) { m.Chunks[5].Last = 4 })
 		}, want: []wantProblem{{err: ErrCorrupt, path: snap0, line: 3, token: 5, contains: "outside the chunk's range"}}},
 		{name: "rawSize", damage: func(t *testing.T, dir string) {
-			reseal(t, dir, func(m *Manifest) { m.Chunks[1].RawSize++ })
+			reseal(t, dir, func(m *manifest.Manifest) { m.Chunks[1].RawSize++ })
 		}, want: []wantProblem{{err: ErrCorrupt, path: chunk1, contains: "rawSize"}}},
 		{name: "rawSha256", damage: func(t *testing.T, dir string) {
-			reseal(t, dir, func(m *Manifest) { m.Chunks[1].RawSHA256 = strings.Repeat("0", 64) })
+			reseal(t, dir, func(m *manifest.Manifest) { m.Chunks[1].RawSHA256 = strings.Repeat("0", 64) })
 		}, want: []wantProblem{{err: ErrCorrupt, path: chunk1, contains: "decompressed sha256"}}},
 		{name: "events digest and fingerprint", damage: func(t *testing.T, dir string) {
-			reseal(t, dir, func(m *Manifest) {
+			reseal(t, dir, func(m *manifest.Manifest) {
 				m.Events.SHA256 = strings.Repeat("0", 64)
 				m.Fingerprint, _ = combineDigests(m.Events.SHA256, m.Snapshots.SHA256)
 			})
 		}, want: []wantProblem{{err: ErrCorrupt, path: manifestPath, contains: "events digest"}, {err: ErrCorrupt, path: manifestPath, contains: "fingerprint of the records"}}},
 		{name: "type counts", damage: func(t *testing.T, dir string) {
-			reseal(t, dir, func(m *Manifest) { m.Events.Types[0].Count--; m.Events.Types[1].Count++ })
+			reseal(t, dir, func(m *manifest.Manifest) { m.Events.Types[0].Count--; m.Events.Types[1].Count++ })
 		}, want: []wantProblem{{err: ErrCorrupt, path: manifestPath, contains: "records of type"}}},
 		{name: "events count", openErr: ErrManifest, damage: func(t *testing.T, dir string) {
-			reseal(t, dir, func(m *Manifest) { m.Events.Count++ })
+			reseal(t, dir, func(m *manifest.Manifest) { m.Events.Count++ })
 		}},
 		{name: "range larger than the data", openErr: ErrManifest, damage: func(t *testing.T, dir string) {
-			reseal(t, dir, func(m *Manifest) { m.Events.LastToken = 100 })
+			reseal(t, dir, func(m *manifest.Manifest) { m.Events.LastToken = 100 })
 		}},
 		{name: "fingerprint not of the digests", openErr: ErrManifest, damage: func(t *testing.T, dir string) {
-			reseal(t, dir, func(m *Manifest) { m.Fingerprint = strings.Repeat("0", 64) })
+			reseal(t, dir, func(m *manifest.Manifest) { m.Fingerprint = strings.Repeat("0", 64) })
 		}},
 		{name: "snapshots with mode none", openErr: ErrManifest, damage: func(t *testing.T, dir string) {
-			reseal(t, dir, func(m *Manifest) { m.Snapshots.Mode = SnapshotsNone })
+			reseal(t, dir, func(m *manifest.Manifest) { m.Snapshots.Mode = manifest.SnapshotsNone })
 		}},
 		{name: "BagIt fingerprint", quick: true, damage: func(t *testing.T, dir string) {
 			b, _ := os.ReadFile(filepath.Join(dir, bagInfoPath))
@@ -439,7 +443,7 @@ func TestZstdBombMemory(t *testing.T) {
 	goldenArchive(t, dir)
 	zb := compressWith(t, chunkRaw(t, dir, 1), true, 8<<20, 512<<20)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, chunk1), zb, 0o644))
-	reseal(t, dir, func(m *Manifest) { m.Chunks[1].Size, m.Chunks[1].SHA256 = int64(len(zb)), sha256hex(zb) })
+	reseal(t, dir, func(m *manifest.Manifest) { m.Chunks[1].Size, m.Chunks[1].SHA256 = int64(len(zb)), sha256hex(zb) })
 	a := mustOpen(t, dir)
 	var before, after runtime.MemStats
 	runtime.GC()

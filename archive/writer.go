@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
 
@@ -24,19 +26,19 @@ import (
 // Resume, the options of the first run are authoritative (see Writer.Options); only NoSync is taken
 // from the resuming run.
 type Options struct {
-	Source Source
+	Source manifest.Source
 	// Range is the token range the archive covers, fixed at Create.
-	Range Range
+	Range manifest.Range
 	// Filter is the selection of events applied by the caller; nil means none. With a filter, tokens of
-	// the range that are not written are counted as filtered; without one, missing tokens are an error
-	// unless declared with AddGap.
-	Filter *Filter
-	// Snapshots is the snapshot mode recorded in the manifest: SnapshotsAll (default, ""), SnapshotsLatest
-	// or SnapshotsNone (no snapshot may be written).
+	// the range that are not written are counted as filtered; without one, missing tokens are an
+	// error.
+	Filter *manifest.Filter
+	// Snapshots is the snapshot mode recorded in the manifest: manifest.SnapshotsAll (default, ""),
+	// manifest.SnapshotsLatest or manifest.SnapshotsNone (no snapshot may be written).
 	Snapshots string
 	// Previous links an incremental archive to the one it continues: Range.First must be
 	// Previous.LastToken+1.
-	Previous *Link
+	Previous *manifest.Link
 	// ChunkBytes and ChunkRecords rotate chunks: a chunk is closed before a record that would take it
 	// over ChunkBytes of JSON Lines or ChunkRecords records. Zero means 64 MiB and a million
 	// records.
@@ -104,7 +106,7 @@ type Writer struct {
 	snTypes    *typeCounter
 	evCount    int64
 	snCount    int64
-	gaps       []Gap
+	gaps       []manifest.Gap
 	tx         *txWriter // nil unless the archive records transactions
 
 	scratch   []byte
@@ -116,12 +118,12 @@ type Writer struct {
 
 func normalize(opts *Options) error {
 	if opts.Snapshots == "" {
-		opts.Snapshots = SnapshotsAll
+		opts.Snapshots = manifest.SnapshotsAll
 	}
 	switch opts.Snapshots {
-	case SnapshotsAll, SnapshotsLatest, SnapshotsNone:
+	case manifest.SnapshotsAll, manifest.SnapshotsLatest, manifest.SnapshotsNone:
 	default:
-		return fmt.Errorf("snapshot mode %q: want %q, %q or %q", opts.Snapshots, SnapshotsAll, SnapshotsLatest, SnapshotsNone)
+		return fmt.Errorf("snapshot mode %q: want %q, %q or %q", opts.Snapshots, manifest.SnapshotsAll, manifest.SnapshotsLatest, manifest.SnapshotsNone)
 	}
 	if opts.Filter != nil && len(opts.Filter.IncludeTypes) == 0 && len(opts.Filter.ExcludeTypes) == 0 && len(opts.Filter.AggregateTypes) == 0 {
 		opts.Filter = nil
@@ -137,9 +139,9 @@ func checkOptions(opts *Options) error {
 		return err
 	}
 	switch opts.Source.Kind {
-	case SourceServer, SourceSegments:
+	case manifest.SourceServer, manifest.SourceSegments:
 	default:
-		return fmt.Errorf("source kind %q: want %q or %q", opts.Source.Kind, SourceServer, SourceSegments)
+		return fmt.Errorf("source kind %q: want %q or %q", opts.Source.Kind, manifest.SourceServer, manifest.SourceSegments)
 	}
 	r := opts.Range
 	if r.First < 0 || r.Last < r.First-1 || r.Last == math.MaxInt64 {
@@ -227,9 +229,9 @@ func CreateIn(st Storage, opts Options) (*Writer, error) {
 		}
 	}
 	if d := localDir(st); d != nil {
-		dirs := []string{"", dataDir, dataDir + "/" + StreamEvents, dataDir + "/" + StreamSnapshots}
+		dirs := []string{"", dataDir, dataDir + "/" + manifest.StreamEvents, dataDir + "/" + manifest.StreamSnapshots}
 		if opts.Transactions {
-			dirs = append(dirs, dataDir+"/"+StreamTransactions)
+			dirs = append(dirs, dataDir+"/"+manifest.StreamTransactions)
 		}
 		for _, sub := range dirs {
 			if err := os.MkdirAll(d.path(sub), 0o755); err != nil {
@@ -256,9 +258,9 @@ func CreateIn(st Storage, opts Options) (*Writer, error) {
 			Format: journalFormat, Version: Version,
 			Tool: opts.Tool, Created: opts.Created, Source: opts.Source, Range: opts.Range,
 			Filter: opts.Filter, SnapshotMode: opts.Snapshots, Previous: opts.Previous,
-			Chunking: Chunking{MaxBytes: opts.ChunkBytes, MaxRecords: opts.ChunkRecords},
+			Chunking: manifest.Chunking{MaxBytes: opts.ChunkBytes, MaxRecords: opts.ChunkRecords},
 			Level:    opts.Level, Signed: opts.Sign != nil, NextToken: opts.Range.First, LastPosition: -1,
-			Chunks: []ChunkInfo{}, Gaps: []Gap{}, Notes: []Note{},
+			Chunks: []manifest.ChunkInfo{}, Gaps: []manifest.Gap{}, Notes: []manifest.Note{},
 		},
 	}
 	if len(opts.Recipients) > 0 {
@@ -285,8 +287,8 @@ func CreateIn(st Storage, opts Options) (*Writer, error) {
 // temporary file. Anything else, a link included, makes it a storage that is not ours to reuse.
 func unborn(entries []StorageEntry) bool {
 	allowed := map[string]bool{
-		dataDir: true, dataDir + "/" + StreamEvents: true, dataDir + "/" + StreamSnapshots: true,
-		dataDir + "/" + StreamTransactions: true, journalPath + tmpSuffix: false,
+		dataDir: true, dataDir + "/" + manifest.StreamEvents: true, dataDir + "/" + manifest.StreamSnapshots: true,
+		dataDir + "/" + manifest.StreamTransactions: true, journalPath + tmpSuffix: false,
 	}
 	for _, e := range entries {
 		isDir, known := allowed[e.Name]
@@ -314,7 +316,7 @@ func (w *Writer) start() error {
 	w.gaps = slices.Clone(j.Gaps)
 	w.events = newEventOrder(w.opts.Range, w.gaps, w.opts.Filter == nil)
 	w.events.next = j.NextToken
-	w.snapshots = newSnapshotOrder(w.opts.Source.Kind == SourceServer)
+	w.snapshots = newSnapshotOrder(w.opts.Source.Kind == manifest.SourceServer)
 	w.snapshots.prev, w.snapshots.next = j.LastPosition, j.LastPosition+1
 	w.enc, err = zstdframe.NewEncoder(j.Level)
 	if err != nil {
@@ -374,11 +376,11 @@ func (w *Writer) fail(err error) error {
 // closed; it does not see events written after it was created.
 func (w *Writer) CommittedEvents(ctx context.Context) *Iterator {
 	_ = w.wait() // an error is sticky: the writer's next call returns it
-	var chunks []ChunkInfo
+	var chunks []manifest.ChunkInfo
 	for _, c := range w.j.Chunks {
-		if c.Stream == StreamEvents {
+		if c.Stream == manifest.StreamEvents {
 			chunks = append(chunks, c)
 		}
 	}
-	return newIterator(ctx, StreamEvents, w.opts.Range.First, source{st: w.st, chunks: chunks, identities: w.opts.Identities})
+	return newIterator(ctx, manifest.StreamEvents, w.opts.Range.First, source{st: w.st, chunks: chunks, identities: w.opts.Identities})
 }

@@ -5,6 +5,8 @@ import (
 	"os"
 	"slices"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"github.com/axarchive/axarchive/internal/crashpoint"
 )
 
@@ -94,7 +96,7 @@ func (w *Writer) commit() error {
 }
 
 // manifest builds the manifest from the journal, which by now covers everything.
-func (w *Writer) manifest() (*Manifest, error) {
+func (w *Writer) manifest() (*manifest.Manifest, error) {
 	j := &w.j
 	evHash, err := unmarshalHash(j.Events.Hash)
 	if err != nil {
@@ -104,13 +106,13 @@ func (w *Writer) manifest() (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Manifest{
+	m := &manifest.Manifest{
 		Format: formatName, Version: Version, Tool: j.Tool, Created: j.Created, Source: j.Source,
-		Events: EventStream{
+		Events: manifest.EventStream{
 			FirstToken: j.Range.First, LastToken: j.Range.Last, Range: j.Range, Count: j.Events.Count,
 			SHA256: hexSum(evHash), Types: j.Events.Types, OtherTypes: j.Events.OtherTypes,
 		},
-		Snapshots: SnapshotStream{
+		Snapshots: manifest.SnapshotStream{
 			Mode: j.SnapshotMode, Count: j.Snapshots.Count, SHA256: hexSum(snHash),
 			Types: j.Snapshots.Types, OtherTypes: j.Snapshots.OtherTypes,
 		},
@@ -125,19 +127,19 @@ func (w *Writer) manifest() (*Manifest, error) {
 		m.Events.Filtered = (j.Range.Last - j.Range.First + 1) - j.Events.Count - gapTokens
 	}
 	if m.Events.Types == nil {
-		m.Events.Types = []TypeCount{}
+		m.Events.Types = []manifest.TypeCount{}
 	}
 	if m.Snapshots.Types == nil {
-		m.Snapshots.Types = []TypeCount{}
+		m.Snapshots.Types = []manifest.TypeCount{}
 	}
 	if m.Gaps == nil {
-		m.Gaps = []Gap{}
+		m.Gaps = []manifest.Gap{}
 	}
 	if m.Notes == nil {
-		m.Notes = []Note{}
+		m.Notes = []manifest.Note{}
 	}
 	if m.Chunks == nil {
-		m.Chunks = []ChunkInfo{}
+		m.Chunks = []manifest.ChunkInfo{}
 	}
 	if j.Encrypted {
 		m.Version, m.Encryption = versionEncryption, encryptionAge
@@ -148,10 +150,10 @@ func (w *Writer) manifest() (*Manifest, error) {
 			return nil, err
 		}
 		m.Version = VersionTransactions
-		m.Transactions = &TransactionStream{Count: t.Count, Runs: t.Lines, SHA256: hexSum(txHash)}
+		m.Transactions = &manifest.TransactionStream{Count: t.Count, Runs: t.Lines, SHA256: hexSum(txHash)}
 		// Committed with the events chunks, listed after the snapshots.
 		m.Chunks = slices.Clone(m.Chunks)
-		slices.SortStableFunc(m.Chunks, func(a, b ChunkInfo) int { return streamIndex(a.Stream) - streamIndex(b.Stream) })
+		slices.SortStableFunc(m.Chunks, func(a, b manifest.ChunkInfo) int { return streamIndex(a.Stream) - streamIndex(b.Stream) })
 	}
 	m.Fingerprint, err = combineDigests(m.Events.SHA256, m.Snapshots.SHA256)
 	return m, err

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"unicode/utf8"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"github.com/axarchive/axarchive/archive/internal/jsonline"
 	"github.com/axarchive/axarchive/internal/crashpoint"
 )
@@ -14,8 +16,7 @@ import (
 // The records: events and gaps in token order, then snapshots in position order, cut into chunks.
 
 // WriteEvent writes the next event. Tokens must increase and stay within the range; a token after a
-// jump is accepted when the skipped tokens were declared with AddGap or the archive has a Filter (they
-// count as filtered), else it fails.
+// jump is accepted when the archive has a Filter (the skipped tokens count as filtered), else it fails.
 func (w *Writer) WriteEvent(r *Record) error {
 	if err := w.checkEvent(r.Token); err != nil {
 		return err
@@ -68,7 +69,7 @@ func (w *Writer) addEvent(token int64, line, typ []byte) error {
 	if err := checkLine(line); err != nil {
 		return w.fail(fmt.Errorf("write event (token %d): %w", token, err))
 	}
-	if err := w.rotate(StreamEvents, token, len(line)); err != nil {
+	if err := w.rotate(manifest.StreamEvents, token, len(line)); err != nil {
 		return err
 	}
 	if err := w.chunk.add(token, line); err != nil {
@@ -108,7 +109,7 @@ func (w *Writer) rotate(stream string, first int64, size int) error {
 	}
 	if !w.open {
 		h := w.evHash
-		if stream == StreamSnapshots {
+		if stream == manifest.StreamSnapshots {
 			h = w.snHash
 		}
 		if err := w.chunk.open(w.st, stream, first, h); err != nil {
@@ -209,10 +210,12 @@ func (w *Writer) snapshotState(j *journal) {
 	}
 }
 
-// AddGap declares that the tokens g.From to g.To are not in the archive, for the reason g.Cause (for
+// addGap declares that the tokens g.From to g.To are not in the archive, for the reason g.Cause (for
 // example "unavailable" for tokens a source does not hold). g.From must be the next expected token.
-// Declaring again a gap that an earlier run committed is accepted and ignored.
-func (w *Writer) AddGap(g Gap) error {
+// Declaring again a gap that an earlier run committed is accepted and ignored. WriteEvent and
+// FinishEvents accept the tokens of a declared gap as missing. Only this package's tests (and so the
+// golden archives) declare gaps; no export does.
+func (w *Writer) addGap(g manifest.Gap) error {
 	if err := w.usable(); err != nil {
 		return err
 	}
@@ -241,8 +244,7 @@ func (w *Writer) AddGap(g Gap) error {
 
 // FinishEvents closes the events stream: it commits the last events chunk and journals that the events
 // are complete. The tokens after the last event up to Range.Last count as filtered when the archive has
-// a Filter; without one they must have been declared with AddGap, else it fails. Calling it again is a
-// no-op.
+// a Filter; without one, it fails. Calling it again is a no-op.
 func (w *Writer) FinishEvents() error {
 	if err := w.usable(); err != nil {
 		return err
@@ -289,8 +291,8 @@ func (w *Writer) FinishEvents() error {
 }
 
 // WriteSnapshot writes the next snapshot, after FinishEvents; r.Token is its position (SPEC.md,
-// "Snapshot positions"): positions must increase, and for a SourceServer archive they are the ordinals
-// 0, 1, 2, …. With snapshot mode SnapshotsNone it fails.
+// "Snapshot positions"): positions must increase, and for a manifest.SourceServer archive they are the
+// ordinals 0, 1, 2, …. With snapshot mode manifest.SnapshotsNone it fails.
 func (w *Writer) WriteSnapshot(r *Record) error {
 	if err := w.usable(); err != nil {
 		return err
@@ -298,8 +300,8 @@ func (w *Writer) WriteSnapshot(r *Record) error {
 	pos := r.Token
 	check := w.snapshots.check(pos)
 	switch {
-	case w.opts.Snapshots == SnapshotsNone:
-		return w.fail(fmt.Errorf("write snapshot (position %d): %w: snapshot mode is %q", pos, errState, SnapshotsNone))
+	case w.opts.Snapshots == manifest.SnapshotsNone:
+		return w.fail(fmt.Errorf("write snapshot (position %d): %w: snapshot mode is %q", pos, errState, manifest.SnapshotsNone))
 	case !w.eventsDone:
 		return w.fail(fmt.Errorf("write snapshot (position %d): %w: FinishEvents first", pos, errState))
 	case check.notAfter:
@@ -311,7 +313,7 @@ func (w *Writer) WriteSnapshot(r *Record) error {
 	if err := checkLine(w.scratch); err != nil {
 		return w.fail(fmt.Errorf("write snapshot (position %d): %w", pos, err))
 	}
-	if err := w.rotate(StreamSnapshots, pos, len(w.scratch)); err != nil {
+	if err := w.rotate(manifest.StreamSnapshots, pos, len(w.scratch)); err != nil {
 		return err
 	}
 	if err := w.chunk.add(pos, w.scratch); err != nil {
@@ -330,7 +332,7 @@ func (w *Writer) WriteSnapshot(r *Record) error {
 
 // AddNote records a note for the manifest. It is journaled at once; adding a note equal to one already
 // recorded (by an earlier run) does nothing.
-func (w *Writer) AddNote(n Note) error {
+func (w *Writer) AddNote(n manifest.Note) error {
 	if err := w.usable(); err != nil {
 		return err
 	}

@@ -9,6 +9,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/axarchive/axarchive/archive/manifest"
 )
 
 // Resuming an interrupted export: the journal checked against the options, and the directory brought
@@ -19,7 +21,9 @@ import (
 // ErrMismatch naming the field; Range, chunking, level, tool and created time are taken from the
 // journal (see Writer.Options). Resume re-hashes every committed chunk (a damaged one is ErrCorrupt),
 // deletes temporary files and any chunk written after the last journal update, and returns ErrComplete
-// for a finished archive.
+// for a finished archive. The Writer continues at Writer.NextToken (events) or after
+// Writer.SnapshotsCommitted (snapshots), and the archive it completes is byte for byte the one an
+// uninterrupted run would have written.
 func Resume(dir string, opts Options) (*Writer, error) {
 	return ResumeIn(Dir(dir), opts)
 }
@@ -111,7 +115,7 @@ func sameExport(j *journal, opts *Options) error {
 	return nil
 }
 
-func sameFilter(a, b *Filter) bool {
+func sameFilter(a, b *manifest.Filter) bool {
 	if a == nil || b == nil {
 		return a == nil && b == nil
 	}
@@ -124,14 +128,14 @@ func sameFilter(a, b *Filter) bool {
 	return eq(a.IncludeTypes, b.IncludeTypes) && eq(a.ExcludeTypes, b.ExcludeTypes) && eq(a.AggregateTypes, b.AggregateTypes)
 }
 
-func describeFilter(f *Filter) string {
+func describeFilter(f *manifest.Filter) string {
 	if f == nil {
 		return "none"
 	}
 	return fmt.Sprintf("include %v, exclude %v, aggregate types %v", f.IncludeTypes, f.ExcludeTypes, f.AggregateTypes)
 }
 
-func describeLink(l *Link) string {
+func describeLink(l *manifest.Link) string {
 	if l == nil {
 		return "none"
 	}
@@ -155,7 +159,7 @@ func checkJournal(j *journal) error {
 		return bad("next token %d outside the range %d-%d", j.NextToken, r.First, r.Last)
 	}
 	switch j.SnapshotMode {
-	case SnapshotsAll, SnapshotsLatest, SnapshotsNone:
+	case manifest.SnapshotsAll, manifest.SnapshotsLatest, manifest.SnapshotsNone:
 	default:
 		return bad("snapshot mode %q", j.SnapshotMode)
 	}
@@ -196,7 +200,7 @@ func checkJournal(j *journal) error {
 // Close. Every committed chunk is re-hashed. Files that axarchive does not write are left alone and
 // refused.
 func (w *Writer) cleanup() error {
-	committed := map[string]*ChunkInfo{}
+	committed := map[string]*manifest.ChunkInfo{}
 	for i := range w.j.Chunks {
 		committed[w.j.Chunks[i].Path] = &w.j.Chunks[i]
 	}
@@ -214,9 +218,9 @@ func (w *Writer) cleanup() error {
 			return errorf(dataDir, 0, -1, ErrCorrupt, "not a directory")
 		}
 	}
-	streams := []string{StreamEvents, StreamSnapshots}
+	streams := []string{manifest.StreamEvents, manifest.StreamSnapshots}
 	if w.j.Transactions != nil {
-		streams = append(streams, StreamTransactions)
+		streams = append(streams, manifest.StreamTransactions)
 	}
 	for _, stream := range streams {
 		rel := dataDir + "/" + stream
@@ -259,9 +263,9 @@ func (w *Writer) cleanup() error {
 }
 
 // checkChunkFile compares a chunk file's size and SHA-256 with its description.
-func checkChunkFile(st Storage, c *ChunkInfo) error {
+func checkChunkFile(st Storage, c *manifest.ChunkInfo) error {
 	var r chunkReader
-	r.info, r.path = c, c.archivePath()
+	r.info, r.path = c, archivePath(c.Path)
 	f, size, err := openSized(st, r.path)
 	if err != nil {
 		return r.fileError(err)

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -47,7 +49,7 @@ func TestWriterChunkRotation(t *testing.T) {
 			next := int64(0)
 			for _, c := range m.Chunks {
 				assert.Equal(t, next, c.First, c.Path)
-				assert.Equal(t, chunkName(StreamEvents, c.First, false), c.Path)
+				assert.Equal(t, chunkName(manifest.StreamEvents, c.First, false), c.Path)
 				if tc.chunkRecords > 0 {
 					assert.LessOrEqual(t, c.Records, tc.chunkRecords)
 				}
@@ -57,7 +59,7 @@ func TestWriterChunkRotation(t *testing.T) {
 				next = c.Last + 1
 			}
 			assert.Equal(t, int64(100), next)
-			assert.Equal(t, 100, len(readAll(t, a, StreamEvents)))
+			assert.Equal(t, 100, len(readAll(t, a, manifest.StreamEvents)))
 		})
 	}
 }
@@ -145,10 +147,10 @@ func TestWriterErrors(t *testing.T) {
 		}, errOrder},
 		{"gap without filter", nil, func(w *Writer) error { return w.WriteEvent(&evs[3]) }, errGap},
 		{"gap at the end without filter", nil, func(w *Writer) error { w.WriteEvent(&evs[0]); return w.FinishEvents() }, errGap},
-		{"gap not at the next token", nil, func(w *Writer) error { return w.AddGap(Gap{From: 1, To: 2, Cause: "x"}) }, errOrder},
-		{"gap beyond the range", nil, func(w *Writer) error { return w.AddGap(Gap{From: 0, To: 10, Cause: "x"}) }, errOrder},
+		{"gap not at the next token", nil, func(w *Writer) error { return w.addGap(manifest.Gap{From: 1, To: 2, Cause: "x"}) }, errOrder},
+		{"gap beyond the range", nil, func(w *Writer) error { return w.addGap(manifest.Gap{From: 0, To: 10, Cause: "x"}) }, errOrder},
 		{"snapshot before FinishEvents", nil, func(w *Writer) error { s := edgeSnapshots()[0]; return w.WriteSnapshot(&s) }, errState},
-		{"snapshot with mode none", func(o *Options) { o.Snapshots = SnapshotsNone }, func(w *Writer) error {
+		{"snapshot with mode none", func(o *Options) { o.Snapshots = manifest.SnapshotsNone }, func(w *Writer) error {
 			for i := range evs {
 				w.WriteEvent(&evs[i])
 			}
@@ -168,7 +170,7 @@ func TestWriterErrors(t *testing.T) {
 		}, errOrder},
 		{"server snapshot positions not ordinals", func(o *Options) {
 			o.Range.Last = -1
-			o.Source = Source{Kind: SourceServer, Address: "x:1", Context: "c"}
+			o.Source = manifest.Source{Kind: manifest.SourceServer, Address: "x:1", Context: "c"}
 		}, func(w *Writer) error {
 			w.FinishEvents()
 			s := edgeSnapshots()
@@ -240,12 +242,12 @@ func TestCreateErrors(t *testing.T) {
 		name string
 		opts func(*Options)
 	}{
-		{"bad range", func(o *Options) { o.Range = Range{First: 5, Last: 3} }},
-		{"negative first", func(o *Options) { o.Range = Range{First: -1, Last: 3} }},
+		{"bad range", func(o *Options) { o.Range = manifest.Range{First: 5, Last: 3} }},
+		{"negative first", func(o *Options) { o.Range = manifest.Range{First: -1, Last: 3} }},
 		{"bad source kind", func(o *Options) { o.Source.Kind = "tape" }},
 		{"bad snapshot mode", func(o *Options) { o.Snapshots = "some" }},
-		{"previous not adjacent", func(o *Options) { o.Previous = &Link{Fingerprint: strings.Repeat("a", 64), LastToken: 7} }},
-		{"previous fingerprint", func(o *Options) { o.Previous = &Link{Fingerprint: "xyz", LastToken: -1} }},
+		{"previous not adjacent", func(o *Options) { o.Previous = &manifest.Link{Fingerprint: strings.Repeat("a", 64), LastToken: 7} }},
+		{"previous fingerprint", func(o *Options) { o.Previous = &manifest.Link{Fingerprint: "xyz", LastToken: -1} }},
 		{"level", func(o *Options) { o.Level = 23 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -281,10 +283,10 @@ func TestFilterAndGaps(t *testing.T) {
 	evs := plainEvents(0, 40)
 	dir := filepath.Join(t.TempDir(), "a")
 	opts := testOptions(0, 49)
-	opts.Filter = &Filter{IncludeTypes: []string{"com.example.OrderPlaced"}}
+	opts.Filter = &manifest.Filter{IncludeTypes: []string{"com.example.OrderPlaced"}}
 	w, err := Create(dir, opts)
 	require.NoError(t, err)
-	require.NoError(t, w.AddGap(Gap{From: 0, To: 2, Cause: "unavailable"}))
+	require.NoError(t, w.addGap(manifest.Gap{From: 0, To: 2, Cause: "unavailable"}))
 	kept := 0
 	for i := 3; i < len(evs); i++ {
 		if evs[i].Payload.Type == "com.example.OrderPlaced" {
@@ -292,13 +294,13 @@ func TestFilterAndGaps(t *testing.T) {
 			kept++
 		}
 	}
-	require.NoError(t, w.AddNote(Note{Kind: "tail-cut", Detail: "tokens after 39 unreadable", Token: 40}))
-	require.NoError(t, w.AddNote(Note{Kind: "tail-cut", Detail: "tokens after 39 unreadable", Token: 40})) // deduplicated
+	require.NoError(t, w.AddNote(manifest.Note{Kind: "tail-cut", Detail: "tokens after 39 unreadable", Token: 40}))
+	require.NoError(t, w.AddNote(manifest.Note{Kind: "tail-cut", Detail: "tokens after 39 unreadable", Token: 40})) // deduplicated
 	require.NoError(t, w.Close())
 	a := mustOpen(t, dir)
 	m := a.Manifest()
 	assert.Equal(t, int64(kept), m.Events.Count)
-	assert.Equal(t, []Gap{{From: 0, To: 2, Cause: "unavailable"}}, m.Gaps)
+	assert.Equal(t, []manifest.Gap{{From: 0, To: 2, Cause: "unavailable"}}, m.Gaps)
 	assert.Equal(t, int64(50-3-kept), m.Events.Filtered)
 	assert.Len(t, m.Notes, 1)
 	rep, err := a.Verify(context.Background(), VerifyOptions{Problem: func(e *Error) { t.Error(e) }})
@@ -307,7 +309,7 @@ func TestFilterAndGaps(t *testing.T) {
 }
 
 func TestTypeCountsOverflow(t *testing.T) {
-	n := MaxTypes + 5
+	n := manifest.MaxTypes + 5
 	evs := make([]Record, n)
 	for i := range evs {
 		evs[i] = Record{Token: int64(i), MessageID: "m", Timestamp: 1, Payload: &Object{Type: "T" + strings.Repeat("x", i%3) + string(rune('a'+i%26)) + itoa(i)}}
@@ -315,7 +317,7 @@ func TestTypeCountsOverflow(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "a")
 	writeArchive(t, dir, testOptions(0, int64(n-1)), evs, nil)
 	m := mustOpen(t, dir).Manifest()
-	assert.Len(t, m.Events.Types, MaxTypes)
+	assert.Len(t, m.Events.Types, manifest.MaxTypes)
 	assert.Equal(t, int64(5), m.Events.OtherTypes)
 }
 

@@ -9,9 +9,10 @@ import (
 	"os"
 	"time"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"github.com/urfave/cli/v2"
 
-	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/job"
 	"github.com/axarchive/axarchive/internal/location"
 	"github.com/axarchive/axarchive/internal/reader"
@@ -166,7 +167,7 @@ func readExportFlags(c *cli.Context) (exportOptions, error) {
 		return o, usageErrorf("--from-time %s is not before --to-time %s", c.String("from-time"), c.String("to-time"))
 	}
 	if inc, exc, agg := c.StringSlice("include-type"), c.StringSlice("exclude-type"), c.StringSlice("aggregate-type"); len(inc)+len(exc)+len(agg) > 0 {
-		o.export.Filter = &archive.Filter{IncludeTypes: inc, ExcludeTypes: exc, AggregateTypes: agg}
+		o.export.Filter = &manifest.Filter{IncludeTypes: inc, ExcludeTypes: exc, AggregateTypes: agg}
 	}
 	if o.export.Recipients, err = recipients(c); err != nil {
 		return o, err

@@ -9,6 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/axarchive/axarchive/archive"
@@ -72,7 +74,7 @@ func runInspect(ctx context.Context, dir string, s3 *s3store.Options, asJSON boo
 	row("format", "%s version %d, written by %s on %s", m.Format, m.Version, m.Tool, m.Created.Format(time.RFC3339))
 	src := m.Source
 	where := src.Address
-	if src.Kind == archive.SourceSegments {
+	if src.Kind == manifest.SourceSegments {
 		where = src.Path
 	}
 	row("source", "%s %s, context %s", src.Kind, where, src.Context)
@@ -152,7 +154,7 @@ func runInspect(ctx context.Context, dir string, s3 *s3store.Options, asJSON boo
 	}
 	for _, s := range []struct {
 		name  string
-		types []archive.TypeCount
+		types []manifest.TypeCount
 		other int64
 	}{{"events", m.Events.Types, m.Events.OtherTypes}, {"snapshots", m.Snapshots.Types, m.Snapshots.OtherTypes}} {
 		if len(s.types) == 0 && s.other == 0 {
@@ -168,7 +170,7 @@ func runInspect(ctx context.Context, dir string, s3 *s3store.Options, asJSON boo
 			fmt.Fprintf(w, "  %d\t%s\n", t.Count, name)
 		}
 		if s.other > 0 {
-			fmt.Fprintf(w, "  %d\t(other types, beyond the first %d)\n", s.other, archive.MaxTypes)
+			fmt.Fprintf(w, "  %d\t(other types, beyond the first %d)\n", s.other, manifest.MaxTypes)
 		}
 		if err := w.Flush(); err != nil {
 			return err

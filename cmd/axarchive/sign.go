@@ -57,19 +57,15 @@ Exit status: 0 signed, 1 error, 2 usage, 3 not a complete archive.`,
 			if err != nil {
 				return err
 			}
-			if location.IsRemote(dirs[0]) {
-				s3, err := readS3Flags(c)
-				if err != nil {
-					return err
-				}
-				st, err := location.Storage(c.Context, dirs[0], s3)
-				if err != nil {
-					return err
-				}
-				if err := archive.SignIn(st, sign); err != nil {
-					return err
-				}
-			} else if err := archive.Sign(dirs[0], sign); err != nil {
+			s3, err := readS3Flags(c)
+			if err != nil {
+				return err
+			}
+			a, err := location.Open(c.Context, dirs[0], s3)
+			if err != nil {
+				return err
+			}
+			if err := a.Sign(sign); err != nil {
 				return err
 			}
 			fmt.Fprintf(c.App.Writer, "signed %s: %s\n", dirs[0], archive.SignatureFile)

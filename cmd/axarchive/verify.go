@@ -163,16 +163,14 @@ func runVerify(ctx context.Context, o verifyOptions, stdout, stderr io.Writer) e
 		archives = append(archives, a)
 		a.SetIdentities(o.identities...)
 		rep, err := a.Verify(ctx, archive.VerifyOptions{
-			Quick: o.quick,
-			Problem: func(p *archive.Error) {
-				report(dir, p)
-				if len(res.Problems) < archive.MaxReportedProblems {
-					res.Problems = append(res.Problems, problemOf(p))
-				}
-			},
+			Quick:   o.quick,
+			Problem: func(p *archive.Error) { report(dir, p) },
 		})
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		for _, p := range rep.Problems { // the first of them, as many as the report keeps
+			res.Problems = append(res.Problems, problemOf(p))
 		}
 		res.Seconds = time.Since(start).Seconds()
 		res.Events, res.Snapshots, res.Chunks, res.Bytes, res.RawBytes = rep.Events, rep.Snapshots, rep.Chunks, rep.Bytes, rep.RawBytes

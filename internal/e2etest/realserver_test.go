@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -161,11 +163,11 @@ func prefixed(t testing.TB, prefix string, events [][]byte) [][]byte {
 	return out
 }
 
-func readManifest(t testing.TB, dir string) *archive.Manifest {
+func readManifest(t testing.TB, dir string) *manifest.Manifest {
 	t.Helper()
 	b, err := os.ReadFile(manifestPath(dir))
 	require.NoError(t, err)
-	var m archive.Manifest
+	var m manifest.Manifest
 	require.NoError(t, json.Unmarshal(b, &m))
 	return &m
 }

@@ -4,11 +4,13 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"filippo.io/age"
 	"fmt"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"filippo.io/age"
+	"github.com/axarchive/axarchive/archive/manifest"
 
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/axonclient"
@@ -50,7 +52,7 @@ type ExportOptions struct {
 	// ErrEmpty, before anything is written.
 	AllowEmpty bool
 
-	Filter    *archive.Filter
+	Filter    *manifest.Filter
 	Snapshots string // SnapshotsAll (default), SnapshotsLatest or SnapshotsNone
 
 	// FromToken and ToToken bound the exported range (inclusive); nil means the source's first token and
@@ -107,7 +109,7 @@ func (o *ExportOptions) warn(format string, args ...any) {
 // ExportResult summarises a finished export.
 type ExportResult struct {
 	Events, Snapshots int64
-	Range             archive.Range
+	Range             manifest.Range
 	Fingerprint       string
 	Dir               string
 	// Retained is the number of objects Options.Retention was put on.
@@ -250,7 +252,7 @@ func run(ctx context.Context, src reader.Source, opts ExportOptions) (*ExportRes
 			return nil, &PreviousError{Dir: opts.Since, Err: err}
 		}
 		m := prev.Manifest()
-		wopts.Previous = &archive.Link{Fingerprint: m.Fingerprint, LastToken: m.Events.LastToken}
+		wopts.Previous = &manifest.Link{Fingerprint: m.Fingerprint, LastToken: m.Events.LastToken}
 	}
 
 	var w *archive.Writer
@@ -333,20 +335,20 @@ func warnKeptSettings(opts *ExportOptions, kept archive.Options) {
 
 // planRange fixes the token range of a new export: what was asked for, within what the source holds now.
 // Events appended later are not included, so that the archive describes one moment of the store.
-func planRange(ctx context.Context, src reader.Source, opts ExportOptions, prev *archive.Link) (archive.Range, error) {
+func planRange(ctx context.Context, src reader.Source, opts ExportOptions, prev *manifest.Link) (manifest.Range, error) {
 	first, last, err := src.Bounds(ctx)
 	if err != nil {
-		return archive.Range{}, err
+		return manifest.Range{}, err
 	}
 	if seg, ok := src.(*reader.SegmentSource); ok && seg.HoldsSnapshots() {
 		opts.AllowEmpty = true // a snapshot store alone is something to archive
 	}
 	if last < first && prev == nil && !opts.AllowEmpty {
 		d := src.Describe()
-		if d.Kind == archive.SourceSegments {
-			return archive.Range{}, fmt.Errorf("%w: the segment files in %s hold no events", ErrEmpty, d.Path)
+		if d.Kind == manifest.SourceSegments {
+			return manifest.Range{}, fmt.Errorf("%w: the segment files in %s hold no events", ErrEmpty, d.Path)
 		}
-		return archive.Range{}, fmt.Errorf("%w: context %q on %s has no events (its last token is %d)", ErrEmpty, d.Context, d.Address, last)
+		return manifest.Range{}, fmt.Errorf("%w: context %q on %s has no events (its last token is %d)", ErrEmpty, d.Context, d.Address, last)
 	}
 	from, to := first, last
 	if prev != nil {
@@ -355,14 +357,14 @@ func planRange(ctx context.Context, src reader.Source, opts ExportOptions, prev 
 	if opts.FromTime != nil {
 		t, err := src.TokenAt(ctx, *opts.FromTime)
 		if err != nil {
-			return archive.Range{}, err
+			return manifest.Range{}, err
 		}
 		from = max(from, t)
 	}
 	if opts.ToTime != nil {
 		t, err := src.TokenAt(ctx, *opts.ToTime)
 		if err != nil {
-			return archive.Range{}, err
+			return manifest.Range{}, err
 		}
 		if t >= 0 {
 			to = min(to, t-1)
@@ -370,7 +372,7 @@ func planRange(ctx context.Context, src reader.Source, opts ExportOptions, prev 
 	}
 	if opts.FromToken != nil {
 		if *opts.FromToken < first {
-			return archive.Range{}, fmt.Errorf("%w: --from-token %d is before the first token %d", ErrRange, *opts.FromToken, first)
+			return manifest.Range{}, fmt.Errorf("%w: --from-token %d is before the first token %d", ErrRange, *opts.FromToken, first)
 		}
 		from = max(from, *opts.FromToken)
 	}
@@ -378,12 +380,12 @@ func planRange(ctx context.Context, src reader.Source, opts ExportOptions, prev 
 		to = min(to, *opts.ToToken)
 	}
 	if prev != nil && prev.LastToken+1 < first {
-		return archive.Range{}, fmt.Errorf("%w: the previous archive ends at token %d but the source starts at %d", ErrRange, prev.LastToken, first)
+		return manifest.Range{}, fmt.Errorf("%w: the previous archive ends at token %d but the source starts at %d", ErrRange, prev.LastToken, first)
 	}
 	if to < from {
 		to = from - 1 // empty range: a valid, empty archive
 	}
-	return archive.Range{First: from, Last: to}, nil
+	return manifest.Range{First: from, Last: to}, nil
 }
 
 func (j *job) run(ctx context.Context) (*ExportResult, error) {
@@ -435,7 +437,7 @@ func (j *job) run(ctx context.Context) (*ExportResult, error) {
 	return &ExportResult{Events: m.Events.Count, Snapshots: m.Snapshots.Count, Range: r, Fingerprint: m.Fingerprint, Dir: j.opts.Dir}, nil
 }
 
-func (j *job) exportEvents(ctx context.Context, r archive.Range, wantAggs bool) error {
+func (j *job) exportEvents(ctx context.Context, r manifest.Range, wantAggs bool) error {
 	from := j.w.NextToken()
 	if from > r.Last {
 		return nil

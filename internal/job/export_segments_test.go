@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -113,7 +115,7 @@ func TestSegmentsExportLeavesCopyUntouched(t *testing.T) {
 
 	a := verified(t, dir)
 	m := a.Manifest()
-	assert.Equal(t, archive.SourceSegments, m.Source.Kind)
+	assert.Equal(t, manifest.SourceSegments, m.Source.Kind)
 	assert.Equal(t, "default", m.Source.Context)
 	assert.True(t, filepath.IsAbs(m.Source.Path), m.Source.Path)
 	assert.Empty(t, m.Notes)
@@ -190,20 +192,20 @@ func TestSegmentsExportSelection(t *testing.T) {
 		filtered   int64
 		snapshots  int64
 		mode       string
-		wantFilter *archive.Filter
+		wantFilter *manifest.Filter
 	}{
 		{name: "token range", opts: job.ExportOptions{FromToken: &from, ToToken: &to},
 			first: 100, last: 1000, events: allEvents[100:1001], snapshots: 924, mode: "all"},
-		{name: "include type", opts: job.ExportOptions{Filter: &archive.Filter{IncludeTypes: []string{"MyPayloadType"}}},
+		{name: "include type", opts: job.ExportOptions{Filter: &manifest.Filter{IncludeTypes: []string{"MyPayloadType"}}},
 			first: 0, last: 1385, events: allEvents, snapshots: 924, mode: "all",
-			wantFilter: &archive.Filter{IncludeTypes: []string{"MyPayloadType"}}},
-		{name: "exclude type", opts: job.ExportOptions{Filter: &archive.Filter{ExcludeTypes: []string{"MyPayloadType"}}},
+			wantFilter: &manifest.Filter{IncludeTypes: []string{"MyPayloadType"}}},
+		{name: "exclude type", opts: job.ExportOptions{Filter: &manifest.Filter{ExcludeTypes: []string{"MyPayloadType"}}},
 			first: 0, last: 1385, filtered: 1386, snapshots: 924, mode: "all",
-			wantFilter: &archive.Filter{ExcludeTypes: []string{"MyPayloadType"}}},
+			wantFilter: &manifest.Filter{ExcludeTypes: []string{"MyPayloadType"}}},
 		{name: "exclude type in a range, no snapshots", opts: job.ExportOptions{FromToken: &from, ToToken: &to, Snapshots: job.SnapshotsNone,
-			Filter: &archive.Filter{ExcludeTypes: []string{"SomethingElse"}}},
+			Filter: &manifest.Filter{ExcludeTypes: []string{"SomethingElse"}}},
 			first: 100, last: 1000, events: allEvents[100:1001], snapshots: 0, mode: "none",
-			wantFilter: &archive.Filter{ExcludeTypes: []string{"SomethingElse"}}},
+			wantFilter: &manifest.Filter{ExcludeTypes: []string{"SomethingElse"}}},
 		{name: "latest snapshots", opts: job.ExportOptions{Snapshots: job.SnapshotsLatest},
 			first: 0, last: 1385, events: allEvents, snapshots: int64(len(newest)), mode: "latest"},
 	}
@@ -254,10 +256,10 @@ func TestSegmentsExportSince(t *testing.T) {
 	second := filepath.Join(t.TempDir(), "second")
 	r2, err := job.ExportSegments(context.Background(), reader.SegmentsOptions{Dir: src}, job.ExportOptions{Dir: second, Since: first})
 	require.NoError(t, err)
-	assert.Equal(t, archive.Range{First: 462, Last: 1385}, r2.Range)
+	assert.Equal(t, manifest.Range{First: 462, Last: 1385}, r2.Range)
 	a1, a2 := verified(t, first), verified(t, second)
 	require.NotNil(t, a2.Manifest().Previous)
-	assert.Equal(t, archive.Link{Fingerprint: r1.Fingerprint, LastToken: 461}, *a2.Manifest().Previous)
+	assert.Equal(t, manifest.Link{Fingerprint: r1.Fingerprint, LastToken: 461}, *a2.Manifest().Previous)
 	require.NoError(t, archive.NewChain(a1, a2).Check())
 	assert.Equal(t, string(lines(t, full, false)), string(lines(t, first, false))+string(lines(t, second, false)))
 }
@@ -286,7 +288,7 @@ func TestSegmentsExportTailCut(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(1384), res.Events)
 	assert.Equal(t, snCut.Token, res.Snapshots)
-	assert.Equal(t, archive.Range{First: 0, Last: 1383}, res.Range)
+	assert.Equal(t, manifest.Range{First: 0, Last: 1383}, res.Range)
 
 	// Loudly: one warning per cut stream, naming the file, the offset and the first token lost.
 	require.Len(t, log.msgs, 2, "%q", log.msgs)
@@ -299,8 +301,8 @@ func TestSegmentsExportTailCut(t *testing.T) {
 	// And in the manifest, for every later reader of the archive.
 	m := verified(t, dir).Manifest()
 	require.Len(t, m.Notes, 2)
-	assert.Equal(t, archive.Note{Kind: "tail-cut", Token: 1384, Detail: evCut.String()}, m.Notes[0])
-	assert.Equal(t, archive.Note{Kind: "tail-cut", Token: snCut.Token, Detail: snCut.String()}, m.Notes[1])
+	assert.Equal(t, manifest.Note{Kind: "tail-cut", Token: 1384, Detail: evCut.String()}, m.Notes[0])
+	assert.Equal(t, manifest.Note{Kind: "tail-cut", Token: snCut.Token, Detail: snCut.String()}, m.Notes[1])
 	assert.Contains(t, m.Notes[0].Detail, "offset 99535")
 	// SPEC.md 4.5 shows this very note, for a copy in /backup/default.
 	spec, err := os.ReadFile("../../SPEC.md")
@@ -356,7 +358,7 @@ func TestSegmentsExportBeforeDamage(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "a")
 			res, err := job.ExportSegments(context.Background(), reader.SegmentsOptions{Dir: src}, job.ExportOptions{Dir: dir, ToToken: &to})
 			require.NoError(t, err)
-			assert.Equal(t, archive.Range{First: 0, Last: to}, res.Range)
+			assert.Equal(t, manifest.Range{First: 0, Last: to}, res.Range)
 			verified(t, dir)
 
 			for _, to := range []*int64{nil, &tc.damagedAt} {
@@ -450,7 +452,7 @@ func TestSegmentsExportTransactions(t *testing.T) {
 	// A filter drops events of a transaction: no grouping, version 1.
 	filtered := filepath.Join(t.TempDir(), "filtered")
 	_, err = job.ExportSegments(context.Background(), reader.SegmentsOptions{Dir: src}, job.ExportOptions{Dir: filtered,
-		Filter: &archive.Filter{ExcludeTypes: []string{"none"}}})
+		Filter: &manifest.Filter{ExcludeTypes: []string{"none"}}})
 	require.NoError(t, err)
 	a := verified(t, filtered)
 	assert.Nil(t, a.Manifest().Transactions)

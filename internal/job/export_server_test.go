@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -164,7 +166,7 @@ func TestLiveExportTimeRange(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "a")
 	res, err := job.ExportServer(ctx, conn, job.ExportOptions{Dir: dir, FromTime: &from, ToTime: &to, Snapshots: job.SnapshotsNone})
 	require.NoError(t, err)
-	assert.Equal(t, archive.Range{First: wantFirst, Last: wantEnd - 1}, res.Range)
+	assert.Equal(t, manifest.Range{First: wantFirst, Last: wantEnd - 1}, res.Range)
 	assert.Equal(t, wantEnd-wantFirst, res.Events)
 	a, err := archive.Open(dir)
 	require.NoError(t, err)
@@ -206,16 +208,16 @@ func TestLiveExportFilters(t *testing.T) {
 	}
 	cases := []struct {
 		name   string
-		filter archive.Filter
+		filter manifest.Filter
 		keep   func(r *archive.Record) bool
 	}{
-		{"include-type", archive.Filter{IncludeTypes: someTypes}, func(r *archive.Record) bool {
+		{"include-type", manifest.Filter{IncludeTypes: someTypes}, func(r *archive.Record) bool {
 			return r.Payload != nil && slices.Contains(someTypes, r.Payload.Type)
 		}},
-		{"exclude-type", archive.Filter{ExcludeTypes: someTypes}, func(r *archive.Record) bool {
+		{"exclude-type", manifest.Filter{ExcludeTypes: someTypes}, func(r *archive.Record) bool {
 			return r.Payload == nil || !slices.Contains(someTypes, r.Payload.Type)
 		}},
-		{"aggregate-type", archive.Filter{AggregateTypes: []string{"Order", ""}}, func(r *archive.Record) bool {
+		{"aggregate-type", manifest.Filter{AggregateTypes: []string{"Order", ""}}, func(r *archive.Record) bool {
 			return r.AggregateType == "Order" || r.AggregateType == ""
 		}},
 	}
@@ -251,7 +253,7 @@ func TestLiveExportFilters(t *testing.T) {
 			assert.Equal(t, want, got)
 			assert.Equal(t, int64(len(want)), res.Events)
 			assert.Equal(t, int64(len(stored)-len(want)), m.Events.Filtered)
-			assert.Equal(t, archive.Range{First: 0, Last: int64(len(stored) - 1)}, res.Range, "the range is the captured one, not the kept tokens'")
+			assert.Equal(t, manifest.Range{First: 0, Last: int64(len(stored) - 1)}, res.Range, "the range is the captured one, not the kept tokens'")
 		})
 	}
 }
@@ -328,7 +330,7 @@ func TestLiveExportAfterRetention(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "a")
 	res, err := job.ExportServer(context.Background(), dial(t, srv, ctxName), job.ExportOptions{Dir: dir, Snapshots: job.SnapshotsNone})
 	require.NoError(t, err)
-	assert.Equal(t, archive.Range{First: 300, Last: 999}, res.Range)
+	assert.Equal(t, manifest.Range{First: 300, Last: 999}, res.Range)
 	assertArchiveEqualsServer(t, dir, srv, ctxName)
 }
 

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -84,7 +86,7 @@ func TestLiveExportEqualsServer(t *testing.T) {
 	res, err := job.ExportServer(context.Background(), dial(t, srv, ctxName), job.ExportOptions{Dir: dir, ChunkRecords: 700})
 	require.NoError(t, err)
 	assert.Equal(t, int64(5000), res.Events)
-	assert.Equal(t, archive.Range{First: 0, Last: 4999}, res.Range)
+	assert.Equal(t, manifest.Range{First: 0, Last: 4999}, res.Range)
 	assertArchiveEqualsServer(t, dir, srv, ctxName)
 
 	a, err := archive.Open(dir)
@@ -104,7 +106,7 @@ func TestLiveExportEmptyContext(t *testing.T) {
 	res, err := job.ExportServer(context.Background(), dial(t, srv, "empty"), job.ExportOptions{Dir: dir, AllowEmpty: true})
 	require.NoError(t, err)
 	assert.Equal(t, int64(0), res.Events)
-	assert.Equal(t, archive.Range{First: 0, Last: -1}, res.Range)
+	assert.Equal(t, manifest.Range{First: 0, Last: -1}, res.Range)
 	a, err := archive.Open(dir)
 	require.NoError(t, err)
 	rep, err := a.Verify(context.Background(), archive.VerifyOptions{})
@@ -160,7 +162,7 @@ func TestLiveExportFilter(t *testing.T) {
 	srv, _ := loaded(t, 3000)
 	conn := dial(t, srv, ctxName)
 	dir := filepath.Join(t.TempDir(), "a")
-	res, err := job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: dir, Filter: &archive.Filter{ExcludeTypes: []string{"com.example.notification.EmailSentEvent"}}})
+	res, err := job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: dir, Filter: &manifest.Filter{ExcludeTypes: []string{"com.example.notification.EmailSentEvent"}}})
 	require.NoError(t, err)
 	a, err := archive.Open(dir)
 	require.NoError(t, err)
@@ -256,7 +258,7 @@ func TestResumeRefusesOtherSelection(t *testing.T) {
 	_, err := job.ExportServer(ctx, conn, job.ExportOptions{Dir: dir, Progress: progress})
 	srv.SetDelay(0)
 	require.Error(t, err)
-	_, err = job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: dir, Resume: true, Filter: &archive.Filter{IncludeTypes: []string{"x"}}})
+	_, err = job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: dir, Resume: true, Filter: &manifest.Filter{IncludeTypes: []string{"x"}}})
 	require.ErrorIs(t, err, archive.ErrMismatch)
 	_, err = job.ExportServer(context.Background(), dial(t, srv, "other"), job.ExportOptions{Dir: dir, Resume: true})
 	require.ErrorIs(t, err, archive.ErrMismatch)
@@ -276,7 +278,7 @@ func TestIncremental(t *testing.T) {
 	second := filepath.Join(t.TempDir(), "b")
 	r2, err := job.ExportServer(context.Background(), conn, job.ExportOptions{Dir: second, Since: first})
 	require.NoError(t, err)
-	assert.Equal(t, archive.Range{First: 2000, Last: 2499}, r2.Range)
+	assert.Equal(t, manifest.Range{First: 2000, Last: 2499}, r2.Range)
 	a1, err := archive.Open(first)
 	require.NoError(t, err)
 	a2, err := archive.Open(second)

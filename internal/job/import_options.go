@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"filippo.io/age"
 
 	"github.com/axarchive/axarchive/archive"
@@ -87,7 +89,7 @@ type Plan struct {
 	// TargetHead + 1 for a renumbered import, and for a resumed one where the first run started (from
 	// the token map).
 	TargetFirst int64
-	Gaps        []archive.Gap
+	Gaps        []manifest.Gap
 }
 
 // ProgressError is a failed import: how far it got, so that it can be continued.
@@ -136,7 +138,7 @@ var (
 // continue another archive, which must be imported before it (the chain, oldest first).
 type IncrementalError struct {
 	Dir      string
-	Previous archive.Link
+	Previous manifest.Link
 }
 
 func (e *IncrementalError) Error() string {

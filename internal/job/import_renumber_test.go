@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -62,7 +64,7 @@ func requireMapMatches(t *testing.T, src string, srv *axontest.Server, ctx strin
 // A renumbered import that fails part way is continued with --resume --renumber: the token map says what
 // was confirmed and where; the result has every event once, and the map is complete.
 func TestImportRenumberResume(t *testing.T) {
-	src, srv := generated(t, 3000, job.ExportOptions{Filter: &archive.Filter{ExcludeTypes: []string{"com.example.notification.EmailSentEvent"}}})
+	src, srv := generated(t, 3000, job.ExportOptions{Filter: &manifest.Filter{ExcludeTypes: []string{"com.example.notification.EmailSentEvent"}}})
 	require.NoError(t, srv.Load("target", eventgen.New(99, eventgen.Options{NonDomainPercent: 100}).Generate(10)))
 	conn := dial(t, srv, "target")
 	tokenMap := filepath.Join(t.TempDir(), "map")

@@ -3,13 +3,15 @@ package job
 import (
 	"context"
 	"errors"
-	"filippo.io/age"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"filippo.io/age"
+	"github.com/axarchive/axarchive/archive/manifest"
 
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/reader"
@@ -122,7 +124,7 @@ func ImportSegments(ctx context.Context, dirs []string, opts SegmentOptions) (*S
 			return plan, fmt.Errorf("%w: tokens %d-%d are missing from %s (%s); segment files cannot hold a gap (import it into a server with --renumber instead)", ErrSegmentsNotContiguous, g.From, g.To, dirs[i], g.Cause)
 		}
 		for _, c := range m.Chunks {
-			if c.Stream == archive.StreamSnapshots {
+			if c.Stream == manifest.StreamSnapshots {
 				snapshotBytes += c.RawSize
 			}
 		}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -34,8 +36,8 @@ func generatedArchive(t *testing.T) (string, map[string]int64) {
 	snapshots := append(g.Snapshots(), eventgen.EdgeSnapshots()...)
 	dir := filepath.Join(t.TempDir(), "generated")
 	w, err := archive.Create(dir, archive.Options{
-		Source:       archive.Source{Kind: archive.SourceSegments, Path: "/generated", Context: "default"},
-		Range:        archive.Range{First: 0, Last: int64(len(events)) - 1},
+		Source:       manifest.Source{Kind: manifest.SourceSegments, Path: "/generated", Context: "default"},
+		Range:        manifest.Range{First: 0, Last: int64(len(events)) - 1},
 		Transactions: true, NoSync: true,
 	})
 	require.NoError(t, err)
@@ -76,7 +78,7 @@ func dialReal(t *testing.T, s *realserver.Server) *axonclient.Conn {
 func streamLines(t *testing.T, dir, stream string) []string {
 	a := openArchive(t, dir)
 	it := a.Events(context.Background(), 0)
-	if stream == archive.StreamSnapshots {
+	if stream == manifest.StreamSnapshots {
 		it = a.Snapshots(context.Background())
 	}
 	defer it.Close()
@@ -136,7 +138,7 @@ func TestSegmentImportRealServer(t *testing.T) {
 		assert.Equal(t, m.Events.SHA256, om.Events.SHA256, "the server stores the events as sent")
 		// The import appends snapshots of different aggregates concurrently, so the server's store order
 		// is its own: the same snapshots, in another order.
-		assert.ElementsMatch(t, withoutPositions(streamLines(t, arch, archive.StreamSnapshots)), withoutPositions(streamLines(t, offline, archive.StreamSnapshots)))
+		assert.ElementsMatch(t, withoutPositions(streamLines(t, arch, manifest.StreamSnapshots)), withoutPositions(streamLines(t, offline, manifest.StreamSnapshots)))
 		assert.Equal(t, txEndsOf(t, arch), txEndsOf(t, offline), "one block per transaction sent")
 		again := filepath.Join(t.TempDir(), "default")
 		_, err = job.ImportSegments(ctx, []string{offline}, job.SegmentOptions{Dir: again, SegmentSize: smallSegments, NoSync: true})

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -129,7 +131,7 @@ func TestImportEventTooLarge(t *testing.T) {
 }
 
 func TestImportFilteredNeedsRenumber(t *testing.T) {
-	src, srv := generated(t, 2000, job.ExportOptions{Filter: &archive.Filter{ExcludeTypes: []string{"com.example.notification.EmailSentEvent"}}, Snapshots: job.SnapshotsNone})
+	src, srv := generated(t, 2000, job.ExportOptions{Filter: &manifest.Filter{ExcludeTypes: []string{"com.example.notification.EmailSentEvent"}}, Snapshots: job.SnapshotsNone})
 	conn := dial(t, srv, "target")
 	_, err := job.Import(context.Background(), conn, []string{src}, job.ImportOptions{})
 	require.ErrorIs(t, err, job.ErrNotContiguous)
@@ -315,7 +317,7 @@ func fmtSscan(s string, a, b *int64) (int, error) { return fmt.Sscan(s, a, b) }
 
 // TestEventsToSend: a resumed import's percentage is of what this run sends.
 func TestEventsToSend(t *testing.T) {
-	p := &job.Plan{Events: 997, FirstToken: 0, LastToken: 999, StartAt: 0, Gaps: []archive.Gap{{From: 10, To: 11}, {From: 600, To: 600}}}
+	p := &job.Plan{Events: 997, FirstToken: 0, LastToken: 999, StartAt: 0, Gaps: []manifest.Gap{{From: 10, To: 11}, {From: 600, To: 600}}}
 	assert.EqualValues(t, 997, p.ToSend())
 	p.StartAt = 500
 	assert.EqualValues(t, 499, p.ToSend())

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/axonclient"
 	"github.com/axarchive/axarchive/internal/codec"
@@ -122,7 +124,7 @@ func CompareArchives(ctx context.Context, conn *axonclient.Conn, archives []*arc
 		targetFirst = *opts.TargetFirst
 		targetLast = targetFirst + count - 1
 	}
-	fp := archive.NewFingerprint()
+	fp := new(archive.Fingerprint)
 
 	// Events: the archive's in order against the target's from targetFirst on. The archive's lines are
 	// compared with the target's events converted to lines, so that the archive is read without parsing
@@ -412,7 +414,7 @@ func readSnapshotsAhead(ctx context.Context, conn *axonclient.Conn, im *importer
 		seen := map[string]bool{}
 		err := im.eachSnapshot(ctx, func(a *archive.Archive, r *archive.Record) error {
 			rec := *r // the iterator's record changes with the next line
-			item := snapshotItem{rec: &rec, latestOnly: a.Manifest().Snapshots.Mode == archive.SnapshotsLatest}
+			item := snapshotItem{rec: &rec, latestOnly: a.Manifest().Snapshots.Mode == manifest.SnapshotsLatest}
 			if !seen[rec.AggregateID] {
 				seen[rec.AggregateID] = true
 				f := &snapshotFetch{aggregate: rec.AggregateID, done: make(chan struct{})}

@@ -2,6 +2,7 @@ package job
 
 import (
 	"github.com/axarchive/axarchive/archive"
+	"github.com/axarchive/axarchive/archive/manifest"
 )
 
 // selection decides which events an export keeps. A nil selection keeps everything.
@@ -9,7 +10,7 @@ type selection struct {
 	include, exclude, aggregateTypes map[string]struct{}
 }
 
-func newSelection(f *archive.Filter) *selection {
+func newSelection(f *manifest.Filter) *selection {
 	if f == nil {
 		return nil
 	}
@@ -52,7 +53,7 @@ func (s *selection) keep(r *archive.Record) bool {
 
 // normalizeFilter returns nil for a filter that selects nothing out, so that "no filter" has one form
 // in the manifest and in resume checks.
-func normalizeFilter(f *archive.Filter) *archive.Filter {
+func normalizeFilter(f *manifest.Filter) *manifest.Filter {
 	if f == nil || (len(f.IncludeTypes) == 0 && len(f.ExcludeTypes) == 0 && len(f.AggregateTypes) == 0) {
 		return nil
 	}

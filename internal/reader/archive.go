@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"github.com/axarchive/axarchive/archive"
 )
 
@@ -20,7 +22,7 @@ func NewArchiveSource(archives []*archive.Archive) *ArchiveSource {
 	return &ArchiveSource{archives: archives}
 }
 
-func (s *ArchiveSource) Describe() archive.Source { return s.archives[0].Manifest().Source }
+func (s *ArchiveSource) Describe() manifest.Source { return s.archives[0].Manifest().Source }
 
 func (s *ArchiveSource) Bounds(context.Context) (int64, int64, error) {
 	return s.archives[0].Manifest().Events.Range.First, s.archives[len(s.archives)-1].Manifest().Events.Range.Last, nil
@@ -36,7 +38,7 @@ func (s *ArchiveSource) Transactions() bool { return false }
 
 func (s *ArchiveSource) WantsAggregates() bool { return false }
 
-func (s *ArchiveSource) Notes() []archive.Note { return nil }
+func (s *ArchiveSource) Notes() []manifest.Note { return nil }
 
 // Events emits the lines of the events from token from through to, across the chain, in token order.
 func (s *ArchiveSource) Events(ctx context.Context, from, to int64, emit func(Event) error) error {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/codec"
 )
@@ -44,7 +46,7 @@ func (src *SegmentSource) warn(format string, args ...any) {
 	}
 }
 
-func (src *SegmentSource) Describe() archive.Source {
+func (src *SegmentSource) Describe() manifest.Source {
 	dir := src.s.EventsDir()
 	if dir == "" {
 		dir = src.s.SnapshotsDir()
@@ -52,16 +54,16 @@ func (src *SegmentSource) Describe() archive.Source {
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
-	return archive.Source{Kind: "segments", Path: dir, Context: cmp.Or(src.opts.Context, filepath.Base(dir))}
+	return manifest.Source{Kind: "segments", Path: dir, Context: cmp.Or(src.opts.Context, filepath.Base(dir))}
 }
 
 // WantsAggregates: the snapshot store is read whole.
 func (src *SegmentSource) WantsAggregates() bool { return false }
 
-func (src *SegmentSource) Notes() []archive.Note {
-	var notes []archive.Note
+func (src *SegmentSource) Notes() []manifest.Note {
+	var notes []manifest.Note
 	for _, c := range src.cut {
-		notes = append(notes, archive.Note{Kind: "tail-cut", Token: c.Token, Detail: c.String()})
+		notes = append(notes, manifest.Note{Kind: "tail-cut", Token: c.Token, Detail: c.String()})
 	}
 	return notes
 }
@@ -165,7 +167,7 @@ func (src *SegmentSource) Snapshots(ctx context.Context, req SnapshotRequest, ou
 	}
 	if c := it.TailCut(); c != nil {
 		src.warn("%s: the snapshots from position %d on are not in this copy", c, c.Token)
-		return out.AddNote(archive.Note{Kind: "tail-cut", Token: c.Token, Detail: c.String()})
+		return out.AddNote(manifest.Note{Kind: "tail-cut", Token: c.Token, Detail: c.String()})
 	}
 	return nil
 }

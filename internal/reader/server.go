@@ -6,6 +6,8 @@ import (
 	"math"
 	"time"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"github.com/axarchive/axarchive/archive"
 	"github.com/axarchive/axarchive/internal/axonclient"
 	"github.com/axarchive/axarchive/internal/codec"
@@ -60,18 +62,18 @@ func NewServer(conn *axonclient.Conn, opts ServerOptions) *ServerSource {
 	return &ServerSource{conn: conn, opts: opts}
 }
 
-func (s *ServerSource) Describe() archive.Source {
-	return archive.Source{Kind: "server", Address: s.conn.Address(), Context: s.conn.Context()}
+func (s *ServerSource) Describe() manifest.Source {
+	return manifest.Source{Kind: "server", Address: s.conn.Address(), Context: s.conn.Context()}
 }
 
 // WantsAggregates: snapshots are listed per aggregate over gRPC.
 func (s *ServerSource) WantsAggregates() bool { return true }
 
-func (s *ServerSource) Notes() []archive.Note {
+func (s *ServerSource) Notes() []manifest.Note {
 	if s.opts.NoSnapshots {
 		return nil // no snapshots were read: there is no scope to speak of
 	}
-	return []archive.Note{{Kind: "snapshot-scope", Token: -1, Detail: "snapshots were read over gRPC for the aggregates " +
+	return []manifest.Note{{Kind: "snapshot-scope", Token: -1, Detail: "snapshots were read over gRPC for the aggregates " +
 		"of the exported domain events only; snapshots of other aggregates cannot be reached that way (an offline " +
 		"export from segment files includes every snapshot)"}}
 }

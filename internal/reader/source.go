@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/axarchive/axarchive/archive/manifest"
+
 	"github.com/axarchive/axarchive/archive"
 )
 
@@ -13,7 +15,7 @@ import (
 // the range, moves the events through its pipeline into a sink, and asks for the snapshots last.
 type Source interface {
 	// Describe names the source in the manifest of an archive made from it.
-	Describe() archive.Source
+	Describe() manifest.Source
 	// Bounds returns the first token and the last token available now (last = first-1 when empty).
 	Bounds(ctx context.Context) (first, last int64, err error)
 	// TokenAt returns the token of the first event at or after t, for a selection by time.
@@ -30,7 +32,7 @@ type Source interface {
 	// Snapshots writes the snapshot records to out, in the source's order.
 	Snapshots(ctx context.Context, req SnapshotRequest, out SnapshotWriter) error
 	// Notes are recorded in the manifest of every archive made from this source.
-	Notes() []archive.Note
+	Notes() []manifest.Note
 }
 
 // Event is one event on its way out of a source: its token and either its protobuf Event bytes as the
@@ -63,7 +65,7 @@ type SnapshotRequest struct {
 type SnapshotWriter interface {
 	WriteSnapshot(r *archive.Record) error
 	// AddNote records something the reader of the output must know (a cut snapshot store).
-	AddNote(n archive.Note) error
+	AddNote(n manifest.Note) error
 }
 
 // TokenError names the event a source or a job stopped at.
