@@ -283,16 +283,23 @@ func (im *importer) walkEvents(ctx context.Context, from int64, fn func(*archive
 	return im.src.Walk(ctx, from, fn)
 }
 
-// snapshotSizeScan checks every snapshot against the message size before anything is sent: they go after
-// all events, too late to find out. A snapshot is sent with the snapshot flag the server set when it was
-// exported (two bytes more than it stores).
+// snapshotSizeScan checks every snapshot against the message size before anything is sent: most go
+// while the events are imported or after them, too late to find out. A snapshot is sent with the
+// snapshot flag the server set when it was exported (two bytes more than it stores). For a fresh import
+// it fills the window of the snapshots sent beside the events on the way.
 func (im *importer) snapshotSizeScan(ctx context.Context) error {
 	var buf []byte
+	if !im.opts.Resume && !im.opts.DryRun {
+		im.window = newSnapshotWindow()
+	}
 	return im.eachSnapshot(ctx, func(_ *archive.Archive, r *archive.Record) error {
 		buf = codec.Encode(buf[:0], r)
 		if len(buf) > im.opts.MaxMessageSize {
 			return fmt.Errorf("%w: the snapshot at position %d (aggregate %q, sequence %d) is %d bytes, the server accepts %d (raise axoniq.axonserver.max-message-size on the server and pass --max-message-size)",
 				ErrEventTooLarge, r.Token, r.AggregateID, r.Sequence, len(buf), im.opts.MaxMessageSize)
+		}
+		if im.window != nil {
+			im.window.add(r.Token, r.AggregateID, r.Sequence, buf)
 		}
 		return nil
 	})
@@ -302,7 +309,7 @@ func (im *importer) snapshotSizeScan(ctx context.Context) error {
 // transactions the import will make.
 func (im *importer) sizeScan(ctx context.Context, plan *Plan) error {
 	t := sizeTally{im: im, groups: newTxEnds(ctx, im.archives)}
-	err := im.eachEncodedEvent(ctx, plan.StartAt, func(token int64, event []byte) error {
+	err := im.eachEncodedEvent(ctx, plan.StartAt, func(token int64, event []byte, _ eventAggregate) error {
 		t.add(token, int64(len(event)))
 		return t.err
 	})
@@ -367,6 +374,7 @@ func (im *importer) importEvents(ctx context.Context, plan *Plan) error {
 		}
 		defer tokenMap.close()
 	}
+	var ov *overlap // set before the sink's first confirmation
 	sink := writer.NewServerSink(ctx, im.conn, writer.ServerSinkOptions{
 		MaxEvents: im.maxTx, MaxBytes: im.maxBytes, Head: plan.TargetHead, Next: plan.StartAt,
 		SnapshotStored: func() { im.progress.Snapshots.Add(1) },
@@ -380,6 +388,9 @@ func (im *importer) importEvents(ctx context.Context, plan *Plan) error {
 			im.progress.Bytes.Add(bytes)
 			im.progress.Transactions.Add(1)
 			im.progress.Token.Store(firstTarget + int64(len(tokens)) - 1)
+			if ov != nil {
+				ov.confirm(tokens[len(tokens)-1])
+			}
 			return nil
 		},
 	})
@@ -396,10 +407,17 @@ func (im *importer) importEvents(ctx context.Context, plan *Plan) error {
 		}
 		cancel()
 	}()
+	var snapshotFailed <-chan struct{}
+	if im.window != nil && len(im.window.held) > 0 {
+		// The confirmed tokens are source tokens, as are the ones the snapshots wait for: a renumbered
+		// import overlaps too. Before the first event is handed to the sink: no confirmation is missed.
+		ov = startOverlap(ctx, im.window, sink, plan.StartAt-1)
+		snapshotFailed = sink.SnapshotFailed()
+	}
 	// An archive that records its source's transactions is sent one transaction per recorded one (cut
 	// further only where the limits say so).
 	groups := newTxEnds(ctx, im.archives)
-	err := im.eachEncodedEvent(ctx, plan.StartAt, func(token int64, event []byte) error {
+	err := im.eachEncodedEvent(ctx, plan.StartAt, func(token int64, event []byte, agg eventAggregate) error {
 		end := false
 		if groups != nil {
 			var err error
@@ -407,13 +425,36 @@ func (im *importer) importEvents(ctx context.Context, plan *Plan) error {
 				return err
 			}
 		}
+		if ov != nil {
+			select {
+			case <-snapshotFailed:
+				return errSnapshotStopped
+			default:
+			}
+			ov.seen(token, agg)
+		}
 		return sink.WriteEvent(token, event, end)
 	})
 	groups.close()
 	err = sink.Finish(err)
+	if ov != nil {
+		ov.end(err)
+	}
 	var ae *writer.AppendError
 	if errors.As(err, &ae) {
-		return &ProgressError{Imported: ae.Confirmed, TargetHead: ae.Head, HeadUnknown: ae.HeadUnknown, NextToken: ae.Next, Phase: "events", Err: ae.Err}
+		perr := &ProgressError{Imported: ae.Confirmed, TargetHead: ae.Head, HeadUnknown: ae.HeadUnknown, NextToken: ae.Next, Phase: "events", Err: ae.Err}
+		if ov != nil {
+			// The snapshots in flight end before the import does; the failed one, if a snapshot
+			// stopped the events, is what the error names.
+			var se *writer.SnapshotError
+			if errors.As(sink.Close(), &se) && errors.Is(ae.Err, errSnapshotStopped) {
+				perr.Err = fmt.Errorf("%d snapshots sent this run: %w", sink.SnapshotsSent(), se)
+			}
+		}
+		return perr
+	}
+	if err != nil && ov != nil {
+		_ = sink.Close() // the context ended: the snapshots in flight end with it
 	}
 	return err
 }

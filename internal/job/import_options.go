@@ -166,6 +166,9 @@ type importer struct {
 	// map (the first run stopped between a confirmation and writing the map); written before anything
 	// is sent.
 	recovered []mapping
+	// window is the archive's first snapshots, which a fresh import sends while the events are imported
+	// (import_overlap.go); nil for a resumed one.
+	window *snapshotWindow
 }
 
 func newImporter(conn *axonclient.Conn, archives []*archive.Archive, opts ImportOptions) *importer {

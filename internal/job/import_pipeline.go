@@ -10,16 +10,26 @@ import (
 	"github.com/axarchive/axarchive/internal/reader"
 )
 
-// eachEncodedEvent calls fn, in token order, with the token and the protobuf Event (as codec.Encode
-// writes it) of every archive event from token from on, across the chain, with the same errors as
-// eachEvent. One goroutine reads (decompresses and hashes) the archive and the pipeline's workers parse
-// and encode batches of lines on all cores. The event passed to fn is valid only during the call.
-func (im *importer) eachEncodedEvent(ctx context.Context, from int64, fn func(token int64, event []byte) error) error {
+// eventAggregate is the aggregate of an event as the import sends it: its id (valid only during the
+// call it is passed to) and sequence, or domain false for an event without an aggregate type.
+type eventAggregate struct {
+	id       []byte
+	sequence int64
+	domain   bool
+}
+
+// eachEncodedEvent calls fn, in token order, with the token, the protobuf Event (as codec.Encode writes
+// it) and the aggregate of every archive event from token from on, across the chain, with the same
+// errors as eachEvent. One goroutine reads (decompresses and hashes) the archive and the pipeline's
+// workers parse and encode batches of lines on all cores. The event passed to fn is valid only during
+// the call.
+func (im *importer) eachEncodedEvent(ctx context.Context, from int64, fn func(token int64, event []byte, agg eventAggregate) error) error {
 	if ordered.Workers() < 2 {
-		var buf []byte
+		var buf, id []byte
 		return im.eachEvent(ctx, from, func(r *archive.Record) error {
 			buf = codec.Encode(buf[:0], r)
-			return fn(r.Token, buf)
+			id = append(id[:0], r.AggregateID...)
+			return fn(r.Token, buf, eventAggregate{id: id, sequence: r.Sequence, domain: r.AggregateType != ""})
 		})
 	}
 	err, readErr := pipeline(ctx, importBatch, 0, toEvents, func(f *feed) error {
@@ -41,12 +51,14 @@ func (im *importer) eachEncodedEvent(ctx context.Context, from int64, fn func(to
 		}
 		return err
 	}, func(b *batch) error {
-		start := 0
+		start, aggStart := 0, 0
 		for i, end := range b.outEnds {
-			if err := fn(b.outToken[i], b.out[start:end:end]); err != nil {
+			aggEnd := b.outAggEnds[i]
+			agg := eventAggregate{id: b.outAgg[aggStart:aggEnd:aggEnd], sequence: b.outSeq[i], domain: b.outSeq[i] != noDomain}
+			if err := fn(b.outToken[i], b.out[start:end:end], agg); err != nil {
 				return err
 			}
-			start = end
+			start, aggStart = end, aggEnd
 		}
 		return b.err
 	})

@@ -170,7 +170,7 @@ func TestImportServerRefusesLargeEvent(t *testing.T) {
 	assert.Equal(t, 0, srv.EventCount("target"))
 }
 
-// A snapshot over the max message size stops the preflight too (snapshots go after all events: too late),
+// A snapshot over the max message size stops the preflight too (most snapshots go while or after the events are imported: too late),
 // counted as sent, with the snapshot flag.
 func TestImportSnapshotTooLargeNamesSnapshot(t *testing.T) {
 	srv := axontest.NewServer(t)

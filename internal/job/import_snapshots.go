@@ -12,10 +12,12 @@ import (
 	"github.com/axarchive/axarchive/internal/writer"
 )
 
-// importSnapshots appends the archive's snapshots after all events (AXON.md 2.4: a snapshot beyond the
-// aggregate's highest event sequence is refused), one AppendSnapshot call each, several in flight (see
-// writer.ServerSink.WriteSnapshot). A resumed import first asks the target which of them it already holds, so none is
-// stored twice.
+// importSnapshots appends the archive's snapshots that are left once all events are imported (AXON.md
+// 2.4: a snapshot beyond the aggregate's highest event sequence is refused), one AppendSnapshot call
+// each, several in flight (see writer.ServerSink.WriteSnapshot). A fresh import sent the ready ones of
+// its window beside the events (import_overlap.go): what is left of the window goes first, in the
+// archive's order, then the snapshots after it. A resumed import sends them all here, and first asks the
+// target which of them it already holds, so none is stored twice.
 func (im *importer) importSnapshots(ctx context.Context, plan *Plan) error {
 	im.progress.Phase.Store("snapshots")
 	var have *targetSnapshots
@@ -30,7 +32,36 @@ func (im *importer) importSnapshots(ctx context.Context, plan *Plan) error {
 		}
 		return im.snapshotFailure(plan, snd.SnapshotsSent(), position, err)
 	}
+	skip := 0 // the window's snapshots, at the start of the stream
+	if w := im.window; w != nil {
+		im.window = nil // let them go once sent
+		skip = len(w.held)
+		for _, s := range w.held {
+			if s.handed {
+				continue
+			}
+			if err := snd.WriteEncodedSnapshot(s.position, s.aggregate, s.sequence, s.event); err != nil {
+				if errors.Is(err, writer.ErrStopped) {
+					return fail(-1, nil)
+				}
+				return fail(s.position, err)
+			}
+		}
+		if !w.full {
+			skip = -1 // the window is every snapshot
+		}
+	}
+	if skip < 0 {
+		if err := snd.Close(); err != nil {
+			return fail(-1, err)
+		}
+		return nil
+	}
 	err := im.eachSnapshot(ctx, func(_ *archive.Archive, r *archive.Record) error {
+		if skip > 0 {
+			skip--
+			return nil
+		}
 		if have != nil {
 			held, err := have.take(ctx, r)
 			if err != nil {

@@ -2,6 +2,7 @@ package job
 
 import (
 	"context"
+	"math"
 	"strings"
 	"time"
 
@@ -53,11 +54,17 @@ type batch struct {
 	inBytes  int64
 	err      error // the error that stopped the conversion at record errAt; the records before it converted
 	errAt    int
+	// For an import, of output j: its aggregate id outAgg[outAggEnds[j-1]:outAggEnds[j]] and sequence
+	// outSeq[j], noDomain for an event that is not a domain event.
+	outAgg     []byte
+	outAggEnds []int
+	outSeq     []int64
 }
 
 func (b *batch) Reset() {
 	b.tokens, b.in, b.ends, b.txEnd, b.paths, b.lineNo = b.tokens[:0], b.in[:0], b.ends[:0], b.txEnd[:0], b.paths[:0], b.lineNo[:0]
 	b.out, b.outEnds, b.outToken, b.errs, b.aggs = b.out[:0], b.outEnds[:0], b.outToken[:0], b.errs[:0], b.aggs[:0]
+	b.outAgg, b.outAggEnds, b.outSeq = b.outAgg[:0], b.outAggEnds[:0], b.outSeq[:0]
 	b.inBytes, b.err, b.errAt = 0, nil, 0
 }
 
@@ -183,14 +190,26 @@ func toLines(sel *selection, wantAggregates, tolerant bool) func(*batch) {
 	}
 }
 
+// noDomain is the sequence toEvents notes for an event without an aggregate type, which the server
+// neither validates nor counts in an aggregate's highest sequence (AXON.md 2.3).
+const noDomain = math.MinInt64
+
 // toEvents parses archive lines and encodes each event as protobuf, the record lent by the parser only
-// for that.
+// for that. It notes each event's aggregate and sequence too, which the import's snapshots wait for, as
+// the line is parsed only here.
 func toEvents() func(*batch) {
 	return func(b *batch) {
 		start := 0
 		for i, end := range b.ends {
 			err := archive.VisitEventJSON(b.in[start:end], func(r *archive.Record) error {
 				b.out = codec.Encode(b.out, r)
+				seq := int64(noDomain)
+				if r.AggregateType != "" {
+					b.outAgg = append(b.outAgg, r.AggregateID...)
+					seq = r.Sequence
+				}
+				b.outAggEnds = append(b.outAggEnds, len(b.outAgg))
+				b.outSeq = append(b.outSeq, seq)
 				return nil
 			})
 			if err != nil {

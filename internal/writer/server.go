@@ -104,7 +104,8 @@ type ServerSink struct {
 }
 
 // NewServerSink returns a sink into the context conn talks to. Its events go through WriteEvent and
-// Finish, then its snapshots through WriteSnapshot and Close.
+// Finish, its snapshots through WriteSnapshot and Close: from another goroutine while the events are
+// sent, each once the event it needs is confirmed (see WriteSnapshot), or after Finish.
 func NewServerSink(ctx context.Context, conn *axonclient.Conn, opts ServerSinkOptions) *ServerSink {
 	return &ServerSink{conn: conn, opts: opts, ctx: ctx, txs: make(chan *transaction, 1), tx: &transaction{}, done: make(chan struct{}),
 		snapshots: newSnapshotSender(conn, opts.SnapshotStored)}
@@ -417,11 +418,18 @@ func parseSequenceDetail(detail string) (seq int64, id string, want int64, ok bo
 	return seq, rest[:at], want, true
 }
 
-// WriteSnapshot starts the append of r, after Finish, once there is room and no snapshot of its
-// aggregate is in flight. After a failure it sends nothing more and returns ErrStopped; Close says which
-// failed.
+// WriteSnapshot starts the append of r once there is room and no snapshot of its aggregate is in flight.
+// It may be called while the events are still being sent, but only for a snapshot whose aggregate's
+// event at its sequence is confirmed (AXON.md 2.4), and from one goroutine at a time, which also calls
+// Close. After a failure it sends nothing more and returns ErrStopped; Close says which failed.
 func (s *ServerSink) WriteSnapshot(r *archive.Record) error {
-	if !s.snapshots.send(s.ctx, r) {
+	return s.WriteEncodedSnapshot(r.Token, r.AggregateID, r.Sequence, codec.Encode(nil, r))
+}
+
+// WriteEncodedSnapshot is WriteSnapshot of a snapshot already encoded (protobuf), at position in its
+// stream, named by its aggregate and sequence in errors. The sink keeps event until the call ends.
+func (s *ServerSink) WriteEncodedSnapshot(position int64, aggregate string, sequence int64, event []byte) error {
+	if !s.snapshots.send(s.ctx, position, aggregate, sequence, event) {
 		if err := s.ctx.Err(); err != nil {
 			return err
 		}
@@ -429,6 +437,10 @@ func (s *ServerSink) WriteSnapshot(r *archive.Record) error {
 	}
 	return nil
 }
+
+// SnapshotFailed is closed as soon as a snapshot append fails, without waiting for the goroutine that
+// sends the snapshots to notice: the events being sent meanwhile can stop at once.
+func (s *ServerSink) SnapshotFailed() <-chan struct{} { return s.snapshots.stopped }
 
 // Close waits for the snapshots in flight and returns the failure at the lowest position, a
 // *SnapshotError, if any.
@@ -443,7 +455,7 @@ func (s *ServerSink) Close() error {
 // SnapshotsSent is the number of snapshots the server stored.
 func (s *ServerSink) SnapshotsSent() int64 { return s.snapshots.sent }
 
-// Each AppendSnapshot is a round trip for one snapshot, so the phase is bound by latency, not by the
+// Each AppendSnapshot is a round trip for one snapshot, so sending them is bound by latency, not by the
 // cores or the wire: snapshotSender keeps up to maxSnapshotsInFlight calls (and maxSnapshotBytesInFlight
 // bytes) going. The real server answers each after looking up the aggregate's highest sequence number
 // (AXON.md 2.4), about 0.1 s a call on this project's 2-core machine whatever else is in flight: with 16
@@ -464,6 +476,8 @@ type snapshotSender struct {
 	bytes    int64
 	sent     int64
 	failed   *snapshotResult // the failure at the lowest position
+	stopped  chan struct{}   // closed by the first call that fails
+	stopOnce sync.Once
 }
 
 type snapshotResult struct {
@@ -474,16 +488,16 @@ type snapshotResult struct {
 }
 
 func newSnapshotSender(conn *axonclient.Conn, stored func()) *snapshotSender {
-	return &snapshotSender{conn: conn, stored: stored, done: make(chan snapshotResult, maxSnapshotsInFlight), inFlight: map[string]int64{}}
+	return &snapshotSender{conn: conn, stored: stored, done: make(chan snapshotResult, maxSnapshotsInFlight), inFlight: map[string]int64{},
+		stopped: make(chan struct{})}
 }
 
-// send starts the call for r once there is room and no snapshot of its aggregate is in flight. It
-// returns false when it sends nothing more: after a failure, or when ctx ends.
-func (s *snapshotSender) send(ctx context.Context, r *archive.Record) bool {
-	event := codec.Encode(nil, r)
+// send starts the call for the snapshot once there is room and no snapshot of its aggregate is in
+// flight. It returns false when it sends nothing more: after a failure, or when ctx ends.
+func (s *snapshotSender) send(ctx context.Context, position int64, agg string, seq int64, event []byte) bool {
 	size := int64(len(event))
 	for s.failed == nil {
-		_, busy := s.inFlight[r.AggregateID]
+		_, busy := s.inFlight[agg]
 		full := len(s.inFlight) >= maxSnapshotsInFlight || (len(s.inFlight) > 0 && s.bytes+size > maxSnapshotBytesInFlight)
 		if !busy && !full {
 			break
@@ -498,9 +512,8 @@ func (s *snapshotSender) send(ctx context.Context, r *archive.Record) bool {
 	if s.failed != nil {
 		return false
 	}
-	s.inFlight[r.AggregateID] = size
+	s.inFlight[agg] = size
 	s.bytes += size
-	position, agg, seq := r.Token, r.AggregateID, r.Sequence
 	go func() {
 		err := s.conn.AppendSnapshot(ctx, event)
 		switch {
@@ -509,6 +522,9 @@ func (s *snapshotSender) send(ctx context.Context, r *archive.Record) bool {
 				ErrEventTooLarge, position, agg, seq, len(event), err)
 		case err != nil:
 			err = fmt.Errorf("snapshot at position %d (aggregate %q, sequence %d): %w", position, agg, seq, err)
+		}
+		if err != nil {
+			s.stopOnce.Do(func() { close(s.stopped) })
 		}
 		s.done <- snapshotResult{aggregate: agg, size: size, position: position, err: err}
 	}()
