@@ -28,6 +28,7 @@ func importCommand() *cli.Command {
 		&cli.BoolFlag{Name: "no-check", Usage: "skip the comparison of the target with the archive afterwards"},
 		checkRetriesFlag("the check's"),
 		&cli.IntFlag{Name: "max-transaction-events", Value: job.MaxTransactionEvents, Usage: "at most `N` events per AppendEvent transaction"},
+		&cli.Int64Flag{Name: "max-transaction-bytes", Value: job.DefaultTransactionBytes, Usage: "at most `BYTES` of events per AppendEvent transaction (never more than --max-message-size allows; a larger event goes alone)"},
 		&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress on stderr: auto, json or none"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors and warnings"},
 		identityFlag(),
@@ -73,6 +74,9 @@ continue), 2 usage, 3 archive invalid, 4 target differs from the archive, 130 in
 			if n := c.Int("max-transaction-events"); n < 1 || n > job.MaxTransactionEvents {
 				return usageErrorf("--max-transaction-events %d: Axon Server takes 1 to %d events per transaction", n, job.MaxTransactionEvents)
 			}
+			if n := c.Int64("max-transaction-bytes"); n < 1 {
+				return usageErrorf("--max-transaction-bytes %d: give a size in bytes, at least 1", n)
+			}
 			if n := c.Int("max-message-size"); n < 64<<10 {
 				return usageErrorf("--max-message-size %d: give the server's axoniq.axonserver.max-message-size in bytes (4194304 by default)", n)
 			}
@@ -98,6 +102,7 @@ continue), 2 usage, 3 archive invalid, 4 target differs from the archive, 130 in
 				NoVerify:             c.Bool("no-verify"),
 				MaxMessageSize:       c.Int("max-message-size"),
 				MaxTransactionEvents: c.Int("max-transaction-events"),
+				MaxTransactionBytes:  c.Int64("max-transaction-bytes"),
 			}
 			if o.opts.Renumber && o.opts.TokenMap == "" {
 				o.opts.TokenMap = strings.TrimRight(dirs[len(dirs)-1], "/") + ".tokenmap"

@@ -15,6 +15,7 @@ import (
 	"github.com/axarchive/axarchive/internal/axontest"
 	"github.com/axarchive/axarchive/internal/job"
 	"github.com/axarchive/axarchive/internal/reader"
+	"github.com/axarchive/axarchive/internal/segmenttest"
 	"github.com/axarchive/axarchive/internal/testkit"
 	"github.com/axarchive/axarchive/internal/writer"
 )
@@ -130,6 +131,30 @@ func TestImportKeepsRecordedTransactions(t *testing.T) {
 		require.Len(t, txs, tc.txs)
 		for i, tx := range txs {
 			require.Equal(t, int64(i*(1386/tc.txs)), tx.First)
+		}
+	}
+}
+
+// A recorded transaction larger than job.DefaultTransactionBytes (which cuts the transactions of an
+// archive that records none) is kept whole; an explicit --max-transaction-bytes cuts it.
+func TestImportKeepsLargeRecordedTransactions(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "default")
+	require.NoError(t, os.Mkdir(src, 0o755))
+	_, err := segmenttest.WriteStore(src, segmenttest.StoreOptions{Entries: 6000, PerBlock: 3000, PayloadSize: 1000})
+	require.NoError(t, err)
+	arch := offlineExport(t, src)
+	for _, tc := range []struct {
+		maxBytes int64
+		txs      int
+	}{{0, 2}, {1 << 20, 8}} { // 1 MiB: each recorded transaction of ~3 MiB in four
+		srv := axontest.NewServer(t)
+		_, err := job.Import(context.Background(), dial(t, srv, "default"), []string{arch}, job.ImportOptions{MaxTransactionBytes: tc.maxBytes})
+		require.NoError(t, err)
+		txs := srv.Transactions("default")
+		require.Len(t, txs, tc.txs, "max bytes %d", tc.maxBytes)
+		if tc.maxBytes == 0 {
+			assert.Greater(t, txs[0].Bytes, job.DefaultTransactionBytes)
+			assert.Equal(t, 3000, txs[0].Events)
 		}
 	}
 }

@@ -60,6 +60,33 @@ func TestImportTransactionBounds(t *testing.T) {
 		assert.Equal(t, 1, srv.MaxConcurrentCalls(axontest.MethodAppendEvent), "never two transactions committing")
 		assert.Equal(t, len(txs), srv.Calls(axontest.MethodAppendEvent))
 	})
+	// By default a transaction aims at DefaultTransactionBytes, well under the 4 MiB message size;
+	// MaxTransactionBytes sets another aim, and the message size still caps it.
+	t.Run("transaction bytes", func(t *testing.T) {
+		src, srv := generated(t, 6000, job.ExportOptions{})
+		for _, tc := range []struct {
+			target string
+			opts   job.ImportOptions
+			most   int
+		}{
+			{"default", job.ImportOptions{}, job.DefaultTransactionBytes},
+			{"set", job.ImportOptions{MaxTransactionBytes: 100 << 10}, 100 << 10},
+			{"capped", job.ImportOptions{MaxTransactionBytes: 1 << 30, MaxMessageSize: 64 << 10}, 64<<10 - 10000},
+		} {
+			plan, err := job.Import(context.Background(), dial(t, srv, tc.target), []string{src}, tc.opts)
+			require.NoError(t, err, tc.target)
+			txs := srv.Transactions(tc.target)
+			require.Equal(t, int(plan.Transactions), len(txs), tc.target)
+			total := 0
+			for _, tx := range txs {
+				assert.LessOrEqual(t, tx.Bytes, tc.most, tc.target)
+				total += tx.Bytes
+			}
+			// Cut where the next event would not fit, not earlier: all but the last are nearly full.
+			assert.Greater(t, len(txs), 1, tc.target)
+			assert.Less(t, len(txs), total/(tc.most*9/10)+2, tc.target)
+		}
+	})
 }
 
 func sizes(events [][]byte) int {

@@ -481,9 +481,11 @@ const DefaultCheckRetries = 10
 // between transactions). warn, if set, hears of each re-open.
 func streamTarget(ctx context.Context, conn *axonclient.Conn, from, to int64, retries int, warn func(string), fn func(int64, []byte) error) error {
 	return conn.ReadRange(ctx, from, to, axonclient.RangeOptions{
-		// Permits bound what the server may have sent ahead of the comparison: ~1.4 MB of typical
-		// events, which matters while the check runs beside an import.
-		Window:     2048,
+		// Permits bound what the server may have sent ahead of the comparison: ~14 MB of typical events,
+		// export's window. Fewer, larger permit grants are what the real server handles best (one run
+		// each of a diff of 1,000,000 events: 2,048 took it 12.2 s of CPU and 11.2 s, 20,000 11.9 s and
+		// 10.5 s).
+		Window:     20000,
 		MaxRetries: retries,
 		MaxBackoff: 10 * time.Second, // export's: --retries means the same wait for every command
 		Warn:       warn,
