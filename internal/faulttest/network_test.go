@@ -197,9 +197,13 @@ func TestImportNetworkFaults(t *testing.T) {
 		stopped(t, run(t, plain(t), nil, j.cmd(target, false)...), target, "events")
 	})
 	t.Run("unavailable-snapshot", func(t *testing.T) {
+		// The third snapshot goes while the events are imported: its failure stops them too, and the
+		// error names it.
 		target := j.target()
 		j.srv.FailNthCall(axontest.MethodAppendSnapshot, 3)
-		stopped(t, run(t, plain(t), nil, j.cmd(target, false)...), target, "snapshots")
+		r := run(t, plain(t), nil, j.cmd(target, false)...)
+		require.Regexp(t, `snapshot at position \d+ \(aggregate "[^"]+", sequence \d+\): `, r.Stderr, r)
+		stopped(t, r, target, "events")
 	})
 	t.Run("server-restart", func(t *testing.T) {
 		target := j.target()

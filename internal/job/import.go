@@ -398,6 +398,7 @@ func (im *importer) importEvents(ctx context.Context, plan *Plan) error {
 	if plan.Events == 0 {
 		return nil
 	}
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -447,7 +448,13 @@ func (im *importer) importEvents(ctx context.Context, plan *Plan) error {
 			// The snapshots in flight end before the import does; the failed one, if a snapshot
 			// stopped the events, is what the error names.
 			var se *writer.SnapshotError
-			if errors.As(sink.Close(), &se) && errors.Is(ae.Err, errSnapshotStopped) {
+			switch {
+			case !errors.Is(ae.Err, errSnapshotStopped):
+				_ = sink.Close()
+			case parent.Err() != nil:
+				_ = sink.Close()
+				perr.Err = parent.Err() // the snapshot failed because the import was interrupted
+			case errors.As(sink.Close(), &se):
 				perr.Err = fmt.Errorf("%d snapshots sent this run: %w", sink.SnapshotsSent(), se)
 			}
 		}
