@@ -43,7 +43,8 @@ func importCommand() *cli.Command {
 axarchive import --segments CONTEXT_DIR DIR [DIR...]
 
 Appends the events in token order, committing one transaction at a time, so that each keeps its token,
-then the snapshots; then compares the target with the archive (--no-check skips it).
+and each snapshot once its aggregate's event at its sequence is committed (while the events are
+appended, or after them); then compares the target with the archive (--no-check skips it).
 Several DIRs form an incremental chain and are imported in order. An archive that records
 its source's transactions (an offline export) is sent one transaction per recorded one.
 

@@ -75,10 +75,10 @@ type overlap struct {
 	ended     chan struct{}      // closed when the goroutine has returned
 }
 
-func startOverlap(ctx context.Context, w *snapshotWindow, sink *writer.ServerSink, head int64) *overlap {
+func startOverlap(ctx context.Context, w *snapshotWindow, sink *writer.ServerSink, lastConfirmed int64) *overlap {
 	o := &overlap{w: w, sink: sink, ready: make(chan *heldSnapshot, len(w.held)), moved: make(chan struct{}, 1),
 		stop: make(chan struct{}), ended: make(chan struct{})}
-	o.confirmed.Store(head)
+	o.confirmed.Store(lastConfirmed)
 	go o.run(ctx)
 	return o
 }
@@ -90,8 +90,8 @@ func (o *overlap) seen(token int64, agg eventAggregate) {
 		return
 	}
 	q, ok := o.w.waiting[string(agg.id)]
-	if !ok {
-		return
+	if !ok || q[0].sequence > agg.sequence {
+		return // most events: nothing to do, and no string made of the id
 	}
 	for len(q) > 0 && q[0].sequence <= agg.sequence {
 		q[0].readyAt = token

@@ -32,10 +32,9 @@ func (im *importer) importSnapshots(ctx context.Context, plan *Plan) error {
 		}
 		return im.snapshotFailure(plan, snd.SnapshotsSent(), position, err)
 	}
-	skip := 0 // the window's snapshots, at the start of the stream
+	skip := 0 // the snapshots at the start of the stream that the window held
 	if w := im.window; w != nil {
 		im.window = nil // let them go once sent
-		skip = len(w.held)
 		for _, s := range w.held {
 			if s.handed {
 				continue
@@ -47,15 +46,13 @@ func (im *importer) importSnapshots(ctx context.Context, plan *Plan) error {
 				return fail(s.position, err)
 			}
 		}
-		if !w.full {
-			skip = -1 // the window is every snapshot
+		if !w.full { // it held them all
+			if err := snd.Close(); err != nil {
+				return fail(-1, err)
+			}
+			return nil
 		}
-	}
-	if skip < 0 {
-		if err := snd.Close(); err != nil {
-			return fail(-1, err)
-		}
-		return nil
+		skip = len(w.held)
 	}
 	err := im.eachSnapshot(ctx, func(_ *archive.Archive, r *archive.Record) error {
 		if skip > 0 {
