@@ -15,7 +15,8 @@ const (
 	Protobuf
 )
 
-// Sink is where a job (internal/job) puts records: events in token order, then snapshots. The job's
+// Sink is where a job (internal/job) puts records: events in token order, then snapshots (a ServerSink
+// also takes snapshots while its events are still being sent: see its WriteSnapshot). The job's
 // pipeline converts each event into the sink's Form on its workers. Creating, resuming and suspending a
 // sink are its own: they differ from sink to sink.
 type Sink interface {
