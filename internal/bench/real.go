@@ -195,7 +195,7 @@ func runReal(cfg config, log io.Writer, rep *report, self, bin, work string, n i
 
 	var imp, impEvents *measurement
 	if stages["import"] {
-		logf(log, "import: the connector's append, axarchive import, axarchive import --no-verify --no-check, in turns, each into a fresh server")
+		logf(log, "import: the connector's append, axarchive import, axarchive import --no-verify --no-check, an events-only import, and axarchive diff after an untimed append-only import, in turns, each into a fresh server")
 		ms, err := interleaved(
 			run{nil, onFresh("connector-append", func(dst *realserver.Server) (*measurement, error) {
 				return rs.copier(n, "append", src.Addr(), dst.Addr(), connectorBatch)
@@ -208,11 +208,26 @@ func runReal(cfg config, log io.Writer, rep *report, self, bin, work string, n i
 			})},
 			run{nil, onFresh("import-events-only", func(dst *realserver.Server) (*measurement, error) {
 				return runAxarchive(cfg, bin, "real-import-events-only", n, append([]string{"import", "--server", dst.Addr(), "--context", "default", "--progress", "none"}, append(cfg.importFlags, eventsOnlyDir)...)...)
-			})})
+			})},
+			// The proof on its own: what the default import adds to the appending, on the same cores.
+			run{nil, func(int) (*measurement, error) {
+				dst, err := rs.fresh("proof")
+				if err != nil {
+					return nil, err
+				}
+				defer rs.done(dst)
+				if _, err := runAxarchive(cfg, bin, "real-proof-load", n, append([]string{"import", "--server", dst.Addr(), "--context", "default", "--progress", "none", "--no-verify", "--no-check"}, append(cfg.importFlags, archiveDir)...)...); err != nil {
+					return nil, err
+				}
+				return onServer(dst, func() (*measurement, error) {
+					return runAxarchive(cfg, bin, "real-proof", n, "diff", "--server", dst.Addr(), "--context", "default", archiveDir)
+				})
+			}})
 		if err != nil {
 			return err
 		}
-		app, full, only, events := ms[0], ms[1], ms[2], ms[3]
+		app, full, only, events, proof := ms[0], ms[1], ms[2], ms[3], ms[4]
+		proof.name = "axarchive diff after an untimed append-only import (the default import's proof on its own)"
 		events.name = "axarchive import of an events-only archive (verify, append, proof: the default)"
 		re := events.rate() / app.rate()
 		imp, impEvents = full, events
@@ -222,7 +237,8 @@ func runReal(cfg config, log io.Writer, rep *report, self, bin, work string, n i
 		r := full.rate() / app.rate()
 		ra := only.rate() / app.rate()
 		rep.rows = append(rep.rows, row{"real import", app, ""}, row{"real import", full, fmt.Sprintf("%.2f× connector", r)},
-			row{"real import", only, fmt.Sprintf("%.2f× connector", ra)}, row{"real import", events, fmt.Sprintf("%.2f× connector", re)})
+			row{"real import", only, fmt.Sprintf("%.2f× connector", ra)}, row{"real import", events, fmt.Sprintf("%.2f× connector", re)},
+			row{"real import", proof, ""})
 		rep.targets = append(rep.targets,
 			target{"real server: import (default, events and snapshots) vs the connector's append (events)", "≥ 1.0×", fmt.Sprintf("%.2f×", r), r >= 1.0},
 			target{"real server: import (default) of events only vs the connector's append", "≥ 1.0×", fmt.Sprintf("%.2f×", re), re >= 1.0})
