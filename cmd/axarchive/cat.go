@@ -52,10 +52,7 @@ Exit status: 0 done, 1 error, 2 usage, 3 archive invalid, corrupt or incomplete,
 			if o.to < o.from {
 				return usageErrorf("--to-token %d is before --from-token %d", o.to, o.from)
 			}
-			if o.identities, err = identities(c); err != nil {
-				return err
-			}
-			if o.s3, err = readS3Flags(c); err != nil {
+			if o.identities, o.s3, err = archiveReadFlags(c); err != nil {
 				return err
 			}
 			return runCat(c.Context, o, c.App.Writer)

@@ -5,6 +5,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/axarchive/axarchive/internal/agekeys"
+	"github.com/axarchive/axarchive/internal/s3store"
 )
 
 // identityFlag is taken by every command that reads an encrypted archive's records.
@@ -30,6 +31,20 @@ func identities(c *cli.Context) ([]age.Identity, error) {
 		return nil, usageErrorf("--identity: %v", err)
 	}
 	return ids, nil
+}
+
+// archiveReadFlags reads what opening archives takes from the flags: the age identities of encrypted
+// archives and the object store options of s3:// ones.
+func archiveReadFlags(c *cli.Context) ([]age.Identity, *s3store.Options, error) {
+	ids, err := identities(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	s3, err := readS3Flags(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ids, s3, nil
 }
 
 func recipients(c *cli.Context) ([]age.Recipient, error) {

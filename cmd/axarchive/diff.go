@@ -37,11 +37,7 @@ Exit status: 0 equal, 1 error, 2 usage, 3 archive invalid (or not a chain), 4 th
 			if err != nil {
 				return err
 			}
-			ids, err := identities(c)
-			if err != nil {
-				return err
-			}
-			s3, err := readS3Flags(c)
+			ids, s3, err := archiveReadFlags(c)
 			if err != nil {
 				return err
 			}

@@ -85,11 +85,7 @@ continue), 2 usage, 3 archive invalid, 4 target differs from the archive, 130 in
 			if err != nil {
 				return err
 			}
-			ids, err := identities(c)
-			if err != nil {
-				return err
-			}
-			s3, err := readS3Flags(c)
+			ids, s3, err := archiveReadFlags(c)
 			if err != nil {
 				return err
 			}

@@ -44,11 +44,7 @@ func segmentImportAction(c *cli.Context, dirs []string) error {
 	if err != nil {
 		return err
 	}
-	ids, err := identities(c)
-	if err != nil {
-		return err
-	}
-	s3, err := readS3Flags(c)
+	ids, s3, err := archiveReadFlags(c)
 	if err != nil {
 		return err
 	}

@@ -44,10 +44,7 @@ Exit status: 0 valid, 1 error, 2 usage, 3 invalid, corrupt or incomplete, 130 in
 				return err
 			}
 			o := verifyOptions{dirs: dirs, quick: c.Bool("quick"), json: c.Bool("json"), quiet: c.Bool("quiet")}
-			if o.s3, err = readS3Flags(c); err != nil {
-				return err
-			}
-			if o.identities, err = identities(c); err != nil {
+			if o.identities, o.s3, err = archiveReadFlags(c); err != nil {
 				return err
 			}
 			if path := c.String("allowed-signers"); path != "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 
 	"github.com/axarchive/axarchive/archive/manifest"
@@ -202,22 +203,12 @@ func newImporter(conn *axonclient.Conn, archives []*archive.Archive, opts Import
 	switch {
 	case opts.MaxTransactionBytes > 0:
 		im.maxBytes = min(im.maxBytes, opts.MaxTransactionBytes)
-	case !recordsTransactions(archives):
+	case !slices.ContainsFunc(archives, (*archive.Archive).HasTransactions):
 		// An archive's recorded transactions are kept whole (the target's blocks are then the source's):
 		// the server took them at their size once.
 		im.maxBytes = min(im.maxBytes, DefaultTransactionBytes)
 	}
 	return im
-}
-
-// recordsTransactions reports whether any of the archives records its source's transactions.
-func recordsTransactions(archives []*archive.Archive) bool {
-	for _, a := range archives {
-		if a.Manifest().Transactions != nil {
-			return true
-		}
-	}
-	return false
 }
 
 // OpenArchives opens the archives in dirs, in order: what Import and Compare do with directories, for
