@@ -7,33 +7,19 @@ import (
 	"testing"
 
 	"github.com/axarchive/axarchive/internal/axonclient"
-	"github.com/axarchive/axarchive/internal/axontest"
-	"github.com/axarchive/axarchive/internal/eventgen"
 	"github.com/axarchive/axarchive/internal/job"
 )
 
 // BenchmarkImport imports an archive of 200,000 generated events (and their snapshots) into a fresh
 // context of the test double, which runs in the same process and shares the cores: "full" as
-// axarchive import runs by default (verify first, then append, then the snapshots), "append" without the
+// axarchive import runs by default (verify first, then append the events and the snapshots), "append" without the
 // verification, and "compare" is the proof that follows an import. MB/s counts the events' protobuf
 // bytes. One op is one whole import (or proof).
 //
 // Run: go test ./internal/job -run '^$' -bench Import -benchtime 3x
 func BenchmarkImport(b *testing.B) {
 	const n = 200_000
-	srv := axontest.NewServer(b)
-	gen := eventgen.New(1, eventgen.Options{})
-	events := gen.Generate(n)
-	var size int64
-	for _, e := range events {
-		size += int64(len(e))
-	}
-	if err := srv.Load("source", events); err != nil {
-		b.Fatal(err)
-	}
-	if err := srv.LoadSnapshots("source", gen.Snapshots()); err != nil {
-		b.Fatal(err)
-	}
+	srv, size := benchStore(b, "source", n)
 	ctx := context.Background()
 	dial := func(context string) *axonclient.Conn {
 		conn, err := axonclient.Dial(ctx, axonclient.Config{Address: srv.Addr(), Context: context})
