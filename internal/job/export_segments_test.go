@@ -417,21 +417,7 @@ func TestSegmentsExportTransactions(t *testing.T) {
 	ends := func(dir string) []int64 {
 		a := verified(t, dir)
 		require.Equal(t, archive.VersionTransactions, a.Manifest().Version)
-		c := a.TxCursor(context.Background())
-		require.NotNil(t, c)
-		defer c.Close()
-		var out []int64
-		it := a.Events(context.Background(), 0)
-		defer it.Close()
-		for it.Next() {
-			end, err := c.Ends(it.Token())
-			require.NoError(t, err)
-			if end {
-				out = append(out, it.Token())
-			}
-		}
-		require.NoError(t, it.Err())
-		return out
+		return txEndsIn(t, a)
 	}
 
 	full := filepath.Join(t.TempDir(), "full")

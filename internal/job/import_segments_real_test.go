@@ -99,12 +99,17 @@ func withoutPositions(lines []string) []string {
 	return out
 }
 
-// txEndsOf lists the tokens that end a recorded transaction of an archive.
+// txEndsOf lists the tokens that end a recorded transaction of the archive in dir.
 func txEndsOf(t *testing.T, dir string) []int64 {
 	t.Helper()
-	a := openArchive(t, dir)
+	return txEndsIn(t, openArchive(t, dir))
+}
+
+// txEndsIn lists the tokens that end a recorded transaction of a, by its cursor.
+func txEndsIn(t *testing.T, a *archive.Archive) []int64 {
+	t.Helper()
 	c := a.TxCursor(context.Background())
-	require.NotNil(t, c, "%s records no transactions", dir)
+	require.NotNil(t, c, "%s records no transactions", a.Dir())
 	defer c.Close()
 	var ends []int64
 	it := a.Events(context.Background(), 0)
