@@ -164,17 +164,25 @@ func TestImportTokenRefused(t *testing.T) {
 	assert.Zero(t, srv.Calls(axontest.MethodAppendEvent))
 }
 
-// An event over the max message size stops the preflight, naming its token, its size and the server
-// property to raise; nothing is sent.
-func TestImportEventTooLargeNamesEvent(t *testing.T) {
-	srv := axontest.NewServer(t)
+// largeEventArchive exports from srv's context "source" 50 generated events and, at token 50, one of
+// 70,000 bytes of payload: over a message size of 65,536.
+func largeEventArchive(t *testing.T, srv *axontest.Server) string {
+	t.Helper()
 	events := eventgen.New(3, eventgen.Options{}).Generate(50)
 	events = append(events, eventgen.Encode(&eventgen.Event{PayloadType: "blob", PayloadData: bytes.Repeat([]byte{1}, 70000)}))
 	require.NoError(t, srv.Load("source", events))
 	src := filepath.Join(t.TempDir(), "src")
 	_, err := job.ExportServer(context.Background(), dial(t, srv, "source"), job.ExportOptions{Dir: src})
 	require.NoError(t, err)
-	_, err = job.Import(context.Background(), dial(t, srv, "target"), []string{src}, job.ImportOptions{MaxMessageSize: 65536})
+	return src
+}
+
+// An event over the max message size stops the preflight, naming its token, its size and the server
+// property to raise; nothing is sent.
+func TestImportEventTooLargeNamesEvent(t *testing.T) {
+	srv := axontest.NewServer(t)
+	src := largeEventArchive(t, srv)
+	_, err := job.Import(context.Background(), dial(t, srv, "target"), []string{src}, job.ImportOptions{MaxMessageSize: 65536})
 	require.ErrorIs(t, err, job.ErrEventTooLarge)
 	assert.Regexp(t, regexp.MustCompile(`the event at token 50 is 700\d\d bytes, the server accepts 65536 .*axoniq\.axonserver\.max-message-size`), err.Error())
 	assert.Zero(t, srv.Calls(axontest.MethodAppendEvent))
@@ -184,13 +192,8 @@ func TestImportEventTooLargeNamesEvent(t *testing.T) {
 // transaction (as Axon Server does) and the import names the transaction's largest event and what to set.
 func TestImportServerRefusesLargeEvent(t *testing.T) {
 	srv := axontest.NewServer(t, axontest.WithMaxMessageSize(65536))
-	events := eventgen.New(3, eventgen.Options{}).Generate(50)
-	events = append(events, eventgen.Encode(&eventgen.Event{PayloadType: "blob", PayloadData: bytes.Repeat([]byte{1}, 70000)}))
-	require.NoError(t, srv.Load("source", events))
-	src := filepath.Join(t.TempDir(), "src")
-	_, err := job.ExportServer(context.Background(), dial(t, srv, "source"), job.ExportOptions{Dir: src})
-	require.NoError(t, err)
-	_, err = job.Import(context.Background(), dial(t, srv, "target"), []string{src}, job.ImportOptions{MaxMessageSize: 1 << 20})
+	src := largeEventArchive(t, srv)
+	_, err := job.Import(context.Background(), dial(t, srv, "target"), []string{src}, job.ImportOptions{MaxMessageSize: 1 << 20})
 	require.ErrorIs(t, err, job.ErrEventTooLarge)
 	require.ErrorIs(t, err, axonclient.ErrTooLarge)
 	assert.Regexp(t, regexp.MustCompile(`the largest event of the refused transaction \(tokens 0-50\) is at token 50, 700\d\d bytes; pass the server's axoniq\.axonserver\.max-message-size as --max-message-size`), err.Error())
