@@ -5,11 +5,16 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -419,3 +424,56 @@ func TestS3ExportServerDown(t *testing.T) {
 	requireCode(t, b.run(t, job.cmd(b.url("down"), true)...), 0)
 	b.requireSameInBucket(t, "down", job.ref)
 }
+
+// TestS3ExportServerDownAtCreate: the S3 server takes the export's first journal and is gone before its
+// reply arrives. The export cannot know whether it started, so it stops resumable, and --resume
+// finishes it once the server is back.
+func TestS3ExportServerDownAtCreate(t *testing.T) {
+	b := newBucket(t, false)
+	job := offlineJob(t, newSegments(t, 2000, 32))
+	proxy := goneAfter(t, b.srv.Addr(), func(r *http.Request) bool {
+		return r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/journal.json")
+	})
+	via := append(job.cmd(b.url("down-at-create"), false), "--s3-endpoint", "http://"+proxy)
+	r := b.run(t, via...)
+	requireCode(t, r, 1)
+	require.Contains(t, b.names(t, "down-at-create"), "journal.json", "the server took the journal")
+	require.Regexp(t, `(?m)^axarchive: error: export stopped before token 0 \(0 events committed in s3://archives/down-at-create\): create archive`, r.Stderr)
+	require.Regexp(t, `(?m)^axarchive: hint: run the same command with --resume`, r.Stderr)
+	requireCode(t, b.run(t, job.cmd(b.url("down-at-create"), true)...), 0)
+	b.requireSameInBucket(t, "down-at-create", job.ref)
+}
+
+// goneAfter starts an HTTP proxy to target that forwards requests until one matches last: it forwards
+// that one too, then stops listening and drops the connection without a reply, as a server that
+// crashed right after committing a request would.
+func goneAfter(t testing.TB, target string, last func(*http.Request) bool) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: target})
+	var gone atomic.Bool
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if gone.Load() {
+			panic(http.ErrAbortHandler)
+		}
+		if !last(r) {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		gone.Store(true)
+		_ = l.Close()
+		rp.ServeHTTP(discardReply{}, r)
+		panic(http.ErrAbortHandler) // the connection closes with no reply
+	})}
+	srv.SetKeepAlivesEnabled(false) // no idle connection outlives the crash
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return l.Addr().String()
+}
+
+type discardReply struct{}
+
+func (discardReply) Header() http.Header         { return http.Header{} }
+func (discardReply) Write(p []byte) (int, error) { return len(p), nil }
+func (discardReply) WriteHeader(int)             {}

@@ -287,6 +287,12 @@ func run(ctx context.Context, src reader.Source, opts ExportOptions) (*ExportRes
 		}
 		wopts.Range = r
 		w, err = archive.CreateIn(st, wopts)
+		if err != nil && store != nil && !errors.Is(err, archive.ErrNotEmpty) {
+			// An object store may have taken the first journal although its reply was lost: whether
+			// the export started is unknown here, and --resume is right either way (it starts afresh
+			// on a prefix with no journal).
+			return nil, &InterruptedError{Dir: opts.Dir, NextToken: r.First, Err: err}
+		}
 		if err != nil {
 			return nil, err
 		}
