@@ -159,7 +159,11 @@ func (r *retentionInfo) warn(stderr io.Writer, where string) {
 		fmt.Fprintf(stderr, "axarchive: warning: %s: no object is protected by Object Lock\n", where)
 	}
 	if n := len(r.Earlier); n > 0 {
-		fmt.Fprintf(stderr, "axarchive: warning: %s: %d objects lose their retention before %s: %s\n", where, n, r.Until.Format(time.RFC3339), listSome(r.Earlier))
+		loses := "lose their"
+		if n == 1 {
+			loses = "loses its"
+		}
+		fmt.Fprintf(stderr, "axarchive: warning: %s: %s %s retention before %s: %s\n", where, plural(int64(n), "object"), loses, r.Until.Format(time.RFC3339), listSome(r.Earlier))
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/stretchr/testify/require"
 
 	"github.com/axarchive/axarchive/internal/cutproxy"
@@ -272,6 +274,19 @@ func TestS3Retention(t *testing.T) {
 	r = b.run(t, "verify", "--quick", b.url("kept"))
 	require.Contains(t, r.Stderr, "axarchive: warning: "+b.url("kept")+": 1 of", r)
 	require.Contains(t, r.Stderr, "bagit.txt", r)
+
+	// Replaced again, retained but for a shorter time than the rest: inspect and verify both warn.
+	_, err = b.srv.Client().PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String(b.bucket), Key: aws.String("kept/bagit.txt"), Body: strings.NewReader("BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"),
+		ObjectLockMode: types.ObjectLockModeGovernance, ObjectLockRetainUntilDate: aws.Time(time.Now().Add(24 * time.Hour)),
+	})
+	require.NoError(t, err)
+	for _, cmd := range [][]string{{"inspect", b.url("kept")}, {"verify", "--quick", b.url("kept")}} {
+		r = b.run(t, cmd...)
+		requireCode(t, r, 0)
+		require.Regexp(t, `(?m)^axarchive: warning: `+regexp.QuoteMeta(b.url("kept"))+`: 1 object loses its retention before `+until+`T[^:]+:[^:]+:[^:]+: bagit.txt$`, r.Stderr, cmd[0])
+		require.NotContains(t, r.Stderr, "not protected", cmd[0])
+	}
 }
 
 // TestS3RetentionRefused: retention asked into a bucket without Object Lock is refused before any object
