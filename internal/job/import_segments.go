@@ -103,7 +103,7 @@ func ImportSegments(ctx context.Context, dirs []string, opts SegmentOptions) (*S
 	}
 	if len(archives) > 1 {
 		if err := archive.NewChain(archives...).Check(); err != nil {
-			return plan, fmt.Errorf("%w: %v", ErrChain, err)
+			return plan, err // wraps archive.ErrChain (= ErrChain), each problem on a line of its own
 		}
 	}
 	var snapshotBytes int64
