@@ -57,7 +57,12 @@ const (
 	// before it is parsed: parsing and checking a manifest takes several times its size in memory.
 	maxManifestBytes = 16 << 20
 	maxJournalBytes  = maxManifestBytes
-	maxTagFileBytes  = 64 << 20
+	// bagit.txt, bag-info.txt and tagmanifest-sha256.txt are a few hundred bytes as an archive writes
+	// them. manifest-sha256.txt has a line (about 115 bytes) for each chunk, where manifest.json has an
+	// entry of about 300 bytes, so it stays within the manifest's limit. Larger ones are refused before
+	// they are read, and so parsing a hostile one costs bounded memory.
+	maxTagFileBytes     = 1 << 20
+	maxPayloadListBytes = maxManifestBytes
 )
 
 // chunkName returns the path, relative to data/, of the chunk of stream starting at first.

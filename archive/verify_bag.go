@@ -26,7 +26,11 @@ type tags struct {
 func (v *verifier) readTags() *tags {
 	t := &tags{data: map[string][]byte{}}
 	for _, rel := range []string{bagitPath, bagInfoPath, bagManifestPath, tagManifestPath} {
-		b, err := readSmallFile(v.a.st, rel, maxTagFileBytes)
+		limit := int64(maxTagFileBytes)
+		if rel == bagManifestPath {
+			limit = maxPayloadListBytes
+		}
+		b, err := readSmallFile(v.a.st, rel, limit)
 		if err != nil {
 			var ae *Error
 			if errors.As(err, &ae) {

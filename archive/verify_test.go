@@ -277,6 +277,24 @@ func TestVerifyBadInput(t *testing.T) {
 			write(t, filepath.Join(dir, tagManifestPath), strings.Join(lines, "\n"))
 		}, want: []wantProblem{{err: ErrBag, path: bagInfoPath, contains: "Payload-Oxum"}}},
 
+		// Hostile tag files: read and parsed in bounded time and memory.
+		{name: "bag-info.txt of continuation lines", quick: true, damage: func(t *testing.T, dir string) {
+			b, _ := os.ReadFile(filepath.Join(dir, bagInfoPath))
+			oxum, rest, _ := strings.Cut(string(b), "Axarchive-Format")
+			write(t, filepath.Join(dir, bagInfoPath), oxum+strings.Repeat(" x\n", 300000)+"Axarchive-Format"+rest)
+		}, want: []wantProblem{{err: ErrBag, path: bagInfoPath, contains: "Payload-Oxum is"}, {err: ErrBag, path: bagInfoPath, contains: "sha256 is"}}},
+		{name: "bag-info.txt of bad lines", quick: true, damage: func(t *testing.T, dir string) {
+			b, _ := os.ReadFile(filepath.Join(dir, bagInfoPath))
+			write(t, filepath.Join(dir, bagInfoPath), string(b)+strings.Repeat("?\n", 300000))
+		}, want: []wantProblem{{err: ErrBag, path: bagInfoPath, line: 9}, {err: ErrBag, path: bagInfoPath, contains: "and 299900 more lines that do not parse"}}},
+		{name: "bag-info.txt too large", quick: true, damage: func(t *testing.T, dir string) {
+			write(t, filepath.Join(dir, bagInfoPath), strings.Repeat("L: v\n", 300000))
+		}, want: []wantProblem{{err: ErrBag, path: bagInfoPath, contains: "larger than 1048576 bytes"}}},
+		{name: "BagIt manifest too large", quick: true, damage: func(t *testing.T, dir string) {
+			b, _ := os.ReadFile(filepath.Join(dir, bagManifestPath))
+			write(t, filepath.Join(dir, bagManifestPath), strings.Repeat(string(b), 16<<20/len(b)+1))
+		}, want: []wantProblem{{err: ErrBag, path: bagManifestPath, contains: "larger than 16777216 bytes"}}},
+
 		// Format and version.
 		{name: "unknown version", openErr: ErrVersion, damage: func(t *testing.T, dir string) {
 			replaceIn(t, filepath.Join(dir, manifestPath), `"version": 1,`, `"version": 7,`)

@@ -112,23 +112,42 @@ func ParseManifest(b []byte) ([]Entry, []Problem) {
 	return out, problems
 }
 
+// MaxProblems bounds the problems a parse returns: a hostile tag file of bad lines then costs memory
+// for the first ones only, and the last problem says how many more lines were bad.
+const MaxProblems = 100
+
 // eachLine calls fn with every line of b but the empty one after the final LF, without its CR, and
-// returns the problems: fn's and the empty lines.
+// returns the problems: fn's and the empty lines, at most MaxProblems and one that counts the rest.
 func eachLine(b []byte, fn func(n int64, line string) *Problem) []Problem {
 	var problems []Problem
-	lines := strings.Split(string(b), "\n")
-	for i, raw := range lines {
-		n := int64(i + 1)
-		line := strings.TrimSuffix(raw, "\r")
+	var more int64
+	add := func(p Problem) {
+		if len(problems) < MaxProblems {
+			problems = append(problems, p)
+		} else {
+			more++
+		}
+	}
+	n := int64(0)
+	for len(b) > 0 {
+		n++
+		raw := b
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			raw, b = b[:i], b[i+1:]
+		} else {
+			b = nil
+		}
+		line := string(bytes.TrimSuffix(raw, []byte("\r")))
 		if line == "" {
-			if i != len(lines)-1 {
-				problems = append(problems, Problem{n, "empty line"})
-			}
+			add(Problem{n, "empty line"})
 			continue
 		}
 		if p := fn(n, line); p != nil {
-			problems = append(problems, *p)
+			add(*p)
 		}
+	}
+	if more > 0 {
+		problems = append(problems, Problem{0, fmt.Sprintf("and %d more lines that do not parse", more)})
 	}
 	return problems
 }
@@ -156,21 +175,34 @@ func IsHex(s string) bool {
 // ParseInfo parses bag-info.txt into its fields; lines it cannot parse are returned as problems.
 func ParseInfo(b []byte) ([]Field, []Problem) {
 	var out []Field
+	// The last field's value, its continuation lines joined as they come: joining by concatenation
+	// would copy the value again for each line, quadratic in a hostile file of continuation lines.
+	var value strings.Builder
+	flush := func() {
+		if len(out) > 0 {
+			out[len(out)-1].Value = value.String()
+		}
+	}
 	problems := eachLine(b, func(n int64, line string) *Problem {
 		if line[0] == ' ' || line[0] == '\t' {
 			if len(out) == 0 {
 				return &Problem{n, "continuation line without a label"}
 			}
-			out[len(out)-1].Value += " " + strings.TrimSpace(line)
+			value.WriteByte(' ')
+			value.WriteString(strings.TrimSpace(line))
 			return nil
 		}
-		label, value, ok := strings.Cut(line, ":")
+		label, v, ok := strings.Cut(line, ":")
 		if !ok || strings.TrimSpace(label) == "" {
 			return &Problem{n, fmt.Sprintf("not a %q line", "Label: value")}
 		}
-		out = append(out, Field{Label: strings.TrimSpace(label), Value: strings.TrimSpace(value), Line: n})
+		flush()
+		value = strings.Builder{}
+		value.WriteString(strings.TrimSpace(v))
+		out = append(out, Field{Label: strings.TrimSpace(label), Line: n})
 		return nil
 	})
+	flush()
 	return out, problems
 }
 
