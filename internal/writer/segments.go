@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -205,7 +206,7 @@ func moreEntries(n int) string {
 // durable length and writing continues from NextToken (or, once the events are done, NextSnapshot).
 // opts must name the same Source and segment size.
 func ResumeSegmentStore(dir string, opts SegmentStoreOptions) (*SegmentStore, error) {
-	b, err := os.ReadFile(filepath.Join(dir, SegmentJournal))
+	b, err := readJournalFile(filepath.Join(dir, SegmentJournal))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("%w: %s has no %s: nothing to resume (start without --resume into an empty directory)", ErrSegmentDir, dir, SegmentJournal)
@@ -239,6 +240,23 @@ func ResumeSegmentStore(dir string, opts SegmentStoreOptions) (*SegmentStore, er
 		}
 	}
 	return s, nil
+}
+
+// maxSegmentJournalBytes bounds the journal read: it lists the files written (some 25 bytes each), a
+// few hundred bytes besides.
+const maxSegmentJournalBytes = 16 << 20
+
+func readJournalFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSegmentJournalBytes+1))
+	if err == nil && len(b) > maxSegmentJournalBytes {
+		err = fmt.Errorf("%w: %s is larger than %d bytes: not a journal this axarchive wrote", ErrSegmentDir, path, maxSegmentJournalBytes)
+	}
+	return b, err
 }
 
 // check makes sure a journal read from disk describes files this package could have written, so that
@@ -638,6 +656,15 @@ func (st *segmentStream) reopen() error {
 	f, err := os.OpenFile(st.path(st.state.Current), os.O_WRONLY, 0)
 	if err != nil {
 		return fmt.Errorf("%w: %v (the directory changed since the interrupted run)", ErrSegmentDir, err)
+	}
+	// Truncate would lengthen a file shorter than the journal says is durable, with zeros where the
+	// journal counts blocks: Axon Server would read them as the end of the data.
+	if fi, err := f.Stat(); err != nil || fi.Size() < st.state.Offset {
+		f.Close()
+		if err == nil {
+			err = fmt.Errorf("%w: %s holds %d bytes, the journal says %d are durable (the directory changed since the interrupted run)", ErrSegmentDir, st.path(st.state.Current), fi.Size(), st.state.Offset)
+		}
+		return err
 	}
 	if err := f.Truncate(st.state.Offset); err != nil {
 		f.Close()
