@@ -49,9 +49,11 @@ Several DIRs form an incremental chain and are imported in order. An archive tha
 its source's transactions (an offline export) is sent one transaction per recorded one.
 
 With --segments, no server is involved: the archive is written as Axon Server segment files
-(*.events, *.snapshots) into CONTEXT_DIR, which must be empty or absent, at disk speed; stop
-the server, put them in the context's directory (SE: data/default) and start it. The files
-have temporary names until the store is complete; --resume continues an interrupted run.
+(*.events, *.snapshots) into CONTEXT_DIR, which must be empty or absent, at disk speed, then
+read back as the server will read them and compared with what was written (--no-check skips
+it; --compare also compares every record with the archive's); stop the server, put them in the
+context's directory (SE: data/default) and start it. Until the store is complete and checked the
+directory holds axarchive-segments.json; --resume continues an interrupted run.
 
 Exit status: 0 imported and equal, 1 error (the message says how far it got and how to
 continue), 2 usage, 3 archive invalid, 4 target differs from the archive, 130 interrupted.`,
@@ -63,6 +65,12 @@ continue), 2 usage, 3 archive invalid, 4 target differs from the archive, 130 in
 			}
 			if c.IsSet("segments") {
 				return segmentImportAction(c, dirs)
+			}
+			if c.IsSet("segment-size") {
+				return usageErrorf("--segment-size: only with --segments")
+			}
+			if c.IsSet("compare") {
+				return usageErrorf("--compare: only with --segments (an import into a server compares the target with the archive unless --no-check)")
 			}
 			conn, err := readConnFlags(c)
 			if err != nil {

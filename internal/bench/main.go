@@ -346,7 +346,7 @@ func run(cfg config, log io.Writer) (*report, error) {
 			app.name = "axarchive import --no-verify --no-check (append only)"
 			r := imp.rate() / plainApp.rate()
 			ra := app.rate() / plainApp.rate()
-			seg.name = "axarchive import --segments (verify, write segment files; no server)"
+			seg.name = "axarchive import --segments (verify, write segment files, read them back; no server)"
 			rs := seg.rate() / imp.rate()
 			rep.rows = append(rep.rows, row{"import", plainApp, ""}, row{"import", imp, fmt.Sprintf("%.2f× plain", r)},
 				row{"import", app, fmt.Sprintf("%.2f× plain", ra)}, row{"import", seg, fmt.Sprintf("%.2f× import", rs)})

@@ -1,7 +1,9 @@
 package faulttest
 
 import (
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"strings"
@@ -131,4 +133,44 @@ func TestSegmentImportDiskFull(t *testing.T) {
 		require.Contains(t, r.Stderr, "read-only file system", r)
 		require.NoDirExists(t, dir)
 	})
+}
+
+// TestSegmentImportCheckFails: a file changed between the interrupted run and --resume (here, one
+// character of the first event's message id, its block's checksum made to match, so that the file
+// reads as intact) is found by the check that reads the files back: exit 4, what differs named, and the
+// journal stays, so the directory never looks like a store to start a server on.
+func TestSegmentImportCheckFails(t *testing.T) {
+	j := newSegmentJob(t)
+	dir := filepath.Join(t.TempDir(), "default")
+	r := run(t, faulty(t), []string{"AXARCHIVE_CRASH_AT=segments-complete:1"}, j.cmd(dir, false)...)
+	require.Equal(t, syscall.SIGKILL, r.Signal, r)
+
+	// The file header (5 bytes), then the first block: size, version, count (7 bytes), the first event's
+	// length (4), its protobuf: field 1, the message id (tag, length, characters).
+	part := filepath.Join(dir, "00000000000000000000.events.part")
+	b, err := os.ReadFile(part)
+	require.NoError(t, err)
+	size := int(binary.BigEndian.Uint32(b[5:]))
+	require.Equal(t, byte(0x0a), b[16], "the first event starts with its message id")
+	b[18] ^= 1
+	binary.BigEndian.PutUint32(b[12+size:], crc32.ChecksumIEEE(b[12:12+size]))
+	require.NoError(t, os.WriteFile(part, b, 0o644))
+
+	for _, compare := range []bool{false, true} {
+		args := j.cmd(dir, true)
+		if compare {
+			args = append(args, "--compare")
+		}
+		r = run(t, plain(t), nil, args...)
+		requireCode(t, r, 4)
+		require.Regexp(t, `(?m)^axarchive: error: the segment files in .* are not what was written: the events files hold other blocks than were written \(their checksums differ\)$`, r.Stderr)
+		require.Contains(t, r.Stderr, "axarchive: hint: do not start a server on "+dir, r)
+		// --resume never removes the journal of files that fail the check.
+		require.FileExists(t, filepath.Join(dir, "axarchive-segments.json"))
+	}
+
+	// With the check left out the damage goes unseen: the reason the check is the default.
+	r = run(t, plain(t), nil, append(j.cmd(dir, true), "--no-check")...)
+	requireCode(t, r, 0)
+	require.NoFileExists(t, filepath.Join(dir, "axarchive-segments.json"))
 }

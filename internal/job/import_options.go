@@ -81,6 +81,7 @@ type ImportProgress struct {
 	Snapshots    atomic.Int64
 	Transactions atomic.Int64
 	Token        atomic.Int64 // target head
+	Checked      atomic.Int64 // events the check of import --segments compared
 }
 
 // Plan is what an import will do, computed by the preflight.

@@ -36,6 +36,12 @@ type SegmentOptions struct {
 	DryRun bool
 	// NoSync skips fsync: for tests and benchmarks only.
 	NoSync bool
+	// Once the files are complete, and before the journal that marks the directory as no store yet is
+	// removed, they are read back as a server will read them and compared with what was written (every
+	// block intact, the same blocks in the same order, as many events and snapshots): NoCheck skips
+	// that. Compare also compares every record read back with the archives' (CompareSegments), which
+	// takes about as long again as the writing. A difference is a SegmentCheckError.
+	NoCheck, Compare bool
 	// Warn receives messages a person must see.
 	Warn func(string)
 	// Progress, if set, is updated while the import runs (Token is the next token to write).
@@ -60,6 +66,31 @@ type SegmentPlan struct {
 	Free int64
 	// StartAt is the first token written (after a resume, where the interrupted run stopped).
 	StartAt int64
+	// ReadBack says that the files were read back and held what was written; Diff is the comparison
+	// with the archives, with SegmentOptions.Compare.
+	ReadBack bool
+	Diff     *Diff
+}
+
+// SegmentCheckError is a check that found the files written other than they should be: the journal
+// stays, so that no server is started on them. Diff is set when the comparison with the archives found
+// the difference, Reason when reading the files back did.
+type SegmentCheckError struct {
+	Dir    string
+	Reason string
+	Diff   *Diff
+}
+
+func (e *SegmentCheckError) Error() string {
+	if e.Diff == nil {
+		return fmt.Sprintf("the segment files in %s are not what was written: %s", e.Dir, e.Reason)
+	}
+	n := int64(len(e.Diff.Differences)) + e.Diff.More
+	what := "differences"
+	if n == 1 {
+		what = "difference"
+	}
+	return fmt.Sprintf("the segment files in %s differ from the archive (%d %s)", e.Dir, n, what)
 }
 
 // ErrNoSpace is returned when the file system of the directory has less room than the store needs.
@@ -167,6 +198,41 @@ func ImportSegments(ctx context.Context, dirs []string, opts SegmentOptions) (*S
 	source := describeArchives(archives)
 	sopts := writer.SegmentStoreOptions{SegmentSize: segSize, Source: source, NoSync: opts.NoSync}
 	var store *writer.SegmentStore
+	var checkErr error
+	if !opts.NoCheck {
+		sopts.Check = func() error {
+			progress.Phase.Store("checking")
+			events, snapshots := store.Written()
+			why, err := readBack(ctx, opts.Dir, events, snapshots)
+			switch {
+			case err != nil:
+				checkErr = &CheckError{Err: fmt.Errorf("read the segment files back: %w", err)}
+				return checkErr
+			case why != "":
+				checkErr = &SegmentCheckError{Dir: opts.Dir, Reason: why}
+				return checkErr
+			case events.Entries != plan.LastToken+1 || snapshots.Entries != plan.Snapshots:
+				checkErr = &SegmentCheckError{Dir: opts.Dir, Reason: fmt.Sprintf("%d events and %d snapshots were written, the archive has %d and %d",
+					events.Entries, snapshots.Entries, plan.LastToken+1, plan.Snapshots)}
+				return checkErr
+			}
+			plan.ReadBack = true
+			if !opts.Compare {
+				return nil
+			}
+			d, err := CompareSegments(ctx, opts.Dir, archives, CompareOptions{Progress: progress})
+			if err != nil {
+				checkErr = &CheckError{Err: err}
+				return checkErr
+			}
+			plan.Diff = d
+			if !d.Equal() {
+				checkErr = &SegmentCheckError{Dir: opts.Dir, Diff: d}
+				return checkErr
+			}
+			return nil
+		}
+	}
 	if opts.Resume {
 		store, err = writer.ResumeSegmentStore(opts.Dir, sopts)
 	} else {
@@ -178,6 +244,9 @@ func ImportSegments(ctx context.Context, dirs []string, opts SegmentOptions) (*S
 	plan.StartAt = store.NextToken()
 	if err := writeSegments(ctx, im, writer.NewSegmentSink(store), plan, progress); err != nil {
 		store.Suspend()
+		if checkErr != nil && errors.Is(err, checkErr) {
+			return plan, err // the files are complete: what failed is the check
+		}
 		return plan, &SegmentProgressError{Dir: opts.Dir, NextToken: store.DurableToken(), Err: err}
 	}
 	return plan, nil

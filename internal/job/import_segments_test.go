@@ -88,11 +88,16 @@ func TestSegmentImportRoundTrip(t *testing.T) {
 	}
 	a1 := offlineExport(t, src)
 	dir := filepath.Join(t.TempDir(), "data", "default")
-	plan, err := job.ImportSegments(context.Background(), []string{a1}, job.SegmentOptions{Dir: dir, SegmentSize: 100000, NoSync: true})
+	progress := new(job.ImportProgress)
+	plan, err := job.ImportSegments(context.Background(), []string{a1}, job.SegmentOptions{Dir: dir, SegmentSize: 100000, NoSync: true, Compare: true, Progress: progress})
 	require.NoError(t, err)
 	assert.True(t, plan.Grouped)
 	assert.Equal(t, int64(1386), plan.Events)
 	assert.Equal(t, int64(924), plan.Snapshots)
+	require.NotNil(t, plan.Diff, "checked")
+	assert.True(t, plan.Diff.Equal(), "%v", plan.Diff.Differences)
+	assert.Equal(t, [2]int64{1386, 924}, [2]int64{plan.Diff.Events, plan.Diff.Snapshots})
+	assert.Equal(t, int64(1386), progress.Checked.Load())
 	requireSameSegments(t, src, dir, ".events")
 	_, err = os.Stat(filepath.Join(dir, writer.SegmentJournal))
 	assert.ErrorIs(t, err, os.ErrNotExist, "the journal is gone once the store is complete")
@@ -157,4 +162,54 @@ func TestImportKeepsLargeRecordedTransactions(t *testing.T) {
 			assert.Equal(t, 3000, txs[0].Events)
 		}
 	}
+}
+
+// TestCompareSegments: the check of import --segments reads the files back and names what differs from
+// the archives: events missing or extra at the end, snapshots only one side holds, a record that differs.
+func TestCompareSegments(t *testing.T) {
+	ctx := context.Background()
+	src := filepath.Join(t.TempDir(), "default")
+	require.NoError(t, os.Mkdir(src, 0o755))
+	for _, fixture := range []string{"three-segments", "snapshots"} {
+		testkit.CopyDir(t, src, segFixture(fixture))
+	}
+	full := offlineExport(t, src)
+	dir := filepath.Join(t.TempDir(), "default")
+	_, err := job.ImportSegments(ctx, []string{full}, job.SegmentOptions{Dir: dir, SegmentSize: 100000, NoSync: true})
+	require.NoError(t, err)
+	compare := func(archives ...string) *job.Diff {
+		t.Helper()
+		opened, err := job.OpenArchives(archives)
+		require.NoError(t, err)
+		d, err := job.CompareSegments(ctx, dir, opened, job.CompareOptions{MaxDifferences: 3})
+		require.NoError(t, err)
+		return d
+	}
+
+	d := compare(full)
+	assert.True(t, d.Equal(), "%v", d.Differences)
+	assert.Equal(t, openArchive(t, full).Manifest().Fingerprint, d.TargetFingerprint, "the records read back are the archive's")
+
+	// An archive of the first 100 events only: the files hold more.
+	head := filepath.Join(t.TempDir(), "head")
+	to := int64(99)
+	_, err = job.ExportSegments(ctx, reader.SegmentsOptions{EventsDir: segFixture("three-segments")}, job.ExportOptions{Dir: head, ToToken: &to})
+	require.NoError(t, err)
+	d = compare(head)
+	require.False(t, d.Equal())
+	assert.Equal(t, int64(100), d.Events)
+	assert.Contains(t, d.Differences, "the files hold 1286 events after the archive's last token 99")
+	assert.Contains(t, d.Differences[len(d.Differences)-1], "in the files, not in the archive", "the snapshots the archive lacks")
+	assert.Equal(t, int64(924-2), d.More, "differences beyond MaxDifferences are counted")
+
+	// The files of another store: every record differs, each named by token or position.
+	other := filepath.Join(t.TempDir(), "other")
+	g := t.TempDir()
+	_, err = segmenttest.WriteStore(g, segmenttest.StoreOptions{Entries: 1386, PerBlock: 2, PayloadSize: 50})
+	require.NoError(t, err)
+	_, err = job.ExportSegments(ctx, reader.SegmentsOptions{Dir: g}, job.ExportOptions{Dir: other})
+	require.NoError(t, err)
+	d = compare(other)
+	require.False(t, d.Equal())
+	assert.Regexp(t, `^token 0: `, d.Differences[0])
 }

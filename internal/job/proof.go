@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/axarchive/axarchive/archive/manifest"
@@ -126,75 +127,6 @@ func CompareArchives(ctx context.Context, conn *axonclient.Conn, archives []*arc
 	}
 	fp := new(archive.Fingerprint)
 
-	// Events: the archive's in order against the target's from targetFirst on. The archive's lines are
-	// compared with the target's events converted to lines, so that the archive is read without parsing
-	// (a line is parsed only to describe a difference); the canonical line of an event is unique, so
-	// equal lines (tokens aside) are equal events.
-	archiveLines := make(chan *lineBatch, 4)
-	free := make(chan *lineBatch, 6)
-	for range cap(free) {
-		free <- new(lineBatch)
-	}
-	parent := ctx // for what follows the events, after cancel stops the archive reader
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	readErr := make(chan error, 1)
-	go func() {
-		defer close(archiveLines)
-		readErr <- im.eachLine(ctx, first, archiveLines, free)
-	}()
-	var batch *lineBatch
-	var next int // index of the next line in batch
-	nextLine := func() (int64, []byte, bool) {
-		if batch != nil && next == len(batch.tokens) {
-			free <- batch
-			batch = nil
-		}
-		if batch == nil {
-			var ok bool
-			if batch, ok = <-archiveLines; !ok {
-				return 0, nil, false
-			}
-			next = 0
-		}
-		start := 0
-		if next > 0 {
-			start = batch.ends[next-1]
-		}
-		next++
-		return batch.tokens[next-1], batch.lines[start:batch.ends[next-1]], true
-	}
-	compare := func(token int64, raw, line []byte, decodeErr error) error {
-		wantToken, wantLine, ok := nextLine()
-		if !ok {
-			d.add(opts.MaxDifferences, "token %d: in the target, not in the archive", token)
-			return nil
-		}
-		d.Events++
-		if opts.Progress != nil {
-			opts.Progress.Events.Add(1)
-		}
-		if decodeErr != nil {
-			d.add(opts.MaxDifferences, "token %d: the target's event cannot be read exactly: %v", token, decodeErr)
-			return nil
-		}
-		fp.WriteEventLine(line)
-		if !renumbered && wantToken != token {
-			d.add(opts.MaxDifferences, "token %d: the target holds it where the archive has token %d", token, wantToken)
-			return nil
-		}
-		if !bytes.Equal(afterToken(line), afterToken(wantLine)) {
-			var want, got archive.Record
-			if err := archive.ParseEventJSON(wantLine, &want); err != nil {
-				return fmt.Errorf("the archive's event at token %d: %w", wantToken, err)
-			}
-			if err := codec.Decode(raw, &got); err != nil {
-				return err // decoded once already
-			}
-			d.add(opts.MaxDifferences, "token %d: %s", token, describeDifference(codec.Encode(nil, &want), codec.Encode(nil, &got)))
-		}
-		return nil
-	}
 	if targetLast >= targetFirst {
 		streamTo := targetLast // following: the import will have sent them all when it succeeds
 		if !following {
@@ -211,28 +143,24 @@ func CompareArchives(ctx context.Context, conn *axonclient.Conn, archives []*arc
 		if following {
 			committed = opts.Committed
 		}
-		if err := compareTarget(ctx, conn, targetFirst, streamTo, opts.MaxRetries, warn, committed, compare); err != nil {
+		var counted *atomic.Int64
+		if opts.Progress != nil {
+			counted = &opts.Progress.Events
+		}
+		p, pctx := startEventProof(ctx, im, first, d, fp, &opts, counted, renumbered)
+		err := compareTarget(pctx, conn, targetFirst, streamTo, opts.MaxRetries, warn, committed, p.compare)
+		if err := p.finish(err); err != nil {
 			return nil, err
 		}
-	}
-	cancel()
-	if batch != nil {
-		free <- batch
-	}
-	for b := range archiveLines {
-		free <- b
-	}
-	if err := <-readErr; err != nil && !errors.Is(err, context.Canceled) {
-		return nil, err
 	}
 	if following {
 		select {
 		case <-opts.AfterImport:
-		case <-parent.Done():
-			return nil, parent.Err()
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
 		var err error
-		if head, err = readHead(parent); err != nil {
+		if head, err = readHead(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -241,11 +169,123 @@ func CompareArchives(ctx context.Context, conn *axonclient.Conn, archives []*arc
 	}
 
 	// Snapshots: every archive snapshot must be in the target, in the aggregate's order.
-	if err := compareSnapshots(parent, conn, im, d, fp, opts.MaxDifferences); err != nil {
+	if err := compareSnapshots(ctx, conn, im, d, fp, opts.MaxDifferences); err != nil {
 		return nil, err
 	}
 	d.TargetFingerprint = fp.Sum()
 	return d, nil
+}
+
+// eventProof compares a target's events, handed to compare in token order with their canonical lines,
+// with the archives' events. The archive's lines are compared with the target's events converted to
+// lines, so that the archive is read without parsing (a line is parsed only to describe a difference);
+// the canonical line of an event is unique, so equal lines (tokens aside) are equal events. The
+// archives are read ahead on a goroutine of their own.
+type eventProof struct {
+	d          *Diff
+	opts       *CompareOptions
+	counted    *atomic.Int64 // events compared, for progress; nil: not counted
+	fp         *archive.Fingerprint
+	renumbered bool // the target's tokens are not the archive's
+	lines      chan *lineBatch
+	free       chan *lineBatch
+	batch      *lineBatch
+	next       int // index of the next line in batch
+	readErr    chan error
+	cancel     context.CancelFunc
+}
+
+// startEventProof starts reading the archives' events from token from. The target's events must be read
+// with the context it returns, and finish called after them.
+func startEventProof(ctx context.Context, im *importer, from int64, d *Diff, fp *archive.Fingerprint, opts *CompareOptions, counted *atomic.Int64, renumbered bool) (*eventProof, context.Context) {
+	p := &eventProof{d: d, opts: opts, counted: counted, fp: fp, renumbered: renumbered,
+		lines: make(chan *lineBatch, 4), free: make(chan *lineBatch, 6), readErr: make(chan error, 1)}
+	for range cap(p.free) {
+		p.free <- new(lineBatch)
+	}
+	ctx, p.cancel = context.WithCancel(ctx)
+	go func() {
+		defer close(p.lines)
+		p.readErr <- im.eachLine(ctx, from, p.lines, p.free)
+	}()
+	return p, ctx
+}
+
+// nextLine returns the archive's next event, false after the last.
+func (p *eventProof) nextLine() (int64, []byte, bool) {
+	if p.batch != nil && p.next == len(p.batch.tokens) {
+		p.free <- p.batch
+		p.batch = nil
+	}
+	if p.batch == nil {
+		var ok bool
+		if p.batch, ok = <-p.lines; !ok {
+			return 0, nil, false
+		}
+		p.next = 0
+	}
+	start := 0
+	if p.next > 0 {
+		start = p.batch.ends[p.next-1]
+	}
+	p.next++
+	return p.batch.tokens[p.next-1], p.batch.lines[start:p.batch.ends[p.next-1]], true
+}
+
+// compare takes the target's next event: its token, its bytes, and its canonical line or the error
+// converting it.
+func (p *eventProof) compare(token int64, raw, line []byte, decodeErr error) error {
+	d, maxDiffs := p.d, p.opts.MaxDifferences
+	wantToken, wantLine, ok := p.nextLine()
+	if !ok {
+		d.add(maxDiffs, "token %d: in the target, not in the archive", token)
+		return nil
+	}
+	d.Events++
+	if p.counted != nil {
+		p.counted.Add(1)
+	}
+	if decodeErr != nil {
+		d.add(maxDiffs, "token %d: the target's event cannot be read exactly: %v", token, decodeErr)
+		return nil
+	}
+	p.fp.WriteEventLine(line)
+	if !p.renumbered && wantToken != token {
+		d.add(maxDiffs, "token %d: the target holds it where the archive has token %d", token, wantToken)
+		return nil
+	}
+	if !bytes.Equal(afterToken(line), afterToken(wantLine)) {
+		var want, got archive.Record
+		if err := archive.ParseEventJSON(wantLine, &want); err != nil {
+			return fmt.Errorf("the archive's event at token %d: %w", wantToken, err)
+		}
+		if err := codec.Decode(raw, &got); err != nil {
+			return err // decoded once already
+		}
+		d.add(maxDiffs, "token %d: %s", token, describeDifference(codec.Encode(nil, &want), codec.Encode(nil, &got)))
+	}
+	return nil
+}
+
+// finish stops reading the archives and returns err, the error of reading the target's events, or else
+// the error reading the archives.
+func (p *eventProof) finish(err error) error {
+	p.cancel()
+	if p.batch != nil {
+		p.free <- p.batch
+		p.batch = nil
+	}
+	for b := range p.lines {
+		p.free <- b
+	}
+	rerr := <-p.readErr
+	if err != nil {
+		return err
+	}
+	if rerr != nil && !errors.Is(rerr, context.Canceled) {
+		return rerr
+	}
+	return nil
 }
 
 // lineBatch carries archive event lines, as they are in the archive, to Compare.
@@ -442,8 +482,7 @@ func readSnapshotsAhead(ctx context.Context, conn *axonclient.Conn, im *importer
 // only during the call.
 // With committed set, it reads only what committed says the target holds, waiting for more.
 func compareTarget(ctx context.Context, conn *axonclient.Conn, from, to int64, retries int, warn func(string), committed func() int64, fn func(token int64, raw, line []byte, decodeErr error) error) error {
-	convert := toLines(nil, false, true)
-	err, streamErr := pipeline(ctx, proofBatch, 0, func() func(*batch) { return convert }, func(f *feed) error {
+	err, streamErr := compareStream(ctx, func(f *feed) error {
 		add := func(token int64, raw []byte) error {
 			_, err := f.add(token, raw, false)
 			return err
@@ -453,7 +492,21 @@ func compareTarget(ctx context.Context, conn *axonclient.Conn, from, to int64, r
 			return followCommitted(f.ctx, conn, from, to, retries, warn, committed, f.flush, add)
 		}
 		return streamTarget(f.ctx, conn, from, to, retries, warn, add)
-	}, func(b *batch) error {
+	}, fn)
+	if err != nil {
+		return err
+	}
+	if streamErr != nil {
+		return fmt.Errorf("read the target's events: %w", streamErr)
+	}
+	return nil
+}
+
+// compareStream runs the events produce adds through the pipeline, converting each to its canonical line
+// on all cores, and calls fn with each in token order. It returns fn's error and produce's.
+func compareStream(ctx context.Context, produce func(f *feed) error, fn func(token int64, raw, line []byte, decodeErr error) error) (err, produceErr error) {
+	convert := toLines(nil, false, true)
+	return pipeline(ctx, proofBatch, 0, func() func(*batch) { return convert }, produce, func(b *batch) error {
 		start, lstart := 0, 0
 		for i, end := range b.ends {
 			if err := fn(b.tokens[i], b.in[start:end], b.out[lstart:b.outEnds[i]], b.errs[i]); err != nil {
@@ -463,13 +516,6 @@ func compareTarget(ctx context.Context, conn *axonclient.Conn, from, to int64, r
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	if streamErr != nil {
-		return fmt.Errorf("read the target's events: %w", streamErr)
-	}
-	return nil
 }
 
 // DefaultCheckRetries is CompareOptions.MaxRetries when it is 0: with the backoff (200 ms doubling up to

@@ -170,6 +170,9 @@ func (e *EventIterator) Block() (offset int64, index, count int) {
 	return e.it.sc.blockOff, e.it.idx - 1, len(e.it.sc.entries)
 }
 
+// BlockChecksum returns the CRC-32 of the block holding the current event, as stored and verified.
+func (e *EventIterator) BlockChecksum() uint32 { return e.it.sc.blockCRC }
+
 // Err returns the error that ended the iteration, or nil at the end of the data or after Close. Damage is a
 // *SegmentError (see the Err* sentinels); a token gap between files also matches *GapError; cancellation
 // returns the context's error.
@@ -219,6 +222,9 @@ func (s *SnapshotIterator) Offset() int64 { return s.it.off }
 func (s *SnapshotIterator) Block() (offset int64, index, count int) {
 	return s.it.sc.blockOff, s.it.idx - 1, len(s.it.sc.entries)
 }
+
+// BlockChecksum returns the CRC-32 of the block holding the current snapshot, as stored and verified.
+func (s *SnapshotIterator) BlockChecksum() uint32 { return s.it.sc.blockCRC }
 
 // Err returns the error that ended the iteration; see EventIterator.Err.
 func (s *SnapshotIterator) Err() error { return s.it.err }

@@ -71,8 +71,9 @@ type scanner struct {
 	flags   uint32
 	blocks  int64
 
-	blockOff   int64 // offset of the current block
-	blockToken int64 // token of its first entry
+	blockOff   int64  // offset of the current block
+	blockCRC   uint32 // its checksum (stored, and equal to the computed one)
+	blockToken int64  // token of its first entry
 
 	end    EndState
 	endOff int64 // offset of the marker, cut or damage that ended the data
@@ -260,7 +261,7 @@ func (s *scanner) nextBlock() (bool, error) {
 		}
 	}
 	s.blocks++
-	s.blockOff, s.blockToken = o, s.next
+	s.blockOff, s.blockToken, s.blockCRC = o, s.next, stored
 	s.next += count
 	return true, nil
 }

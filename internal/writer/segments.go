@@ -2,10 +2,13 @@ package writer
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"hash/crc32"
 	"io"
 	"io/fs"
@@ -77,6 +80,10 @@ type SegmentStoreOptions struct {
 	Source string
 	// NoSync skips fsync: only for tests and benchmarks.
 	NoSync bool
+	// Check, if set, is called by Close once every file has its final name, before the journal is
+	// removed: an error leaves the journal, which marks the directory as no store to start a server on,
+	// and a resumed run calls Check again before it removes it.
+	Check func() error
 }
 
 // SegmentStore writes the event and snapshot segment files of one context into a directory: events in
@@ -115,6 +122,20 @@ type segmentStreamState struct {
 	Current int64 `json:"current"`
 	Offset  int64 `json:"offset"`
 	Next    int64 `json:"next"`
+	// Blocks counts the durable blocks and Digest is the state of a SHA-256 over their CRC-32 checksums
+	// in order (encoding.BinaryMarshaler): what the files read back must show once the store is
+	// complete (see Written). A journal of an axarchive that did not keep them has neither.
+	Blocks int64  `json:"blocks,omitempty"`
+	Digest []byte `json:"digest,omitempty"`
+}
+
+// BlockDigest is what a SegmentStore wrote of one kind of files: Entries events (snapshots), Blocks
+// blocks, and Sum, the SHA-256 over the blocks' CRC-32 checksums (big-endian) in order. Known is false
+// when the store was resumed from a journal that did not keep Blocks and Sum.
+type BlockDigest struct {
+	Entries, Blocks int64
+	Sum             []byte
+	Known           bool
 }
 
 // segmentStream writes the files of one kind.
@@ -133,6 +154,9 @@ type segmentStream struct {
 	block   []byte // the open block: header placeholder then entries
 	count   int
 	scratch [4]byte
+
+	digest hash.Hash // over the CRC-32 of every block written, nil when unknown (see Blocks)
+	blocks int64
 }
 
 // CreateSegmentStore starts a new store in dir, which must be absent or empty; it is created with its
@@ -155,7 +179,9 @@ func CreateSegmentStore(dir string, opts SegmentStoreOptions) (*SegmentStore, er
 		Format: segmentJournalFormat, Version: 1, Source: opts.Source, SegmentSize: opts.SegmentSize,
 		Events: segmentStreamState{Current: -1}, Snapshots: segmentStreamState{Current: -1},
 	}}
-	s.init()
+	if err := s.init(); err != nil {
+		return nil, err
+	}
 	if err := s.writeJournal(); err != nil {
 		return nil, err
 	}
@@ -230,7 +256,9 @@ func ResumeSegmentStore(dir string, opts SegmentStoreOptions) (*SegmentStore, er
 		return nil, fmt.Errorf("%w: %s: %v", ErrSegmentDir, filepath.Join(dir, SegmentJournal), err)
 	}
 	s := &SegmentStore{dir: dir, opts: opts, j: j}
-	s.init()
+	if err := s.init(); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrSegmentDir, filepath.Join(dir, SegmentJournal), err)
+	}
 	if len(j.Final) > 0 {
 		return s, nil // Close renames what is left
 	}
@@ -288,9 +316,45 @@ func (j *segmentJournal) check() error {
 	return nil
 }
 
-func (s *SegmentStore) init() {
+func (s *SegmentStore) init() error {
 	s.events = segmentStream{s: s, suffix: EventsSuffix, state: &s.j.Events, next: s.j.Events.Next, first: -1}
 	s.snapshots = segmentStream{s: s, suffix: SnapshotsSuffix, state: &s.j.Snapshots, next: s.j.Snapshots.Next, first: -1}
+	for _, st := range []*segmentStream{&s.events, &s.snapshots} {
+		state := st.state
+		st.blocks = state.Blocks
+		switch {
+		case len(state.Digest) > 0:
+			st.digest = sha256.New()
+			if err := st.digest.(encoding.BinaryUnmarshaler).UnmarshalBinary(state.Digest); err != nil {
+				return fmt.Errorf("%s digest: %v", strings.TrimPrefix(st.suffix, "."), err)
+			}
+		case state.Blocks == 0 && len(state.Closed) == 0 && state.Current < 0:
+			st.digest = sha256.New() // nothing written yet
+		}
+	}
+	return nil
+}
+
+// Written returns what the store wrote, of events and of snapshots.
+func (s *SegmentStore) Written() (events, snapshots BlockDigest) {
+	return s.events.written(), s.snapshots.written()
+}
+
+func (st *segmentStream) written() BlockDigest {
+	d := BlockDigest{Entries: st.next, Blocks: st.blocks, Known: st.digest != nil}
+	if d.Known {
+		d.Sum = st.digest.Sum(nil)
+	}
+	return d
+}
+
+// record sets the journal's state of the stream to what it wrote: called where what it wrote is durable.
+func (st *segmentStream) record(current, offset int64) {
+	st.state.Current, st.state.Offset, st.state.Next = current, offset, st.next
+	st.state.Blocks, st.state.Digest = st.blocks, nil
+	if st.digest != nil {
+		st.state.Digest, _ = st.digest.(encoding.BinaryMarshaler).MarshalBinary() // never fails for sha256
+	}
 }
 
 // Dir returns the directory written.
@@ -399,6 +463,12 @@ func (s *SegmentStore) Close() error {
 	if err := s.syncDir(); err != nil {
 		s.Suspend()
 		return s.fail(err)
+	}
+	if s.opts.Check != nil {
+		if err := s.opts.Check(); err != nil {
+			s.Suspend()
+			return s.fail(err)
+		}
 	}
 	if err := os.Remove(filepath.Join(s.dir, SegmentJournal)); err != nil {
 		s.Suspend()
@@ -535,6 +605,10 @@ func (st *segmentStream) flushBlock() error {
 	if _, err := st.w.Write(b); err != nil {
 		return st.s.fail(st.writeErr(err))
 	}
+	if st.digest != nil {
+		st.digest.Write(b[len(b)-4:]) // the block's CRC-32
+	}
+	st.blocks++
 	st.off += n
 	st.next += int64(st.count)
 	st.pending += n
@@ -575,7 +649,7 @@ func (st *segmentStream) closeFile() error {
 		return err
 	}
 	st.state.Closed = append(st.state.Closed, st.first)
-	st.state.Current, st.state.Offset, st.state.Next = -1, 0, st.next
+	st.record(-1, 0)
 	st.f, st.pending = nil, 0
 	return st.s.checkpoint()
 }
@@ -609,7 +683,7 @@ func (st *segmentStream) finishFile(marker int32) error {
 // sync makes the open file durable up to its last block and records that in the journal's state.
 func (st *segmentStream) sync() error {
 	if st.f == nil {
-		st.state.Next = st.next
+		st.record(st.state.Current, st.state.Offset)
 		return nil
 	}
 	if err := st.w.Flush(); err != nil {
@@ -620,7 +694,7 @@ func (st *segmentStream) sync() error {
 			return st.writeErr(err)
 		}
 	}
-	st.state.Current, st.state.Offset, st.state.Next = st.first, st.off, st.next
+	st.record(st.first, st.off)
 	st.pending = 0
 	return nil
 }
@@ -692,7 +766,7 @@ func (st *segmentStream) complete() ([]string, error) {
 			return nil, err
 		}
 		names = append(names, st.name(st.first))
-		st.state.Current, st.state.Offset, st.state.Next = st.first, st.off, st.next
+		st.record(st.first, st.off)
 		st.f = nil
 	}
 	return names, nil

@@ -1,6 +1,8 @@
 package writer_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -59,4 +61,63 @@ func TestSegmentJournalTooLarge(t *testing.T) {
 	_, err = writer.ResumeSegmentStore(dir, writer.SegmentStoreOptions{Source: "s", SegmentSize: 65536})
 	require.ErrorIs(t, err, writer.ErrSegmentDir)
 	assert.Contains(t, err.Error(), "is larger than 16777216 bytes")
+}
+
+// TestSegmentStoreDigest: what a store wrote (entries, blocks, the digest of their checksums) is the same
+// for a run interrupted and resumed as for an uninterrupted one, since the journal keeps it with what is
+// durable; a journal without it (an older axarchive's) resumes with it unknown.
+func TestSegmentStoreDigest(t *testing.T) {
+	event := func(i int) []byte { return append([]byte("\x0a\x08"), fmt.Sprintf("msg-%04d", i)...) }
+	opts := writer.SegmentStoreOptions{Source: "s", SegmentSize: 4096, NoSync: true}
+	write := func(s *writer.SegmentStore, from, to int64) {
+		for i := from; i < to; i++ {
+			require.NoError(t, s.WriteEvent(event(int(i)), i%3 == 2))
+		}
+	}
+	interrupted := func() (string, *writer.SegmentStore) {
+		dir := filepath.Join(t.TempDir(), "default")
+		s, err := writer.CreateSegmentStore(dir, opts)
+		require.NoError(t, err)
+		write(s, 0, 700)
+		s.Suspend() // what was written after the last file closed is lost, as in a crash
+		return dir, s
+	}
+
+	whole, err := writer.CreateSegmentStore(filepath.Join(t.TempDir(), "whole"), opts)
+	require.NoError(t, err)
+	write(whole, 0, 1000)
+	require.NoError(t, whole.Close())
+	want, _ := whole.Written()
+	assert.Equal(t, int64(1000), want.Entries)
+	assert.Equal(t, int64(334), want.Blocks)
+	require.True(t, want.Known)
+
+	dir, _ := interrupted()
+	s, err := writer.ResumeSegmentStore(dir, opts)
+	require.NoError(t, err)
+	require.Less(t, s.NextToken(), int64(700), "resumed from the last checkpoint")
+	write(s, s.NextToken(), 1000)
+	require.NoError(t, s.Close())
+	got, _ := s.Written()
+	assert.Equal(t, want, got)
+
+	// A journal without blocks and digest: they are unknown, the count still known.
+	dir, _ = interrupted()
+	path := filepath.Join(dir, writer.SegmentJournal)
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var j map[string]any
+	require.NoError(t, json.Unmarshal(b, &j))
+	for _, kind := range []string{"events", "snapshots"} {
+		delete(j[kind].(map[string]any), "blocks")
+		delete(j[kind].(map[string]any), "digest")
+	}
+	b, err = json.Marshal(j)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, b, 0o644))
+	s, err = writer.ResumeSegmentStore(dir, opts)
+	require.NoError(t, err)
+	legacy, _ := s.Written()
+	assert.False(t, legacy.Known)
+	assert.Equal(t, s.NextToken(), legacy.Entries)
 }
