@@ -242,6 +242,16 @@ func TestRealServer(t *testing.T) {
 			} else {
 				assert.Positive(t, m.Snapshots.Count)
 				assert.Less(t, m.Snapshots.Count, all.Snapshots.Count)
+				// Each aggregate's newest snapshot, as the archive of all has it last.
+				newest := map[string]string{}
+				for _, r := range snapshotRecords(t, a1) {
+					newest[r[0]] = r[1]
+				}
+				got := snapshotRecords(t, dir)
+				require.Len(t, got, len(newest))
+				for _, r := range got {
+					assert.Equal(t, newest[r[0]], r[1], "aggregate %q", r[0])
+				}
 			}
 		}
 	})
@@ -321,4 +331,22 @@ func TestRealServer(t *testing.T) {
 		clitest.RequireCode(t, clitest.Run(t, clitest.Plain(t), nil, "export", "--segments", r2.ContextDir("default"), "-o", off), 0)
 		requireSameOffline(t, off, live)
 	})
+}
+
+// snapshotRecords reads every snapshot of the archive in dir, in its order: its aggregate id and its
+// protobuf bytes (without its position).
+func snapshotRecords(t *testing.T, dir string) [][2]string {
+	t.Helper()
+	a, err := archive.Open(dir)
+	require.NoError(t, err)
+	it := a.Snapshots(context.Background())
+	defer it.Close()
+	var out [][2]string
+	for it.Next() {
+		r, err := it.Record()
+		require.NoError(t, err)
+		out = append(out, [2]string{r.AggregateID, string(codec.Encode(nil, r))})
+	}
+	require.NoError(t, it.Err())
+	return out
 }

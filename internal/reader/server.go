@@ -133,6 +133,12 @@ func (s *ServerSource) Snapshots(ctx context.Context, req SnapshotRequest, out S
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	fetches := make(chan *fetch, SnapshotReaders)
+	// The server lists an aggregate's snapshots newest stored first: the newest alone is the first one,
+	// and the older ones need neither be read nor held (AXON.md 2.6: max_results bounds what it examines).
+	var maxResults int32
+	if req.Latest {
+		maxResults = 1
+	}
 	go func() {
 		defer close(fetches)
 		sem := make(chan struct{}, SnapshotReaders)
@@ -146,7 +152,7 @@ func (s *ServerSource) Snapshots(ctx context.Context, req SnapshotRequest, out S
 			sem <- struct{}{}
 			go func(id string) {
 				defer func() { <-sem; close(f.done) }()
-				f.raws, f.err = s.conn.ListAggregateSnapshots(ctx, id, 0, math.MaxInt64, 0)
+				f.raws, f.err = s.conn.ListAggregateSnapshots(ctx, id, 0, math.MaxInt64, maxResults)
 			}(id)
 		}
 	}()
