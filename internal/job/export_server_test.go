@@ -2,6 +2,7 @@ package job_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -363,3 +364,44 @@ func TestLiveExportRetriesBounded(t *testing.T) {
 	assert.Equal(t, lines(t, clean, false), lines(t, dir, false))
 	assert.Equal(t, lines(t, clean, true), lines(t, dir, true))
 }
+
+// The snapshot phase of a live export holds the snapshots of a bounded number of aggregates: while the
+// archive writer is held up at one, reader.SnapshotReaders more are read ahead, and no more are asked for.
+func TestServerSnapshotsHeldBounded(t *testing.T) {
+	srv := edgeServer(t, 0)
+	ids := []string{"edge-order-1"}
+	for i := range 4 * reader.SnapshotReaders {
+		ids = append(ids, fmt.Sprintf("no-snapshots-%d", i))
+	}
+	src := reader.NewServer(dial(t, srv, ctxName), reader.ServerOptions{})
+	w := &heldWriter{first: make(chan struct{}), release: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() { done <- src.Snapshots(context.Background(), reader.SnapshotRequest{Aggregates: ids}, w) }()
+	<-w.first
+	ahead := 1 + reader.SnapshotReaders
+	require.Eventually(t, func() bool { return srv.Calls(axontest.MethodListAggregateSnapshots) == ahead },
+		10*time.Second, time.Millisecond)
+	time.Sleep(200 * time.Millisecond) // time to ask for more, if it would
+	assert.Equal(t, ahead, srv.Calls(axontest.MethodListAggregateSnapshots))
+	close(w.release)
+	require.NoError(t, <-done)
+	assert.Equal(t, len(ids), srv.Calls(axontest.MethodListAggregateSnapshots))
+	assert.Equal(t, 4, w.n, "the aggregate's snapshots")
+}
+
+// heldWriter takes snapshots, holding the first until release is closed.
+type heldWriter struct {
+	first, release chan struct{}
+	n              int
+}
+
+func (w *heldWriter) WriteSnapshot(*archive.Record) error {
+	if w.n == 0 {
+		close(w.first)
+		<-w.release
+	}
+	w.n++
+	return nil
+}
+
+func (w *heldWriter) AddNote(manifest.Note) error { return nil }
