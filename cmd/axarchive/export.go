@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"time"
 
 	"github.com/axarchive/axarchive/archive/manifest"
@@ -14,7 +11,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/axarchive/axarchive/internal/job"
-	"github.com/axarchive/axarchive/internal/location"
 	"github.com/axarchive/axarchive/internal/reader"
 )
 
@@ -222,16 +218,7 @@ func runExport(ctx context.Context, o exportOptions, stdout, stderr io.Writer) e
 	var res *job.ExportResult
 	var err error
 	if o.segments != nil {
-		_, statErr := os.Lstat(o.export.Dir)
-		created := errors.Is(statErr, fs.ErrNotExist) && !o.export.Resume && !location.IsRemote(o.export.Dir)
 		res, err = job.ExportSegments(ctx, *o.segments, o.export)
-		if err != nil && created && errors.As(err, new(*reader.SegmentError)) {
-			// Damage in the input: --resume would stop at it again, so the directory this run created
-			// holds nothing anyone can finish. It goes, so that damaged input leaves nothing behind.
-			if rerr := os.RemoveAll(o.export.Dir); rerr == nil {
-				err = fmt.Errorf("%w; %s, which this run created, was removed", err, o.export.Dir)
-			}
-		}
 	} else {
 		o.conn.reportRetries(rep.warn)
 		conn, derr := o.conn.dial(ctx, stderr)

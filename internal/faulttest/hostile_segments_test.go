@@ -161,9 +161,20 @@ func TestHostileSegmentsCLI(t *testing.T) {
 			dir := writeHostileStore(t, c, false)
 			r := run(t, plain(t), nil, "segments", dir)
 			requireCode(t, r, 3)
-			r = run(t, plain(t), nil, "export", "--segments", dir, "-o", filepath.Join(t.TempDir(), "a"))
+			out := filepath.Join(t.TempDir(), "a")
+			r = run(t, plain(t), nil, "export", "--segments", dir, "-o", out)
 			requireCode(t, r, 3)
 			require.Regexp(t, `axarchive: error: .*0000000000000000000[01]\.(events|snapshots)`, r.Stderr, r)
+			// The damage is met after the archive was started: what the run wrote goes, a directory
+			// it made with it, the content of an empty one it was given.
+			require.Contains(t, r.Stderr, out+", which this run created, was removed", r)
+			require.NoDirExists(t, out)
+			given := filepath.Join(t.TempDir(), "given")
+			require.NoError(t, os.Mkdir(given, 0o755))
+			requireCode(t, run(t, plain(t), nil, "export", "--segments", dir, "-o", given), 3)
+			entries, err := os.ReadDir(given)
+			require.NoError(t, err)
+			require.Empty(t, entries)
 		})
 	}
 }

@@ -492,3 +492,14 @@ type discardReply struct{}
 func (discardReply) Header() http.Header         { return http.Header{} }
 func (discardReply) Write(p []byte) (int, error) { return len(p), nil }
 func (discardReply) WriteHeader(int)             {}
+
+// TestS3ExportDamagedSegments: an offline export into a bucket that meets damaged segment files after it
+// started leaves no object behind (as it leaves no directory), and says so.
+func TestS3ExportDamagedSegments(t *testing.T) {
+	b := newBucket(t, false)
+	dir := writeHostileStore(t, hostileSegments()[0], false)
+	r := b.run(t, "export", "--segments", dir, "-o", b.url("damaged"))
+	requireCode(t, r, 3)
+	require.Contains(t, r.Stderr, b.url("damaged")+", which this run created, was removed", r)
+	require.Empty(t, b.names(t, "damaged"))
+}

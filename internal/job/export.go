@@ -5,6 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -256,6 +259,8 @@ func run(ctx context.Context, src reader.Source, opts ExportOptions) (*ExportRes
 	}
 
 	var w *archive.Writer
+	// created: this run starts the archive (it resumes none); localNew: in a directory that was not there.
+	var created, localNew bool
 	if opts.Resume {
 		if store != nil {
 			// The parts of the files the interrupted run was writing: never completed, the journal says
@@ -286,6 +291,10 @@ func run(ctx context.Context, src reader.Source, opts ExportOptions) (*ExportRes
 			return nil, err
 		}
 		wopts.Range = r
+		if store == nil {
+			_, serr := os.Lstat(opts.Dir)
+			localNew = errors.Is(serr, fs.ErrNotExist)
+		}
 		w, err = archive.CreateIn(st, wopts)
 		if err != nil && store != nil && !errors.Is(err, archive.ErrNotEmpty) {
 			// An object store may have taken the first journal although its reply was lost: whether
@@ -296,6 +305,7 @@ func run(ctx context.Context, src reader.Source, opts ExportOptions) (*ExportRes
 		if err != nil {
 			return nil, err
 		}
+		created = true
 	}
 	// Also on resume: a run killed between Create and these notes left a journal without them. AddNote
 	// keeps a note once, and these come before anything else a run records, so the order is the same.
@@ -315,9 +325,53 @@ func run(ctx context.Context, src reader.Source, opts ExportOptions) (*ExportRes
 		if serr != nil {
 			err = errors.Join(err, fmt.Errorf("leave archive resumable: %w", serr))
 		}
-		return nil, &InterruptedError{Dir: opts.Dir, NextToken: next, Events: committed, Err: err}
+		ie := &InterruptedError{Dir: opts.Dir, NextToken: next, Events: committed, Err: err}
+		if created && serr == nil && errors.As(err, new(*reader.SegmentError)) {
+			// Damage in the input: --resume would stop at it again, so what this run wrote is nothing
+			// anyone can finish. It goes, so that damaged input leaves nothing behind.
+			if derr := discardArchive(ctx, st, store, opts.Dir, localNew); derr == nil {
+				return nil, fmt.Errorf("%w; %s, which this run created, was removed", ie, opts.Dir)
+			}
+		}
+		return nil, ie
 	}
 	return res, nil
+}
+
+// discardArchive removes what a run that created the archive in dir wrote there: the directory, if it
+// was not there before; else its content (Create found it empty); in an object store, every object of
+// the prefix (Create found it empty too) and the unfinished uploads.
+func discardArchive(ctx context.Context, st archive.Storage, store *s3store.Store, dir string, localNew bool) error {
+	if store == nil {
+		if localNew {
+			return os.RemoveAll(dir)
+		}
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if _, err := store.AbortUploads(ctx); err != nil {
+		return err
+	}
+	entries, err := st.List("")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if !e.Mode.IsDir() {
+			if err := st.Remove(e.Name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // warnKeptSettings says which of the settings given to a resumed export it does not use: the chunking and
