@@ -8,12 +8,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"filippo.io/age"
 	"filippo.io/age/agessh"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/axarchive/axarchive/internal/smallfile"
 )
 
 // maxKeyFile bounds a recipients or identity file: they hold a few keys, not megabytes.
@@ -51,7 +52,7 @@ func Recipients(given, files []string) ([]age.Recipient, error) {
 		out = append(out, r)
 	}
 	for _, f := range files {
-		data, err := readBounded(f)
+		data, err := smallfile.Read(f, maxKeyFile)
 		if err != nil {
 			return nil, err
 		}
@@ -85,7 +86,7 @@ func Recipients(given, files []string) ([]age.Recipient, error) {
 func Identities(files []string) ([]age.Identity, error) {
 	var out []age.Identity
 	for _, f := range files {
-		data, err := readBounded(f)
+		data, err := smallfile.Read(f, maxKeyFile)
 		if err != nil {
 			return nil, err
 		}
@@ -108,25 +109,6 @@ func Identities(files []string) ([]age.Identity, error) {
 		out = append(out, ids...)
 	}
 	return out, nil
-}
-
-func readBounded(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	if fi.Size() > maxKeyFile {
-		return nil, fmt.Errorf("%s: %d bytes, more than a key file can need (%d)", path, fi.Size(), maxKeyFile)
-	}
-	return os.ReadFile(path)
 }
 
 // abbreviate keeps an error message short and free of a whole pasted key.

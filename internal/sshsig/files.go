@@ -11,6 +11,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
+
+	"github.com/axarchive/axarchive/internal/smallfile"
 )
 
 // maxKeyFile bounds a private key file: the largest OpenSSH key (RSA 16384) is under 16 KiB.
@@ -20,7 +22,7 @@ const maxKeyFile = 1 << 20
 // (SSH_AUTH_SOCK) when the agent holds it, as ssh-keygen -Y sign does; a passphrase is never asked for or
 // taken from the command line.
 func LoadSigner(path string) (ssh.Signer, error) {
-	data, err := readBounded(path, maxKeyFile)
+	data, err := smallfile.Read(path, maxKeyFile)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +114,7 @@ func (s Signed) String() string {
 
 // VerifyFile checks path+".sig" against the file's bytes, the namespace and an allowed_signers file.
 func VerifyFile(path, namespace, allowedSigners string, now time.Time) (Signed, error) {
-	armored, err := readBounded(path+".sig", maxArmored)
+	armored, err := smallfile.Read(path+".sig", maxArmored)
 	if err != nil {
 		return Signed{}, err
 	}
@@ -133,7 +135,7 @@ func VerifyFile(path, namespace, allowedSigners string, now time.Time) (Signed, 
 
 // LoadAllowedSigners reads an allowed_signers file.
 func LoadAllowedSigners(path string) ([]AllowedSigner, error) {
-	data, err := readBounded(path, maxAllowedSigners)
+	data, err := smallfile.Read(path, maxAllowedSigners)
 	if err != nil {
 		return nil, err
 	}
@@ -155,29 +157,4 @@ func VerifyMessage(message, armored []byte, namespace string, signers []AllowedS
 		return Signed{}, err
 	}
 	return Signed{Principals: principals, Fingerprint: Fingerprint(sig.PublicKey)}, nil
-}
-
-// readBounded reads a small file whole, refusing one larger than limit without reading it all.
-func readBounded(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	if fi.Size() > limit {
-		return nil, fmt.Errorf("%s: %d bytes, more than the %d such a file can need", path, fi.Size(), limit)
-	}
-	buf := make([]byte, fi.Size())
-	n, err := f.ReadAt(buf, 0)
-	if err != nil && n != len(buf) {
-		return nil, err
-	}
-	return buf, nil
 }

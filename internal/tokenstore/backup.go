@@ -6,10 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/axarchive/axarchive/internal/smallfile"
 )
 
 // ErrBackup: a backup file is not one tokens rewrite wrote, or is damaged.
@@ -84,14 +85,13 @@ func writeBackup(path, table string, rows []Row, now time.Time) error {
 
 // ReadBackup reads a backup file.
 func ReadBackup(path string) (*Backup, []Row, error) {
-	f, err := os.Open(path)
-	if err != nil {
+	data, err := smallfile.Read(path, maxBackupSize)
+	var tl *smallfile.TooLargeError
+	switch {
+	case errors.As(err, &tl):
+		return nil, nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrBackup, path, maxBackupSize)
+	case err != nil:
 		return nil, nil, fmt.Errorf("read the backup: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxBackupSize+1))
-	if err != nil {
-		return nil, nil, fmt.Errorf("read the backup %s: %w", path, err)
 	}
 	return parseBackup(path, data)
 }

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"hash"
 	"hash/crc32"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/axarchive/axarchive/internal/crashpoint"
+	"github.com/axarchive/axarchive/internal/smallfile"
 )
 
 // Segment files as Axon Server writes them (AXON.md section 3): a 5-byte header (version 2, flags 0),
@@ -275,13 +275,8 @@ func ResumeSegmentStore(dir string, opts SegmentStoreOptions) (*SegmentStore, er
 const maxSegmentJournalBytes = 16 << 20
 
 func readJournalFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxSegmentJournalBytes+1))
-	if err == nil && len(b) > maxSegmentJournalBytes {
+	b, err := smallfile.Read(path, maxSegmentJournalBytes)
+	if errors.As(err, new(*smallfile.TooLargeError)) {
 		err = fmt.Errorf("%w: %s is larger than %d bytes: not a journal this axarchive wrote", ErrSegmentDir, path, maxSegmentJournalBytes)
 	}
 	return b, err
