@@ -309,7 +309,7 @@ func (im *importer) snapshotSizeScan(ctx context.Context) error {
 // transactions the import will make.
 func (im *importer) sizeScan(ctx context.Context, plan *Plan) error {
 	t := sizeTally{im: im, groups: newTxEnds(ctx, im.archives)}
-	err := im.eachEncodedEvent(ctx, plan.StartAt, func(token int64, event []byte, _ eventAggregate) error {
+	err := im.eachEncodedEvent(ctx, plan.StartAt, false, func(token int64, event []byte, _ eventAggregate) error {
 		t.add(token, int64(len(event)))
 		return t.err
 	})
@@ -418,7 +418,7 @@ func (im *importer) importEvents(ctx context.Context, plan *Plan) error {
 	// An archive that records its source's transactions is sent one transaction per recorded one (cut
 	// further only where the limits say so).
 	groups := newTxEnds(ctx, im.archives)
-	err := im.eachEncodedEvent(ctx, plan.StartAt, func(token int64, event []byte, agg eventAggregate) error {
+	err := im.eachEncodedEvent(ctx, plan.StartAt, ov != nil, func(token int64, event []byte, agg eventAggregate) error {
 		end := false
 		if groups != nil {
 			var err error

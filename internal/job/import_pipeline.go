@@ -19,20 +19,24 @@ type eventAggregate struct {
 }
 
 // eachEncodedEvent calls fn, in token order, with the token, the protobuf Event (as codec.Encode writes
-// it) and the aggregate of every archive event from token from on, across the chain, with the same
-// errors as eachEvent. One goroutine reads (decompresses and hashes) the archive and the pipeline's
+// it) and, with aggregates, the aggregate (else a zero eventAggregate) of every archive event from token
+// from on, across the chain, with the same errors as eachEvent. One goroutine reads (decompresses and hashes) the archive and the pipeline's
 // workers parse and encode batches of lines on all cores. The event passed to fn is valid only during
 // the call.
-func (im *importer) eachEncodedEvent(ctx context.Context, from int64, fn func(token int64, event []byte, agg eventAggregate) error) error {
+func (im *importer) eachEncodedEvent(ctx context.Context, from int64, aggregates bool, fn func(token int64, event []byte, agg eventAggregate) error) error {
 	if ordered.Workers() < 2 {
 		var buf, id []byte
 		return im.eachEvent(ctx, from, func(r *archive.Record) error {
 			buf = codec.Encode(buf[:0], r)
-			id = append(id[:0], r.AggregateID...)
-			return fn(r.Token, buf, eventAggregate{id: id, sequence: r.Sequence, domain: r.AggregateType != ""})
+			var agg eventAggregate
+			if aggregates {
+				id = append(id[:0], r.AggregateID...)
+				agg = eventAggregate{id: id, sequence: r.Sequence, domain: r.AggregateType != ""}
+			}
+			return fn(r.Token, buf, agg)
 		})
 	}
-	err, readErr := pipeline(ctx, importBatch, 0, toEvents, func(f *feed) error {
+	err, readErr := pipeline(ctx, importBatch, 0, func() func(*batch) { return toEvents(aggregates) }, func(f *feed) error {
 		err := im.src.Events(f.ctx, from, math.MaxInt64, func(e reader.Event) error {
 			b, err := f.next()
 			if err != nil {
@@ -53,12 +57,16 @@ func (im *importer) eachEncodedEvent(ctx context.Context, from int64, fn func(to
 	}, func(b *batch) error {
 		start, aggStart := 0, 0
 		for i, end := range b.outEnds {
-			aggEnd := b.outAggEnds[i]
-			agg := eventAggregate{id: b.outAgg[aggStart:aggEnd:aggEnd], sequence: b.outSeq[i], domain: b.outSeq[i] != noDomain}
+			var agg eventAggregate
+			if aggregates {
+				aggEnd := b.outAggEnds[i]
+				agg = eventAggregate{id: b.outAgg[aggStart:aggEnd:aggEnd], sequence: b.outSeq[i], domain: b.outSeq[i] != noDomain}
+				aggStart = aggEnd
+			}
 			if err := fn(b.outToken[i], b.out[start:end:end], agg); err != nil {
 				return err
 			}
-			start, aggStart = end, aggEnd
+			start = end
 		}
 		return b.err
 	})

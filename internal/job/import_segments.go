@@ -317,7 +317,7 @@ func writeSegmentEvents(ctx context.Context, im *importer, store *writer.Segment
 	}
 	groups := newTxEnds(ctx, im.archives)
 	defer groups.close()
-	return im.eachEncodedEvent(ctx, from, func(token int64, event []byte, _ eventAggregate) error {
+	return im.eachEncodedEvent(ctx, from, false, func(token int64, event []byte, _ eventAggregate) error {
 		if token != store.NextToken() {
 			return fmt.Errorf("%w: the archive has token %d where token %d is due", ErrNotContiguous, token, store.NextToken())
 		}

@@ -195,14 +195,17 @@ func toLines(sel *selection, wantAggregates, tolerant bool) func(*batch) {
 const noDomain = math.MinInt64
 
 // toEvents parses archive lines and encodes each event as protobuf, the record lent by the parser only
-// for that. It notes each event's aggregate and sequence too, which the import's snapshots wait for, as
-// the line is parsed only here.
-func toEvents() func(*batch) {
+// for that. With aggregates it notes each event's aggregate and sequence too, which the snapshots sent
+// beside the events wait for, as the line is parsed only here.
+func toEvents(aggregates bool) func(*batch) {
 	return func(b *batch) {
 		start := 0
 		for i, end := range b.ends {
 			err := archive.VisitEventJSON(b.in[start:end], func(r *archive.Record) error {
 				b.out = codec.Encode(b.out, r)
+				if !aggregates {
+					return nil
+				}
 				seq := int64(noDomain)
 				if r.AggregateType != "" {
 					b.outAgg = append(b.outAgg, r.AggregateID...)
