@@ -114,8 +114,7 @@ func runSegmentImport(c *cli.Context, opts job.SegmentOptions, dirs []string, mo
 			if errors.Is(err, context.Canceled) {
 				return &continueError{err: err, hint: "the files are complete but not checked: to check them, run: " + again}
 			}
-			// Reading the files back failed: not the archive's fault, whatever the cause wraps.
-			return &continueError{err: errors.New(err.Error()), hint: fmt.Sprintf("do not start a server on %s until a check passes; to check it again, run: %s", plan.Dir, again)}
+			return &continueError{err: err, hint: fmt.Sprintf("do not start a server on %s until a check passes; to check it again, run: %s", plan.Dir, again)}
 		}
 		return err
 	}

@@ -174,3 +174,18 @@ func TestSegmentImportCheckFails(t *testing.T) {
 	requireCode(t, r, 0)
 	require.NoFileExists(t, filepath.Join(dir, "axarchive-segments.json"))
 }
+
+// TestSegmentImportCheckUnreadable: files that cannot be read back at all (here an entry named like a
+// segment file that is none, put beside them before --resume) fail the check as files that differ do:
+// exit 4, the cause named, the journal kept.
+func TestSegmentImportCheckUnreadable(t *testing.T) {
+	j := newSegmentJob(t)
+	dir := filepath.Join(t.TempDir(), "default")
+	r := run(t, faulty(t), []string{"AXARCHIVE_CRASH_AT=segments-complete:1"}, j.cmd(dir, false)...)
+	require.Equal(t, syscall.SIGKILL, r.Signal, r)
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "00000000000099999999.events"), 0o755))
+	r = run(t, plain(t), nil, j.cmd(dir, true)...)
+	requireCode(t, r, 4)
+	require.Regexp(t, `(?m)^axarchive: error: the segment files in .* are not what was written: the files cannot be read back: .*00000000000099999999\.events`, r.Stderr)
+	require.FileExists(t, filepath.Join(dir, "axarchive-segments.json"))
+}

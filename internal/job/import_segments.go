@@ -206,7 +206,7 @@ func ImportSegments(ctx context.Context, dirs []string, opts SegmentOptions) (*S
 			why, err := readBack(ctx, opts.Dir, events, snapshots)
 			switch {
 			case err != nil:
-				checkErr = &CheckError{Err: fmt.Errorf("read the segment files back: %w", err)}
+				checkErr = &CheckError{Err: err}
 				return checkErr
 			case why != "":
 				checkErr = &SegmentCheckError{Dir: opts.Dir, Reason: why}

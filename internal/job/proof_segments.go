@@ -167,14 +167,14 @@ func (p *snapshotProof) AddNote(manifest.Note) error { return nil }
 // hold with what the store wrote: every block intact (its CRC-32 and its events, which the reader
 // checks), the same blocks in the same order (the SHA-256 over their checksums) and as many events and
 // snapshots, the newest files ending where a server appends. It returns what differs, "" for nothing;
-// an error only when the files cannot be read at all.
+// an error only when ctx ends. Files that cannot be read are what differs: they are the import's own.
 func readBack(ctx context.Context, dir string, events, snapshots writer.BlockDigest) (string, error) {
 	segs, err := reader.OpenSegments(reader.SegmentsOptions{Dir: dir})
 	if errors.Is(err, reader.ErrNoSegments) && events.Entries == 0 && snapshots.Entries == 0 {
 		return "", nil
 	}
 	if err != nil {
-		return "", err
+		return fmt.Sprintf("the files cannot be read back: %v", err), nil
 	}
 	type blockIter interface {
 		Next() bool
